@@ -1,0 +1,32 @@
+-- The extension installs into schema streamrec with the catalog and domain tables of DESIGN.md.
+CREATE EXTENSION pg_streamrec;
+
+SELECT extname, extversion, extrelocatable, n.nspname AS schema
+FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+WHERE extname = 'pg_streamrec';
+
+-- Tables and their columns, in order.
+SELECT c.relname, string_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
+                             || CASE WHEN a.attnotnull THEN ' not null' ELSE '' END, ', ' ORDER BY a.attnum) AS columns
+FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = 'streamrec'
+JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+WHERE c.relkind = 'r'
+GROUP BY c.relname
+ORDER BY c.relname;
+
+-- Primary keys.
+SELECT conrelid::regclass AS table_name, pg_get_constraintdef(oid) AS definition
+FROM pg_constraint
+WHERE connamespace = 'streamrec'::regnamespace AND contype = 'p'
+ORDER BY 1::text;
+
+-- Settings exist, with their defaults, and the prefix is reserved.
+SELECT name, setting, context FROM pg_settings WHERE name LIKE 'streamrec.%' ORDER BY name;
+SET streamrec.no_such_setting = 1;
+SHOW streamrec.database;
+
+-- The catalog is not readable by PUBLIC (options may carry credentials).
+SELECT relname, relacl FROM pg_class
+WHERE relnamespace = 'streamrec'::regnamespace AND relname IN ('sources', 'sinks', 'source_offsets', 'dead_letters')
+ORDER BY relname;
