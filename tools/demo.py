@@ -1,0 +1,99 @@
+"""The demo behind tools/demo: a throwaway cluster with pg_streamrec preloaded, the sandbox
+Kafka broker and schema registry, a generated seed-style inventory, and generated clicks on
+the seed's topic. With --keep it leaves everything running and prints how to connect."""
+
+import argparse
+import os
+import subprocess
+import sys
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
+
+from harness import BUILD, Cluster, launcher_activity, wait_for  # noqa: E402
+from sandbox import Sandbox  # noqa: E402
+
+TOPICS = {"flink.click.streams": 4, "flink.sales.records": 4, "flink.recommended.products": 4}
+
+
+def banner(text):
+    print(f"\n--- {text}", flush=True)
+
+
+def psql(cluster, *args, stop_on_error=True):
+    """Runs psql as a user would and shows its output."""
+    env = dict(os.environ, **cluster.psql_env())
+    subprocess.run([os.path.join(cluster.bindir, "psql"), "-X", "-v", f"ON_ERROR_STOP={int(stop_on_error)}", *args],
+                   env=env, check=stop_on_error)
+
+
+def datagen(*args):
+    return subprocess.run([os.path.join(BUILD, "streamrec-datagen"), *args], check=True,
+                          stdout=subprocess.PIPE, text=True).stdout
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--keep", action="store_true", help="leave the cluster and broker running")
+    args = parser.parse_args()
+
+    sandbox = Sandbox(BUILD, topics=TOPICS)
+    cluster = None
+    try:
+        banner("starting the sandbox Kafka broker and schema registry")
+        sandbox.start()
+        print(f"bootstrap: {sandbox.bootstrap}\nregistry:  {sandbox.registry_url}")
+        subprocess.run(["kcat", "-L", "-b", sandbox.bootstrap], check=True)
+
+        banner("starting a PostgreSQL 15 cluster with shared_preload_libraries = 'pg_streamrec'")
+        cluster = Cluster("demo", settings={"streamrec.brokers": f"'{sandbox.bootstrap}'"}).init().start()
+        print(f"launcher: {wait_for(lambda: launcher_activity(cluster), what='launcher')}")
+        psql(cluster, "-c", "CREATE EXTENSION pg_streamrec")
+        wait_for(lambda: "watching" in (launcher_activity(cluster) or ""), what="launcher to see the extension")
+        print(f"launcher: {launcher_activity(cluster)}")
+        psql(cluster, "-c", "\\dt streamrec.*")
+
+        banner("loading a generated inventory (the seed's product_id,category,stock,rating CSV)")
+        inventory = os.path.join(cluster.dir, "productInventory.csv")
+        datagen("--kind", "inventory", "--format", "csv", "--products", "200", "--categories", "8",
+                "--seed", "42", "--output", inventory)
+        with open(inventory) as f:
+            print("".join(f.readlines()[:5]) + "...")
+        psql(cluster, "-c", f"\\copy streamrec.inventory(product_id, category, stock, rating) FROM '{inventory}' CSV")
+        psql(cluster, "-c", "SELECT category, count(*) AS products, count(*) FILTER (WHERE stock > 0) AS in_stock, "
+                            "round(avg(rating)::numeric, 2) AS avg_rating "
+                            "FROM streamrec.inventory GROUP BY category ORDER BY category")
+        psql(cluster, "-c", "SELECT product_id, category, stock, rating FROM streamrec.inventory "
+                            "WHERE category = (SELECT category FROM streamrec.inventory WHERE product_id = '140') "
+                            "AND stock > 0 ORDER BY rating DESC, product_id LIMIT 6")
+
+        banner("producing 1000 Avro clicks (Confluent framing, schema in the registry) to flink.click.streams")
+        datagen("--kind", "clicks", "--format", "avro", "--count", "1000", "--seed", "42", "--products", "200",
+                "--topic", "flink.click.streams", "--brokers", sandbox.bootstrap, "--registry", sandbox.registry_url)
+        subprocess.run(["kcat", "-C", "-b", sandbox.bootstrap, "-t", "flink.click.streams", "-e", "-q",
+                        "-f", "partition %p offset %o key %k: %S bytes\\n", "-c", "5"], check=True)
+        banner("the same clicks as csv, the way a csv source will read them")
+        print(datagen("--kind", "clicks", "--format", "csv", "--count", "5", "--seed", "42", "--products", "200",
+                      "--output", "-"))
+
+        banner("error boundary: a C++ exception inside SQL is a clean ERROR, the session goes on")
+        psql(cluster, "-c", "SELECT streamrec._selftest('cpp_error')", "-c", "SELECT 'still connected' AS session",
+             stop_on_error=False)
+    finally:
+        if args.keep and cluster is not None:
+            banner("left running (--keep)")
+            print(f"psql:      psql -h 127.0.0.1 -p {cluster.port} -U postgres postgres")
+            print(f"bootstrap: {sandbox.bootstrap}   (kcat -L -b {sandbox.bootstrap})")
+            print(f"registry:  {sandbox.registry_url}")
+            print(f"stop with: runuser -u postgres -- {cluster.bindir}/pg_ctl -D {cluster.data} stop; "
+                  f"kill {sandbox.pid}")
+        else:
+            if cluster is not None:
+                cluster.assert_no_crash()
+                cluster.destroy()
+            sandbox.stop()
+            print("\ndemo finished; cluster and broker stopped and removed")
+
+
+if __name__ == "__main__":
+    main()
