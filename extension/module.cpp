@@ -1,6 +1,7 @@
 // Module entry: refuses to load outside shared_preload_libraries, defines the GUCs and
 // registers the launcher background worker.
 #include "extension/settings.h"
+#include "extension/shared_state.h"
 
 extern "C" {
 #include "postgres.h"
@@ -59,5 +60,6 @@ extern "C" void _PG_init(void) {
              errhint("Add pg_streamrec to shared_preload_libraries in postgresql.conf and restart the server.")));
   }
   define_settings();
+  streamrec::install_shared_state_hooks();
   register_launcher();
 }

@@ -14,7 +14,10 @@ CREATE TABLE streamrec.sources (
     options     jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(options) = 'object'),
     paused      boolean NOT NULL DEFAULT false,
     owner       oid NOT NULL DEFAULT ((current_user)::regrole)::oid,
-    created_at  timestamptz NOT NULL DEFAULT now()
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    generation  int NOT NULL DEFAULT 0,   -- bumped to make the launcher restart the worker
+    last_error  text,                     -- set when on_error = stop stopped the source
+    last_error_at timestamptz
 );
 COMMENT ON TABLE streamrec.sources IS 'Kafka topics consumed into tables, one worker each';
 
@@ -49,11 +52,35 @@ CREATE TABLE streamrec.sinks (
     options     jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(options) = 'object'),
     paused      boolean NOT NULL DEFAULT false,
     owner       oid NOT NULL DEFAULT ((current_user)::regrole)::oid,
-    created_at  timestamptz NOT NULL DEFAULT now()
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    generation  int NOT NULL DEFAULT 0,
+    last_error  text,
+    last_error_at timestamptz
 );
 COMMENT ON TABLE streamrec.sinks IS 'Tables whose new rows are produced to Kafka topics, one worker each';
 
 REVOKE ALL ON streamrec.sources, streamrec.source_offsets, streamrec.dead_letters, streamrec.sinks FROM PUBLIC;
+
+-- Non-superusers administer sources and sinks through membership in streamrec_admin. Each
+-- sees and changes only the rows it owns (row-level security), so one admin never reads
+-- another's Kafka credentials; a worker runs as its owner and so passes the same policies.
+DO $$
+BEGIN
+    CREATE ROLE streamrec_admin NOLOGIN;
+EXCEPTION WHEN duplicate_object THEN NULL;
+END $$;
+GRANT USAGE ON SCHEMA streamrec TO streamrec_admin;
+GRANT SELECT, INSERT, UPDATE, DELETE ON streamrec.sources, streamrec.source_offsets,
+    streamrec.dead_letters, streamrec.sinks TO streamrec_admin;
+GRANT USAGE ON SEQUENCE streamrec.dead_letters_id_seq TO streamrec_admin;
+ALTER TABLE streamrec.sources ENABLE ROW LEVEL SECURITY;
+ALTER TABLE streamrec.sinks ENABLE ROW LEVEL SECURITY;
+ALTER TABLE streamrec.source_offsets ENABLE ROW LEVEL SECURITY;
+ALTER TABLE streamrec.dead_letters ENABLE ROW LEVEL SECURITY;
+CREATE POLICY own_sources ON streamrec.sources USING (owner = current_user::text::regrole::oid);
+CREATE POLICY own_sinks ON streamrec.sinks USING (owner = current_user::text::regrole::oid);
+CREATE POLICY own_offsets ON streamrec.source_offsets USING (source IN (SELECT name FROM streamrec.sources));
+CREATE POLICY own_dead_letters ON streamrec.dead_letters USING (source IN (SELECT name FROM streamrec.sources));
 
 -- pg_dump keeps the catalog's rows (offsets included) with the extension.
 SELECT pg_catalog.pg_extension_config_dump('streamrec.sources', '');
@@ -143,3 +170,332 @@ CREATE FUNCTION streamrec._selftest(kind text) RETURNS text
 CREATE FUNCTION streamrec._selftest_live_objects() RETURNS int
     AS 'MODULE_PATHNAME', 'streamrec_selftest_live_objects' LANGUAGE C VOLATILE STRICT;
 REVOKE ALL ON FUNCTION streamrec._selftest(text), streamrec._selftest_live_objects() FROM PUBLIC;
+
+-- ---------------------------------------------------------------------------------------------
+-- Sources API (DESIGN.md section 2). Invoker's rights: the caller's own privileges decide what
+-- a source may write, and row-level security records the caller as the owner the worker runs as.
+-- ---------------------------------------------------------------------------------------------
+CREATE FUNCTION streamrec._require_admin() RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
+       AND NOT pg_has_role(current_user, 'streamrec_admin', 'MEMBER') THEN
+        RAISE EXCEPTION 'permission denied to manage pg_streamrec sources and sinks'
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = format('A superuser can run: GRANT streamrec_admin TO %I;', current_user);
+    END IF;
+END $$;
+
+CREATE FUNCTION streamrec._bad_argument(message text, hint text) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION '%', message USING ERRCODE = 'invalid_parameter_value', HINT = hint;
+END $$;
+
+-- Checks a `start` position: earliest, latest or a timestamp.
+CREATE FUNCTION streamrec._check_start(start text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF start IN ('earliest', 'latest') THEN
+        RETURN;
+    END IF;
+    PERFORM start::timestamptz;
+EXCEPTION WHEN others THEN
+    PERFORM streamrec._bad_argument(format('invalid start position "%s"', start),
+                                    'Use earliest, latest or an ISO timestamp such as 2024-06-28T13:00:00Z.');
+END $$;
+
+-- Validates every option of a source against its format and target table.
+CREATE FUNCTION streamrec._check_source_options(format text, target regclass, options jsonb) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    allowed constant text[] := ARRAY['columns', 'metadata', 'start', 'group_id', 'mode', 'schema_registry',
+                                     'schema', 'csv', 'kafka', 'batch_size', 'batch_ms', 'on_error'];
+    metadata_kinds constant text[] := ARRAY['timestamp', 'key', 'partition', 'offset', 'topic'];
+    table_columns text[];
+    key text;
+    value jsonb;
+    col text;
+    n int;
+BEGIN
+    IF options IS NULL OR jsonb_typeof(options) <> 'object' THEN
+        PERFORM streamrec._bad_argument('options must be a JSON object', 'Pass options as jsonb, e.g. ''{"batch_size": 5000}''.');
+    END IF;
+    FOR key IN SELECT jsonb_object_keys(options) LOOP
+        IF key <> ALL (allowed) THEN
+            PERFORM streamrec._bad_argument(format('unknown option "%s"', key),
+                                            'Valid options: ' || array_to_string(allowed, ', ') || '.');
+        END IF;
+    END LOOP;
+
+    SELECT array_agg(attname::text ORDER BY attnum) INTO table_columns
+    FROM pg_attribute WHERE attrelid = target AND attnum > 0 AND NOT attisdropped AND attgenerated = '';
+
+    -- columns: csv takes a list in field order, json/avro a map column -> field path.
+    value := options -> 'columns';
+    IF value IS NOT NULL THEN
+        IF format = 'csv' THEN
+            IF jsonb_typeof(value) <> 'array' OR jsonb_array_length(value) = 0
+               OR EXISTS (SELECT FROM jsonb_array_elements(value) e WHERE jsonb_typeof(e) <> 'string') THEN
+                PERFORM streamrec._bad_argument('option "columns" of a csv source must be a non-empty array of column names',
+                                                'Example: {"columns": ["user_id", "product_id"]}.');
+            END IF;
+            FOR col IN SELECT jsonb_array_elements_text(value) LOOP
+                IF col <> ALL (table_columns) THEN
+                    RAISE EXCEPTION 'column "%" of option "columns" does not exist in %', col, target
+                        USING ERRCODE = 'undefined_column', HINT = 'Columns: ' || array_to_string(table_columns, ', ') || '.';
+                END IF;
+            END LOOP;
+            SELECT count(*) - count(DISTINCT e) INTO n FROM jsonb_array_elements_text(value) e;
+            IF n > 0 THEN
+                PERFORM streamrec._bad_argument('option "columns" names a column twice', 'List each column once.');
+            END IF;
+        ELSE
+            IF jsonb_typeof(value) <> 'object'
+               OR EXISTS (SELECT FROM jsonb_each(value) e WHERE jsonb_typeof(e.value) <> 'string' OR e.value #>> '{}' = '') THEN
+                PERFORM streamrec._bad_argument(format('option "columns" of a %s source must map columns to field paths', format),
+                                                'Example: {"columns": {"user_id": "user.id", "product_id": "product_id"}}.');
+            END IF;
+            FOR col IN SELECT jsonb_object_keys(value) LOOP
+                IF col <> ALL (table_columns) THEN
+                    RAISE EXCEPTION 'column "%" of option "columns" does not exist in %', col, target
+                        USING ERRCODE = 'undefined_column', HINT = 'Columns: ' || array_to_string(table_columns, ', ') || '.';
+                END IF;
+            END LOOP;
+        END IF;
+    END IF;
+
+    value := options -> 'metadata';
+    IF value IS NOT NULL THEN
+        IF jsonb_typeof(value) <> 'object'
+           OR EXISTS (SELECT FROM jsonb_each(value) e WHERE jsonb_typeof(e.value) <> 'string' OR (e.value #>> '{}') <> ALL (metadata_kinds)) THEN
+            PERFORM streamrec._bad_argument('option "metadata" must map columns to timestamp, key, partition, offset or topic',
+                                            'Example: {"metadata": {"event_time": "timestamp"}}.');
+        END IF;
+        FOR col IN SELECT jsonb_object_keys(value) LOOP
+            IF col <> ALL (table_columns) THEN
+                RAISE EXCEPTION 'column "%" of option "metadata" does not exist in %', col, target
+                    USING ERRCODE = 'undefined_column', HINT = 'Columns: ' || array_to_string(table_columns, ', ') || '.';
+            END IF;
+            IF (format = 'csv' AND options -> 'columns' ? col) OR (format <> 'csv' AND (options -> 'columns') ? col) THEN
+                PERFORM streamrec._bad_argument(format('column "%s" is both in "columns" and in "metadata"', col),
+                                                'Map each column from one place.');
+            END IF;
+        END LOOP;
+    END IF;
+
+    IF options ? 'start' THEN
+        IF jsonb_typeof(options -> 'start') <> 'string' THEN
+            PERFORM streamrec._bad_argument('option "start" must be a string', 'Use earliest, latest or an ISO timestamp.');
+        END IF;
+        PERFORM streamrec._check_start(options ->> 'start');
+    END IF;
+    IF options ? 'group_id' AND (jsonb_typeof(options -> 'group_id') <> 'string' OR options ->> 'group_id' = '') THEN
+        PERFORM streamrec._bad_argument('option "group_id" must be a non-empty string', 'Example: {"group_id": "clicks-db1"}.');
+    END IF;
+    IF options ? 'mode' THEN
+        IF coalesce(options ->> 'mode', '') NOT IN ('append', 'upsert') THEN
+            PERFORM streamrec._bad_argument(format('unknown mode "%s"', options ->> 'mode'), 'Use append or upsert.');
+        END IF;
+        IF options ->> 'mode' = 'upsert' THEN
+            IF NOT EXISTS (SELECT FROM pg_index WHERE indrelid = target AND indisprimary) THEN
+                RAISE EXCEPTION 'mode upsert needs a primary key on %', target
+                    USING ERRCODE = 'invalid_table_definition', HINT = 'Add a primary key or use mode append.';
+            END IF;
+            IF NOT has_table_privilege(target, 'UPDATE') THEN
+                RAISE EXCEPTION 'permission denied to update %', target
+                    USING ERRCODE = 'insufficient_privilege', HINT = 'mode upsert needs INSERT and UPDATE on the target.';
+            END IF;
+        END IF;
+    END IF;
+    IF options ? 'schema_registry' THEN
+        IF format <> 'avro' THEN
+            PERFORM streamrec._bad_argument('option "schema_registry" applies to avro sources only', 'Remove it or use format avro.');
+        END IF;
+        IF coalesce(options ->> 'schema_registry', '') !~ '^https?://' THEN
+            PERFORM streamrec._bad_argument('option "schema_registry" must be an http(s) URL',
+                                            'Example: http://registry:8081 or http://apicurio:8080/apis/ccompat/v6.');
+        END IF;
+    END IF;
+    IF options ? 'schema' THEN
+        IF format <> 'avro' THEN
+            PERFORM streamrec._bad_argument('option "schema" applies to avro sources only', 'Remove it or use format avro.');
+        END IF;
+        IF jsonb_typeof(options -> 'schema') NOT IN ('string', 'object') THEN
+            PERFORM streamrec._bad_argument('option "schema" must be an Avro schema (JSON object or string)', 'Example: {"schema": {"type": "record", ...}}.');
+        END IF;
+    END IF;
+    IF format = 'avro' AND (options ? 'schema_registry') = (options ? 'schema') THEN
+        PERFORM streamrec._bad_argument('an avro source needs exactly one of "schema_registry" and "schema"',
+                                        'Use schema_registry for Confluent-framed messages, schema for plain Avro.');
+    END IF;
+    IF options ? 'csv' THEN
+        value := options -> 'csv';
+        IF format <> 'csv' THEN
+            PERFORM streamrec._bad_argument('option "csv" applies to csv sources only', 'Remove it or use format csv.');
+        END IF;
+        IF jsonb_typeof(value) <> 'object'
+           OR EXISTS (SELECT FROM jsonb_object_keys(value) k WHERE k NOT IN ('delimiter', 'quote', 'null', 'header'))
+           OR (value ? 'delimiter' AND (jsonb_typeof(value -> 'delimiter') <> 'string' OR octet_length(value ->> 'delimiter') <> 1))
+           OR (value ? 'quote' AND (jsonb_typeof(value -> 'quote') <> 'string' OR octet_length(value ->> 'quote') <> 1))
+           OR (value ? 'null' AND jsonb_typeof(value -> 'null') <> 'string')
+           OR (value ? 'header' AND jsonb_typeof(value -> 'header') <> 'boolean')
+           OR (value ->> 'delimiter') = coalesce(value ->> 'quote', '"') THEN
+            PERFORM streamrec._bad_argument('invalid option "csv"',
+                                            'Use {"delimiter": ",", "quote": "\"", "null": "", "header": false} with one-byte delimiter and quote that differ.');
+        END IF;
+    END IF;
+    IF options ? 'kafka' THEN
+        value := options -> 'kafka';
+        IF jsonb_typeof(value) <> 'object'
+           OR EXISTS (SELECT FROM jsonb_each(value) e WHERE jsonb_typeof(e.value) NOT IN ('string', 'number', 'boolean')) THEN
+            PERFORM streamrec._bad_argument('option "kafka" must map librdkafka property names to values',
+                                            'Example: {"kafka": {"security.protocol": "SASL_SSL", "sasl.mechanism": "PLAIN"}}.');
+        END IF;
+        IF value ?| ARRAY['bootstrap.servers', 'group.id', 'enable.auto.commit', 'enable.auto.offset.store'] THEN
+            PERFORM streamrec._bad_argument('option "kafka" may not set bootstrap.servers, group.id or offset commits',
+                                            'Use the brokers argument and the group_id option; offsets are kept in PostgreSQL.');
+        END IF;
+    END IF;
+    FOREACH key IN ARRAY ARRAY['batch_size', 'batch_ms'] LOOP
+        IF options ? key AND (jsonb_typeof(options -> key) <> 'number' OR (options ->> key) !~ '^[0-9]+$'
+                              OR (options ->> key)::numeric < 1
+                              OR (options ->> key)::numeric > CASE key WHEN 'batch_size' THEN 1000000 ELSE 600000 END) THEN
+            PERFORM streamrec._bad_argument(format('option "%s" must be a whole number from 1 to %s', key,
+                                                   CASE key WHEN 'batch_size' THEN 1000000 ELSE 600000 END),
+                                            'Defaults: batch_size 10000 messages, batch_ms 100 milliseconds.');
+        END IF;
+    END LOOP;
+    IF options ? 'on_error' AND coalesce(options ->> 'on_error', '') NOT IN ('dead_letter', 'stop') THEN
+        PERFORM streamrec._bad_argument(format('unknown on_error "%s"', options ->> 'on_error'), 'Use dead_letter or stop.');
+    END IF;
+END $$;
+
+CREATE FUNCTION streamrec.create_source(name text, topic text, target regclass, format text DEFAULT 'csv',
+                                        brokers text DEFAULT NULL, options jsonb DEFAULT '{}') RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM streamrec._require_admin();
+    IF name IS NULL OR name !~ '^[A-Za-z_][A-Za-z0-9_.-]{0,62}$' THEN
+        PERFORM streamrec._bad_argument(format('invalid source name "%s"', name),
+                                        'Use up to 63 letters, digits, _ . or -, starting with a letter or _.');
+    END IF;
+    IF topic IS NULL OR topic = '' THEN
+        PERFORM streamrec._bad_argument('topic must not be empty', 'Name the Kafka topic to consume.');
+    END IF;
+    IF target IS NULL THEN
+        PERFORM streamrec._bad_argument('target must not be NULL', 'Name the table to fill, e.g. ''streamrec.clicks''.');
+    END IF;
+    IF format IS NULL OR format NOT IN ('csv', 'json', 'avro') THEN
+        PERFORM streamrec._bad_argument(format('unknown format "%s"', format), 'Use csv, json or avro.');
+    END IF;
+    IF coalesce(brokers, current_setting('streamrec.brokers')) = '' THEN
+        PERFORM streamrec._bad_argument('no Kafka brokers for the source',
+                                        'Pass brokers (host:port,...) or set streamrec.brokers in postgresql.conf.');
+    END IF;
+    IF (SELECT relkind FROM pg_class WHERE oid = target) NOT IN ('r', 'p') THEN
+        RAISE EXCEPTION '% is not a table', target
+            USING ERRCODE = 'wrong_object_type', HINT = 'A source fills an ordinary or partitioned table.';
+    END IF;
+    IF NOT has_table_privilege(target, 'INSERT') THEN
+        RAISE EXCEPTION 'permission denied to insert into %', target
+            USING ERRCODE = 'insufficient_privilege', HINT = 'The source''s worker runs as you and needs INSERT on its target.';
+    END IF;
+    IF (SELECT relrowsecurity FROM pg_class WHERE oid = target) THEN
+        RAISE EXCEPTION '% has row-level security enabled', target
+            USING ERRCODE = 'feature_not_supported', HINT = 'COPY cannot fill a table with row-level security; use a staging table.';
+    END IF;
+    PERFORM streamrec._check_source_options(format, target, options);
+    INSERT INTO streamrec.sources(name, topic, target, format, brokers, options)
+    VALUES (create_source.name, create_source.topic, create_source.target, create_source.format,
+            create_source.brokers, create_source.options);
+EXCEPTION WHEN unique_violation THEN
+    RAISE EXCEPTION 'source "%" already exists', create_source.name
+        USING ERRCODE = 'duplicate_object', HINT = 'Choose another name, or drop it first with streamrec.drop_source().';
+END $$;
+
+-- Finds a source the caller may manage, locking its row against the worker's next batch.
+CREATE FUNCTION streamrec._lock_source(source_name text) RETURNS streamrec.sources
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    found_row streamrec.sources;
+BEGIN
+    PERFORM streamrec._require_admin();
+    SELECT * INTO found_row FROM streamrec.sources WHERE name = source_name FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'source "%" does not exist', source_name
+            USING ERRCODE = 'undefined_object', HINT = 'SELECT name FROM streamrec.sources lists your sources.';
+    END IF;
+    RETURN found_row;
+END $$;
+
+CREATE FUNCTION streamrec.drop_source(name text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM streamrec._lock_source(name);
+    DELETE FROM streamrec.sources s WHERE s.name = drop_source.name;
+END $$;
+
+CREATE FUNCTION streamrec.pause_source(name text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM streamrec._lock_source(name);
+    UPDATE streamrec.sources s SET paused = true, generation = generation + 1 WHERE s.name = pause_source.name;
+END $$;
+
+CREATE FUNCTION streamrec.resume_source(name text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM streamrec._lock_source(name);
+    UPDATE streamrec.sources s SET paused = false, last_error = NULL, last_error_at = NULL, generation = generation + 1
+    WHERE s.name = resume_source.name;
+END $$;
+
+-- Forgets the stored offsets: the source starts again from `start` (earliest, latest or a time).
+CREATE FUNCTION streamrec.reset_source(name text, start text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM streamrec._lock_source(name);
+    IF start IS NULL THEN
+        PERFORM streamrec._bad_argument('start must not be NULL', 'Use earliest, latest or an ISO timestamp.');
+    END IF;
+    PERFORM streamrec._check_start(start);
+    DELETE FROM streamrec.source_offsets o WHERE o.source = reset_source.name;
+    UPDATE streamrec.sources s
+    SET options = s.options || jsonb_build_object('start', reset_source.start), generation = generation + 1,
+        last_error = NULL, last_error_at = NULL
+    WHERE s.name = reset_source.name;
+END $$;
+
+-- Live statistics of source and sink workers from shared memory.
+CREATE FUNCTION streamrec._worker_stats(kind "char",
+    OUT name text, OUT pid int, OUT state text, OUT messages bigint, OUT rows bigint, OUT bytes bigint,
+    OUT dead_letters bigint, OUT batches bigint, OUT lag bigint, OUT last_message_at timestamptz,
+    OUT last_error text, OUT last_error_at timestamptz) RETURNS SETOF record
+    AS 'MODULE_PATHNAME', 'streamrec_worker_stats' LANGUAGE C STRICT VOLATILE;
+
+CREATE VIEW streamrec.source_stats WITH (security_invoker = true) AS
+SELECT s.name,
+       CASE WHEN s.paused AND s.last_error IS NOT NULL THEN 'stopped'
+            WHEN s.paused THEN 'paused'
+            ELSE coalesce(nullif(w.state, ''), 'starting') END AS state,
+       w.pid,
+       coalesce(w.messages, 0) AS messages,
+       coalesce(w.rows, 0) AS rows,
+       coalesce(w.bytes, 0) AS bytes,
+       coalesce(w.dead_letters, 0) AS dead_letters,
+       coalesce(w.batches, 0) AS batches,
+       w.lag,
+       w.last_message_at,
+       coalesce(s.last_error, w.last_error) AS last_error,
+       CASE WHEN s.last_error IS NOT NULL THEN s.last_error_at ELSE w.last_error_at END AS last_error_at
+FROM streamrec.sources s
+LEFT JOIN streamrec._worker_stats('s') w ON w.name = s.name;
+
+REVOKE ALL ON FUNCTION streamrec.create_source(text, text, regclass, text, text, jsonb), streamrec.drop_source(text),
+    streamrec.pause_source(text), streamrec.resume_source(text), streamrec.reset_source(text, text),
+    streamrec._worker_stats("char") FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION streamrec.create_source(text, text, regclass, text, text, jsonb), streamrec.drop_source(text),
+    streamrec.pause_source(text), streamrec.resume_source(text), streamrec.reset_source(text, text),
+    streamrec._worker_stats("char") TO streamrec_admin;
+GRANT SELECT ON streamrec.source_stats TO streamrec_admin;

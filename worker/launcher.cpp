@@ -2,11 +2,17 @@
 // watches the sources/sinks catalog once a second and (from the sources and sinks issues on)
 // starts one dynamic worker per source and sink. It survives DROP/CREATE EXTENSION, reloads
 // its settings on SIGHUP and exits cleanly on SIGTERM.
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
+#include <map>
+#include <string>
+#include <vector>
 
 #include "extension/error_boundary.h"
 #include "extension/settings.h"
+#include "extension/shared_state.h"
+#include "worker/worker_launch.h"
 
 extern "C" {
 #include "access/xact.h"
@@ -19,6 +25,7 @@ extern "C" {
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "utils/builtins.h"
+#include "utils/timestamp.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
@@ -41,24 +48,53 @@ void handle_sigterm(SIGNAL_ARGS) {
   errno = saved_errno;
 }
 
+// One source or sink as the catalog describes it.
+struct CatalogEntry {
+  WorkerKind kind;
+  std::string name;
+  Oid owner;
+  std::string signature;  // changes whenever the worker must restart to see new settings
+};
+
 // What the launcher saw in its database during the last pass.
 struct CatalogView {
   bool installed = false;
   int64 sources = 0;
   int64 sinks = 0;
+  std::vector<CatalogEntry> runnable;  // not paused, not stopped
 };
+
+std::string text_value(int row, int column) {
+  char* value = pg_call([row, column] { return SPI_getvalue(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, column); });
+  return value != nullptr ? value : "";
+}
 
 int64 count_rows(const char* query) {
   int rc = pg_call([query] { return SPI_execute(query, true, 1); });
   if (rc != SPI_OK_SELECT || SPI_processed != 1)
     throw Error(ERRCODE_INTERNAL_ERROR, std::string("unexpected result from ") + query);
-  bool is_null = false;
-  Datum value = pg_call([&is_null] { return SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &is_null); });
-  return is_null ? 0 : DatumGetInt64(value);
+  return std::stoll(text_value(0, 1));
+}
+
+void read_runnable(WorkerKind kind, const char* table, std::vector<CatalogEntry>& out) {
+  std::string query = std::string("SELECT name, owner, md5(concat_ws('|', owner, topic, ") +
+                      (kind == WorkerKind::source ? "target" : "relation") +
+                      "::oid, format, brokers, options, generation)) FROM streamrec." + table +
+                      " WHERE NOT paused ORDER BY name";
+  const char* sql = query.c_str();
+  int rc = pg_call([sql] { return SPI_execute(sql, true, 0); });
+  if (rc != SPI_OK_SELECT) throw Error(ERRCODE_INTERNAL_ERROR, "cannot read streamrec." + std::string(table));
+  uint64 rows = SPI_processed;
+  for (uint64 i = 0; i < rows; i++) {
+    int row = static_cast<int>(i);
+    out.push_back(CatalogEntry{kind, text_value(row, 1), static_cast<Oid>(std::stoul(text_value(row, 2))),
+                               text_value(row, 3)});
+  }
 }
 
 // Reads the catalog in a short transaction of its own; the launcher never holds locks while
-// it sleeps, so DROP EXTENSION is never blocked by it.
+// it sleeps, so DROP EXTENSION is never blocked by it. It connects as the bootstrap
+// superuser, so row-level security does not hide anyone's sources from it.
 CatalogView read_catalog() {
   CatalogView view;
   pg_call([] {
@@ -71,6 +107,7 @@ CatalogView read_catalog() {
     pg_call([] { return SPI_connect(); });
     view.sources = count_rows("SELECT count(*) FROM streamrec.sources");
     view.sinks = count_rows("SELECT count(*) FROM streamrec.sinks");
+    read_runnable(WorkerKind::source, "sources", view.runnable);
     pg_call([] { return SPI_finish(); });
   }
   pg_call([] {
@@ -79,6 +116,17 @@ CatalogView read_catalog() {
   });
   return view;
 }
+
+// A worker the launcher started (or found running after its own restart).
+struct ManagedWorker {
+  CatalogEntry entry;
+  int slot = -1;
+  BackgroundWorkerHandle* handle = nullptr;
+  bool stopping = false;
+  TimestampTz started_at = 0;
+  TimestampTz next_start_at = 0;  // backoff after failures
+  int failures = 0;
+};
 
 class Launcher {
  public:
@@ -90,6 +138,7 @@ class Launcher {
       else
         log("waiting for CREATE EXTENSION pg_streamrec in database \"%s\"", streamrec_database);
     }
+    reconcile(view.runnable);
     char activity[256];
     if (view.installed)
       snprintf(activity, sizeof activity, "pg_streamrec: watching %lld sources and %lld sinks",
@@ -97,7 +146,9 @@ class Launcher {
     else
       snprintf(activity, sizeof activity, "pg_streamrec: waiting for CREATE EXTENSION pg_streamrec");
     pg_call([&activity] { pgstat_report_activity(STATE_IDLE, activity); });
-    last_ = view;
+    last_.installed = view.installed;
+    last_.sources = view.sources;
+    last_.sinks = view.sinks;
     reported_ = true;
   }
 
@@ -107,7 +158,124 @@ class Launcher {
         streamrec_max_workers);
   }
 
+  // Workers left by an earlier launcher of this postmaster have no handle here: stop them,
+  // so that no source ever has two workers. Their slots are then reused by name.
+  void stop_orphans() {
+    for (int i = 0; i < worker_slot_count(); i++) {
+      SlotSnapshot snap;
+      if (!snapshot_worker_slot(i, &snap)) continue;
+      if (snap.pid != 0) {
+        log("stopping worker %d of \"%s\" left by an earlier launcher", static_cast<int>(snap.pid), snap.name);
+        kill(snap.pid, SIGTERM);
+      }
+    }
+  }
+
  private:
+  using Key = std::pair<WorkerKind, std::string>;
+
+  void reconcile(const std::vector<CatalogEntry>& runnable) {
+    TimestampTz now = GetCurrentTimestamp();
+    std::map<Key, const CatalogEntry*> wanted;
+    for (const CatalogEntry& e : runnable) wanted[{e.kind, e.name}] = &e;
+
+    // Reap exited workers; stop those whose catalog row went away or changed.
+    for (auto it = workers_.begin(); it != workers_.end();) {
+      ManagedWorker& w = it->second;
+      bool alive = is_alive(w);
+      auto want = wanted.find(it->first);
+      bool still_wanted = want != wanted.end() && want->second->signature == w.entry.signature;
+      if (!alive) {
+        if (w.handle != nullptr && !w.stopping) note_exit(w, now);
+        if (!still_wanted || w.stopping) {
+          release_worker_slot(w.slot);
+          it = workers_.erase(it);
+          continue;
+        }
+      } else if (!still_wanted && !w.stopping) {
+        w.stopping = true;
+        if (w.handle != nullptr) pg_call([&w] { TerminateBackgroundWorker(w.handle); });
+      }
+      ++it;
+    }
+
+    int running = 0;
+    for (auto& [key, w] : workers_) running += is_alive(w) ? 1 : 0;
+    for (const CatalogEntry& e : runnable) {
+      auto it = workers_.find({e.kind, e.name});
+      if (it != workers_.end() && (is_alive(it->second) || it->second.stopping)) continue;
+      if (it != workers_.end() && now < it->second.next_start_at) continue;
+      if (running >= streamrec_max_workers) {
+        if (!warned_max_workers_)
+          log("streamrec.max_workers (%d) reached; \"%s\" waits for a free worker", streamrec_max_workers,
+              e.name.c_str());
+        warned_max_workers_ = true;
+        continue;
+      }
+      ManagedWorker& w = workers_[{e.kind, e.name}];
+      w.entry = e;
+      if (start(w, now)) running++;
+    }
+    if (running < streamrec_max_workers) warned_max_workers_ = false;
+  }
+
+  bool is_alive(ManagedWorker& w) {
+    if (w.handle == nullptr) return false;
+    pid_t pid = 0;
+    BgwHandleStatus status = pg_call([&w, &pid] { return GetBackgroundWorkerPid(w.handle, &pid); });
+    return status == BGWH_STARTED || status == BGWH_NOT_YET_STARTED;
+  }
+
+  // A worker that exits on its own was either told to stop by its source (on_error = stop,
+  // recorded in the catalog) or failed; retry failures with exponential backoff.
+  void note_exit(ManagedWorker& w, TimestampTz now) {
+    pfree_handle(w);
+    if (TimestampDifferenceExceeds(w.started_at, now, 60 * 1000)) w.failures = 0;
+    w.failures++;
+    long delay_ms = std::min<long>(30000, 500L << std::min(w.failures, 6));
+    w.next_start_at = TimestampTzPlusMilliseconds(now, delay_ms);
+  }
+
+  void pfree_handle(ManagedWorker& w) {
+    if (w.handle != nullptr) pg_call([&w] { pfree(w.handle); });
+    w.handle = nullptr;
+  }
+
+  bool start(ManagedWorker& w, TimestampTz now) {
+    pfree_handle(w);
+    if (w.slot < 0) w.slot = find_worker_slot(w.entry.kind, w.entry.name.c_str());
+    if (w.slot < 0) w.slot = claim_worker_slot(w.entry.kind, w.entry.name.c_str());
+    if (w.slot < 0) {
+      log("no free worker slot for \"%s\" (max_worker_processes = %d)", w.entry.name.c_str(), max_worker_processes);
+      return false;
+    }
+    WorkerLaunch launch{};
+    launch.database = MyDatabaseId;
+    launch.owner = w.entry.owner;
+    launch.slot = w.slot;
+    strlcpy(launch.name, w.entry.name.c_str(), sizeof launch.name);
+    BackgroundWorker worker{};
+    fill_worker_registration(w.entry.kind, launch, &worker);
+    BackgroundWorkerHandle* handle = nullptr;
+    // The handle outlives this pass's memory context.
+    bool ok = pg_call([&worker, &handle] {
+      MemoryContext previous = MemoryContextSwitchTo(TopMemoryContext);
+      bool registered = RegisterDynamicBackgroundWorker(&worker, &handle);
+      MemoryContextSwitchTo(previous);
+      return registered;
+    });
+    if (!ok) {
+      log("cannot start a worker for \"%s\": no free background worker slot (raise max_worker_processes)",
+          w.entry.name.c_str());
+      w.next_start_at = TimestampTzPlusMilliseconds(now, 5000);
+      return false;
+    }
+    w.handle = handle;
+    w.stopping = false;
+    w.started_at = now;
+    return true;
+  }
+
   template <typename... Args>
   static void log(const char* format, Args... args) {
     char line[512];
@@ -117,6 +285,8 @@ class Launcher {
 
   CatalogView last_;
   bool reported_ = false;
+  bool warned_max_workers_ = false;
+  std::map<Key, ManagedWorker> workers_;
 };
 
 // One pass with PostgreSQL-style recovery: an ERROR (say, the extension dropped while we
@@ -156,6 +326,7 @@ extern "C" void streamrec_launcher_main(Datum) {
   // Launcher lives for the whole process; it owns only plain members, so exiting via
   // proc_exit (which does not unwind) leaks nothing that outlives the process.
   static Launcher launcher;
+  entry_boundary([] { launcher.stop_orphans(); });
 
   while (!shutdown_requested) {
     if (ConfigReloadPending) {

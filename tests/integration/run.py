@@ -31,8 +31,12 @@ def main(argv):
         suite = loader.discover(HERE, pattern="test_*.py", top_level_dir=HERE)
     runner = unittest.TextTestRunner(stream=sys.stdout, verbosity=2, resultclass=CountingResult)
     result = runner.run(suite)
-    failed = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
-    passed = result.testsRun - failed - len(result.skipped)
+    # Errors in setUpClass/tearDownClass are reported against the class, not a test: count
+    # them as failures without letting them make `passed` go below the tests that did pass.
+    failed_tests = {id(test) for test, _ in result.failures + result.errors} | \
+        {id(test) for test in result.unexpectedSuccesses}
+    failed = len(failed_tests)
+    passed = max(0, result.testsRun - len(result.skipped) - failed)
 
     # Whatever a test did, no server process may have died by a signal it did not send.
     for cluster in harness.ALL_CLUSTERS:

@@ -1,0 +1,60 @@
+// streamrec._worker_stats(kind): the live statistics of source or sink workers, read from
+// shared memory for the source_stats and sink_stats views.
+#include "extension/error_boundary.h"
+#include "extension/shared_state.h"
+
+extern "C" {
+#include "funcapi.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+}
+
+namespace streamrec {
+namespace {
+
+constexpr int kStatColumns = 12;
+
+// Only PostgreSQL C calls and plain data here, so it runs as one pg_call.
+void emit_rows(FunctionCallInfo fcinfo, char kind) {
+  InitMaterializedSRF(fcinfo, 0);
+  ReturnSetInfo* rsinfo = reinterpret_cast<ReturnSetInfo*>(fcinfo->resultinfo);
+  for (int i = 0; i < worker_slot_count(); i++) {
+    SlotSnapshot snap;
+    if (!snapshot_worker_slot(i, &snap) || static_cast<char>(snap.kind) != kind) continue;
+    Datum values[kStatColumns];
+    bool nulls[kStatColumns] = {};
+    const WorkerStats& s = snap.stats;
+    values[0] = CStringGetTextDatum(snap.name);
+    values[1] = Int32GetDatum(snap.pid);
+    nulls[1] = snap.pid == 0;
+    values[2] = CStringGetTextDatum(s.state);
+    values[3] = Int64GetDatum(s.messages);
+    values[4] = Int64GetDatum(s.rows);
+    values[5] = Int64GetDatum(s.bytes);
+    values[6] = Int64GetDatum(s.dead_letters);
+    values[7] = Int64GetDatum(s.batches);
+    values[8] = Int64GetDatum(s.lag);
+    nulls[8] = s.lag < 0;
+    values[9] = TimestampTzGetDatum(s.last_message_at);
+    nulls[9] = s.last_message_at == 0;
+    values[10] = CStringGetTextDatum(s.last_error);
+    nulls[10] = s.last_error[0] == '\0';
+    values[11] = TimestampTzGetDatum(s.last_error_at);
+    nulls[11] = s.last_error_at == 0;
+    tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+  }
+}
+
+Datum worker_stats(FunctionCallInfo fcinfo) {
+  char kind = DatumGetChar(PG_GETARG_DATUM(0));
+  if (kind != static_cast<char>(WorkerKind::source) && kind != static_cast<char>(WorkerKind::sink))
+    throw Error(ERRCODE_INVALID_PARAMETER_VALUE, std::string("unknown worker kind \"") + kind + "\"", "",
+                "Use 's' for sources or 'k' for sinks.");
+  pg_call([fcinfo, kind] { emit_rows(fcinfo, kind); });
+  return static_cast<Datum>(0);
+}
+
+}  // namespace
+}  // namespace streamrec
+
+STREAMREC_SQL_FUNCTION(streamrec_worker_stats, streamrec::worker_stats)

@@ -1,0 +1,873 @@
+// A source worker: consumes one Kafka topic into one table, exactly once.
+//
+// Each batch is decoded in PostgreSQL-free C++, fed to the table through PostgreSQL's COPY
+// machinery (BeginCopyFrom with a data-source callback: defaults, constraints, partitions and
+// triggers all apply), and committed together with the next offset of every partition it
+// touched. A COPY that fails is retried in halves inside subtransactions until each bad message
+// is isolated and dead-lettered; the good rows still commit with the batch's offsets.
+#include <chrono>
+#include <csignal>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "extension/error_boundary.h"
+#include "extension/shared_state.h"
+#include "worker/formats/decoder.h"
+#include "worker/kafka/consumer.h"
+#include "worker/worker_launch.h"
+
+extern "C" {
+#include "access/table.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "commands/copy.h"
+#include "executor/executor.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "parser/parse_node.h"
+#include "parser/parse_relation.h"
+#include "access/sysattr.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "tcop/tcopprot.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+#include "utils/wait_event.h"
+
+PGDLLEXPORT void streamrec_source_main(Datum main_arg);
+}
+
+namespace streamrec {
+namespace {
+
+volatile sig_atomic_t stop_requested = false;
+
+void handle_sigterm(SIGNAL_ARGS) {
+  int saved_errno = errno;
+  stop_requested = true;
+  SetLatch(MyLatch);
+  errno = saved_errno;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Small SPI helpers (each call guarded; callers are inside a transaction with SPI connected).
+// ---------------------------------------------------------------------------------------------
+struct SpiArg {
+  Oid type;
+  Datum value;
+  bool null;
+};
+
+int spi_exec(const char* sql, const std::vector<SpiArg>& args, bool read_only, long limit = 0) {
+  std::vector<Oid> types;
+  std::vector<Datum> values;
+  std::vector<char> nulls;
+  for (const SpiArg& a : args) {
+    types.push_back(a.type);
+    values.push_back(a.value);
+    nulls.push_back(a.null ? 'n' : ' ');
+  }
+  int nargs = static_cast<int>(args.size());
+  Oid* t = types.data();
+  Datum* v = values.data();
+  const char* n = nulls.data();
+  return pg_call([=] { return SPI_execute_with_args(sql, nargs, t, v, n, read_only, limit); });
+}
+
+Datum text_datum(const std::string& s) {
+  const char* data = s.data();
+  int len = static_cast<int>(s.size());
+  return pg_call([data, len] { return PointerGetDatum(cstring_to_text_with_len(data, len)); });
+}
+
+Datum bytea_datum(std::string_view bytes) {
+  const char* data = bytes.data();
+  size_t len = bytes.size();
+  return pg_call([data, len] {
+    bytea* b = static_cast<bytea*>(palloc(VARHDRSZ + len));
+    SET_VARSIZE(b, VARHDRSZ + len);
+    memcpy(VARDATA(b), data, len);
+    return PointerGetDatum(b);
+  });
+}
+
+std::optional<std::string> spi_text(uint64 row, int column) {
+  int r = static_cast<int>(row);
+  char* v = pg_call([r, column] { return SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, column); });
+  if (v == nullptr) return std::nullopt;
+  return std::string(v);
+}
+
+void begin_transaction() {
+  pg_call([] {
+    SetCurrentStatementStartTimestamp();
+    StartTransactionCommand();
+    PushActiveSnapshot(GetTransactionSnapshot());
+  });
+  pg_call([] { return SPI_connect(); });
+}
+
+void commit_transaction() {
+  pg_call([] { return SPI_finish(); });
+  pg_call([] {
+    PopActiveSnapshot();
+    CommitTransactionCommand();
+  });
+}
+
+void abort_transaction() {
+  pg_call([] { AbortCurrentTransaction(); });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Configuration, read from streamrec.sources as the source's owner.
+// ---------------------------------------------------------------------------------------------
+struct SourceConfig {
+  std::string name;
+  std::string topic;
+  std::string brokers;
+  Oid target = InvalidOid;
+  int generation = 0;
+  bool upsert = false;
+  bool stop_on_error = false;
+  int batch_size = 10000;
+  int batch_ms = 100;
+  std::optional<std::string> group_id;
+  std::string start = "earliest";
+  std::map<std::string, std::string> kafka;
+  decoder_config decoding;
+  std::vector<std::string> primary_key;
+};
+
+column_kind kind_from_name(const std::string& k) {
+  if (k == "boolean") return column_kind::boolean;
+  if (k == "timestamp") return column_kind::timestamp;
+  if (k == "date") return column_kind::date;
+  if (k == "bytea") return column_kind::bytea;
+  if (k == "json") return column_kind::json;
+  if (k == "array") return column_kind::array;
+  return column_kind::text;
+}
+
+metadata_field metadata_from_name(const std::string& m) {
+  if (m == "timestamp") return metadata_field::timestamp;
+  if (m == "key") return metadata_field::key;
+  if (m == "partition") return metadata_field::partition;
+  if (m == "offset") return metadata_field::offset;
+  if (m == "topic") return metadata_field::topic;
+  return metadata_field::none;
+}
+
+// Bindings in COPY order: mapped fields (csv: in field order), then metadata columns.
+constexpr const char* kBindingsSql = R"SQL(
+WITH s AS (SELECT * FROM streamrec.sources WHERE name = $1),
+cols AS (
+  SELECT a.attname::text AS col, a.attnum,
+         CASE WHEN t.typcategory = 'A' THEN 'array'
+              WHEN a.atttypid IN ('timestamptz'::regtype, 'timestamp'::regtype) THEN 'timestamp'
+              WHEN a.atttypid = 'date'::regtype THEN 'date'
+              WHEN a.atttypid = 'bytea'::regtype THEN 'bytea'
+              WHEN a.atttypid IN ('json'::regtype, 'jsonb'::regtype) THEN 'json'
+              WHEN a.atttypid = 'bool'::regtype THEN 'boolean'
+              ELSE 'text' END AS kind
+  FROM s JOIN pg_attribute a ON a.attrelid = s.target
+  JOIN pg_type t ON t.oid = a.atttypid
+  WHERE a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''),
+meta AS (SELECT m.key AS col, m.value #>> '{}' AS what FROM s, jsonb_each(coalesce(s.options -> 'metadata', '{}')) m),
+mapped AS (
+  SELECT c.col, c.kind, NULL::text AS field, e.ord AS position
+  FROM s, jsonb_array_elements_text(s.options -> 'columns') WITH ORDINALITY e(col, ord)
+  JOIN cols c ON c.col = e.col
+  WHERE s.format = 'csv' AND jsonb_typeof(s.options -> 'columns') = 'array'
+  UNION ALL
+  SELECT c.col, c.kind, e.value #>> '{}', c.attnum
+  FROM s, jsonb_each(s.options -> 'columns') e JOIN cols c ON c.col = e.key
+  WHERE s.format <> 'csv' AND jsonb_typeof(s.options -> 'columns') = 'object'
+  UNION ALL
+  SELECT c.col, c.kind, c.col, c.attnum
+  FROM s, cols c
+  WHERE NOT (s.options ? 'columns') AND c.col NOT IN (SELECT col FROM meta))
+SELECT col, kind, field, NULL AS what FROM (SELECT * FROM mapped ORDER BY position) m
+UNION ALL
+SELECT meta.col, cols.kind, NULL, meta.what FROM meta JOIN cols USING (col)
+)SQL";
+
+constexpr const char* kConfigSql = R"SQL(
+SELECT topic, target::oid, coalesce(brokers, current_setting('streamrec.brokers')), generation,
+       coalesce(options ->> 'mode', 'append'), coalesce(options ->> 'on_error', 'dead_letter'),
+       coalesce((options ->> 'batch_size')::int, 10000), coalesce((options ->> 'batch_ms')::int, 100),
+       options ->> 'group_id', coalesce(options ->> 'start', 'earliest'), format,
+       options ->> 'schema_registry',
+       CASE jsonb_typeof(options -> 'schema') WHEN 'string' THEN options ->> 'schema' ELSE (options -> 'schema')::text END,
+       coalesce(options -> 'csv' ->> 'delimiter', ','), coalesce(options -> 'csv' ->> 'quote', '"'),
+       coalesce(options -> 'csv' ->> 'null', ''), coalesce((options -> 'csv' ->> 'header')::bool, false),
+       (SELECT array_to_string(array_agg(a.attname ORDER BY k.ord), ',')
+          FROM pg_index i, unnest(i.indkey) WITH ORDINALITY k(attnum, ord), pg_attribute a
+         WHERE i.indrelid = target AND i.indisprimary AND a.attrelid = target AND a.attnum = k.attnum)
+FROM streamrec.sources WHERE name = $1
+)SQL";
+
+SourceConfig load_config(const std::string& name) {
+  SourceConfig c;
+  c.name = name;
+  Datum name_datum = text_datum(name);
+  if (spi_exec(kConfigSql, {{TEXTOID, name_datum, false}}, true) != SPI_OK_SELECT || SPI_processed != 1)
+    throw Error(ERRCODE_UNDEFINED_OBJECT, "source \"" + name + "\" no longer exists");
+  auto field = [](int column) { return spi_text(0, column).value_or(""); };
+  c.topic = field(1);
+  c.target = static_cast<Oid>(std::stoul(field(2)));
+  c.brokers = field(3);
+  c.generation = std::stoi(field(4));
+  c.upsert = field(5) == "upsert";
+  c.stop_on_error = field(6) == "stop";
+  c.batch_size = std::stoi(field(7));
+  c.batch_ms = std::stoi(field(8));
+  c.group_id = spi_text(0, 9);
+  c.start = field(10);
+  std::string format = field(11);
+  c.decoding.format = format == "json" ? wire_format::json : format == "avro" ? wire_format::avro : wire_format::csv;
+  c.decoding.schema_registry_url = field(12);
+  c.decoding.inline_schema = field(13);
+  c.decoding.csv.delimiter = field(14)[0];
+  c.decoding.csv.quote = field(15)[0];
+  c.decoding.csv.null_string = field(16);
+  c.decoding.csv.header = field(17) == "t";
+  std::string pk = field(18);
+  for (size_t pos = 0; !pk.empty() && pos != std::string::npos;) {
+    size_t comma = pk.find(',', pos);
+    c.primary_key.push_back(pk.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos));
+    pos = comma == std::string::npos ? comma : comma + 1;
+  }
+
+  if (spi_exec("SELECT key, value #>> '{}' FROM streamrec.sources, jsonb_each(coalesce(options -> 'kafka', '{}')) "
+               "WHERE name = $1",
+               {{TEXTOID, name_datum, false}}, true) != SPI_OK_SELECT)
+    throw Error(ERRCODE_INTERNAL_ERROR, "cannot read kafka options");
+  for (uint64 i = 0; i < SPI_processed; i++) c.kafka[spi_text(i, 1).value_or("")] = spi_text(i, 2).value_or("");
+
+  if (spi_exec(kBindingsSql, {{TEXTOID, name_datum, false}}, true) != SPI_OK_SELECT)
+    throw Error(ERRCODE_INTERNAL_ERROR, "cannot read the target's columns");
+  for (uint64 i = 0; i < SPI_processed; i++) {
+    column_binding b;
+    b.column = spi_text(i, 1).value_or("");
+    b.kind = kind_from_name(spi_text(i, 2).value_or("text"));
+    b.field = spi_text(i, 3).value_or("");
+    b.metadata = metadata_from_name(spi_text(i, 4).value_or(""));
+    c.decoding.columns.push_back(std::move(b));
+  }
+  if (c.decoding.columns.empty()) throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "the source maps no columns");
+  return c;
+}
+
+// ---------------------------------------------------------------------------------------------
+// COPY feeding. BeginCopyFrom's data-source callback takes no user pointer, so the span being
+// copied lives in this file-level variable for the duration of one CopyFrom() call.
+// ---------------------------------------------------------------------------------------------
+struct CopyFeed {
+  const char* data = nullptr;
+  size_t size = 0;
+  size_t position = 0;
+};
+CopyFeed copy_feed;
+
+extern "C" int feed_copy(void* outbuf, int minread, int maxread) {
+  size_t left = copy_feed.size - copy_feed.position;
+  size_t n = std::min(left, static_cast<size_t>(maxread));
+  memcpy(outbuf, copy_feed.data + copy_feed.position, n);
+  copy_feed.position += n;
+  return static_cast<int>(n);
+}
+
+// One COPY of already-encoded lines into rel. PostgreSQL C calls only.
+uint64 copy_lines(Relation rel, List* column_names, const char* data, size_t size) {
+  copy_feed = CopyFeed{data, size, 0};
+  ParseState* pstate = make_parsestate(nullptr);
+  // As COPY itself does: the relation is range-table entry 1, checked for INSERT as the
+  // current user (the source's owner), column privileges included.
+  ParseNamespaceItem* item = addRangeTableEntryForRelation(pstate, rel, RowExclusiveLock, nullptr, false, false);
+  item->p_rte->requiredPerms = ACL_INSERT;
+  ListCell* cell;
+  foreach (cell, column_names) {
+    AttrNumber attnum = attnameAttNum(rel, strVal(lfirst(cell)), false);
+    item->p_rte->insertedCols =
+        bms_add_member(item->p_rte->insertedCols, attnum - FirstLowInvalidHeapAttributeNumber);
+  }
+  ExecCheckRTPerms(pstate->p_rtable, true);
+  CopyFromState cstate = BeginCopyFrom(pstate, rel, nullptr, nullptr, false, feed_copy, column_names, NIL);
+  uint64 rows = CopyFrom(cstate);
+  EndCopyFrom(cstate);
+  free_parsestate(pstate);
+  CommandCounterIncrement();
+  return rows;
+}
+
+// ---------------------------------------------------------------------------------------------
+// A decoded batch.
+// ---------------------------------------------------------------------------------------------
+struct DecodedMessage {
+  int32_t partition;
+  int64_t offset;
+  size_t line_begin;
+  size_t line_end;
+  size_t mask;  // index into Batch::masks
+};
+
+struct DeadLetter {
+  int32_t partition;
+  int64_t offset;
+  std::optional<std::string> key;
+  std::optional<std::string> payload;
+  std::string error;
+};
+
+struct Batch {
+  std::string lines;
+  std::vector<DecodedMessage> messages;
+  std::vector<column_mask> masks;
+  std::vector<DeadLetter> dead_letters;
+  std::map<int32_t, int64_t> next_offsets;  // per partition: last offset + 1
+  std::map<std::pair<int32_t, int64_t>, std::pair<std::optional<std::string>, std::optional<std::string>>> raw;
+  int64 bytes = 0;
+  TimestampTz last_message_at = 0;
+};
+
+// The source's catalog row changed (paused, reset, dropped, altered) under a running batch.
+struct CatalogChanged {};
+
+class SourceWorker {
+ public:
+  SourceWorker(const WorkerLaunch& launch) : launch_(launch) {}
+
+  void run() {
+    set_state("starting");
+    begin_transaction();
+    config_ = load_config(launch_.name);
+    commit_transaction();
+    decoder_ = make_decoder(config_.decoding);
+    consumer_ = std::make_unique<consumer>(consumer_settings(), [this](const std::vector<int32_t>& partitions) {
+      return stored_offsets(partitions);
+    });
+    set_state("running");
+    while (!stop_requested) {
+      handle_config_reload();
+      poll_and_store();
+    }
+    set_state("stopping");
+  }
+
+ private:
+  consumer_config consumer_settings() const {
+    consumer_config c;
+    c.brokers = config_.brokers;
+    c.topic = config_.topic;
+    c.group_id = config_.group_id;
+    c.properties = config_.kafka;
+    c.start = config_.start;
+    c.client_id = "pg_streamrec-" + config_.name;
+    return c;
+  }
+
+  void handle_config_reload() {
+    if (!ConfigReloadPending) return;
+    ConfigReloadPending = false;
+    pg_call([] { ProcessConfigFile(PGC_SIGHUP); });
+  }
+
+  // The stored next offsets of the given partitions, read in a transaction of its own (the
+  // consumer asks from inside poll, between batches, when partitions are assigned).
+  std::map<int32_t, int64_t> stored_offsets(const std::vector<int32_t>& partitions) {
+    std::map<int32_t, int64_t> result;
+    bool own_transaction = !IsTransactionState();
+    if (own_transaction) begin_transaction();
+    Datum name = text_datum(config_.name);
+    if (spi_exec("SELECT partition, next_offset FROM streamrec.source_offsets WHERE source = $1",
+                 {{TEXTOID, name, false}}, true) != SPI_OK_SELECT)
+      throw Error(ERRCODE_INTERNAL_ERROR, "cannot read streamrec.source_offsets");
+    for (uint64 i = 0; i < SPI_processed; i++) {
+      int32_t p = std::stoi(spi_text(i, 1).value_or("0"));
+      if (std::find(partitions.begin(), partitions.end(), p) != partitions.end())
+        result[p] = std::stoll(spi_text(i, 2).value_or("0"));
+    }
+    if (own_transaction) commit_transaction();
+    return result;
+  }
+
+  void poll_and_store() {
+    consumer_batch messages = consumer_->poll_batch(static_cast<size_t>(config_.batch_size),
+                                                     std::chrono::milliseconds(config_.batch_ms));
+    report_consumer_state();
+    if (messages.empty()) {
+      update_lag();
+      return;
+    }
+    Batch batch;
+    if (!decode(messages, batch)) return;  // transient: rewound, try again later
+    try {
+      store(batch);
+      failures_ = 0;
+    } catch (const CatalogChanged&) {
+      abort_transaction();
+      stop_requested = true;  // the launcher starts a fresh worker if the source still runs
+    } catch (const PgError& e) {
+      recover_from_failure(e.what());
+    } catch (const Error& e) {
+      recover_from_failure(e.what());
+    }
+  }
+
+  void report_consumer_state() {
+    switch (consumer_->state()) {
+      case consumer_state::broker_down:
+        set_state("waiting for broker", consumer_->state_message());
+        break;
+      case consumer_state::topic_missing:
+        set_state("waiting for topic", consumer_->state_message());
+        break;
+      case consumer_state::error:
+        set_state("retrying", consumer_->state_message());
+        break;
+      default:
+        set_state("running");
+        break;
+    }
+  }
+
+  // Decodes every message; false when the registry is unreachable (the batch is rewound).
+  bool decode(const consumer_batch& messages, Batch& batch) {
+    std::map<int32_t, int64_t> first_offsets;
+    last_first_offsets_.clear();
+    column_mask present;
+    for (size_t i = 0; i < messages.size(); i++) {
+      message_view m = messages.view(i);
+      if (first_offsets.count(m.partition) == 0) first_offsets[m.partition] = m.offset;
+      last_first_offsets_[m.partition] = first_offsets[m.partition];
+      batch.next_offsets[m.partition] = m.offset + 1;
+      batch.bytes += static_cast<int64>(m.payload ? m.payload->size() : 0);
+      size_t begin = batch.lines.size();
+      bool stored = false;
+      try {
+        stored = decoder_->decode(m, batch.lines, present);
+      } catch (const format_error& e) {
+        batch.dead_letters.push_back(dead_letter_of(m, e.what()));
+        continue;
+      } catch (const transient_error& e) {
+        consumer_->rewind(first_offsets);
+        set_state("waiting for schema registry", e.what());
+        backoff_sleep();
+        return false;
+      }
+      if (!stored) continue;  // skipped on purpose (a csv header record)
+      size_t mask_index = intern_mask(batch, present);
+      batch.messages.push_back(DecodedMessage{m.partition, m.offset, begin, batch.lines.size(), mask_index});
+      batch.raw[{m.partition, m.offset}] = {to_string(m.key), to_string(m.payload)};
+    }
+    registry_failures_ = 0;
+    batch.last_message_at = GetCurrentTimestamp();
+    return true;
+  }
+
+  static std::optional<std::string> to_string(const std::optional<std::string_view>& v) {
+    return v ? std::optional<std::string>(std::string(*v)) : std::nullopt;
+  }
+
+  static DeadLetter dead_letter_of(const message_view& m, const std::string& error) {
+    return DeadLetter{m.partition, m.offset, to_string(m.key), to_string(m.payload), error};
+  }
+
+  static size_t intern_mask(Batch& batch, const column_mask& present) {
+    for (size_t i = 0; i < batch.masks.size(); i++)
+      if (batch.masks[i] == present) return i;
+    batch.masks.push_back(present);
+    return batch.masks.size() - 1;
+  }
+
+  void backoff_sleep() {
+    registry_failures_++;
+    long ms = std::min(5000L, 100L << std::min(registry_failures_, 6));
+    pg_call([ms] {
+      (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, ms, PG_WAIT_EXTENSION);
+      ResetLatch(MyLatch);
+    });
+  }
+
+  // One transaction: rows, dead letters and offsets commit together or not at all.
+  void store(Batch& batch) {
+    begin_transaction();
+    check_generation();
+    check_target_privileges();
+    Oid target = config_.target;
+    Relation rel = pg_call([target] { return table_open(target, RowExclusiveLock); });
+    uint64 rows = 0;
+    size_t run_start = 0;
+    for (size_t i = 1; i <= batch.messages.size(); i++) {
+      if (i == batch.messages.size() || batch.messages[i].mask != batch.messages[run_start].mask) {
+        rows += copy_with_isolation(rel, batch, run_start, i);
+        run_start = i;
+      }
+    }
+    pg_call([rel] { table_close(rel, NoLock); });
+    if (!batch.dead_letters.empty() && config_.stop_on_error) {
+      stop_source(batch.dead_letters.front());
+      return;
+    }
+    write_dead_letters(batch);
+    write_offsets(batch);
+    commit_transaction();
+    started_offsets_.clear();
+    // Best effort, after the fact: lets Kafka tooling (and a group member that takes over a
+    // partition without a stored offset) see where this source is.
+    consumer_->commit_to_kafka(batch.next_offsets);
+    record_batch(batch, rows);
+  }
+
+  // Aborts the batch when the source was paused, reset, changed or dropped meanwhile: the
+  // catalog row is share-locked, so such a change waits for this batch or this batch sees it.
+  void check_generation() {
+    Datum name = text_datum(config_.name);
+    int rc = spi_exec("SELECT generation FROM streamrec.sources WHERE name = $1 FOR SHARE", {{TEXTOID, name, false}},
+                      false);
+    if (rc != SPI_OK_SELECT || SPI_processed != 1 || spi_text(0, 1).value_or("") != std::to_string(config_.generation))
+      throw CatalogChanged();
+  }
+
+  void check_target_privileges() {
+    Oid relid = config_.target;
+    AclResult insert_ok = pg_call([relid] { return pg_class_aclcheck(relid, GetUserId(), ACL_INSERT); });
+    if (insert_ok != ACLCHECK_OK)
+      throw Error(ERRCODE_INSUFFICIENT_PRIVILEGE, "permission denied to insert into the source's target table", "",
+                  "The worker runs as the source's owner; GRANT INSERT on the target to that role.");
+  }
+
+  // Errors that mean "this row is bad": dead-letter it. Anything else (cancel, lack of memory,
+  // a deadlock, a missing privilege) is the batch's problem: roll back and retry later.
+  static bool is_row_error(int sqlstate) {
+    int error_class = ERRCODE_TO_CATEGORY(sqlstate);
+    return error_class == ERRCODE_DATA_EXCEPTION || error_class == ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION ||
+           error_class == ERRCODE_TO_CATEGORY(ERRCODE_RAISE_EXCEPTION);
+  }
+
+  // COPYs messages [lo, hi) of one run; on a row error, halves the range until each failing
+  // message is alone, dead-letters it, and keeps every other row.
+  uint64 copy_with_isolation(Relation rel, Batch& batch, size_t lo, size_t hi) {
+    std::string error;
+    uint64 rows = 0;
+    if (try_copy(rel, batch, lo, hi, rows, error)) return rows;
+    if (hi - lo == 1) {
+      const DecodedMessage& m = batch.messages[lo];
+      auto& raw = batch.raw[{m.partition, m.offset}];
+      batch.dead_letters.push_back(DeadLetter{m.partition, m.offset, raw.first, raw.second, error});
+      return 0;
+    }
+    size_t mid = lo + (hi - lo) / 2;
+    return copy_with_isolation(rel, batch, lo, mid) + copy_with_isolation(rel, batch, mid, hi);
+  }
+
+  bool try_copy(Relation rel, Batch& batch, size_t lo, size_t hi, uint64& rows, std::string& error) {
+    MemoryContext outer_context = CurrentMemoryContext;
+    ResourceOwner outer_owner = CurrentResourceOwner;
+    pg_call([] { BeginInternalSubTransaction(nullptr); });
+    try {
+      const column_mask& present = batch.masks[batch.messages[lo].mask];
+      const char* data = batch.lines.data() + batch.messages[lo].line_begin;
+      size_t size = batch.messages[hi - 1].line_end - batch.messages[lo].line_begin;
+      rows = config_.upsert ? upsert_lines(present, data, size) : append_lines(rel, present, data, size);
+      pg_call([outer_context, outer_owner] {
+        ReleaseCurrentSubTransaction();
+        MemoryContextSwitchTo(outer_context);
+        CurrentResourceOwner = outer_owner;
+      });
+      return true;
+    } catch (PgError& e) {
+      pg_call([outer_context, outer_owner] {
+        RollbackAndReleaseCurrentSubTransaction();
+        MemoryContextSwitchTo(outer_context);
+        CurrentResourceOwner = outer_owner;
+      });
+      if (!is_row_error(e.sqlstate())) throw;
+      error = e.what();
+      ErrorData* data = e.release();
+      if (data != nullptr && data->detail != nullptr) error += std::string(" (") + data->detail + ")";
+      return false;
+    }
+  }
+
+  List* column_names(const column_mask& present) {
+    List* names = NIL;
+    for (size_t i = 0; i < config_.decoding.columns.size(); i++) {
+      if (!present[i]) continue;
+      const char* column = config_.decoding.columns[i].column.c_str();
+      names = pg_call([names, column] { return lappend(names, makeString(pstrdup(column))); });
+    }
+    return names;
+  }
+
+  uint64 append_lines(Relation rel, const column_mask& present, const char* data, size_t size) {
+    List* names = column_names(present);
+    return pg_call([rel, names, data, size] { return copy_lines(rel, names, data, size); });
+  }
+
+  // mode upsert: COPY into a temporary stage table, then one INSERT ... ON CONFLICT that keeps
+  // the last message per key and updates only the columns the messages carried.
+  uint64 upsert_lines(const column_mask& present, const char* data, size_t size) {
+    ensure_stage();
+    List* names = column_names(present);
+    Oid stage = stage_oid_;
+    pg_call([stage, names, data, size] {
+      Relation rel = table_open(stage, RowExclusiveLock);
+      copy_lines(rel, names, data, size);
+      table_close(rel, NoLock);
+    });
+    const std::string& sql = upsert_sql(present);
+    if (spi_exec(sql.c_str(), {}, false) != SPI_OK_INSERT) throw Error(ERRCODE_INTERNAL_ERROR, "upsert failed");
+    uint64 rows = SPI_processed;
+    spi_exec("DELETE FROM pg_temp.streamrec_stage", {}, false);
+    return rows;
+  }
+
+  void ensure_stage() {
+    if (stage_oid_ != InvalidOid) return;
+    std::string sql = "CREATE TEMP TABLE IF NOT EXISTS streamrec_stage (LIKE " + target_name() +
+                      " INCLUDING DEFAULTS); ALTER TABLE pg_temp.streamrec_stage ADD COLUMN IF NOT EXISTS "
+                      "streamrec_seq bigint GENERATED ALWAYS AS IDENTITY";
+    spi_exec(sql.c_str(), {}, false);
+    stage_oid_ = pg_call([] { return RelnameGetRelid("streamrec_stage"); });
+  }
+
+  const std::string& upsert_sql(const column_mask& present) {
+    auto found = upsert_sql_.find(present);
+    if (found != upsert_sql_.end()) return found->second;
+    std::string all, keys, updates;
+    if (spi_exec("SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) FROM pg_attribute "
+                 "WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped AND attgenerated = ''",
+                 {{OIDOID, ObjectIdGetDatum(config_.target), false}}, true) == SPI_OK_SELECT)
+      all = spi_text(0, 1).value_or("");
+    for (const std::string& k : config_.primary_key) keys += (keys.empty() ? "" : ", ") + quote(k);
+    for (size_t i = 0; i < config_.decoding.columns.size(); i++) {
+      const std::string& c = config_.decoding.columns[i].column;
+      if (!present[i] || std::find(config_.primary_key.begin(), config_.primary_key.end(), c) != config_.primary_key.end())
+        continue;
+      updates += (updates.empty() ? "" : ", ") + quote(c) + " = EXCLUDED." + quote(c);
+    }
+    std::string sql = "INSERT INTO " + target_name() + " (" + all + ") SELECT DISTINCT ON (" + keys + ") " + all +
+                      " FROM pg_temp.streamrec_stage ORDER BY " + keys + ", streamrec_seq DESC ON CONFLICT (" + keys +
+                      ") DO " + (updates.empty() ? "NOTHING" : "UPDATE SET " + updates);
+    return upsert_sql_[present] = sql;
+  }
+
+  static std::string quote(const std::string& identifier) {
+    const char* in = identifier.c_str();
+    return pg_call([in] { return quote_identifier(in); });
+  }
+
+  std::string target_name() {
+    Oid relid = config_.target;
+    const char* name = pg_call([relid] {
+      return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)), get_rel_name(relid));
+    });
+    return name;
+  }
+
+  void write_dead_letters(const Batch& batch) {
+    Datum source = text_datum(config_.name);
+    Datum topic = text_datum(config_.topic);
+    for (const DeadLetter& d : batch.dead_letters) {
+      std::vector<SpiArg> args = {
+          {TEXTOID, source, false},
+          {TEXTOID, topic, false},
+          {INT4OID, Int32GetDatum(d.partition), false},
+          {INT8OID, Int64GetDatum(d.offset), false},
+          {BYTEAOID, d.key ? bytea_datum(*d.key) : Datum(0), !d.key},
+          {BYTEAOID, d.payload ? bytea_datum(*d.payload) : Datum(0), !d.payload},
+          {TEXTOID, text_datum(d.error), false},
+      };
+      if (spi_exec("INSERT INTO streamrec.dead_letters(source, topic, partition, \"offset\", key, payload, error) "
+                   "VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                   args, false) != SPI_OK_INSERT)
+        throw Error(ERRCODE_INTERNAL_ERROR, "cannot write to streamrec.dead_letters");
+    }
+  }
+
+  void write_offsets(const Batch& batch) {
+    // Partitions that started at `start` without a stored offset are stored too, so a restart
+    // continues where they started instead of applying `start` (latest, a time) again.
+    for (const auto& [p, offset] : consumer_->take_started_offsets()) started_offsets_[p] = offset;
+    std::map<int32_t, int64_t> all = started_offsets_;
+    for (const auto& [p, next] : batch.next_offsets) all[p] = next;
+    std::string partitions = "{", offsets = "{";
+    for (const auto& [p, next] : all) {
+      partitions += (partitions.size() > 1 ? "," : "") + std::to_string(p);
+      offsets += (offsets.size() > 1 ? "," : "") + std::to_string(next);
+    }
+    partitions += "}";
+    offsets += "}";
+    if (spi_exec("INSERT INTO streamrec.source_offsets(source, partition, next_offset) "
+                 "SELECT $1, p, o FROM unnest($2::int[], $3::bigint[]) AS u(p, o) "
+                 "ON CONFLICT (source, partition) DO UPDATE SET next_offset = EXCLUDED.next_offset",
+                 {{TEXTOID, text_datum(config_.name), false},
+                  {TEXTOID, text_datum(partitions), false},
+                  {TEXTOID, text_datum(offsets), false}},
+                 false) != SPI_OK_INSERT)
+      throw Error(ERRCODE_INTERNAL_ERROR, "cannot write streamrec.source_offsets");
+  }
+
+  // on_error = stop: nothing of the batch commits; the source is paused with the reason.
+  void stop_source(const DeadLetter& first) {
+    abort_transaction();
+    std::string reason = "stopped at partition " + std::to_string(first.partition) + " offset " +
+                         std::to_string(first.offset) + ": " + first.error;
+    begin_transaction();
+    spi_exec("UPDATE streamrec.sources SET paused = true, last_error = $2, last_error_at = now() WHERE name = $1",
+             {{TEXTOID, text_datum(config_.name), false}, {TEXTOID, text_datum(reason), false}}, false);
+    commit_transaction();
+    set_state("stopped", reason);
+    stop_requested = true;
+  }
+
+  void record_batch(const Batch& batch, uint64 rows) {
+    WorkerSlot* slot = worker_slot(launch_.slot);
+    int64 lag = consumer_->total_lag();
+    SpinLockAcquire(&slot->mutex);
+    slot->stats.messages += static_cast<int64>(batch.messages.size() + decode_failures(batch));
+    slot->stats.rows += static_cast<int64>(rows);
+    slot->stats.bytes += batch.bytes;
+    slot->stats.dead_letters += static_cast<int64>(batch.dead_letters.size());
+    slot->stats.batches++;
+    slot->stats.lag = lag;
+    slot->stats.last_message_at = batch.last_message_at;
+    SpinLockRelease(&slot->mutex);
+  }
+
+  // Messages that never reached COPY (they are in dead_letters but not in messages).
+  static size_t decode_failures(const Batch& batch) {
+    size_t in_messages = 0;
+    for (const DeadLetter& d : batch.dead_letters)
+      if (batch.raw.count({d.partition, d.offset}) != 0) in_messages++;
+    return batch.dead_letters.size() - in_messages;
+  }
+
+  void update_lag() {
+    WorkerSlot* slot = worker_slot(launch_.slot);
+    int64 lag = consumer_->total_lag();
+    SpinLockAcquire(&slot->mutex);
+    slot->stats.lag = lag;
+    SpinLockRelease(&slot->mutex);
+  }
+
+ public:
+  void set_state(const char* state, const std::string& error = {}) {
+    WorkerSlot* slot = worker_slot(launch_.slot);
+    TimestampTz now = error.empty() ? 0 : GetCurrentTimestamp();
+    SpinLockAcquire(&slot->mutex);
+    strlcpy(slot->stats.state, state, sizeof slot->stats.state);
+    if (!error.empty()) {
+      strlcpy(slot->stats.last_error, error.c_str(), sizeof slot->stats.last_error);
+      slot->stats.last_error_at = now;
+    }
+    SpinLockRelease(&slot->mutex);
+  }
+
+  // After a failed batch: everything rolls back, the consumer goes back to the batch's first
+  // offsets, and the worker waits a little longer each time before trying again.
+  void recover_from_failure(const std::string& error) {
+    abort_transaction();
+    if (consumer_ != nullptr) consumer_->rewind(last_first_offsets_);
+    set_state("retrying", error);
+    failures_++;
+    long ms = std::min(10000L, 200L << std::min(failures_, 6));
+    pg_call([ms] {
+      (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, ms, PG_WAIT_EXTENSION);
+      ResetLatch(MyLatch);
+    });
+  }
+
+ private:
+  const SourceConfig& config() const { return config_; }
+
+  WorkerLaunch launch_;
+  SourceConfig config_;
+  std::unique_ptr<decoder> decoder_;
+  std::unique_ptr<consumer> consumer_;
+  std::map<int32_t, int64_t> last_first_offsets_;
+  std::map<int32_t, int64_t> started_offsets_;
+  std::map<column_mask, std::string> upsert_sql_;
+  Oid stage_oid_ = InvalidOid;
+  int registry_failures_ = 0;
+  int failures_ = 0;
+};
+
+// Marks the slot free of a process when the worker exits, however it exits.
+void clear_slot_pid(int, Datum slot_index) {
+  WorkerSlot* slot = worker_slot(DatumGetInt32(slot_index));
+  if (slot == nullptr) return;
+  SpinLockAcquire(&slot->mutex);
+  if (slot->pid == MyProcPid) slot->pid = 0;
+  SpinLockRelease(&slot->mutex);
+}
+
+// Takes the slot the launcher assigned; false when another live worker already holds it.
+bool take_slot(const WorkerLaunch& launch) {
+  WorkerSlot* slot = worker_slot(launch.slot);
+  if (slot == nullptr) return false;
+  SpinLockAcquire(&slot->mutex);
+  bool ours = slot->kind == WorkerKind::source && strncmp(slot->name, launch.name, NAMEDATALEN) == 0;
+  pid_t holder = slot->pid;
+  bool taken = ours && (holder == 0 || kill(holder, 0) != 0);
+  if (taken) {
+    slot->pid = MyProcPid;
+    slot->generation++;
+    slot->stats.started_at = GetCurrentTimestamp();
+  }
+  SpinLockRelease(&slot->mutex);
+  return taken;
+}
+
+}  // namespace
+}  // namespace streamrec
+
+extern "C" void streamrec_source_main(Datum main_arg) {
+  using namespace streamrec;
+  WorkerLaunch launch;
+  memcpy(&launch, MyBgworkerEntry->bgw_extra, sizeof launch);
+  pqsignal(SIGTERM, handle_sigterm);
+  pqsignal(SIGHUP, SignalHandlerForConfigReload);
+  BackgroundWorkerUnblockSignals();
+  BackgroundWorkerInitializeConnectionByOid(launch.database, launch.owner, 0);
+  if (!take_slot(launch)) {
+    ereport(LOG, (errmsg("pg_streamrec source \"%s\": another worker is already running; exiting", launch.name)));
+    proc_exit(0);
+  }
+  before_shmem_exit(clear_slot_pid, Int32GetDatum(launch.slot));
+  pgstat_report_appname(MyBgworkerEntry->bgw_name);
+
+  CaughtError caught;
+  {
+    SourceWorker worker(launch);
+    try {
+      worker.run();
+    } catch (...) {
+      capture_current_exception(caught);
+      if (caught.failed) worker.set_state("failed", caught.pg_error != nullptr ? caught.pg_error->message : caught.message);
+    }
+  }
+  if (caught.failed) {
+    // Unrecoverable here (bad settings, no privilege, unknown broker property): report and exit;
+    // the launcher restarts the worker with backoff, and source_stats shows the error meanwhile.
+    AbortOutOfAnyTransaction();
+    report_caught_error(caught, ERROR);
+  }
+  ereport(LOG, (errmsg("pg_streamrec source \"%s\": stopped", launch.name)));
+  proc_exit(0);
+}
