@@ -27,8 +27,8 @@ def psql(cluster, *args, stop_on_error=True):
                    env=env, check=stop_on_error)
 
 
-def datagen(*args):
-    return subprocess.run([os.path.join(BUILD, "streamrec-datagen"), *args], check=True,
+def datagen(kind, *args):
+    return subprocess.run([os.path.join(BUILD, "streamrec-datagen"), kind, "--quiet", *args], check=True,
                           stdout=subprocess.PIPE, text=True).stdout
 
 
@@ -55,7 +55,7 @@ def main():
 
         banner("loading a generated inventory (the seed's product_id,category,stock,rating CSV)")
         inventory = os.path.join(cluster.dir, "productInventory.csv")
-        datagen("--kind", "inventory", "--format", "csv", "--products", "200", "--categories", "8",
+        datagen("inventory", "--format", "csv", "--products", "200", "--categories", "8",
                 "--seed", "42", "--output", inventory)
         with open(inventory) as f:
             print("".join(f.readlines()[:5]) + "...")
@@ -68,13 +68,31 @@ def main():
                             "AND stock > 0 ORDER BY rating DESC, product_id LIMIT 6")
 
         banner("producing 1000 Avro clicks (Confluent framing, schema in the registry) to flink.click.streams")
-        datagen("--kind", "clicks", "--format", "avro", "--count", "1000", "--seed", "42", "--products", "200",
+        datagen("clicks", "--format", "avro", "--count", "1000", "--seed", "42", "--products", "200",
                 "--topic", "flink.click.streams", "--brokers", sandbox.bootstrap, "--registry", sandbox.registry_url)
         subprocess.run(["kcat", "-C", "-b", sandbox.bootstrap, "-t", "flink.click.streams", "-e", "-q",
                         "-f", "partition %p offset %o key %k: %S bytes\\n", "-c", "5"], check=True)
-        banner("the same clicks as csv, the way a csv source will read them")
-        print(datagen("--kind", "clicks", "--format", "csv", "--count", "5", "--seed", "42", "--products", "200",
-                      "--output", "-"))
+        banner("a source consumes them into streamrec.clicks, exactly once")
+        psql(cluster, "-c", "SELECT streamrec.create_source('clicks', 'flink.click.streams', 'streamrec.clicks', "
+                            f"'avro', options => '{{\"schema_registry\": \"{sandbox.registry_url}\"}}')")
+        wait_for(lambda: cluster.value("SELECT count(*) FROM streamrec.clicks") == 1000, 30, what="1000 clicks")
+        psql(cluster, "-c", "SELECT name, state, messages, rows, dead_letters, batches, lag FROM streamrec.source_stats",
+             "-c", "SELECT event_type, count(*), min(event_time), max(event_time) FROM streamrec.clicks "
+                   "GROUP BY 1 ORDER BY 2 DESC",
+             "-c", "SELECT partition, next_offset FROM streamrec.source_offsets ORDER BY partition")
+
+        banner("csv purchases on flink.sales.records, one of them malformed: it is dead-lettered, the rest stored")
+        purchases = datagen("purchases", "--format", "csv", "--count", "5", "--seed", "42", "--products", "200",
+                            "--output", "-").splitlines()
+        purchases.insert(2, 'inv-bad,user-1,"17,unterminated')
+        subprocess.run(["kcat", "-P", "-b", sandbox.bootstrap, "-t", "flink.sales.records", "-p", "0"],
+                       input="\n".join(purchases) + "\n", text=True, check=True)
+        psql(cluster, "-c", "SELECT streamrec.create_source('purchases', 'flink.sales.records', 'streamrec.purchases')")
+        wait_for(lambda: cluster.value("SELECT count(*) FROM streamrec.purchases") == 5, 30, what="5 purchases")
+        psql(cluster, "-c", "SELECT invoice_id, user_id, product_id, quantity, unit_cost, purchase_time "
+                            "FROM streamrec.purchases",
+             "-c", "SELECT source, partition, \"offset\", convert_from(payload, 'UTF8') AS payload, error "
+                   "FROM streamrec.dead_letters")
 
         banner("error boundary: a C++ exception inside SQL is a clean ERROR, the session goes on")
         psql(cluster, "-c", "SELECT streamrec._selftest('cpp_error')", "-c", "SELECT 'still connected' AS session",
