@@ -2,6 +2,7 @@
 // present masks, header skipping and the exact error kind for bad input.
 #include <gtest/gtest.h>
 
+#include <memory>
 #include <stdexcept>
 #include <string>
 
