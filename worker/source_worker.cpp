@@ -318,6 +318,7 @@ uint64 copy_lines(Relation rel, List* column_names, const char* data, size_t siz
 // A decoded batch.
 // ---------------------------------------------------------------------------------------------
 struct DecodedMessage {
+  size_t index;  // in the consumer batch, for the raw bytes of a dead letter
   int32_t partition;
   int64_t offset;
   size_t line_begin;
@@ -339,7 +340,8 @@ struct Batch {
   std::vector<column_mask> masks;
   std::vector<DeadLetter> dead_letters;
   std::map<int32_t, int64_t> next_offsets;  // per partition: last offset + 1
-  std::map<std::pair<int32_t, int64_t>, std::pair<std::optional<std::string>, std::optional<std::string>>> raw;
+  const consumer_batch* source = nullptr;  // the consumed messages, alive while the batch is stored
+  size_t decode_failures = 0;             // dead letters that never reached COPY
   int64 bytes = 0;
   TimestampTz last_message_at = 0;
 };
@@ -408,12 +410,14 @@ class SourceWorker {
   void poll_and_store() {
     consumer_batch messages = consumer_->poll_batch(static_cast<size_t>(config_.batch_size),
                                                      std::chrono::milliseconds(config_.batch_ms));
+
     report_consumer_state();
     if (messages.empty()) {
       update_lag();
       return;
     }
     Batch batch;
+    batch.source = &messages;
     if (!decode(messages, batch)) return;  // transient: rewound, try again later
     try {
       store(batch);
@@ -462,6 +466,7 @@ class SourceWorker {
         stored = decoder_->decode(m, batch.lines, present);
       } catch (const format_error& e) {
         batch.dead_letters.push_back(dead_letter_of(m, e.what()));
+        batch.decode_failures++;
         continue;
       } catch (const transient_error& e) {
         consumer_->rewind(first_offsets);
@@ -471,8 +476,7 @@ class SourceWorker {
       }
       if (!stored) continue;  // skipped on purpose (a csv header record)
       size_t mask_index = intern_mask(batch, present);
-      batch.messages.push_back(DecodedMessage{m.partition, m.offset, begin, batch.lines.size(), mask_index});
-      batch.raw[{m.partition, m.offset}] = {to_string(m.key), to_string(m.payload)};
+      batch.messages.push_back(DecodedMessage{i, m.partition, m.offset, begin, batch.lines.size(), mask_index});
     }
     registry_failures_ = 0;
     batch.last_message_at = GetCurrentTimestamp();
@@ -566,9 +570,7 @@ class SourceWorker {
     uint64 rows = 0;
     if (try_copy(rel, batch, lo, hi, rows, error)) return rows;
     if (hi - lo == 1) {
-      const DecodedMessage& m = batch.messages[lo];
-      auto& raw = batch.raw[{m.partition, m.offset}];
-      batch.dead_letters.push_back(DeadLetter{m.partition, m.offset, raw.first, raw.second, error});
+      batch.dead_letters.push_back(dead_letter_of(batch.source->view(batch.messages[lo].index), error));
       return 0;
     }
     size_t mid = lo + (hi - lo) / 2;
@@ -740,7 +742,7 @@ class SourceWorker {
     WorkerSlot* slot = worker_slot(launch_.slot);
     int64 lag = consumer_->total_lag();
     SpinLockAcquire(&slot->mutex);
-    slot->stats.messages += static_cast<int64>(batch.messages.size() + decode_failures(batch));
+    slot->stats.messages += static_cast<int64>(batch.messages.size() + batch.decode_failures);
     slot->stats.rows += static_cast<int64>(rows);
     slot->stats.bytes += batch.bytes;
     slot->stats.dead_letters += static_cast<int64>(batch.dead_letters.size());
@@ -748,14 +750,6 @@ class SourceWorker {
     slot->stats.lag = lag;
     slot->stats.last_message_at = batch.last_message_at;
     SpinLockRelease(&slot->mutex);
-  }
-
-  // Messages that never reached COPY (they are in dead_letters but not in messages).
-  static size_t decode_failures(const Batch& batch) {
-    size_t in_messages = 0;
-    for (const DeadLetter& d : batch.dead_letters)
-      if (batch.raw.count({d.partition, d.offset}) != 0) in_messages++;
-    return batch.dead_letters.size() - in_messages;
   }
 
   void update_lag() {
