@@ -8,6 +8,7 @@ extern "C" {
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
+#include "utils/timestamp.h"
 }
 
 namespace streamrec {
@@ -99,6 +100,31 @@ void release_worker_slot(int index) {
   slot->name[0] = '\0';
   slot->pid = 0;
   slot->stats = WorkerStats{};
+  SpinLockRelease(&slot->mutex);
+}
+
+bool take_worker_slot(int index, WorkerKind kind, const char* name) {
+  WorkerSlot* slot = worker_slot(index);
+  if (slot == nullptr) return false;
+  TimestampTz now = GetCurrentTimestamp();
+  SpinLockAcquire(&slot->mutex);
+  bool ours = slot->kind == kind && strncmp(slot->name, name, NAMEDATALEN) == 0;
+  pid_t holder = slot->pid;
+  bool taken = ours && (holder == 0 || kill(holder, 0) != 0);
+  if (taken) {
+    slot->pid = MyProcPid;
+    slot->generation++;
+    slot->stats.started_at = now;
+  }
+  SpinLockRelease(&slot->mutex);
+  return taken;
+}
+
+void release_worker_slot_pid(int, Datum slot_index) {
+  WorkerSlot* slot = worker_slot(DatumGetInt32(slot_index));
+  if (slot == nullptr) return;
+  SpinLockAcquire(&slot->mutex);
+  if (slot->pid == MyProcPid) slot->pid = 0;
   SpinLockRelease(&slot->mutex);
 }
 

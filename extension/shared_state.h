@@ -50,6 +50,12 @@ int claim_worker_slot(WorkerKind kind, const char* name);
 void release_worker_slot(int slot);
 WorkerSlot* worker_slot(int slot);
 
+// A worker process takes the slot the launcher assigned it: false when the slot is not
+// (kind, name) or another live process already holds it (then the worker must exit).
+bool take_worker_slot(int slot, WorkerKind kind, const char* name);
+// before_shmem_exit callback (arg: the slot index): the slot no longer has a process.
+void release_worker_slot_pid(int code, Datum slot_index);
+
 // Copy of a slot taken under its lock.
 struct SlotSnapshot {
   WorkerKind kind;

@@ -108,6 +108,7 @@ CatalogView read_catalog() {
     view.sources = count_rows("SELECT count(*) FROM streamrec.sources");
     view.sinks = count_rows("SELECT count(*) FROM streamrec.sinks");
     read_runnable(WorkerKind::source, "sources", view.runnable);
+    read_runnable(WorkerKind::sink, "sinks", view.runnable);
     pg_call([] { return SPI_finish(); });
   }
   pg_call([] {

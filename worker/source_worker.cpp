@@ -16,6 +16,7 @@
 #include "extension/error_boundary.h"
 #include "extension/shared_state.h"
 #include "worker/formats/decoder.h"
+#include "worker/pg_support.h"
 #include "worker/kafka/consumer.h"
 #include "worker/worker_launch.h"
 
@@ -60,76 +61,6 @@ void handle_sigterm(SIGNAL_ARGS) {
   stop_requested = true;
   SetLatch(MyLatch);
   errno = saved_errno;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Small SPI helpers (each call guarded; callers are inside a transaction with SPI connected).
-// ---------------------------------------------------------------------------------------------
-struct SpiArg {
-  Oid type;
-  Datum value;
-  bool null;
-};
-
-int spi_exec(const char* sql, const std::vector<SpiArg>& args, bool read_only, long limit = 0) {
-  std::vector<Oid> types;
-  std::vector<Datum> values;
-  std::vector<char> nulls;
-  for (const SpiArg& a : args) {
-    types.push_back(a.type);
-    values.push_back(a.value);
-    nulls.push_back(a.null ? 'n' : ' ');
-  }
-  int nargs = static_cast<int>(args.size());
-  Oid* t = types.data();
-  Datum* v = values.data();
-  const char* n = nulls.data();
-  return pg_call([=] { return SPI_execute_with_args(sql, nargs, t, v, n, read_only, limit); });
-}
-
-Datum text_datum(const std::string& s) {
-  const char* data = s.data();
-  int len = static_cast<int>(s.size());
-  return pg_call([data, len] { return PointerGetDatum(cstring_to_text_with_len(data, len)); });
-}
-
-Datum bytea_datum(std::string_view bytes) {
-  const char* data = bytes.data();
-  size_t len = bytes.size();
-  return pg_call([data, len] {
-    bytea* b = static_cast<bytea*>(palloc(VARHDRSZ + len));
-    SET_VARSIZE(b, VARHDRSZ + len);
-    memcpy(VARDATA(b), data, len);
-    return PointerGetDatum(b);
-  });
-}
-
-std::optional<std::string> spi_text(uint64 row, int column) {
-  int r = static_cast<int>(row);
-  char* v = pg_call([r, column] { return SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, column); });
-  if (v == nullptr) return std::nullopt;
-  return std::string(v);
-}
-
-void begin_transaction() {
-  pg_call([] {
-    SetCurrentStatementStartTimestamp();
-    StartTransactionCommand();
-    PushActiveSnapshot(GetTransactionSnapshot());
-  });
-  pg_call([] { return SPI_connect(); });
-}
-
-void commit_transaction() {
-  pg_call([] { return SPI_finish(); });
-  pg_call([] {
-    PopActiveSnapshot();
-    CommitTransactionCommand();
-  });
-}
-
-void abort_transaction() {
-  pg_call([] { AbortCurrentTransaction(); });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -802,32 +733,6 @@ class SourceWorker {
   int failures_ = 0;
 };
 
-// Marks the slot free of a process when the worker exits, however it exits.
-void clear_slot_pid(int, Datum slot_index) {
-  WorkerSlot* slot = worker_slot(DatumGetInt32(slot_index));
-  if (slot == nullptr) return;
-  SpinLockAcquire(&slot->mutex);
-  if (slot->pid == MyProcPid) slot->pid = 0;
-  SpinLockRelease(&slot->mutex);
-}
-
-// Takes the slot the launcher assigned; false when another live worker already holds it.
-bool take_slot(const WorkerLaunch& launch) {
-  WorkerSlot* slot = worker_slot(launch.slot);
-  if (slot == nullptr) return false;
-  SpinLockAcquire(&slot->mutex);
-  bool ours = slot->kind == WorkerKind::source && strncmp(slot->name, launch.name, NAMEDATALEN) == 0;
-  pid_t holder = slot->pid;
-  bool taken = ours && (holder == 0 || kill(holder, 0) != 0);
-  if (taken) {
-    slot->pid = MyProcPid;
-    slot->generation++;
-    slot->stats.started_at = GetCurrentTimestamp();
-  }
-  SpinLockRelease(&slot->mutex);
-  return taken;
-}
-
 }  // namespace
 }  // namespace streamrec
 
@@ -839,11 +744,11 @@ extern "C" void streamrec_source_main(Datum main_arg) {
   pqsignal(SIGHUP, SignalHandlerForConfigReload);
   BackgroundWorkerUnblockSignals();
   BackgroundWorkerInitializeConnectionByOid(launch.database, launch.owner, 0);
-  if (!take_slot(launch)) {
+  if (!take_worker_slot(launch.slot, WorkerKind::source, launch.name)) {
     ereport(LOG, (errmsg("pg_streamrec source \"%s\": another worker is already running; exiting", launch.name)));
     proc_exit(0);
   }
-  before_shmem_exit(clear_slot_pid, Int32GetDatum(launch.slot));
+  before_shmem_exit(release_worker_slot_pid, Int32GetDatum(launch.slot));
   pgstat_report_appname(MyBgworkerEntry->bgw_name);
 
   CaughtError caught;

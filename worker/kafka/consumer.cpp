@@ -110,7 +110,8 @@ const char* consumer_state_name(consumer_state state) {
 start_position::start_position(const std::string& text) {
   std::string word;
   for (char c : text) {
-    if (!std::isspace(static_cast<unsigned char>(c))) word += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (!std::isspace(static_cast<unsigned char>(c)))
+      word += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   }
   if (word == "earliest") return;
   if (word == "latest") {
@@ -128,8 +129,10 @@ start_position::start_position(const std::string& text) {
     timestamp_ms = *micros >= 0 ? *micros / 1000 : -((-*micros + 999) / 1000);
     if (timestamp_ms >= 0) return;
   }
-  throw std::invalid_argument("start position must be 'earliest', 'latest' or a timestamp such as "
-                              "'2024-06-28 13:01:55+00', not '" + text + "'");
+  throw std::invalid_argument(
+      "start position must be 'earliest', 'latest' or a timestamp such as "
+      "'2024-06-28 13:01:55+00', not '" +
+      text + "'");
 }
 
 start_position start_position::latest() {
@@ -198,7 +201,10 @@ consumer::consumer(const consumer_config& config, offset_lookup lookup)
   auto set = [&conf](const std::string& name, const std::string& value) {
     char errstr[512];
     if (rd_kafka_conf_set(conf.get(), name.c_str(), value.c_str(), errstr, sizeof errstr) != RD_KAFKA_CONF_OK) {
-      throw kafka_error("invalid Kafka consumer property " + name + "=" + value + ": " + errstr,
+      // The message may reach a stats view other roles can read: never echo a credential.
+      const bool secret = name.find("password") != std::string::npos || name.find("secret") != std::string::npos ||
+                          name.find("key") != std::string::npos || name.find("jaas") != std::string::npos;
+      throw kafka_error("invalid Kafka consumer property " + name + "=" + (secret ? "<hidden>" : value) + ": " + errstr,
                         RD_KAFKA_RESP_ERR__INVALID_ARG);
     }
   };
@@ -208,8 +214,14 @@ consumer::consumer(const consumer_config& config, offset_lookup lookup)
   // detection; in group mode the metadata refresh is what notices added partitions.
   set("auto.offset.reset", "earliest");
   set("statistics.interval.ms", "1000");
+  // librdkafka 2.0.2 stops fetching once this many messages wait in the queue and looks again
+  // only after a 1 s backoff (fetch.queue.backoff.ms came in 2.2), so the queue must hold
+  // about a second of what the worker ingests; the default 100000 halves a 300k rows/s worker.
+  // Costs roughly 300 bytes per queued message at the limit.
+  set("queued.min.messages", "500000");
   if (group_mode_) {
-    set("topic.metadata.refresh.interval.ms", std::to_string(std::max<int64_t>(1000, config.partition_refresh_interval.count())));
+    set("topic.metadata.refresh.interval.ms",
+        std::to_string(std::max<int64_t>(1000, config.partition_refresh_interval.count())));
   }
   if (!config.brokers.empty()) set("bootstrap.servers", config.brokers);
   if (!config.client_id.empty()) set("client.id", config.client_id);
@@ -234,9 +246,10 @@ consumer::consumer(const consumer_config& config, offset_lookup lookup)
   if (group_mode_) rd_kafka_conf_set_rebalance_cb(conf.get(), &consumer::on_rebalance);
 
   char errstr[512];
+  // rd_kafka_new takes ownership of the configuration only on success.
   handle_ = rd_kafka_new(RD_KAFKA_CONSUMER, conf.get(), errstr, sizeof errstr);
   if (handle_ == nullptr) throw kafka_error(std::string("cannot create Kafka consumer: ") + errstr);
-  conf.release();  // rd_kafka_new took ownership
+  (void)conf.release();
 
   // Every callback (errors and statistics included) is served by the consumer queue, i.e. on
   // the thread that calls poll_batch().
@@ -306,27 +319,30 @@ consumer_batch consumer::poll_batch(size_t max_messages, std::chrono::millisecon
   throw_if_failed();
   const auto started = clock_type::now();
   const auto deadline = started + max_wait;
-  if (!group_mode_ && started >= next_refresh_) refresh_partitions();
+  // While the broker is down a metadata request would only block until its timeout; the
+  // owned partitions resume by themselves and the check follows once it is back.
+  if (!group_mode_ && started >= next_refresh_ && !(state_ == consumer_state::broker_down && !owned_.empty())) {
+    refresh_partitions();
+  }
   if (!pending_.empty() && started >= next_pending_retry_) retry_pending();
 
   consumer_batch batch;
   batch.messages_.reserve(max_messages);
-  std::vector<rd_kafka_message_t*> received(max_messages);
+  if (received_.size() < max_messages) received_.resize(max_messages);
   rebalanced_ = false;
   revoked_this_poll_.clear();
   while (batch.size() < max_messages) {
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock_type::now());
     const int timeout_ms = static_cast<int>(std::max<int64_t>(0, left.count()));
     // Serves callbacks too (rebalances, errors, statistics) on this thread.
-    const ssize_t got =
-        rd_kafka_consume_batch_queue(queue_, timeout_ms, received.data(), max_messages - batch.size());
+    const ssize_t got = rd_kafka_consume_batch_queue(queue_, timeout_ms, received_.data(), max_messages - batch.size());
     if (got < 0) {
       const rd_kafka_resp_err_t err = rd_kafka_last_error();
       set_state(consumer_state::error, std::string("cannot consume: ") + rd_kafka_err2str(err));
       break;
     }
     for (ssize_t i = 0; i < got; ++i) {
-      rd_kafka_message_t* message = received[static_cast<size_t>(i)];
+      rd_kafka_message_t* message = received_[static_cast<size_t>(i)];
       if (message->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
         batch.messages_.push_back(message);
       } else {
@@ -413,8 +429,9 @@ void consumer::handle_error(rd_kafka_resp_err_t err, const char* reason) {
 std::vector<int32_t> consumer::refresh_partitions() {
   if (group_mode_) return {};
   const auto now = clock_type::now();
-  // Retry soon while nothing is assigned (topic missing, broker down at start).
-  next_refresh_ = now + retry_interval;
+  // Until it succeeds: retry soon while nothing is assigned (topic missing, broker down at
+  // start), otherwise at the normal pace.
+  next_refresh_ = now + (owned_.empty() ? retry_interval : config_.partition_refresh_interval);
   const rd_kafka_metadata_t* raw = nullptr;
   const rd_kafka_resp_err_t err =
       rd_kafka_metadata(handle_, 0, topic_handle_, &raw, static_cast<int>(config_.metadata_timeout.count()));
@@ -429,6 +446,8 @@ std::vector<int32_t> consumer::refresh_partitions() {
     if (topic_ == metadata->topics[i].topic) found = &metadata->topics[i];
   }
   if (found == nullptr || is_topic_missing(found->err) || (found->err == 0 && found->partition_cnt == 0)) {
+    // Whatever appears from now on was produced after this consumer started: read it all.
+    first_look_done_ = true;
     set_state(consumer_state::topic_missing, "topic " + topic_ + " does not exist");
     return {};
   }
@@ -443,7 +462,8 @@ std::vector<int32_t> consumer::refresh_partitions() {
     if (!contains_sorted(owned_, found->partitions[i].id)) fresh.push_back(found->partitions[i].id);
   }
   std::sort(fresh.begin(), fresh.end());
-  if (state_ == consumer_state::topic_missing) set_state(owned_.empty() ? consumer_state::starting : consumer_state::running, {});
+  if (state_ == consumer_state::topic_missing)
+    set_state(owned_.empty() ? consumer_state::starting : consumer_state::running, {});
   try {
     if (!fresh.empty() && !assign_partitions(fresh)) return {};
   } catch (...) {
@@ -494,7 +514,8 @@ bool consumer::assign_partitions(const std::vector<int32_t>& partitions) {
     error = rd_kafka_incremental_assign(handle_, list.get());
   }
   if (error != nullptr) {
-    const std::string text = std::string("cannot assign partitions of topic ") + topic_ + ": " + rd_kafka_error_string(error);
+    const std::string text =
+        std::string("cannot assign partitions of topic ") + topic_ + ": " + rd_kafka_error_string(error);
     const rd_kafka_resp_err_t code = rd_kafka_error_code(error);
     rd_kafka_error_destroy(error);
     throw kafka_error(text, code);
@@ -508,7 +529,7 @@ bool consumer::assign_partitions(const std::vector<int32_t>& partitions) {
     if (offsets[p] >= 0) started_offsets_[p] = offsets[p];
   }
   ++generation_;
-  initial_assignment_done_ = true;
+  first_look_done_ = true;
   if (state_ == consumer_state::starting || state_ == consumer_state::topic_missing) {
     set_state(consumer_state::running, {});
   }
@@ -540,9 +561,10 @@ bool consumer::resolve_start_offsets(std::map<int32_t, int64_t>& offsets, const 
   }
   if (unresolved.empty()) return true;
 
-  // Partitions that appear after the first assignment hold only messages produced since this
-  // consumer started, so they start at their beginning whatever the configured start.
-  const start_position start = initial_assignment_done_ ? start_position::earliest() : config_.start;
+  // Partitions that appear after the first assignment (or after the topic was seen missing)
+  // hold only messages produced since this consumer started: they start at their beginning,
+  // whatever the configured start.
+  const start_position start = first_look_done_ ? start_position::earliest() : config_.start;
   // Resolve to concrete offsets (ListOffsets; -2 and -1 ask for the beginning and the end) so
   // lag and take_started_offsets() know where every partition starts.
   int64_t query = RD_KAFKA_OFFSET_BEGINNING;
@@ -654,7 +676,8 @@ void consumer::rewind(const std::map<int32_t, int64_t>& next_offsets) {
 
 void consumer::seek(const std::map<int32_t, int64_t>& offsets) {
   partition_list list(rd_kafka_topic_partition_list_new(static_cast<int>(offsets.size())));
-  for (const auto& [p, offset] : offsets) rd_kafka_topic_partition_list_add(list.get(), topic_.c_str(), p)->offset = offset;
+  for (const auto& [p, offset] : offsets)
+    rd_kafka_topic_partition_list_add(list.get(), topic_.c_str(), p)->offset = offset;
   // Waiting makes librdkafka drop what it prefetched from the old position before we return.
   if (rd_kafka_error_t* error =
           rd_kafka_seek_partitions(handle_, list.get(), static_cast<int>(config_.metadata_timeout.count()))) {
@@ -666,9 +689,9 @@ void consumer::seek(const std::map<int32_t, int64_t>& offsets) {
   for (int i = 0; i < list->cnt; ++i) {
     const rd_kafka_topic_partition_t& elem = list->elems[i];
     if (elem.err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      throw kafka_error("cannot rewind topic " + topic_ + " [" + std::to_string(elem.partition) +
-                            "]: " + rd_kafka_err2str(elem.err),
-                        elem.err);
+      throw kafka_error(
+          "cannot rewind topic " + topic_ + " [" + std::to_string(elem.partition) + "]: " + rd_kafka_err2str(elem.err),
+          elem.err);
     }
   }
 }

@@ -52,7 +52,7 @@ struct start_position {
   // "earliest", "latest", an ISO 8601 timestamp ("2024-06-28 13:01:55+02") or epoch
   // milliseconds. Implicit so a catalog option string converts directly; throws
   // std::invalid_argument naming the bad text.
-  start_position(const std::string& text);  // NOLINT(google-explicit-constructor)
+  start_position(const std::string& text);                                 // NOLINT(google-explicit-constructor)
   start_position(const char* text) : start_position(std::string(text)) {}  // NOLINT
 
   static start_position earliest() { return {}; }
@@ -208,6 +208,7 @@ class consumer {
   rd_kafka_queue_t* queue_ = nullptr;         // the consumer queue; every callback is served from it
   rd_kafka_topic_t* topic_handle_ = nullptr;  // for metadata requests
 
+  std::vector<rd_kafka_message_t*> received_;  // consume buffer, reused across polls
   std::vector<int32_t> owned_;
   std::vector<int32_t> pending_;  // assigned by the group but not yet started (lookup failed)
   std::vector<int32_t> revoked_unreported_;
@@ -217,7 +218,7 @@ class consumer {
   std::vector<int64_t> next_offset_;
   uint64_t generation_ = 0;
   std::map<int32_t, int64_t> started_offsets_;
-  bool initial_assignment_done_ = false;
+  bool first_look_done_ = false;  // start applies only to partitions there at the first look
   bool rebalanced_ = false;
   bool closing_ = false;
 
