@@ -6,6 +6,7 @@
 // touched. A COPY that fails is retried in halves inside subtransactions until each bad message
 // is isolated and dead-lettered; the good rows still commit with the batch's offsets.
 #include <chrono>
+#include <future>
 #include <csignal>
 #include <map>
 #include <memory>
@@ -294,9 +295,26 @@ class SourceWorker {
       return stored_offsets(partitions);
     });
     set_state("running");
+    // A two-stage pipeline: while the main thread stores batch N (COPY, PostgreSQL), a helper
+    // thread decodes batch N+1 (PostgreSQL-free). One decode runs at a time: a decoder is not
+    // thread-safe. Only the main thread ever calls PostgreSQL or the consumer.
+    std::unique_ptr<InFlight> pending;
     while (!stop_requested) {
       handle_config_reload();
-      poll_and_store();
+      auto messages = std::make_unique<consumer_batch>(consumer_->poll_batch(
+          static_cast<size_t>(config_.batch_size), std::chrono::milliseconds(config_.batch_ms)));
+      report_consumer_state();
+      std::unique_ptr<InFlight> next;
+      if (!messages->empty()) {
+        if (pending) pending->decoded.wait();
+        next = start_decode(std::move(messages));
+      }
+      if (pending) {
+        if (!finish(*pending, next.get())) next.reset();  // rewound: those messages come again
+      } else if (!next) {
+        update_lag();
+      }
+      pending = std::move(next);
     }
     set_state("stopping");
   }
@@ -338,29 +356,54 @@ class SourceWorker {
     return result;
   }
 
-  void poll_and_store() {
-    consumer_batch messages = consumer_->poll_batch(static_cast<size_t>(config_.batch_size),
-                                                     std::chrono::milliseconds(config_.batch_ms));
-
-    report_consumer_state();
-    if (messages.empty()) {
-      update_lag();
-      return;
-    }
+  // A polled batch on its way: decoding on the helper thread, then stored by finish().
+  struct InFlight {
+    std::unique_ptr<consumer_batch> messages;
     Batch batch;
-    batch.source = &messages;
-    if (!decode(messages, batch)) return;  // transient: rewound, try again later
+    std::future<std::string> decoded;  // "" or why the registry could not be used
+    ~InFlight() {
+      if (decoded.valid()) decoded.wait();  // never free what the helper thread still reads
+    }
+  };
+
+  std::unique_ptr<InFlight> start_decode(std::unique_ptr<consumer_batch> messages) {
+    auto flight = std::make_unique<InFlight>();
+    flight->messages = std::move(messages);
+    flight->batch.source = flight->messages.get();
+    InFlight* f = flight.get();
+    flight->decoded = std::async(std::launch::async, [this, f] { return decode(*f->messages, f->batch); });
+    return flight;
+  }
+
+  // Stores a decoded batch; false when it did not commit and the consumer was rewound (to
+  // the first offsets of this batch and of the one polled after it, which is dropped).
+  bool finish(InFlight& flight, InFlight* next) {
+    std::map<int32_t, int64_t> rewind_to;
+    if (next != nullptr) rewind_to = next->messages->first_offsets();
+    for (const auto& [p, o] : flight.messages->first_offsets()) rewind_to[p] = o;
+    std::string transient = flight.decoded.get();  // rethrows what the decoder threw unexpectedly
+    if (next != nullptr) next->decoded.wait();
+    if (!transient.empty()) {
+      consumer_->rewind(rewind_to);
+      set_state("waiting for schema registry", transient);
+      backoff_sleep();
+      return false;
+    }
+    registry_failures_ = 0;
+    flight.batch.last_message_at = GetCurrentTimestamp();
     try {
-      store(batch);
+      store(flight.batch);
       failures_ = 0;
+      return true;
     } catch (const CatalogChanged&) {
       abort_transaction();
       stop_requested = true;  // the launcher starts a fresh worker if the source still runs
     } catch (const PgError& e) {
-      recover_from_failure(e.what());
+      recover_from_failure(e.what(), rewind_to);
     } catch (const Error& e) {
-      recover_from_failure(e.what());
+      recover_from_failure(e.what(), rewind_to);
     }
+    return false;
   }
 
   void report_consumer_state() {
@@ -380,15 +423,12 @@ class SourceWorker {
     }
   }
 
-  // Decodes every message; false when the registry is unreachable (the batch is rewound).
-  bool decode(const consumer_batch& messages, Batch& batch) {
-    std::map<int32_t, int64_t> first_offsets;
-    last_first_offsets_.clear();
+  // Decodes every message (on the helper thread: no PostgreSQL, no consumer calls). Returns ""
+  // or, when the schema registry cannot be used, why: the batch is then retried later.
+  std::string decode(const consumer_batch& messages, Batch& batch) {
     column_mask present;
     for (size_t i = 0; i < messages.size(); i++) {
       message_view m = messages.view(i);
-      if (first_offsets.count(m.partition) == 0) first_offsets[m.partition] = m.offset;
-      last_first_offsets_[m.partition] = first_offsets[m.partition];
       batch.next_offsets[m.partition] = m.offset + 1;
       batch.bytes += static_cast<int64>(m.payload ? m.payload->size() : 0);
       size_t begin = batch.lines.size();
@@ -400,18 +440,13 @@ class SourceWorker {
         batch.decode_failures++;
         continue;
       } catch (const transient_error& e) {
-        consumer_->rewind(first_offsets);
-        set_state("waiting for schema registry", e.what());
-        backoff_sleep();
-        return false;
+        return e.what();
       }
       if (!stored) continue;  // skipped on purpose (a csv header record)
       size_t mask_index = intern_mask(batch, present);
       batch.messages.push_back(DecodedMessage{i, m.partition, m.offset, begin, batch.lines.size(), mask_index});
     }
-    registry_failures_ = 0;
-    batch.last_message_at = GetCurrentTimestamp();
-    return true;
+    return {};
   }
 
   static std::optional<std::string> to_string(const std::optional<std::string_view>& v) {
@@ -706,9 +741,9 @@ class SourceWorker {
 
   // After a failed batch: everything rolls back, the consumer goes back to the batch's first
   // offsets, and the worker waits a little longer each time before trying again.
-  void recover_from_failure(const std::string& error) {
+  void recover_from_failure(const std::string& error, const std::map<int32_t, int64_t>& rewind_to) {
     abort_transaction();
-    if (consumer_ != nullptr) consumer_->rewind(last_first_offsets_);
+    consumer_->rewind(rewind_to);
     set_state("retrying", error);
     failures_++;
     long ms = std::min(10000L, 200L << std::min(failures_, 6));
@@ -725,7 +760,6 @@ class SourceWorker {
   SourceConfig config_;
   std::unique_ptr<decoder> decoder_;
   std::unique_ptr<consumer> consumer_;
-  std::map<int32_t, int64_t> last_first_offsets_;
   std::map<int32_t, int64_t> started_offsets_;
   std::map<column_mask, std::string> upsert_sql_;
   Oid stage_oid_ = InvalidOid;
