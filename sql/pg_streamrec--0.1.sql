@@ -492,10 +492,9 @@ SELECT s.name,
 FROM streamrec.sources s
 LEFT JOIN streamrec._worker_stats('s') w ON w.name = s.name;
 
-REVOKE ALL ON FUNCTION streamrec.create_source(text, text, regclass, text, text, jsonb), streamrec.drop_source(text),
-    streamrec.pause_source(text), streamrec.resume_source(text), streamrec.reset_source(text, text),
-    streamrec._worker_stats("char") FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION streamrec.create_source(text, text, regclass, text, text, jsonb), streamrec.drop_source(text),
-    streamrec.pause_source(text), streamrec.resume_source(text), streamrec.reset_source(text, text),
-    streamrec._worker_stats("char") TO streamrec_admin;
+-- Everyone may call the API (and so gets a clear "permission denied" with a hint from
+-- _require_admin); only superusers and streamrec_admin members get past that check.
+GRANT USAGE ON SCHEMA streamrec TO PUBLIC;
+REVOKE ALL ON FUNCTION streamrec._worker_stats("char") FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION streamrec._worker_stats("char") TO streamrec_admin;
 GRANT SELECT ON streamrec.source_stats TO streamrec_admin;
