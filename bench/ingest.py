@@ -35,6 +35,17 @@ def message_size(fmt):
     return len(sample) / 1000 + 40  # record overhead in the broker's log
 
 
+def rss_mb(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
 def timed(fn):
     started = time.monotonic()
     fn()
@@ -83,16 +94,22 @@ def main():
             wait_for(lambda: cluster.value(f"SELECT rows FROM streamrec.source_stats WHERE name = 'bench_{fmt}'") > 0,
                      30, interval=0.01, what="first batch")
             started = time.monotonic()
-            first = cluster.value(f"SELECT rows FROM streamrec.source_stats WHERE name = 'bench_{fmt}'")
-            wait_for(lambda: cluster.value(f"SELECT rows FROM streamrec.source_stats WHERE name = 'bench_{fmt}'")
-                     >= rows, 600, interval=0.02, what="all rows")
+            first, pid = cluster.sql(f"SELECT rows, pid FROM streamrec.source_stats WHERE name = 'bench_{fmt}'")[0]
+            memory = []
+
+            def done():
+                memory.append(rss_mb(pid))
+                return cluster.value(f"SELECT rows FROM streamrec.source_stats WHERE name = 'bench_{fmt}'") >= rows
+
+            wait_for(done, 600, interval=0.02, what="all rows")
             source_seconds = time.monotonic() - started
+            memory = [m for m in memory if m is not None]
             assert cluster.value(f"SELECT count(*) FROM {table}") == rows
             assert cluster.value("SELECT dead_letters FROM streamrec.source_stats WHERE name = %s",
                                  (f"bench_{fmt}",)) == 0
             cluster.sql("SELECT streamrec.drop_source(%s)", (f"bench_{fmt}",))
             results.append((fmt, partitions[fmt], rows / kcat_seconds, rows / copy_seconds,
-                            (rows - first) / source_seconds))
+                            (rows - first) / source_seconds, memory[len(memory) // 10], memory[-1], max(memory)))
     finally:
         cluster.destroy()
         sandbox.stop()
@@ -100,10 +117,11 @@ def main():
 
     print(f"\nbench/ingest: {rows:,} clicks per format (unlogged target tables, 2 cores)")
     print(f"{'format':<6} {'parts':>5} {'kcat rows/s':>12} {'COPY rows/s':>12} {'source rows/s':>14} "
-          f"{'src/kcat':>9} {'src/COPY':>9}")
-    for fmt, parts, kcat_rate, copy_rate, source_rate in results:
+          f"{'src/kcat':>9} {'src/COPY':>9}  worker RSS MB (10% / end / max)")
+    for fmt, parts, kcat_rate, copy_rate, source_rate, rss_early, rss_end, rss_max in results:
         print(f"{fmt:<6} {parts:>5} {kcat_rate:>12,.0f} {copy_rate:>12,.0f} {source_rate:>14,.0f} "
-              f"{source_rate / kcat_rate:>9.2f} {source_rate / copy_rate:>9.2f}")
+              f"{source_rate / kcat_rate:>9.2f} {source_rate / copy_rate:>9.2f}  "
+              f"{rss_early:.0f} / {rss_end:.0f} / {rss_max:.0f}")
     print("goals: src/kcat >= 0.9, src/COPY >= 0.5")
 
 
