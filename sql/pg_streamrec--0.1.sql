@@ -498,3 +498,270 @@ GRANT USAGE ON SCHEMA streamrec TO PUBLIC;
 REVOKE ALL ON FUNCTION streamrec._worker_stats("char") FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION streamrec._worker_stats("char") TO streamrec_admin;
 GRANT SELECT ON streamrec.source_stats TO streamrec_admin;
+
+-- ---------------------------------------------------------------------------------------------
+-- Sinks API (DESIGN.md section 2, issue 4). Every row inserted into a sink's relation is copied,
+-- by a statement-level AFTER INSERT trigger in the inserting transaction, into the outbox; the
+-- sink's worker produces outbox rows in order with an idempotent producer and deletes them once
+-- the broker acknowledged them. A rolled-back insert leaves nothing in the outbox; a committed
+-- one stays there until delivered (or, when no format can hold it, is kept with its error).
+-- ---------------------------------------------------------------------------------------------
+CREATE TABLE streamrec.sink_outbox (
+    sink        text NOT NULL,
+    id          bigserial,
+    payload     jsonb NOT NULL,       -- the row as to_jsonb(); the worker encodes it
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    error       text,                 -- set when the row cannot be encoded: kept for inspection
+    PRIMARY KEY (sink, id)
+);
+COMMENT ON TABLE streamrec.sink_outbox IS 'Rows waiting for a sink''s broker acknowledgement, and rows no format could encode (error set)';
+REVOKE ALL ON streamrec.sink_outbox FROM PUBLIC;
+GRANT SELECT, UPDATE, DELETE ON streamrec.sink_outbox TO streamrec_admin;
+ALTER TABLE streamrec.sink_outbox ENABLE ROW LEVEL SECURITY;
+CREATE POLICY own_outbox ON streamrec.sink_outbox USING (sink IN (SELECT name FROM streamrec.sinks));
+
+-- The outbox trigger. SECURITY DEFINER: whoever inserts into the relation (not only admins)
+-- must be able to append to the outbox, which nobody but the sink's owner may read.
+CREATE FUNCTION streamrec._sink_capture() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    INSERT INTO streamrec.sink_outbox(sink, payload) SELECT TG_ARGV[0], to_jsonb(streamrec_new_rows.*) FROM streamrec_new_rows;
+    RETURN NULL;
+END $$;
+REVOKE ALL ON FUNCTION streamrec._sink_capture() FROM PUBLIC;
+
+CREATE FUNCTION streamrec._sink_trigger_name(sink_name text) RETURNS name
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT (CASE WHEN octet_length('streamrec_sink_' || sink_name) <= 63 THEN 'streamrec_sink_' || sink_name
+                 ELSE 'streamrec_sink_' || md5(sink_name) END)::name
+$$;
+
+-- Makes the relation's outbox trigger match the catalog: installs it while the sink exists,
+-- drops it (and the sink's outbox rows) once it does not. SECURITY DEFINER so that SELECT on the
+-- relation is enough to sink it (the trigger only copies rows its owner may read anyway); safe
+-- for any admin to call, since it only ever follows the catalog.
+CREATE FUNCTION streamrec._sync_sink_trigger(sink_name text, rel regclass) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    sink_owner oid;
+    trigger_name constant name := streamrec._sink_trigger_name(sink_name);
+BEGIN
+    SELECT owner INTO sink_owner FROM streamrec.sinks WHERE name = sink_name AND relation = rel;
+    IF FOUND THEN
+        IF NOT has_table_privilege(sink_owner, rel, 'SELECT') THEN
+            RAISE EXCEPTION 'permission denied to read %', rel
+                USING ERRCODE = 'insufficient_privilege', HINT = 'A sink ships the rows of a table its owner may SELECT.';
+        END IF;
+        IF NOT EXISTS (SELECT FROM pg_trigger WHERE tgrelid = rel AND tgname = trigger_name) THEN
+            EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS streamrec_new_rows '
+                           'FOR EACH STATEMENT EXECUTE FUNCTION streamrec._sink_capture(%L)', trigger_name, rel, sink_name);
+        END IF;
+    ELSE
+        IF EXISTS (SELECT FROM pg_class WHERE oid = rel) THEN
+            EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', trigger_name, rel);
+        END IF;
+        DELETE FROM streamrec.sink_outbox WHERE sink = sink_name;
+    END IF;
+END $$;
+REVOKE ALL ON FUNCTION streamrec._sync_sink_trigger(text, regclass) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION streamrec._sync_sink_trigger(text, regclass) TO streamrec_admin;
+
+-- Validates every option of a sink against its format and relation.
+CREATE FUNCTION streamrec._check_sink_options(format text, rel regclass, options jsonb) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    allowed constant text[] := ARRAY['key', 'columns', 'schema_registry', 'subject', 'kafka', 'csv', 'batch_size'];
+    table_columns text[];
+    key text;
+    value jsonb;
+    col text;
+    n int;
+BEGIN
+    IF options IS NULL OR jsonb_typeof(options) <> 'object' THEN
+        PERFORM streamrec._bad_argument('options must be a JSON object', 'Pass options as jsonb, e.g. ''{"key": "user_id"}''.');
+    END IF;
+    FOR key IN SELECT jsonb_object_keys(options) LOOP
+        IF key <> ALL (allowed) THEN
+            PERFORM streamrec._bad_argument(format('unknown option "%s"', key),
+                                            'Valid options: ' || array_to_string(allowed, ', ') || '.');
+        END IF;
+    END LOOP;
+    SELECT array_agg(attname::text ORDER BY attnum) INTO table_columns
+    FROM pg_attribute WHERE attrelid = rel AND attnum > 0 AND NOT attisdropped;
+
+    FOREACH key IN ARRAY ARRAY['key', 'columns'] LOOP
+        value := options -> key;
+        CONTINUE WHEN value IS NULL;
+        IF key = 'key' AND jsonb_typeof(value) = 'string' THEN
+            value := jsonb_build_array(value);
+        END IF;
+        IF jsonb_typeof(value) <> 'array' OR jsonb_array_length(value) = 0
+           OR EXISTS (SELECT FROM jsonb_array_elements(value) e WHERE jsonb_typeof(e) <> 'string') THEN
+            PERFORM streamrec._bad_argument(format('option "%s" must be a column name or a non-empty array of column names', key),
+                                            format('Example: {"%s": ["user_id"]}.', key));
+        END IF;
+        FOR col IN SELECT jsonb_array_elements_text(value) LOOP
+            IF col <> ALL (table_columns) THEN
+                RAISE EXCEPTION 'column "%" of option "%" does not exist in %', col, key, rel
+                    USING ERRCODE = 'undefined_column', HINT = 'Columns: ' || array_to_string(table_columns, ', ') || '.';
+            END IF;
+        END LOOP;
+        SELECT count(*) - count(DISTINCT e) INTO n FROM jsonb_array_elements_text(value) e;
+        IF n > 0 THEN
+            PERFORM streamrec._bad_argument(format('option "%s" names a column twice', key), 'List each column once.');
+        END IF;
+    END LOOP;
+
+    IF options ? 'schema_registry' OR options ? 'subject' THEN
+        IF format <> 'avro' THEN
+            PERFORM streamrec._bad_argument('options "schema_registry" and "subject" apply to avro sinks only',
+                                            'Remove them or use format avro.');
+        END IF;
+    END IF;
+    IF format = 'avro' AND coalesce(options ->> 'schema_registry', '') !~ '^https?://' THEN
+        PERFORM streamrec._bad_argument('an avro sink needs option "schema_registry", an http(s) URL',
+                                        'The sink registers its schema there (Confluent wire format), e.g. {"schema_registry": "http://registry:8081"}.');
+    END IF;
+    IF options ? 'subject' AND (jsonb_typeof(options -> 'subject') <> 'string' OR options ->> 'subject' = '') THEN
+        PERFORM streamrec._bad_argument('option "subject" must be a non-empty string', 'Default: <topic>-value.');
+    END IF;
+    IF options ? 'csv' THEN
+        value := options -> 'csv';
+        IF format <> 'csv' THEN
+            PERFORM streamrec._bad_argument('option "csv" applies to csv sinks only', 'Remove it or use format csv.');
+        END IF;
+        IF jsonb_typeof(value) <> 'object'
+           OR EXISTS (SELECT FROM jsonb_object_keys(value) k WHERE k NOT IN ('delimiter', 'quote', 'null'))
+           OR (value ? 'delimiter' AND (jsonb_typeof(value -> 'delimiter') <> 'string' OR octet_length(value ->> 'delimiter') <> 1))
+           OR (value ? 'quote' AND (jsonb_typeof(value -> 'quote') <> 'string' OR octet_length(value ->> 'quote') <> 1))
+           OR (value ? 'null' AND jsonb_typeof(value -> 'null') <> 'string')
+           OR coalesce(value ->> 'delimiter', ',') = coalesce(value ->> 'quote', '"') THEN
+            PERFORM streamrec._bad_argument('invalid option "csv"',
+                                            'Use {"delimiter": ",", "quote": "\"", "null": ""} with one-byte delimiter and quote that differ.');
+        END IF;
+    END IF;
+    IF options ? 'kafka' THEN
+        value := options -> 'kafka';
+        IF jsonb_typeof(value) <> 'object'
+           OR EXISTS (SELECT FROM jsonb_each(value) e WHERE jsonb_typeof(e.value) NOT IN ('string', 'number', 'boolean')) THEN
+            PERFORM streamrec._bad_argument('option "kafka" must map librdkafka property names to values',
+                                            'Example: {"kafka": {"security.protocol": "SASL_SSL", "compression.type": "lz4"}}.');
+        END IF;
+        IF value ?| ARRAY['bootstrap.servers', 'enable.idempotence', 'transactional.id', 'acks'] THEN
+            PERFORM streamrec._bad_argument('option "kafka" may not set bootstrap.servers, enable.idempotence, acks or transactional.id',
+                                            'Use the brokers argument; sinks always use the idempotent producer with acks=all.');
+        END IF;
+    END IF;
+    IF options ? 'batch_size' AND (jsonb_typeof(options -> 'batch_size') <> 'number' OR (options ->> 'batch_size') !~ '^[0-9]+$'
+                                   OR (options ->> 'batch_size')::numeric NOT BETWEEN 1 AND 1000000) THEN
+        PERFORM streamrec._bad_argument('option "batch_size" must be a whole number from 1 to 1000000',
+                                        'Default: 10000 rows per batch.');
+    END IF;
+END $$;
+
+CREATE FUNCTION streamrec.create_sink(name text, relation regclass, topic text, format text DEFAULT 'csv',
+                                      brokers text DEFAULT NULL, options jsonb DEFAULT '{}') RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM streamrec._require_admin();
+    IF name IS NULL OR name !~ '^[A-Za-z_][A-Za-z0-9_.-]{0,62}$' THEN
+        PERFORM streamrec._bad_argument(format('invalid sink name "%s"', name),
+                                        'Use up to 63 letters, digits, _ . or -, starting with a letter or _.');
+    END IF;
+    IF relation IS NULL THEN
+        PERFORM streamrec._bad_argument('relation must not be NULL', 'Name the table whose new rows to produce, e.g. ''streamrec.recommendation_log''.');
+    END IF;
+    IF topic IS NULL OR topic = '' THEN
+        PERFORM streamrec._bad_argument('topic must not be empty', 'Name the Kafka topic to produce to.');
+    END IF;
+    IF format IS NULL OR format NOT IN ('csv', 'json', 'avro') THEN
+        PERFORM streamrec._bad_argument(format('unknown format "%s"', format), 'Use csv, json or avro.');
+    END IF;
+    IF coalesce(brokers, current_setting('streamrec.brokers')) = '' THEN
+        PERFORM streamrec._bad_argument('no Kafka brokers for the sink',
+                                        'Pass brokers (host:port,...) or set streamrec.brokers in postgresql.conf.');
+    END IF;
+    IF (SELECT relkind FROM pg_class WHERE oid = relation) NOT IN ('r', 'p') THEN
+        RAISE EXCEPTION '% is not a table', relation
+            USING ERRCODE = 'wrong_object_type', HINT = 'A sink produces the rows inserted into an ordinary or partitioned table.';
+    END IF;
+    IF NOT has_table_privilege(relation, 'SELECT') THEN
+        RAISE EXCEPTION 'permission denied to read %', relation
+            USING ERRCODE = 'insufficient_privilege', HINT = 'The sink''s worker runs as you and needs SELECT on the relation.';
+    END IF;
+    PERFORM streamrec._check_sink_options(format, relation, options);
+    INSERT INTO streamrec.sinks(name, relation, topic, format, brokers, options)
+    VALUES (create_sink.name, create_sink.relation, create_sink.topic, create_sink.format,
+            create_sink.brokers, create_sink.options);
+    PERFORM streamrec._sync_sink_trigger(create_sink.name, create_sink.relation);
+EXCEPTION WHEN unique_violation THEN
+    RAISE EXCEPTION 'sink "%" already exists', create_sink.name
+        USING ERRCODE = 'duplicate_object', HINT = 'Choose another name, or drop it first with streamrec.drop_sink().';
+END $$;
+
+-- Finds a sink the caller may manage, locking its row against the worker's next batch.
+CREATE FUNCTION streamrec._lock_sink(sink_name text) RETURNS streamrec.sinks
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    found_row streamrec.sinks;
+BEGIN
+    PERFORM streamrec._require_admin();
+    SELECT * INTO found_row FROM streamrec.sinks WHERE name = sink_name FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'sink "%" does not exist', sink_name
+            USING ERRCODE = 'undefined_object', HINT = 'SELECT name FROM streamrec.sinks lists your sinks.';
+    END IF;
+    RETURN found_row;
+END $$;
+
+-- Removes the sink, its trigger and its outbox rows (undelivered rows are discarded).
+CREATE FUNCTION streamrec.drop_sink(name text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    sink streamrec.sinks;
+BEGIN
+    sink := streamrec._lock_sink(name);
+    DELETE FROM streamrec.sinks s WHERE s.name = drop_sink.name;
+    PERFORM streamrec._sync_sink_trigger(sink.name, sink.relation);
+END $$;
+
+-- A paused sink keeps capturing rows into the outbox; resume produces them in order.
+CREATE FUNCTION streamrec.pause_sink(name text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM streamrec._lock_sink(name);
+    UPDATE streamrec.sinks s SET paused = true, generation = generation + 1 WHERE s.name = pause_sink.name;
+END $$;
+
+CREATE FUNCTION streamrec.resume_sink(name text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM streamrec._lock_sink(name);
+    UPDATE streamrec.sinks s SET paused = false, last_error = NULL, last_error_at = NULL, generation = generation + 1
+    WHERE s.name = resume_sink.name;
+END $$;
+
+-- produced: acknowledged by the broker since the worker started; pending and failed: rows in
+-- the outbox waiting for delivery, and kept because no format could encode them.
+CREATE VIEW streamrec.sink_stats WITH (security_invoker = true) AS
+SELECT k.name,
+       CASE WHEN k.paused THEN 'paused' ELSE coalesce(nullif(w.state, ''), 'starting') END AS state,
+       coalesce(w.messages, 0) AS produced,
+       coalesce(o.pending, 0) AS pending,
+       coalesce(o.failed, 0) AS failed,
+       now() - o.oldest_pending AS oldest_pending_age,
+       coalesce(k.last_error, w.last_error) AS last_error,
+       w.pid,
+       CASE WHEN k.last_error IS NOT NULL THEN k.last_error_at ELSE w.last_error_at END AS last_error_at
+FROM streamrec.sinks k
+LEFT JOIN streamrec._worker_stats('k') w ON w.name = k.name
+LEFT JOIN LATERAL (SELECT count(*) FILTER (WHERE x.error IS NULL) AS pending,
+                          count(*) FILTER (WHERE x.error IS NOT NULL) AS failed,
+                          min(x.created_at) FILTER (WHERE x.error IS NULL) AS oldest_pending
+                   FROM streamrec.sink_outbox x WHERE x.sink = k.name) o ON true;
+
+SELECT pg_catalog.pg_extension_config_dump('streamrec.sink_outbox', '');
+SELECT pg_catalog.pg_extension_config_dump('streamrec.sink_outbox_id_seq', '');
+
+-- As for sources: everyone may call the API and gets _require_admin's hinted error.
+GRANT SELECT ON streamrec.sink_stats TO streamrec_admin;

@@ -181,7 +181,17 @@ class avro_sink_encoder final : public sink_encoder {
         schema_(avro_schema::from_json(avro_value_schema("row", config.columns))),
         value_(schema_) {}
 
+  // avro-c's own complaints about a value are this row's problem too.
   void encode(const std::vector<sink_value>& row, std::string& out) override {
+    try {
+      encode_row(row, out);
+    } catch (const avro_error& e) {
+      throw format_error(e.what());
+    }
+  }
+
+ private:
+  void encode_row(const std::vector<sink_value>& row, std::string& out) {
     avro_value_t& record = value_.get();
     check_avro(avro_value_reset(&record), "avro_value_reset");
     for (size_t i = 0; i < columns_.size(); i++) {
@@ -211,7 +221,6 @@ class avro_sink_encoder final : public sink_encoder {
     serializer_.append_framed(out, schema_id_, record);
   }
 
- private:
   static void set_scalar(const sink_column& column, avro_value_t& target, const std::string& text, int64_t epoch_us,
                          bool infinite) {
     switch (column.kind) {

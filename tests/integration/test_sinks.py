@@ -1,0 +1,312 @@
+"""Kafka sinks: the seed's csv bytes, json, Confluent Avro read back with the registered schema,
+the transactional outbox (rollback produces nothing), broker outage, kill -9 of the worker,
+unencodable rows and bad arguments. Messages are read back with independent clients (kcat and
+Python's confluent-kafka)."""
+
+import io
+import json
+import struct
+import subprocess
+import threading
+import time
+import unittest
+
+import avro.io
+import avro.schema
+import psycopg2
+from confluent_kafka import Consumer, TopicPartition
+
+from harness import BUILD, Cluster, wait_for
+from sandbox import Sandbox
+
+SEED_VALUE = b'user-27,"140,13,137,95,39,138","2024-06-28 13:01:55"'
+SEED_INSERT = ("INSERT INTO {} VALUES ('user-27', ARRAY['140','13','137','95','39','138'], "
+               "'2024-06-28 13:01:55+00')")
+
+
+def consume(bootstrap, topic, count, timeout=30, partitions=1):
+    """Reads `count` messages from the start of every partition of `topic`: a list of
+    (partition, offset, key, value) in partition/offset order."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"check-{time.monotonic_ns()}",
+                         "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+    try:
+        consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+        out = []
+        deadline = time.monotonic() + timeout
+        while len(out) < count and time.monotonic() < deadline:
+            for m in consumer.consume(10000, 0.2):
+                if m.error() is None:
+                    out.append((m.partition(), m.offset(), m.key(), m.value()))
+        time.sleep(0.3)  # a late duplicate or extra message would show now
+        for m in consumer.consume(10000, 0.3):
+            if m.error() is None:
+                out.append((m.partition(), m.offset(), m.key(), m.value()))
+        return sorted(out)
+    finally:
+        consumer.close()
+
+
+class SinkTest(unittest.TestCase):
+    topics = {"sink.csv": 1, "sink.json": 1, "sink.avro": 1, "sink.rollback": 1, "sink.down": 1, "sink.kill": 4,
+              "sink.bad": 1, "sink.drop": 1}
+
+    @classmethod
+    def setUpClass(cls):
+        cls.sandbox = Sandbox(BUILD, topics=cls.topics).start()
+        cls.cluster = Cluster(cls.__name__.lower(),
+                              settings={"streamrec.brokers": f"'{cls.sandbox.bootstrap}'"}).init().start()
+        cls.cluster.sql("CREATE EXTENSION pg_streamrec")
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            cls.cluster.assert_no_crash()
+        finally:
+            cls.cluster.destroy()
+            cls.sandbox.stop()
+            cls.sandbox.cleanup()
+
+    def sql(self, query, params=None):
+        return self.cluster.sql(query, params)
+
+    def value(self, query, params=None):
+        return self.cluster.value(query, params)
+
+    def stats(self, name):
+        rows = self.sql("SELECT row_to_json(s) FROM streamrec.sink_stats s WHERE name = %s", (name,))
+        return rows[0][0] if rows else None
+
+    def wait_drained(self, name, timeout=30):
+        return wait_for(lambda: (lambda s: s if s and s["pending"] == 0 and s["state"] == "running" else None)(
+            self.stats(name)), timeout, what=f"sink {name} drained (now {self.stats(name)})")
+
+    def recs_table(self, table):
+        self.sql(f"CREATE TABLE {table} (user_id text, product_ids text[], window_end timestamptz)")
+
+    def test_csv_matches_the_seed_byte_for_byte(self):
+        self.recs_table("recs_csv")
+        self.sql("SELECT streamrec.create_sink('recs_csv', 'recs_csv', 'sink.csv', 'csv', NULL, "
+                 "'{\"key\": \"user_id\"}')")
+        self.sql(SEED_INSERT.format("recs_csv"))
+        messages = consume(self.sandbox.bootstrap, "sink.csv", 1)
+        self.assertEqual([(k, v) for *_, k, v in messages], [(b"user-27", SEED_VALUE)])
+        # kcat, another independent client, reads the same key and value.
+        out = subprocess.run(["kcat", "-C", "-b", self.sandbox.bootstrap, "-t", "sink.csv", "-o", "beginning", "-e",
+                              "-q", "-f", "%k\t%s\n"], capture_output=True, check=True, timeout=30).stdout
+        self.assertEqual(out, b"user-27\t" + SEED_VALUE + b"\n")
+        stats = self.wait_drained("recs_csv")
+        self.assertEqual((stats["produced"], stats["failed"], stats["last_error"]), (1, 0, None))
+        self.assertIsNone(stats["oldest_pending_age"])
+
+    def test_json_objects(self):
+        self.sql("CREATE TABLE recs_json (user_id text, product_ids text[], window_end timestamptz, n int, "
+                 "price numeric, ok boolean, note text)")
+        self.sql("SELECT streamrec.create_sink('recs_json', 'recs_json', 'sink.json', 'json', NULL, "
+                 "'{\"key\": [\"user_id\"], \"columns\": [\"user_id\", \"product_ids\", \"window_end\", \"n\", "
+                 "\"price\", \"ok\", \"note\"]}')")
+        self.sql("INSERT INTO recs_json VALUES ('user-27', ARRAY['140','13'], '2024-06-28 13:01:55.25+00', 7, "
+                 "19.90, true, NULL)")
+        messages = consume(self.sandbox.bootstrap, "sink.json", 1)
+        self.assertEqual([(k, v) for *_, k, v in messages], [(
+            b"user-27",
+            b'{"user_id":"user-27","product_ids":["140","13"],"window_end":"2024-06-28T13:01:55.250Z",'
+            b'"n":7,"price":19.90,"ok":true,"note":null}')])
+
+    def test_avro_in_confluent_wire_format(self):
+        self.sql("CREATE TABLE recs_avro (user_id text, product_ids text[], window_end timestamptz, stock int, "
+                 "rating real)")
+        self.sql("SELECT streamrec.create_sink('recs_avro', 'recs_avro', 'sink.avro', 'avro', NULL, %s)",
+                 (json.dumps({"key": "user_id", "schema_registry": self.sandbox.registry_url}),))
+        self.sql(SEED_INSERT.format("recs_avro (user_id, product_ids, window_end)"))
+        self.sql("INSERT INTO recs_avro VALUES ('user-28', '{}', '2024-06-28 13:01:56+00', 5, 4.5)")
+        messages = consume(self.sandbox.bootstrap, "sink.avro", 2)
+        self.assertEqual([k for *_, k, _ in messages], [b"user-27", b"user-28"])
+        status, latest = self.sandbox.http("GET", "/subjects/sink.avro-value/versions/latest")
+        self.assertEqual(status, 200, latest)
+        schema = avro.schema.parse(latest["schema"])
+        decoded = []
+        for *_, value in messages:
+            magic, schema_id = struct.unpack(">bI", value[:5])
+            self.assertEqual((magic, schema_id), (0, latest["id"]))
+            decoded.append(avro.io.DatumReader(schema).read(avro.io.BinaryDecoder(io.BytesIO(value[5:]))))
+        self.assertEqual(decoded[0]["user_id"], "user-27")
+        self.assertEqual(decoded[0]["product_ids"], ["140", "13", "137", "95", "39", "138"])
+        window_end = decoded[0]["window_end"]
+        self.assertEqual(int(window_end.timestamp()), 1719579715)
+        self.assertIsNone(decoded[0]["stock"])
+        self.assertEqual((decoded[1]["product_ids"], decoded[1]["stock"], decoded[1]["rating"]), ([], 5, 4.5))
+
+    def test_rollback_produces_nothing(self):
+        self.recs_table("recs_rb")
+        self.sql("SELECT streamrec.create_sink('recs_rb', 'recs_rb', 'sink.rollback')")
+        conn = self.cluster.connect(autocommit=False)
+        with conn.cursor() as cur:
+            cur.execute("INSERT INTO recs_rb VALUES ('rolled-back', NULL, now())")
+        conn.rollback()
+        conn.close()
+        # Any role that may insert into the relation feeds the sink (the outbox is not its to read).
+        self.sql("CREATE ROLE sink_writer LOGIN")
+        self.sql("GRANT INSERT ON recs_rb TO sink_writer")
+        conn = psycopg2.connect(self.cluster.dsn().replace("user=postgres", "user=sink_writer"))
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("INSERT INTO recs_rb VALUES ('committed', NULL, '2024-06-28 13:01:55+00')")
+            with self.assertRaises(psycopg2.Error):
+                cur.execute("SELECT * FROM streamrec.sink_outbox")
+        conn.close()
+        messages = consume(self.sandbox.bootstrap, "sink.rollback", 1)
+        self.assertEqual([v for *_, v in messages], [b'committed,,"2024-06-28 13:01:55"'])
+
+    def test_broker_down_rows_wait_and_drain_in_order(self):
+        self.sql("CREATE TABLE down_rows (seq int, k text)")
+        self.sql("SELECT streamrec.create_sink('down', 'down_rows', 'sink.down', 'csv', NULL, '{\"key\": \"k\"}')")
+        self.sql("INSERT INTO down_rows VALUES (0, 'k')")
+        self.assertEqual(len(consume(self.sandbox.bootstrap, "sink.down", 1)), 1)
+        self.sandbox.broker_down(1)
+        seq = 1
+        try:
+            started = time.monotonic()
+            max_pending = 0
+            while time.monotonic() - started < 30:
+                self.sql("INSERT INTO down_rows SELECT g, 'k' FROM generate_series(%s, %s) g", (seq, seq + 19))
+                seq += 20
+                max_pending = max(max_pending, self.stats("down")["pending"])
+                time.sleep(0.25)
+            stats = self.stats("down")
+            self.assertEqual(stats["state"], "waiting for broker", stats)
+            self.assertGreater(max_pending, 1000)
+            self.assertIsNotNone(stats["oldest_pending_age"])
+        finally:
+            self.sandbox.broker_up(1)
+        self.wait_drained("down", 60)
+        messages = consume(self.sandbox.bootstrap, "sink.down", seq)
+        values = [int(v.split(b",")[0]) for *_, v in messages]
+        self.assertEqual(values, list(range(seq)))  # none lost, no duplicate, in order
+
+    def test_kill_9_of_the_worker_loses_nothing(self):
+        self.sql("CREATE TABLE kill_rows (seq int PRIMARY KEY, k text)")
+        self.sql("SELECT streamrec.create_sink('killed', 'kill_rows', 'sink.kill', 'csv', NULL, '{\"key\": \"k\"}')")
+        pid = wait_for(lambda: (self.stats("killed") or {}).get("pid"), 20, what="sink worker pid")
+        done = threading.Event()
+
+        def insert():
+            seq = 0
+            while not done.is_set() and seq < 20000:
+                try:
+                    self.sql("INSERT INTO kill_rows SELECT g, 'k' || (g %% 13) FROM generate_series(%s, %s) g",
+                             (seq, seq + 199))
+                    seq += 200
+                except psycopg2.Error:
+                    time.sleep(0.2)  # the server restarts after the kill
+                except psycopg2.OperationalError:
+                    time.sleep(0.2)
+                time.sleep(0.005)
+
+        writer = threading.Thread(target=insert)
+        writer.start()
+        try:
+            wait_for(lambda: self.stats("killed")["produced"] > 2000, 30, what="sink mid-stream")
+            self.cluster.kill(pid)
+            time.sleep(1)
+            wait_for(lambda: self.stats("killed")["pid"] not in (None, pid), 30, interval=0.3,
+                     what="sink worker restarted")
+        finally:
+            time.sleep(1)
+            done.set()
+            writer.join()
+        self.wait_drained("killed", 60)
+        stored = {r[0] for r in self.sql("SELECT seq FROM kill_rows")}
+        messages = consume(self.sandbox.bootstrap, "sink.kill", len(stored), partitions=4)
+        on_topic = [int(v.split(b",")[0]) for *_, v in messages]
+        self.assertEqual(set(on_topic), stored)  # every committed row at least once, none missing
+        # Per key, the first delivery of each row keeps the insert order.
+        by_key = {}
+        for _, _, key, value in messages:
+            by_key.setdefault(key, []).append(int(value.split(b",")[0]))
+        for key, seqs in by_key.items():
+            firsts = list(dict.fromkeys(seqs))
+            self.assertEqual(firsts, sorted(firsts), key)
+
+    def test_unencodable_row_is_kept_and_the_sink_goes_on(self):
+        self.recs_table("recs_bad")
+        self.sql("SELECT streamrec.create_sink('recs_bad', 'recs_bad', 'sink.bad')")
+        self.sql("INSERT INTO recs_bad VALUES ('a', NULL, '2024-06-28 13:01:55+00'), ('b', NULL, 'infinity'), "
+                 "('c', NULL, '2024-06-28 13:01:57+00')")
+        messages = consume(self.sandbox.bootstrap, "sink.bad", 2)
+        self.assertEqual([v for *_, v in messages], [b'a,,"2024-06-28 13:01:55"', b'c,,"2024-06-28 13:01:57"'])
+        stats = wait_for(lambda: (lambda s: s if s["failed"] == 1 else None)(self.stats("recs_bad")), 10,
+                         what="failed row counted")
+        self.assertEqual((stats["produced"], stats["pending"]), (2, 0))
+        self.assertIn("infinity", stats["last_error"])
+        kept = self.sql("SELECT payload ->> 'user_id', error FROM streamrec.sink_outbox WHERE sink = 'recs_bad'")
+        self.assertEqual(len(kept), 1)
+        self.assertEqual(kept[0][0], "b")
+        self.assertIn("window_end", kept[0][1])
+        self.sql("INSERT INTO recs_bad VALUES ('d', NULL, '2024-06-28 13:01:58+00')")
+        self.assertEqual(len(consume(self.sandbox.bootstrap, "sink.bad", 3)), 3)
+
+    def test_pause_resume_drop(self):
+        self.recs_table("recs_drop")
+        self.sql("SELECT streamrec.create_sink('recs_drop', 'recs_drop', 'sink.drop')")
+        self.assertEqual(self.value("SELECT count(*) FROM pg_trigger WHERE tgrelid = 'recs_drop'::regclass"), 1)
+        self.sql("SELECT streamrec.pause_sink('recs_drop')")
+        wait_for(lambda: self.stats("recs_drop")["pid"] is None, 10, what="paused worker gone")
+        self.sql("INSERT INTO recs_drop VALUES ('p', NULL, NULL)")
+        self.assertEqual(self.stats("recs_drop")["pending"], 1)
+        self.assertEqual(self.stats("recs_drop")["state"], "paused")
+        self.sql("SELECT streamrec.resume_sink('recs_drop')")
+        self.assertEqual([v for *_, v in consume(self.sandbox.bootstrap, "sink.drop", 1)], [b"p,,"])
+        self.sql("SELECT streamrec.pause_sink('recs_drop')")
+        self.sql("INSERT INTO recs_drop VALUES ('q', NULL, NULL)")
+        self.sql("SELECT streamrec.drop_sink('recs_drop')")
+        self.assertEqual(self.value("SELECT count(*) FROM pg_trigger WHERE tgrelid = 'recs_drop'::regclass"), 0)
+        self.assertEqual(self.value("SELECT count(*) FROM streamrec.sink_outbox WHERE sink = 'recs_drop'"), 0)
+        self.sql("INSERT INTO recs_drop VALUES ('r', NULL, NULL)")
+        self.assertEqual(self.value("SELECT count(*) FROM streamrec.sink_outbox"),
+                         self.value("SELECT count(*) FROM streamrec.sink_outbox WHERE sink <> 'recs_drop'"))
+
+    def test_bad_arguments_have_sqlstate_and_hint_and_change_nothing(self):
+        self.recs_table("recs_args")
+        self.sql("CREATE VIEW recs_view AS SELECT * FROM recs_args")
+        self.sql("CREATE ROLE sink_nobody LOGIN")
+        self.sql("SELECT streamrec.create_sink('taken', 'recs_args', 'sink.args')")
+        before = self.value("SELECT count(*) FROM streamrec.sinks")
+        cases = [
+            ("22023", "SELECT streamrec.create_sink('bad name!', 'recs_args', 't')"),
+            ("22023", "SELECT streamrec.create_sink('s1', 'recs_args', '')"),
+            ("22023", "SELECT streamrec.create_sink('s1', 'recs_args', 't', 'xml')"),
+            ("42809", "SELECT streamrec.create_sink('s1', 'recs_view', 't')"),
+            ("22023", "SELECT streamrec.create_sink('s1', 'recs_args', 't', 'csv', NULL, '{\"nope\": 1}')"),
+            ("42703", "SELECT streamrec.create_sink('s1', 'recs_args', 't', 'csv', NULL, '{\"key\": \"missing\"}')"),
+            ("22023", "SELECT streamrec.create_sink('s1', 'recs_args', 't', 'csv', NULL, '{\"columns\": []}')"),
+            ("22023", "SELECT streamrec.create_sink('s1', 'recs_args', 't', 'avro')"),
+            ("22023", "SELECT streamrec.create_sink('s1', 'recs_args', 't', 'csv', NULL, "
+                      "'{\"schema_registry\": \"http://x\"}')"),
+            ("22023", "SELECT streamrec.create_sink('s1', 'recs_args', 't', 'csv', NULL, "
+                      "'{\"kafka\": {\"enable.idempotence\": false}}')"),
+            ("22023", "SELECT streamrec.create_sink('s1', 'recs_args', 't', 'csv', NULL, "
+                      "'{\"csv\": {\"delimiter\": \"ab\"}}')"),
+            ("42710", "SELECT streamrec.create_sink('taken', 'recs_args', 't')"),
+            ("42704", "SELECT streamrec.drop_sink('ghost')"),
+            ("42704", "SELECT streamrec.pause_sink('ghost')"),
+        ]
+        for sqlstate, query in cases:
+            with self.subTest(query=query):
+                with self.assertRaises(psycopg2.Error) as caught:
+                    self.sql(query)
+                self.assertEqual(caught.exception.pgcode, sqlstate, caught.exception.pgerror)
+                self.assertTrue(caught.exception.diag.message_hint, caught.exception.pgerror)
+        conn = psycopg2.connect(self.cluster.dsn().replace("user=postgres", "user=sink_nobody"))
+        conn.autocommit = True
+        with self.assertRaises(psycopg2.Error) as caught, conn.cursor() as cur:
+            cur.execute("SELECT streamrec.create_sink('s2', 'recs_args', 't')")
+        self.assertEqual(caught.exception.pgcode, "42501")
+        self.assertIn("GRANT streamrec_admin", caught.exception.diag.message_hint)
+        conn.close()
+        self.assertEqual(self.value("SELECT count(*) FROM streamrec.sinks"), before)
+        self.assertEqual(self.value("SELECT count(*) FROM pg_trigger WHERE tgrelid = 'recs_args'::regclass"), 1)
+        self.sql("SELECT streamrec.drop_sink('taken')")
+
+
+if __name__ == "__main__":
+    unittest.main()
