@@ -36,13 +36,14 @@ ensure_packages() {
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-# Configures, builds and installs the extension into pg_config's directories.
+# Configures, builds and installs the extension into pg_config's directories, with the tools.
+# (The unit tests are built once, by build_sanitized_units.)
 build_and_install() {
   local werror="${1:-OFF}"
   step "building (CMake, -Werror=$werror) in $STREAMREC_BUILD"
   cmake -S "$REPO" -B "$STREAMREC_BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPG_CONFIG="$PG_CONFIG" \
         -DSTREAMREC_WERROR="$werror" >/dev/null
-  cmake --build "$STREAMREC_BUILD" -j"$(nproc)"
+  cmake --build "$STREAMREC_BUILD" -j"$(nproc)" --target pg_streamrec streamrec-sandbox streamrec-datagen
   step "installing pg_streamrec into $("$PG_CONFIG" --pkglibdir)"
   cmake --install "$STREAMREC_BUILD" >/dev/null
 }
