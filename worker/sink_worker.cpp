@@ -272,6 +272,16 @@ void read_value(const FetchedColumn& f, uint64 row, int column, sink_value& out)
   out.text = text;
 }
 
+Datum int8_array_datum(const std::vector<int64>& values) {
+  const int64* data = values.data();
+  int count = static_cast<int>(values.size());
+  return pg_call([data, count] {
+    Datum* elements = static_cast<Datum*>(palloc(sizeof(Datum) * (count > 0 ? count : 1)));
+    for (int i = 0; i < count; i++) elements[i] = Int64GetDatum(data[i]);
+    return PointerGetDatum(construct_array(elements, count, INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+  });
+}
+
 struct Message {
   int64 id;
   std::optional<std::string> key;
@@ -472,17 +482,15 @@ class SinkWorker {
 
   // One transaction: delivered rows leave the outbox, unencodable ones keep their reason.
   void acknowledge(const std::vector<Message>& messages, const std::vector<FailedRow>& failed) {
-    std::string ids = "{";
-    for (const Message& m : messages) {
-      if (m.id < 0) continue;
-      if (ids.size() > 1) ids.push_back(',');
-      ids += std::to_string(m.id);
-    }
-    ids += "}";
+    std::vector<int64> sent;
+    sent.reserve(messages.size());
+    for (const Message& m : messages)
+      if (m.id >= 0) sent.push_back(m.id);
     begin_transaction();
     Datum name = text_datum(config_.name);
-    if (spi_exec("DELETE FROM streamrec.sink_outbox WHERE sink = $1 AND id = ANY ($2::bigint[])",
-                 {{TEXTOID, name, false}, {TEXTOID, text_datum(ids), false}}, false) != SPI_OK_DELETE)
+    // A real bigint[] parameter: a text one cast in the query would be parsed again per row.
+    if (spi_exec("DELETE FROM streamrec.sink_outbox WHERE sink = $1 AND id = ANY ($2)",
+                 {{TEXTOID, name, false}, {INT8ARRAYOID, int8_array_datum(sent), false}}, false) != SPI_OK_DELETE)
       throw Error(ERRCODE_INTERNAL_ERROR, "cannot delete from streamrec.sink_outbox");
     for (const FailedRow& f : failed) {
       if (spi_exec("UPDATE streamrec.sink_outbox SET error = $3 WHERE sink = $1 AND id = $2",
