@@ -7,7 +7,9 @@
 // every message of the batch, and only then deletes those outbox rows. A crash between the
 // acknowledgement and the delete re-sends the batch: at-least-once, never lost. A row that no
 // format can hold stays in the outbox with its error, and the sink goes on.
+#include <algorithm>
 #include <chrono>
+#include <climits>
 #include <csignal>
 #include <memory>
 #include <optional>
@@ -36,6 +38,8 @@ extern "C" {
 #include "tcop/tcopprot.h"
 #include "utils/acl.h"
 #include "utils/array.h"
+#include "utils/guc.h"
+#include "storage/itemptr.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/timestamp.h"
@@ -212,7 +216,7 @@ SinkConfig load_config(const std::string& name) {
   std::string list;
   for (const FetchedColumn& f : c.values) list += ", r." + quote_identifier_text(f.column.name);
   for (const FetchedColumn& f : c.keys) list += ", r." + quote_identifier_text(f.column.name);
-  c.select_sql = "SELECT o.id" + list + " FROM streamrec.sink_outbox o, jsonb_populate_record(NULL::" + row_type +
+  c.select_sql = "SELECT o.id, o.ctid" + list + " FROM streamrec.sink_outbox o, jsonb_populate_record(NULL::" + row_type +
                  ", o.payload) r WHERE o.sink = $1 AND o.error IS NULL ORDER BY o.id LIMIT $2";
   return c;
 }
@@ -272,18 +276,19 @@ void read_value(const FetchedColumn& f, uint64 row, int column, sink_value& out)
   out.text = text;
 }
 
-Datum int8_array_datum(const std::vector<int64>& values) {
-  const int64* data = values.data();
+Datum tid_array_datum(const std::vector<ItemPointerData>& values) {
+  const ItemPointerData* data = values.data();
   int count = static_cast<int>(values.size());
   return pg_call([data, count] {
     Datum* elements = static_cast<Datum*>(palloc(sizeof(Datum) * (count > 0 ? count : 1)));
-    for (int i = 0; i < count; i++) elements[i] = Int64GetDatum(data[i]);
-    return PointerGetDatum(construct_array(elements, count, INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+    for (int i = 0; i < count; i++) elements[i] = PointerGetDatum(&data[i]);
+    return PointerGetDatum(construct_array(elements, count, TIDOID, sizeof(ItemPointerData), false, TYPALIGN_SHORT));
   });
 }
 
 struct Message {
   int64 id;
+  ItemPointerData tid;  // where the row is: deleting by ctid is a TID scan, not 10,000 index probes
   std::optional<std::string> key;
   std::string value;
 };
@@ -299,6 +304,14 @@ class SinkWorker {
 
   void run() {
     set_state("starting");
+    // The outbox is a queue: the rows just deleted sit in the (sink, id) index until vacuum. A
+    // plain index scan in id order marks them dead once and then skips them; a bitmap scan plus
+    // sort (which the planner likes for small estimates) would visit every one of them per batch.
+    pg_call([] {
+      SetConfigOption("enable_bitmapscan", "off", PGC_USERSET, PGC_S_SESSION);
+      SetConfigOption("enable_seqscan", "off", PGC_USERSET, PGC_S_SESSION);
+      SetConfigOption("enable_sort", "off", PGC_USERSET, PGC_S_SESSION);
+    });
     begin_transaction();
     config_ = load_config(launch_.name);
     commit_transaction();
@@ -445,10 +458,14 @@ class SinkWorker {
         null = is_null;
         return v;
       }));
-      int column = 2;
+      ItemPointerData tid = *reinterpret_cast<ItemPointer>(DatumGetPointer(pg_call([r] {
+        bool is_null = false;
+        return SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2, &is_null);
+      })));
+      int column = 3;
       for (size_t i = 0; i < values.size(); i++) read_value(config_.values[i], row, column++, values[i]);
       for (size_t i = 0; i < keys.size(); i++) read_value(config_.keys[i], row, column++, keys[i]);
-      Message m{id, std::nullopt, {}};
+      Message m{id, tid, std::nullopt, {}};
       try {
         if (!keys.empty()) m.key = encode_sink_key(key_columns_, keys);
         encoder_->encode(values, m.value);
@@ -482,15 +499,27 @@ class SinkWorker {
 
   // One transaction: delivered rows leave the outbox, unencodable ones keep their reason.
   void acknowledge(const std::vector<Message>& messages, const std::vector<FailedRow>& failed) {
-    std::vector<int64> sent;
+    std::vector<ItemPointerData> sent;
     sent.reserve(messages.size());
-    for (const Message& m : messages)
-      if (m.id >= 0) sent.push_back(m.id);
+    int64 low = INT64_MAX, high = INT64_MIN;
+    for (const Message& m : messages) {
+      if (m.id < 0) continue;
+      sent.push_back(m.tid);
+      low = std::min(low, m.id);
+      high = std::max(high, m.id);
+    }
     begin_transaction();
     Datum name = text_datum(config_.name);
-    // A real bigint[] parameter: a text one cast in the query would be parsed again per row.
-    if (spi_exec("DELETE FROM streamrec.sink_outbox WHERE sink = $1 AND id = ANY ($2)",
-                 {{TEXTOID, name, false}, {INT8ARRAYOID, int8_array_datum(sent), false}}, false) != SPI_OK_DELETE)
+    // Only this worker updates outbox rows, so a row read keeps its ctid until deleted; the id
+    // range guards against a slot reused after someone else deleted a row meanwhile (a row
+    // inserted later has a higher id).
+    if (!sent.empty() &&
+        spi_exec("DELETE FROM streamrec.sink_outbox WHERE ctid = ANY ($2) AND sink = $1 AND id BETWEEN $3 AND $4",
+                 {{TEXTOID, name, false},
+                  {TIDARRAYOID, tid_array_datum(sent), false},
+                  {INT8OID, Int64GetDatum(low), false},
+                  {INT8OID, Int64GetDatum(high), false}},
+                 false) != SPI_OK_DELETE)
       throw Error(ERRCODE_INTERNAL_ERROR, "cannot delete from streamrec.sink_outbox");
     for (const FailedRow& f : failed) {
       if (spi_exec("UPDATE streamrec.sink_outbox SET error = $3 WHERE sink = $1 AND id = $2",
