@@ -20,6 +20,7 @@
 #include "worker/pg_support.h"
 #include "worker/kafka/consumer.h"
 #include "worker/worker_launch.h"
+#include "worker/worker_main.h"
 
 extern "C" {
 #include "access/table.h"
@@ -770,37 +771,6 @@ class SourceWorker {
 }  // namespace
 }  // namespace streamrec
 
-extern "C" void streamrec_source_main(Datum main_arg) {
-  using namespace streamrec;
-  WorkerLaunch launch;
-  memcpy(&launch, MyBgworkerEntry->bgw_extra, sizeof launch);
-  pqsignal(SIGTERM, handle_sigterm);
-  pqsignal(SIGHUP, SignalHandlerForConfigReload);
-  BackgroundWorkerUnblockSignals();
-  BackgroundWorkerInitializeConnectionByOid(launch.database, launch.owner, 0);
-  if (!take_worker_slot(launch.slot, WorkerKind::source, launch.name)) {
-    ereport(LOG, (errmsg("pg_streamrec source \"%s\": another worker is already running; exiting", launch.name)));
-    proc_exit(0);
-  }
-  before_shmem_exit(release_worker_slot_pid, Int32GetDatum(launch.slot));
-  pgstat_report_appname(MyBgworkerEntry->bgw_name);
-
-  CaughtError caught;
-  {
-    SourceWorker worker(launch);
-    try {
-      worker.run();
-    } catch (...) {
-      capture_current_exception(caught);
-      if (caught.failed) worker.set_state("failed", caught.pg_error != nullptr ? caught.pg_error->message : caught.message);
-    }
-  }
-  if (caught.failed) {
-    // Unrecoverable here (bad settings, no privilege, unknown broker property): report and exit;
-    // the launcher restarts the worker with backoff, and source_stats shows the error meanwhile.
-    AbortOutOfAnyTransaction();
-    report_caught_error(caught, ERROR);
-  }
-  ereport(LOG, (errmsg("pg_streamrec source \"%s\": stopped", launch.name)));
-  proc_exit(0);
+extern "C" void streamrec_source_main(Datum) {
+  streamrec::run_background_worker<streamrec::SourceWorker>(streamrec::WorkerKind::source, "source", streamrec::handle_sigterm);
 }

@@ -12,6 +12,8 @@ import subprocess
 import tempfile
 import time
 
+import unittest
+
 import psycopg2
 import psycopg2.extensions
 
@@ -218,3 +220,32 @@ def launcher_pid(cluster):
 
 def launcher_activity(cluster):
     return cluster.value("SELECT query FROM pg_stat_activity WHERE backend_type = 'pg_streamrec launcher'")
+
+
+class StreamTestCase(unittest.TestCase):
+    """One sandbox broker (with the class's `topics`) and one cluster with the extension
+    created, shared by the tests of a class; each test uses its own topics and tables."""
+    topics = {}
+
+    @classmethod
+    def setUpClass(cls):
+        from sandbox import Sandbox  # the sandbox module imports nothing of ours
+        cls.sandbox = Sandbox(BUILD, topics=cls.topics).start()
+        cls.cluster = Cluster(cls.__name__.lower(),
+                              settings={"streamrec.brokers": f"'{cls.sandbox.bootstrap}'"}).init().start()
+        cls.cluster.sql("CREATE EXTENSION pg_streamrec")
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            cls.cluster.assert_no_crash()
+        finally:
+            cls.cluster.destroy()
+            cls.sandbox.stop()
+            cls.sandbox.cleanup()
+
+    def sql(self, query, params=None):
+        return self.cluster.sql(query, params)
+
+    def value(self, query, params=None):
+        return self.cluster.value(query, params)

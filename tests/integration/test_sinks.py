@@ -16,8 +16,7 @@ import avro.schema
 import psycopg2
 from confluent_kafka import Consumer, TopicPartition
 
-from harness import BUILD, Cluster, wait_for
-from sandbox import Sandbox
+from harness import StreamTestCase, wait_for
 
 SEED_VALUE = b'user-27,"140,13,137,95,39,138","2024-06-28 13:01:55"'
 SEED_INSERT = ("INSERT INTO {} VALUES ('user-27', ARRAY['140','13','137','95','39','138'], "
@@ -46,31 +45,9 @@ def consume(bootstrap, topic, count, timeout=30, partitions=1):
         consumer.close()
 
 
-class SinkTest(unittest.TestCase):
+class SinkTest(StreamTestCase):
     topics = {"sink.csv": 1, "sink.json": 1, "sink.avro": 1, "sink.rollback": 1, "sink.down": 1, "sink.kill": 4,
               "sink.bad": 1, "sink.drop": 1}
-
-    @classmethod
-    def setUpClass(cls):
-        cls.sandbox = Sandbox(BUILD, topics=cls.topics).start()
-        cls.cluster = Cluster(cls.__name__.lower(),
-                              settings={"streamrec.brokers": f"'{cls.sandbox.bootstrap}'"}).init().start()
-        cls.cluster.sql("CREATE EXTENSION pg_streamrec")
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            cls.cluster.assert_no_crash()
-        finally:
-            cls.cluster.destroy()
-            cls.sandbox.stop()
-            cls.sandbox.cleanup()
-
-    def sql(self, query, params=None):
-        return self.cluster.sql(query, params)
-
-    def value(self, query, params=None):
-        return self.cluster.value(query, params)
 
     def stats(self, name):
         rows = self.sql("SELECT row_to_json(s) FROM streamrec.sink_stats s WHERE name = %s", (name,))

@@ -9,39 +9,13 @@ import unittest
 
 import psycopg2
 
-from harness import BUILD, Cluster, wait_for
+from harness import BUILD, StreamTestCase, wait_for
 from kafka_util import kcat_produce, produce
-from sandbox import Sandbox
 
 CLICK_COLUMNS = ["click_id", "user_id", "product_id", "event_type", "query", "event_time"]
 
 
-class SourceTestCase(unittest.TestCase):
-    """One sandbox broker and one cluster for the class; each test uses its own topics/tables."""
-    topics = {}
-
-    @classmethod
-    def setUpClass(cls):
-        cls.sandbox = Sandbox(BUILD, topics=cls.topics).start()
-        cls.cluster = Cluster(cls.__name__.lower(),
-                              settings={"streamrec.brokers": f"'{cls.sandbox.bootstrap}'"}).init().start()
-        cls.cluster.sql("CREATE EXTENSION pg_streamrec")
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            cls.cluster.assert_no_crash()
-        finally:
-            cls.cluster.destroy()
-            cls.sandbox.stop()
-            cls.sandbox.cleanup()
-
-    def sql(self, query, params=None):
-        return self.cluster.sql(query, params)
-
-    def value(self, query, params=None):
-        return self.cluster.value(query, params)
-
+class SourceTestCase(StreamTestCase):
     def wait_rows(self, table, expected, timeout=30):
         wait_for(lambda: self.value(f"SELECT count(*) FROM {table}") >= expected, timeout,
                  what=f"{expected} rows in {table}")
