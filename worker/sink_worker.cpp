@@ -52,15 +52,6 @@ PGDLLEXPORT void streamrec_sink_main(Datum main_arg);
 namespace streamrec {
 namespace {
 
-volatile sig_atomic_t stop_requested = false;
-
-void handle_sigterm(SIGNAL_ARGS) {
-  int saved_errno = errno;
-  stop_requested = true;
-  SetLatch(MyLatch);
-  errno = saved_errno;
-}
-
 // How long an idle sink sleeps before looking at its outbox again: bounds the latency from
 // commit to produce when rows trickle in.
 constexpr long kIdlePollMs = 5;
@@ -322,12 +313,12 @@ class SinkWorker {
     for (const FetchedColumn& f : config_.values) encoding.columns.push_back(f.column);
     for (const FetchedColumn& f : config_.keys) key_columns_.push_back(f.column);
     if (config_.format == sink_format::avro) encoding.schema_id = register_schema(encoding.columns);
-    if (stop_requested) return;
+    if (worker_stop_requested) return;
     encoder_ = make_sink_encoder(encoding);
     producer_ = std::make_unique<producer>(config_.brokers, producer_properties());
     producer_->set_close_timeout(std::chrono::milliseconds(1000));
     set_state("running");
-    while (!stop_requested) {
+    while (!worker_stop_requested) {
       handle_config_reload();
       bool more = false;
       try {
@@ -380,7 +371,7 @@ class SinkWorker {
   int32_t register_schema(const std::vector<sink_column>& columns) {
     std::string schema = avro_value_schema(config_.topic, columns);
     schema_registry_client registry(config_.schema_registry);
-    for (int attempt = 0; !stop_requested; attempt++) {
+    for (int attempt = 0; !worker_stop_requested; attempt++) {
       try {
         return registry.register_schema(config_.subject, schema);
       } catch (const registry_error& e) {
@@ -486,7 +477,7 @@ class SinkWorker {
     bool reported = false;
     while (!producer_->flush(std::chrono::milliseconds(100))) {
       pg_call([] { CHECK_FOR_INTERRUPTS(); });
-      if (stop_requested) return false;
+      if (worker_stop_requested) return false;
       producer_->throw_if_fatal();
       if (!reported && std::chrono::steady_clock::now() - started > std::chrono::seconds(1)) {
         std::string why = producer_->last_client_error();
@@ -575,5 +566,5 @@ class SinkWorker {
 }  // namespace streamrec
 
 extern "C" void streamrec_sink_main(Datum) {
-  streamrec::run_background_worker<streamrec::SinkWorker>(streamrec::WorkerKind::sink, "sink", streamrec::handle_sigterm);
+  streamrec::run_background_worker<streamrec::SinkWorker>(streamrec::WorkerKind::sink, "sink");
 }

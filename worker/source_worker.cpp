@@ -56,15 +56,6 @@ PGDLLEXPORT void streamrec_source_main(Datum main_arg);
 namespace streamrec {
 namespace {
 
-volatile sig_atomic_t stop_requested = false;
-
-void handle_sigterm(SIGNAL_ARGS) {
-  int saved_errno = errno;
-  stop_requested = true;
-  SetLatch(MyLatch);
-  errno = saved_errno;
-}
-
 // ---------------------------------------------------------------------------------------------
 // Configuration, read from streamrec.sources as the source's owner.
 // ---------------------------------------------------------------------------------------------
@@ -300,7 +291,7 @@ class SourceWorker {
     // thread decodes batch N+1 (PostgreSQL-free). One decode runs at a time: a decoder is not
     // thread-safe. Only the main thread ever calls PostgreSQL or the consumer.
     std::unique_ptr<InFlight> pending;
-    while (!stop_requested) {
+    while (!worker_stop_requested) {
       handle_config_reload();
       auto messages = std::make_unique<consumer_batch>(consumer_->poll_batch(
           static_cast<size_t>(config_.batch_size), std::chrono::milliseconds(config_.batch_ms)));
@@ -398,7 +389,7 @@ class SourceWorker {
       return true;
     } catch (const CatalogChanged&) {
       abort_transaction();
-      stop_requested = true;  // the launcher starts a fresh worker if the source still runs
+      worker_stop_requested = true;  // the launcher starts a fresh worker if the source still runs
     } catch (const PgError& e) {
       recover_from_failure(e.what(), rewind_to);
     } catch (const Error& e) {
@@ -702,7 +693,7 @@ class SourceWorker {
              {{TEXTOID, text_datum(config_.name), false}, {TEXTOID, text_datum(reason), false}}, false);
     commit_transaction();
     set_state("stopped", reason);
-    stop_requested = true;
+    worker_stop_requested = true;
   }
 
   void record_batch(const Batch& batch, uint64 rows) {
@@ -772,5 +763,5 @@ class SourceWorker {
 }  // namespace streamrec
 
 extern "C" void streamrec_source_main(Datum) {
-  streamrec::run_background_worker<streamrec::SourceWorker>(streamrec::WorkerKind::source, "source", streamrec::handle_sigterm);
+  streamrec::run_background_worker<streamrec::SourceWorker>(streamrec::WorkerKind::source, "source");
 }

@@ -3,6 +3,7 @@
 // clean stop (exit 0) from a failure (ERROR -> exit 1, restarted with backoff).
 #pragma once
 
+#include <csignal>
 #include <cstring>
 
 #include "extension/error_boundary.h"
@@ -21,12 +22,16 @@ extern "C" {
 
 namespace streamrec {
 
+// Set by SIGTERM; a worker's loop ends at the next batch boundary.
+extern volatile sig_atomic_t worker_stop_requested;
+void handle_worker_sigterm(SIGNAL_ARGS);
+
 // Worker must be constructible from a WorkerLaunch and have run() and set_state(state, error).
 template <typename Worker>
-void run_background_worker(WorkerKind kind, const char* label, pqsigfunc on_sigterm) {
+void run_background_worker(WorkerKind kind, const char* label) {
   WorkerLaunch launch;
   memcpy(&launch, MyBgworkerEntry->bgw_extra, sizeof launch);
-  pqsignal(SIGTERM, on_sigterm);
+  pqsignal(SIGTERM, handle_worker_sigterm);
   pqsignal(SIGHUP, SignalHandlerForConfigReload);
   BackgroundWorkerUnblockSignals();
   BackgroundWorkerInitializeConnectionByOid(launch.database, launch.owner, 0);
