@@ -94,6 +94,17 @@ def main():
              "-c", "SELECT source, partition, \"offset\", convert_from(payload, 'UTF8') AS payload, error "
                    "FROM streamrec.dead_letters")
 
+        banner("a sink produces rows of a table to flink.recommended.products, in the seed's csv")
+        psql(cluster, "-c", "CREATE TABLE recommended (user_id text, product_ids text[], window_end timestamptz)",
+             "-c", "SELECT streamrec.create_sink('recs_out', 'recommended', 'flink.recommended.products', 'csv', "
+                   "options => '{\"key\": \"user_id\"}')",
+             "-c", "INSERT INTO recommended VALUES ('user-27', '{140,13,137,95,39,138}', '2024-06-28 13:01:55+00')")
+        wait_for(lambda: cluster.value("SELECT produced FROM streamrec.sink_stats WHERE name = 'recs_out'") == 1, 30,
+                 what="the row on the topic")
+        subprocess.run(["kcat", "-C", "-b", sandbox.bootstrap, "-t", "flink.recommended.products", "-e", "-q",
+                        "-f", "key %k: %s\\n"], check=True)
+        psql(cluster, "-c", "SELECT name, state, produced, pending, failed FROM streamrec.sink_stats")
+
         banner("error boundary: a C++ exception inside SQL is a clean ERROR, the session goes on")
         psql(cluster, "-c", "SELECT streamrec._selftest('cpp_error')", "-c", "SELECT 'still connected' AS session",
              stop_on_error=False)
