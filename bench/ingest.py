@@ -39,7 +39,7 @@ def rss_mb(pid):
     try:
         with open(f"/proc/{pid}/status") as f:
             for line in f:
-                if line.startswith("VmRSS:"):
+                if line.startswith("RssAnon:"):  # private memory; shared buffers excluded
                     return int(line.split()[1]) / 1024
     except OSError:
         pass
@@ -117,7 +117,7 @@ def main():
 
     print(f"\nbench/ingest: {rows:,} clicks per format (unlogged target tables, 2 cores)")
     print(f"{'format':<6} {'parts':>5} {'kcat rows/s':>12} {'COPY rows/s':>12} {'source rows/s':>14} "
-          f"{'src/kcat':>9} {'src/COPY':>9}  worker RSS MB (10% / end / max)")
+          f"{'src/kcat':>9} {'src/COPY':>9}  worker private MB (10% / end / max)")
     for fmt, parts, kcat_rate, copy_rate, source_rate, rss_early, rss_end, rss_max in results:
         print(f"{fmt:<6} {parts:>5} {kcat_rate:>12,.0f} {copy_rate:>12,.0f} {source_rate:>14,.0f} "
               f"{source_rate / kcat_rate:>9.2f} {source_rate / copy_rate:>9.2f}  "
