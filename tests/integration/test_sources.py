@@ -44,7 +44,7 @@ def click_csv(i):
 
 class CsvSourceTest(SourceTestCase):
     topics = {"csv.clicks": 3, "csv.bad": 1, "csv.stop": 1, "csv.pause": 1, "csv.trigger": 2, "csv.start": 1,
-              "csv.options": 1}
+              "csv.options": 1, "csv.prompt": 1}
 
     def test_exactly_once_with_offsets_per_partition(self):
         per_partition = {0: 400, 1: 350, 2: 250}
@@ -156,6 +156,20 @@ class CsvSourceTest(SourceTestCase):
         self.wait_rows("start_latest", 2)
         self.assertEqual(self.sql("SELECT id FROM start_latest ORDER BY id"), [(10,), (11,)])
         self.assertEqual(self.value("SELECT next_offset FROM streamrec.source_offsets WHERE source = 'from_latest'"), 7)
+
+    def test_catalog_changes_apply_within_a_second_and_batch_ms_bounds_latency(self):
+        self.sql("CREATE TABLE prompt_rows (id int, name text)")
+        kcat_produce(self.sandbox.bootstrap, "csv.prompt", ["1,first"], 0)
+        started = time.monotonic()
+        # A huge batch_size: only batch_ms (50 ms) can end these batches.
+        self.sql("SELECT streamrec.create_source('prompt', 'csv.prompt', 'prompt_rows', 'csv', NULL, "
+                 "'{\"batch_size\": 1000000, \"batch_ms\": 50}')")
+        wait_for(lambda: self.value("SELECT count(*) FROM prompt_rows") == 1, 10, interval=0.02, what="first row")
+        # Launcher pass (<= 1 s) + worker start + assignment + one batch; generous for a busy CI.
+        self.assertLess(time.monotonic() - started, 5.0)
+        # The batch can only end by batch_ms: that the row arrives at all shows it does.
+        kcat_produce(self.sandbox.bootstrap, "csv.prompt", ["2,second"], 0)
+        wait_for(lambda: self.value("SELECT count(*) FROM prompt_rows") == 2, 10, interval=0.02, what="second row")
 
     def test_csv_options_delimiter_null_header_and_columns(self):
         self.sql("CREATE TABLE semi (a int, b text, c text DEFAULT 'dflt', d text)")
