@@ -71,4 +71,9 @@ void abort_transaction() {
   pg_call([] { AbortCurrentTransaction(); });
 }
 
+std::string quote_ident(const std::string& identifier) {
+  const char* in = identifier.c_str();
+  return pg_call([in] { return quote_identifier(in); });
+}
+
 }  // namespace streamrec

@@ -28,6 +28,9 @@ std::optional<std::string> spi_text(uint64 row, int column);
 Datum text_datum(const std::string& s);
 Datum bytea_datum(std::string_view bytes);
 
+// quote_identifier() for a C++ string.
+std::string quote_ident(const std::string& identifier);
+
 // A transaction with a snapshot and SPI connected, and its end.
 void begin_transaction();
 void commit_transaction();

@@ -137,11 +137,6 @@ sink_kind kind_from_name(const std::string& k) {
   return sink_kind::text;
 }
 
-std::string quote_identifier_text(const std::string& identifier) {
-  const char* in = identifier.c_str();
-  return pg_call([in] { return quote_identifier(in); });
-}
-
 void prepare_output(FetchedColumn& f) {
   Oid type = f.type;
   Oid function = InvalidOid;
@@ -206,8 +201,8 @@ SinkConfig load_config(const std::string& name) {
 
   // The outbox holds each row as jsonb; jsonb_populate_record gives back the table's own types.
   std::string list;
-  for (const FetchedColumn& f : c.values) list += ", r." + quote_identifier_text(f.column.name);
-  for (const FetchedColumn& f : c.keys) list += ", r." + quote_identifier_text(f.column.name);
+  for (const FetchedColumn& f : c.values) list += ", r." + quote_ident(f.column.name);
+  for (const FetchedColumn& f : c.keys) list += ", r." + quote_ident(f.column.name);
   c.select_sql = "SELECT o.id, o.ctid" + list + " FROM streamrec.sink_outbox o, jsonb_populate_record(NULL::" + row_type +
                  ", o.payload) r WHERE o.sink = $1 AND o.error IS NULL ORDER BY o.id LIMIT $2";
   return c;
@@ -319,7 +314,7 @@ class SinkWorker {
     producer_->set_close_timeout(std::chrono::milliseconds(1000));
     set_state("running");
     while (!worker_stop_requested) {
-      handle_config_reload();
+      reload_config_if_requested();
       bool more = false;
       try {
         more = send_batch();
@@ -332,22 +327,12 @@ class SinkWorker {
         if (e.fatal()) throw;
         recover_from_failure(e.what());
       }
-      if (!more) sleep_ms(kIdlePollMs);
+      if (!more) backoff_on_latch(0, kIdlePollMs, kIdlePollMs);
     }
     set_state("stopping");
   }
 
-  void set_state(const char* state, const std::string& error = {}) {
-    WorkerSlot* slot = worker_slot(launch_.slot);
-    TimestampTz now = error.empty() ? 0 : GetCurrentTimestamp();
-    SpinLockAcquire(&slot->mutex);
-    strlcpy(slot->stats.state, state, sizeof slot->stats.state);
-    if (!error.empty()) {
-      strlcpy(slot->stats.last_error, error.c_str(), sizeof slot->stats.last_error);
-      slot->stats.last_error_at = now;
-    }
-    SpinLockRelease(&slot->mutex);
-  }
+  void set_state(const char* state, const std::string& error = {}) { set_worker_state(launch_.slot, state, error); }
 
  private:
   producer::properties producer_properties() const {
@@ -380,16 +365,10 @@ class SinkWorker {
                       "schema registry refused the sink's schema for subject \"" + config_.subject + "\": " + e.what(),
                       "", "Check the subject's compatibility settings, or use another subject option.");
         set_state("waiting for schema registry", e.what());
-        sleep_ms(std::min(10000L, 200L << std::min(attempt, 6)));
+        backoff_on_latch(attempt, 200, 10000);
       }
     }
     return 0;
-  }
-
-  void handle_config_reload() {
-    if (!ConfigReloadPending) return;
-    ConfigReloadPending = false;
-    pg_call([] { ProcessConfigFile(PGC_SIGHUP); });
   }
 
   // Reads, encodes, produces and acknowledges one batch. True when the outbox may hold more.
@@ -540,18 +519,9 @@ class SinkWorker {
   }
 
   void recover_from_failure(const std::string& error) {
-    pg_call([] { AbortCurrentTransaction(); });
+    abort_transaction();
     set_state("retrying", error);
-    failures_++;
-    sleep_ms(std::min(10000L, 200L << std::min(failures_, 6)));
-  }
-
-  void sleep_ms(long ms) {
-    pg_call([ms] {
-      (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, ms, PG_WAIT_EXTENSION);
-      ResetLatch(MyLatch);
-      CHECK_FOR_INTERRUPTS();
-    });
+    backoff_on_latch(++failures_, 200, 10000);
   }
 
   WorkerLaunch launch_;

@@ -292,7 +292,7 @@ class SourceWorker {
     // thread-safe. Only the main thread ever calls PostgreSQL or the consumer.
     std::unique_ptr<InFlight> pending;
     while (!worker_stop_requested) {
-      handle_config_reload();
+      reload_config_if_requested();
       auto messages = std::make_unique<consumer_batch>(consumer_->poll_batch(
           static_cast<size_t>(config_.batch_size), std::chrono::milliseconds(config_.batch_ms)));
       report_consumer_state();
@@ -321,12 +321,6 @@ class SourceWorker {
     c.start = config_.start;
     c.client_id = "pg_streamrec-" + config_.name;
     return c;
-  }
-
-  void handle_config_reload() {
-    if (!ConfigReloadPending) return;
-    ConfigReloadPending = false;
-    pg_call([] { ProcessConfigFile(PGC_SIGHUP); });
   }
 
   // The stored next offsets of the given partitions, read in a transaction of its own (the
@@ -378,7 +372,7 @@ class SourceWorker {
     if (!transient.empty()) {
       consumer_->rewind(rewind_to);
       set_state("waiting for schema registry", transient);
-      backoff_sleep();
+      backoff_on_latch(registry_failures_++, 100, 5000);
       return false;
     }
     registry_failures_ = 0;
@@ -454,15 +448,6 @@ class SourceWorker {
       if (batch.masks[i] == present) return i;
     batch.masks.push_back(present);
     return batch.masks.size() - 1;
-  }
-
-  void backoff_sleep() {
-    registry_failures_++;
-    long ms = std::min(5000L, 100L << std::min(registry_failures_, 6));
-    pg_call([ms] {
-      (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, ms, PG_WAIT_EXTENSION);
-      ResetLatch(MyLatch);
-    });
   }
 
   // One transaction: rows, dead letters and offsets commit together or not at all.
@@ -614,22 +599,17 @@ class SourceWorker {
                  "WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped AND attgenerated = ''",
                  {{OIDOID, ObjectIdGetDatum(config_.target), false}}, true) == SPI_OK_SELECT)
       all = spi_text(0, 1).value_or("");
-    for (const std::string& k : config_.primary_key) keys += (keys.empty() ? "" : ", ") + quote(k);
+    for (const std::string& k : config_.primary_key) keys += (keys.empty() ? "" : ", ") + quote_ident(k);
     for (size_t i = 0; i < config_.decoding.columns.size(); i++) {
       const std::string& c = config_.decoding.columns[i].column;
       if (!present[i] || std::find(config_.primary_key.begin(), config_.primary_key.end(), c) != config_.primary_key.end())
         continue;
-      updates += (updates.empty() ? "" : ", ") + quote(c) + " = EXCLUDED." + quote(c);
+      updates += (updates.empty() ? "" : ", ") + quote_ident(c) + " = EXCLUDED." + quote_ident(c);
     }
     std::string sql = "INSERT INTO " + target_name() + " (" + all + ") SELECT DISTINCT ON (" + keys + ") " + all +
                       " FROM pg_temp.streamrec_stage ORDER BY " + keys + ", streamrec_seq DESC ON CONFLICT (" + keys +
                       ") DO " + (updates.empty() ? "NOTHING" : "UPDATE SET " + updates);
     return upsert_sql_[present] = sql;
-  }
-
-  static std::string quote(const std::string& identifier) {
-    const char* in = identifier.c_str();
-    return pg_call([in] { return quote_identifier(in); });
   }
 
   std::string target_name() {
@@ -719,17 +699,7 @@ class SourceWorker {
   }
 
  public:
-  void set_state(const char* state, const std::string& error = {}) {
-    WorkerSlot* slot = worker_slot(launch_.slot);
-    TimestampTz now = error.empty() ? 0 : GetCurrentTimestamp();
-    SpinLockAcquire(&slot->mutex);
-    strlcpy(slot->stats.state, state, sizeof slot->stats.state);
-    if (!error.empty()) {
-      strlcpy(slot->stats.last_error, error.c_str(), sizeof slot->stats.last_error);
-      slot->stats.last_error_at = now;
-    }
-    SpinLockRelease(&slot->mutex);
-  }
+  void set_state(const char* state, const std::string& error = {}) { set_worker_state(launch_.slot, state, error); }
 
   // After a failed batch: everything rolls back, the consumer goes back to the batch's first
   // offsets, and the worker waits a little longer each time before trying again.
@@ -737,17 +707,10 @@ class SourceWorker {
     abort_transaction();
     consumer_->rewind(rewind_to);
     set_state("retrying", error);
-    failures_++;
-    long ms = std::min(10000L, 200L << std::min(failures_, 6));
-    pg_call([ms] {
-      (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, ms, PG_WAIT_EXTENSION);
-      ResetLatch(MyLatch);
-    });
+    backoff_on_latch(++failures_, 200, 10000);
   }
 
  private:
-  const SourceConfig& config() const { return config_; }
-
   WorkerLaunch launch_;
   SourceConfig config_;
   std::unique_ptr<decoder> decoder_;

@@ -5,6 +5,7 @@
 
 #include <csignal>
 #include <cstring>
+#include <string>
 
 #include "extension/error_boundary.h"
 #include "extension/shared_state.h"
@@ -25,6 +26,13 @@ namespace streamrec {
 // Set by SIGTERM; a worker's loop ends at the next batch boundary.
 extern volatile sig_atomic_t worker_stop_requested;
 void handle_worker_sigterm(SIGNAL_ARGS);
+
+// The worker's state and, when given, its last error, in its shared-memory slot.
+void set_worker_state(int slot, const char* state, const std::string& error = {});
+// Applies a pending SIGHUP (ProcessConfigFile).
+void reload_config_if_requested();
+// Sleeps on the latch (a SIGTERM wakes it early); ms grows with `failures`: base << failures, at most cap.
+void backoff_on_latch(int failures, long base_ms, long cap_ms);
 
 // Worker must be constructible from a WorkerLaunch and have run() and set_state(state, error).
 template <typename Worker>
