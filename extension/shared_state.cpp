@@ -1,5 +1,7 @@
 #include "extension/shared_state.h"
 
+#include "extension/pipeline_stats.h"
+
 #include <cstring>
 #include <new>
 
@@ -30,7 +32,7 @@ Size shared_size() { return add_size(offsetof(SharedState, slots), mul_size(want
 
 void request_shared_memory() {
   if (previous_request_hook != nullptr) previous_request_hook();
-  RequestAddinShmemSpace(shared_size());
+  RequestAddinShmemSpace(add_size(shared_size(), pipeline_stats_shmem_size()));
 }
 
 void attach_shared_memory() {
@@ -46,6 +48,7 @@ void attach_shared_memory() {
       SpinLockInit(&slot->mutex);
     }
   }
+  pipeline_stats_shmem_init();
   LWLockRelease(AddinShmemInitLock);
 }
 

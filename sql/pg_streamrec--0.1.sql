@@ -765,3 +765,422 @@ SELECT pg_catalog.pg_extension_config_dump('streamrec.sink_outbox_id_seq', '');
 
 -- As for sources: everyone may call the API and gets _require_admin's hinted error.
 GRANT SELECT ON streamrec.sink_stats TO streamrec_admin;
+
+-- ---------------------------------------------------------------------------------------------
+-- Pipelines (DESIGN.md section 4). Each pipeline is a set of C++ statement-level AFTER INSERT
+-- triggers on domain tables, installed by enable_pipeline and removed by disable_pipeline. The
+-- triggers read their options from pipeline_catalog once per statement, so a change of options
+-- applies from the next batch on.
+-- ---------------------------------------------------------------------------------------------
+CREATE TABLE streamrec.pipeline_catalog (
+    name        text PRIMARY KEY
+                CHECK (name IN ('similar_products', 'trending', 'category_affinity', 'attribution',
+                                'ratings', 'item_transactions')),
+    enabled     boolean NOT NULL DEFAULT true,
+    options     jsonb NOT NULL,       -- every option, defaults filled in
+    sink        text,                 -- the sink created for output_topic, if any
+    enabled_at  timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE streamrec.pipeline_catalog IS 'Enabled pipelines and their effective options (see the streamrec.pipelines view)';
+REVOKE ALL ON streamrec.pipeline_catalog FROM PUBLIC;
+GRANT SELECT, INSERT, UPDATE ON streamrec.pipeline_catalog TO streamrec_admin;
+
+-- Event-time clocks of windowed pipelines: the watermark (max event time minus the delay),
+-- and the wall-clock time of the last event, for the idle timeout.
+CREATE TABLE streamrec.pipeline_clock (
+    pipeline        text PRIMARY KEY,
+    watermark       timestamptz,
+    max_event_time  timestamptz,
+    last_arrival    timestamptz
+);
+
+-- similar_products: results, every emitted list (the sink's relation), and per-user state.
+CREATE TABLE streamrec.recommendations (
+    user_id            text PRIMARY KEY,
+    product_ids        text[] NOT NULL,
+    viewed_product_id  text,
+    category           text,
+    window_end         timestamptz NOT NULL,
+    updated_at         timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE streamrec.recommendation_log (
+    id                 bigserial PRIMARY KEY,
+    user_id            text NOT NULL,
+    product_ids        text[] NOT NULL,
+    window_end         timestamptz NOT NULL,
+    viewed_product_id  text,
+    category           text,
+    emitted_at         timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX recommendation_log_user_idx ON streamrec.recommendation_log (user_id, window_end);
+CREATE INDEX recommendation_log_window_end_idx ON streamrec.recommendation_log (window_end);
+CREATE TABLE streamrec.user_purchases (
+    user_id             text NOT NULL,
+    product_id          text NOT NULL,
+    quantity            bigint NOT NULL,
+    purchases           bigint NOT NULL,
+    last_purchase_time  timestamptz NOT NULL,
+    PRIMARY KEY (user_id, product_id)
+);
+-- Page views waiting for their event-time window to close (emit = an interval): the user's
+-- latest view per window.
+CREATE TABLE streamrec.pending_views (
+    user_id       text NOT NULL,
+    window_start  timestamptz NOT NULL,
+    product_id    text NOT NULL,
+    event_time    timestamptz NOT NULL,
+    PRIMARY KEY (user_id, window_start)
+);
+CREATE INDEX pending_views_window_idx ON streamrec.pending_views (window_start);
+-- Candidates are read per category, best first.
+CREATE INDEX inventory_category_idx ON streamrec.inventory (category, rating DESC NULLS LAST, product_id);
+
+-- trending: views per product per tumbling window.
+CREATE TABLE streamrec.trending_counts (
+    window_start  timestamptz NOT NULL,
+    product_id    text NOT NULL,
+    views         bigint NOT NULL,
+    PRIMARY KEY (window_start, product_id)
+);
+
+-- category_affinity: page views per user, category and hour, and the products each user viewed.
+CREATE TABLE streamrec.category_views (
+    user_id       text NOT NULL,
+    category      text NOT NULL,
+    bucket_start  timestamptz NOT NULL,
+    views         bigint NOT NULL,
+    PRIMARY KEY (user_id, bucket_start, category)
+);
+CREATE INDEX category_views_bucket_idx ON streamrec.category_views (bucket_start);
+CREATE TABLE streamrec.user_viewed_products (
+    user_id      text NOT NULL,
+    product_id   text NOT NULL,
+    last_viewed  timestamptz NOT NULL,
+    PRIMARY KEY (user_id, product_id)
+);
+CREATE INDEX user_viewed_products_time_idx ON streamrec.user_viewed_products (last_viewed);
+
+-- Pipeline state and results are written by the triggers (SECURITY DEFINER) and read by all.
+GRANT SELECT ON streamrec.recommendations, streamrec.recommendation_log, streamrec.user_purchases,
+                streamrec.pending_views, streamrec.trending_counts, streamrec.category_views,
+                streamrec.user_viewed_products, streamrec.pipeline_clock TO PUBLIC;
+
+-- The effective options of a pipeline: the defaults overlaid with the caller's options, each
+-- checked. Raises invalid_parameter_value with a hint for anything it cannot use.
+CREATE FUNCTION streamrec._pipeline_options(pipeline text, options jsonb) RETURNS jsonb
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    defaults jsonb;
+    merged jsonb;
+    key text;
+    value jsonb;
+BEGIN
+    defaults := CASE pipeline
+        WHEN 'similar_products' THEN jsonb_build_object(
+            'top_k', 6, 'min_rating', NULL, 'repeats', 'demote', 'repeat_window', '10 minutes',
+            'emit', 'click', 'watermark_delay', '1 second', 'idle_timeout', '5 seconds', 'retention', '1 day')
+        WHEN 'trending' THEN jsonb_build_object('window', '1 hour', 'top_n', 10, 'retention', '2 days')
+        WHEN 'category_affinity' THEN jsonb_build_object('lookback', '24 hours', 'limit', 10, 'top_categories', 3)
+        ELSE NULL END;
+    IF defaults IS NULL THEN
+        RAISE EXCEPTION 'pipeline "%" is not available in this version', pipeline
+            USING ERRCODE = 'feature_not_supported',
+                  HINT = 'Available pipelines: similar_products, trending, category_affinity.';
+    END IF;
+    defaults := defaults || '{"output_topic": null, "output_format": "csv", "output_brokers": null, "output_options": {}}';
+    IF options IS NULL OR jsonb_typeof(options) <> 'object' THEN
+        PERFORM streamrec._bad_argument('pipeline options must be a JSON object', 'Pass e.g. ''{"top_k": 6}''::jsonb.');
+    END IF;
+    FOR key IN SELECT jsonb_object_keys(options) LOOP
+        IF NOT defaults ? key THEN
+            PERFORM streamrec._bad_argument(format('unknown option "%s" for pipeline %s', key, pipeline),
+                format('Options of %s: %s.', pipeline, (SELECT string_agg(k, ', ' ORDER BY k) FROM jsonb_object_keys(defaults) k)));
+        END IF;
+    END LOOP;
+    merged := defaults || options;
+    FOR key, value IN SELECT * FROM jsonb_each(merged) LOOP
+        CONTINUE WHEN jsonb_typeof(value) = 'null' AND key IN ('min_rating', 'output_topic', 'output_brokers');
+        IF key IN ('top_k', 'top_n', 'limit', 'top_categories') THEN
+            IF jsonb_typeof(value) <> 'number' OR value::numeric <> trunc(value::numeric)
+               OR value::numeric < 1 OR value::numeric > 1000 THEN
+                PERFORM streamrec._bad_argument(format('option "%s" must be an integer from 1 to 1000, not %s', key, value),
+                                                format('e.g. ''{"%s": 6}''', key));
+            END IF;
+        ELSIF key = 'min_rating' THEN
+            IF jsonb_typeof(value) <> 'number' THEN
+                PERFORM streamrec._bad_argument(format('option "min_rating" must be a number, not %s', value),
+                                                'e.g. ''{"min_rating": 3.5}''; null keeps unrated products too.');
+            END IF;
+        ELSIF key = 'repeats' THEN
+            IF value #>> '{}' IS DISTINCT FROM 'demote' AND value #>> '{}' IS DISTINCT FROM 'exclude'
+               AND value #>> '{}' IS DISTINCT FROM 'allow' THEN
+                PERFORM streamrec._bad_argument(format('option "repeats" must be demote, exclude or allow, not %s', value),
+                                                'demote puts recently shown products last, exclude drops them, allow ignores them.');
+            END IF;
+        ELSIF key IN ('repeat_window', 'watermark_delay', 'idle_timeout', 'retention', 'window', 'lookback', 'emit') THEN
+            CONTINUE WHEN key = 'emit' AND value = '"click"';
+            BEGIN
+                IF jsonb_typeof(value) <> 'string' OR (value #>> '{}')::interval < interval '0'
+                   OR ((value #>> '{}')::interval = interval '0'
+                       AND key IN ('window', 'lookback', 'emit', 'retention', 'idle_timeout')) THEN
+                    RAISE invalid_parameter_value;
+                END IF;
+            EXCEPTION WHEN invalid_parameter_value OR invalid_datetime_format OR datetime_field_overflow
+                           OR interval_field_overflow THEN
+                PERFORM streamrec._bad_argument(
+                    format('option "%s" must be a positive interval%s, not %s', key,
+                           CASE WHEN key = 'emit' THEN ' or "click"' ELSE '' END, value),
+                    format('e.g. ''{"%s": "%s"}''', key, CASE WHEN key = 'emit' THEN '5 seconds' ELSE defaults ->> key END));
+            END;
+        ELSIF key IN ('output_topic', 'output_brokers') THEN
+            IF jsonb_typeof(value) <> 'string' OR value #>> '{}' = '' THEN
+                PERFORM streamrec._bad_argument(format('option "%s" must be a non-empty string, not %s', key, value),
+                                                'e.g. ''{"output_topic": "flink.recommended.products"}''');
+            END IF;
+        ELSIF key = 'output_format' THEN
+            IF value #>> '{}' IS DISTINCT FROM 'csv' AND value #>> '{}' IS DISTINCT FROM 'json'
+               AND value #>> '{}' IS DISTINCT FROM 'avro' THEN
+                PERFORM streamrec._bad_argument(format('option "output_format" must be csv, json or avro, not %s', value),
+                                                'csv matches the seed''s output byte for byte.');
+            END IF;
+        ELSIF key = 'output_options' THEN
+            IF jsonb_typeof(value) <> 'object' THEN
+                PERFORM streamrec._bad_argument('option "output_options" must be a JSON object of sink options',
+                                                'e.g. ''{"output_options": {"kafka": {"acks": "all"}}}''');
+            END IF;
+        END IF;
+    END LOOP;
+    RETURN merged;
+END $$;
+
+-- What each pipeline's triggers are: (trigger name, table, function).
+CREATE FUNCTION streamrec._pipeline_triggers(pipeline text)
+RETURNS TABLE (trigger_name name, rel regclass, function_name text)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT t.trigger_name, t.rel, t.function_name FROM (VALUES
+        ('similar_products', 'streamrec_similar_products'::name, 'streamrec.clicks'::regclass, 'streamrec._similar_products_trigger'),
+        ('similar_products', 'streamrec_user_purchases'::name, 'streamrec.purchases'::regclass, 'streamrec._user_purchases_trigger'),
+        ('trending', 'streamrec_trending'::name, 'streamrec.clicks'::regclass, 'streamrec._trending_trigger'),
+        ('category_affinity', 'streamrec_category_affinity'::name, 'streamrec.clicks'::regclass, 'streamrec._category_affinity_trigger')
+    ) AS t(p, trigger_name, rel, function_name) WHERE t.p = pipeline
+$$;
+
+-- Makes a pipeline's triggers match the catalog: installed while it is enabled, gone when not.
+-- SECURITY DEFINER: creating triggers on the domain tables needs their owner; safe for any
+-- admin to call, since it only follows the catalog. Installing the purchases trigger afresh
+-- rebuilds user_purchases from the purchases table, so history before enabling counts.
+CREATE FUNCTION streamrec._sync_pipeline_triggers(pipeline text) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    t record;
+    enabled boolean := coalesce((SELECT c.enabled FROM streamrec.pipeline_catalog c WHERE c.name = pipeline), false);
+BEGIN
+    FOR t IN SELECT * FROM streamrec._pipeline_triggers(pipeline) LOOP
+        IF enabled AND NOT EXISTS (SELECT FROM pg_trigger WHERE tgrelid = t.rel AND tgname = t.trigger_name) THEN
+            IF t.trigger_name = 'streamrec_user_purchases' THEN
+                LOCK TABLE streamrec.purchases IN SHARE MODE;
+                TRUNCATE streamrec.user_purchases;
+                INSERT INTO streamrec.user_purchases
+                SELECT p.user_id, p.product_id, sum(p.quantity), count(*), max(p.purchase_time)
+                FROM streamrec.purchases p GROUP BY p.user_id, p.product_id;
+            END IF;
+            EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS streamrec_new_rows '
+                           'FOR EACH STATEMENT EXECUTE FUNCTION %s()', t.trigger_name, t.rel, t.function_name);
+        ELSIF NOT enabled THEN
+            EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', t.trigger_name, t.rel);
+        END IF;
+    END LOOP;
+END $$;
+REVOKE ALL ON FUNCTION streamrec._sync_pipeline_triggers(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION streamrec._sync_pipeline_triggers(text) TO streamrec_admin;
+
+-- Turns a pipeline on (or changes its options): installs its triggers and, with output_topic,
+-- its sink. Enabling similar_products rebuilds user_purchases from the purchases table.
+CREATE FUNCTION streamrec.enable_pipeline(name text, options jsonb DEFAULT '{}') RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    effective jsonb;
+    previous streamrec.pipeline_catalog;
+    t record;
+    sink_name text;
+    sink_options jsonb;
+BEGIN
+    PERFORM streamrec._require_admin();
+    IF name IS NULL THEN
+        PERFORM streamrec._bad_argument('pipeline name must not be NULL',
+                                        'Pipelines: similar_products, trending, category_affinity.');
+    END IF;
+    IF name NOT IN ('similar_products', 'trending', 'category_affinity', 'attribution', 'ratings', 'item_transactions') THEN
+        PERFORM streamrec._bad_argument(format('unknown pipeline "%s"', name),
+                                        'Pipelines: similar_products, trending, category_affinity.');
+    END IF;
+    effective := streamrec._pipeline_options(name, options);
+    -- One enable at a time per pipeline; a running batch finishes with the old options first.
+    PERFORM pg_advisory_xact_lock(hashtext('streamrec.enable_pipeline'), hashtext(name));
+    SELECT * INTO previous FROM streamrec.pipeline_catalog c WHERE c.name = enable_pipeline.name FOR UPDATE;
+    IF previous.sink IS NOT NULL THEN
+        PERFORM streamrec.drop_sink(previous.sink);
+    END IF;
+    sink_name := NULL;
+    IF effective ->> 'output_topic' IS NOT NULL THEN
+        sink_name := 'pipeline_' || name;
+        sink_options := CASE name
+            WHEN 'similar_products' THEN '{"key": "user_id", "columns": ["user_id", "product_ids", "window_end"]}'::jsonb
+            ELSE '{}'::jsonb END || (effective -> 'output_options');
+        PERFORM streamrec.create_sink(sink_name,
+            CASE name WHEN 'similar_products' THEN 'streamrec.recommendation_log'::regclass END,
+            effective ->> 'output_topic', effective ->> 'output_format', effective ->> 'output_brokers', sink_options);
+    END IF;
+    INSERT INTO streamrec.pipeline_catalog AS c (name, enabled, options, sink)
+    VALUES (enable_pipeline.name, true, effective, sink_name)
+    ON CONFLICT ON CONSTRAINT pipeline_catalog_pkey
+    DO UPDATE SET enabled = true, options = excluded.options, sink = excluded.sink,
+                  enabled_at = CASE WHEN c.enabled THEN c.enabled_at ELSE now() END;
+    PERFORM streamrec._sync_pipeline_triggers(name);
+END $$;
+
+-- Turns a pipeline off: its triggers and sink go; its results and state tables stay.
+CREATE FUNCTION streamrec.disable_pipeline(name text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    previous streamrec.pipeline_catalog;
+    t record;
+BEGIN
+    PERFORM streamrec._require_admin();
+    PERFORM pg_advisory_xact_lock(hashtext('streamrec.enable_pipeline'), hashtext(name));
+    SELECT * INTO previous FROM streamrec.pipeline_catalog c WHERE c.name = disable_pipeline.name AND c.enabled FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'pipeline "%" is not enabled', name
+            USING ERRCODE = 'undefined_object', HINT = 'SELECT name FROM streamrec.pipelines WHERE enabled lists them.';
+    END IF;
+    IF previous.sink IS NOT NULL THEN
+        PERFORM streamrec.drop_sink(previous.sink);
+    END IF;
+    UPDATE streamrec.pipeline_catalog c SET enabled = false, sink = NULL WHERE c.name = disable_pipeline.name;
+    PERFORM streamrec._sync_pipeline_triggers(name);
+END $$;
+
+-- The C++ triggers. SECURITY DEFINER: a source's role needs INSERT on the domain table only;
+-- the pipeline state belongs to the extension's owner.
+CREATE FUNCTION streamrec._similar_products_trigger() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'streamrec_similar_products_trigger' LANGUAGE C SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp;
+CREATE FUNCTION streamrec._user_purchases_trigger() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'streamrec_user_purchases_trigger' LANGUAGE C SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp;
+CREATE FUNCTION streamrec._trending_trigger() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'streamrec_trending_trigger' LANGUAGE C SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp;
+CREATE FUNCTION streamrec._category_affinity_trigger() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'streamrec_category_affinity_trigger' LANGUAGE C SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp;
+REVOKE ALL ON FUNCTION streamrec._similar_products_trigger(), streamrec._user_purchases_trigger(),
+                       streamrec._trending_trigger(), streamrec._category_affinity_trigger() FROM PUBLIC;
+
+-- Closes the windows of similar_products (emit = an interval) that saw no event for
+-- idle_timeout; returns how many lists that emitted.
+CREATE FUNCTION streamrec._close_idle_windows() RETURNS bigint
+    AS 'MODULE_PATHNAME', 'streamrec_close_idle_windows' LANGUAGE C SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp;
+REVOKE ALL ON FUNCTION streamrec._close_idle_windows() FROM PUBLIC;
+
+-- Periodic work, run by the launcher about once a second in its own transaction: closes idle
+-- windows and drops pipeline state older than its retention. "Older" is measured on the
+-- stream's own clock (the newest event time in each table), so replayed history is not
+-- deleted just because it is old by the wall clock.
+CREATE FUNCTION streamrec._pipeline_tick() RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    c streamrec.pipeline_catalog;
+BEGIN
+    FOR c IN SELECT * FROM streamrec.pipeline_catalog WHERE enabled ORDER BY name LOOP
+        IF c.name = 'similar_products' THEN
+            IF c.options ->> 'emit' <> 'click' THEN
+                PERFORM streamrec._close_idle_windows();
+            END IF;
+            DELETE FROM streamrec.recommendation_log
+            WHERE window_end < (SELECT max(window_end) FROM streamrec.recommendation_log)
+                               - (c.options ->> 'retention')::interval;
+        ELSIF c.name = 'trending' THEN
+            DELETE FROM streamrec.trending_counts
+            WHERE window_start < (SELECT max(window_start) FROM streamrec.trending_counts)
+                                 - (c.options ->> 'retention')::interval;
+        ELSIF c.name = 'category_affinity' THEN
+            DELETE FROM streamrec.category_views
+            WHERE bucket_start < (SELECT max(bucket_start) FROM streamrec.category_views)
+                                 + interval '1 hour' - (c.options ->> 'lookback')::interval;
+            DELETE FROM streamrec.user_viewed_products
+            WHERE last_viewed < (SELECT max(bucket_start) FROM streamrec.category_views)
+                                + interval '1 hour' - (c.options ->> 'lookback')::interval;
+        END IF;
+    END LOOP;
+END $$;
+REVOKE ALL ON FUNCTION streamrec._pipeline_tick() FROM PUBLIC;
+
+-- similar_products on demand: the ranking a page view of product_id by user_id would get now.
+CREATE FUNCTION streamrec.recommend(user_id text, product_id text, k int DEFAULT 6) RETURNS text[]
+    AS 'MODULE_PATHNAME', 'streamrec_recommend' LANGUAGE C STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp;
+
+-- Counters since server start, counted when the pipeline's transaction commits.
+CREATE FUNCTION streamrec._pipeline_stats(OUT name text, OUT events bigint, OUT outputs bigint,
+                                          OUT skipped bigint, OUT late bigint, OUT last_error text,
+                                          OUT last_error_at timestamptz)
+RETURNS SETOF record AS 'MODULE_PATHNAME', 'streamrec_pipeline_stats' LANGUAGE C VOLATILE;
+
+-- events: input rows the pipeline read; outputs: result rows it wrote; skipped: events that
+-- yield nothing (a click on a product not in the inventory, an empty candidate list); late:
+-- events behind a closed window, counted and dropped.
+CREATE VIEW streamrec.pipelines AS
+SELECT c.name, c.enabled, c.options,
+       coalesce(s.events, 0) AS events, coalesce(s.outputs, 0) AS outputs,
+       s.last_error, coalesce(s.skipped, 0) AS skipped, coalesce(s.late, 0) AS late,
+       c.sink, s.last_error_at, c.enabled_at
+FROM streamrec.pipeline_catalog c
+LEFT JOIN streamrec._pipeline_stats() s ON s.name = c.name;
+GRANT SELECT ON streamrec.pipelines TO PUBLIC;
+
+-- trending: the top top_n products of each window.
+CREATE VIEW streamrec.trending AS
+SELECT r.window_start, r.product_id, r.views, r.rank
+FROM (SELECT t.window_start, t.product_id, t.views,
+             row_number() OVER (PARTITION BY t.window_start ORDER BY t.views DESC, t.product_id) AS rank
+      FROM streamrec.trending_counts t) r
+WHERE r.rank <= coalesce((SELECT (c.options ->> 'top_n')::int FROM streamrec.pipeline_catalog c
+                          WHERE c.name = 'trending'), 10);
+GRANT SELECT ON streamrec.trending TO PUBLIC;
+
+-- category_affinity: computed at lookup from the hourly buckets, with index probes only: the
+-- user's buckets in the lookback (the stream's clock is the newest bucket), the top categories,
+-- and per category the best-rated in-stock products until `limit` unviewed ones are found.
+CREATE VIEW streamrec.user_recommendations AS
+WITH settings AS (
+    SELECT coalesce((c.options ->> 'lookback')::interval, interval '24 hours') AS lookback,
+           coalesce((c.options ->> 'limit')::int, 10) AS lim,
+           coalesce((c.options ->> 'top_categories')::int, 3) AS top_categories,
+           (SELECT max(b.bucket_start) FROM streamrec.category_views b) + interval '1 hour' AS clock
+    FROM (SELECT 1) one LEFT JOIN streamrec.pipeline_catalog c ON c.name = 'category_affinity'
+)
+SELECT u.user_id,
+       ARRAY(SELECT pick.product_id
+             FROM (SELECT v.category, sum(v.views) AS views
+                   FROM streamrec.category_views v
+                   WHERE v.user_id = u.user_id AND v.bucket_start >= s.clock - s.lookback
+                   GROUP BY v.category
+                   ORDER BY sum(v.views) DESC, v.category
+                   LIMIT s.top_categories) top
+             CROSS JOIN LATERAL (
+                 SELECT i.product_id, i.rating
+                 FROM streamrec.inventory i
+                 WHERE i.category = top.category AND i.stock > 0
+                   AND NOT EXISTS (SELECT FROM streamrec.user_viewed_products w
+                                   WHERE w.user_id = u.user_id AND w.product_id = i.product_id
+                                     AND w.last_viewed >= s.clock - s.lookback)
+                 ORDER BY i.rating DESC NULLS LAST, i.product_id
+                 LIMIT s.lim) pick
+             ORDER BY pick.rating DESC NULLS LAST, pick.product_id
+             LIMIT s.lim) AS product_ids
+FROM (SELECT DISTINCT v.user_id FROM streamrec.category_views v) u CROSS JOIN settings s;
+GRANT SELECT ON streamrec.user_recommendations TO PUBLIC;
+
+SELECT pg_catalog.pg_extension_config_dump('streamrec.pipeline_catalog', '');

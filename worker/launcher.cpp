@@ -1,7 +1,7 @@
 // The launcher: one background worker in streamrec.database. It waits for CREATE EXTENSION,
-// watches the sources/sinks catalog once a second and (from the sources and sinks issues on)
-// starts one dynamic worker per source and sink. It survives DROP/CREATE EXTENSION, reloads
-// its settings on SIGHUP and exits cleanly on SIGTERM.
+// watches the sources/sinks catalog once a second, starts one dynamic worker per source and
+// sink, and runs the pipelines' periodic work (idle windows, retention). It survives
+// DROP/CREATE EXTENSION, reloads its settings on SIGHUP and exits cleanly on SIGTERM.
 #include <algorithm>
 #include <csignal>
 #include <cstdio>
@@ -118,6 +118,23 @@ CatalogView read_catalog() {
   return view;
 }
 
+// The pipelines' periodic work (idle windows, retention), in a transaction of its own so that
+// a failure there never keeps the catalog pass from running.
+void pipeline_tick() {
+  pg_call([] {
+    SetCurrentStatementStartTimestamp();
+    StartTransactionCommand();
+    PushActiveSnapshot(GetTransactionSnapshot());
+  });
+  pg_call([] { return SPI_connect(); });
+  pg_call([] { return SPI_execute("SELECT streamrec._pipeline_tick()", false, 0); });
+  pg_call([] { return SPI_finish(); });
+  pg_call([] {
+    PopActiveSnapshot();
+    CommitTransactionCommand();
+  });
+}
+
 // A worker the launcher started (or found running after its own restart).
 struct ManagedWorker {
   CatalogEntry entry;
@@ -151,6 +168,7 @@ class Launcher {
     last_.sources = view.sources;
     last_.sinks = view.sinks;
     reported_ = true;
+    if (view.installed) pipeline_tick();
   }
 
   void reload_settings() {

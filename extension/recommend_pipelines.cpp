@@ -1,0 +1,599 @@
+// The recommendation pipelines (DESIGN.md section 4): similar_products (with user_purchases),
+// trending and category_affinity, as C++ statement-level AFTER INSERT triggers, plus
+// streamrec.recommend() and the windows' idle timeout.
+//
+// Every trigger works per statement, not per row: it reads the transition table once, looks up
+// what the batch needs with one statement per kind of lookup (= ANY of the batch's keys: a few
+// index probes per event), computes in C++ and writes with one set-based statement per result
+// table. Upserts go in key order, so two source workers feeding the same table lock rows in the
+// same order and cannot deadlock; increments are done by the upsert itself, so none is lost.
+#include <algorithm>
+#include <map>
+#include <optional>
+#include <string>
+#include <tuple>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "extension/core/ranking.h"
+#include "extension/error_boundary.h"
+#include "extension/pipeline_stats.h"
+#include "extension/spi_batch.h"
+#include "worker/pg_support.h"
+
+extern "C" {
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+}
+
+namespace streamrec {
+namespace {
+
+constexpr int64 kHourUs = INT64CONST(3600) * 1000000;
+
+// ------------------------------------------------------------------------------------------
+// Options, read once per statement (a change applies from the next batch on).
+// ------------------------------------------------------------------------------------------
+struct SimilarProductsConfig {
+  bool enabled = false;
+  int top_k = 6;
+  std::optional<float> min_rating;
+  repeat_policy repeats = repeat_policy::demote;
+  int64 repeat_window_us = 10 * 60 * INT64CONST(1000000);
+  int64 emit_us = 0;  // 0: one list per click
+  int64 watermark_delay_us = INT64CONST(1000000);
+  int64 idle_timeout_us = 5 * INT64CONST(1000000);
+};
+
+KeptPlan read_similar_config(
+    "SELECT (o->>'top_k')::int, (o->>'min_rating')::real, o->>'repeats',"
+    " (extract(epoch FROM (o->>'repeat_window')::interval) * 1000000)::int8,"
+    " CASE WHEN o->>'emit' = 'click' THEN 0 ELSE (extract(epoch FROM (o->>'emit')::interval) * 1000000)::int8 END,"
+    " (extract(epoch FROM (o->>'watermark_delay')::interval) * 1000000)::int8,"
+    " (extract(epoch FROM (o->>'idle_timeout')::interval) * 1000000)::int8, c.enabled"
+    " FROM streamrec.pipeline_catalog c, LATERAL (SELECT c.options AS o) x WHERE c.name = 'similar_products'",
+    {});
+
+SimilarProductsConfig similar_config() {
+  SimilarProductsConfig cfg;
+  if (read_similar_config.run({}, true) == 0) return cfg;
+  std::vector<Cell> row = fetch_result({false, false, true, false, false, false, false, false});
+  cfg.enabled = DatumGetBool(row[7].value);
+  cfg.top_k = DatumGetInt32(row[0].value);
+  if (!row[1].null) cfg.min_rating = DatumGetFloat4(row[1].value);
+  if (auto policy = parse_repeat_policy(row[2].view())) cfg.repeats = *policy;
+  cfg.repeat_window_us = DatumGetInt64(row[3].value);
+  cfg.emit_us = DatumGetInt64(row[4].value);
+  cfg.watermark_delay_us = DatumGetInt64(row[5].value);
+  cfg.idle_timeout_us = DatumGetInt64(row[6].value);
+  return cfg;
+}
+
+// One setting of a simple pipeline, as microseconds or an integer.
+KeptPlan read_option_us(
+    "SELECT (extract(epoch FROM (options->>$2)::interval) * 1000000)::int8 FROM streamrec.pipeline_catalog"
+    " WHERE name = $1",
+    {TEXTOID, TEXTOID});
+
+int64 option_us(const char* pipeline, const char* key, int64 fallback) {
+  if (read_option_us.run({text_datum(pipeline), text_datum(key)}, true) == 0) return fallback;
+  std::vector<Cell> row = fetch_result({false});
+  return row[0].null ? fallback : DatumGetInt64(row[0].value);
+}
+
+// ------------------------------------------------------------------------------------------
+// Trigger plumbing
+// ------------------------------------------------------------------------------------------
+TriggerData* statement_trigger(FunctionCallInfo fcinfo, const char* name) {
+  if (!CALLED_AS_TRIGGER(fcinfo))
+    throw Error(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED, std::string(name) + " must be called as a trigger", "",
+                "streamrec.enable_pipeline() installs it.");
+  TriggerData* trigger = reinterpret_cast<TriggerData*>(fcinfo->context);
+  if (!TRIGGER_FIRED_AFTER(trigger->tg_event) || !TRIGGER_FIRED_FOR_STATEMENT(trigger->tg_event) ||
+      !TRIGGER_FIRED_BY_INSERT(trigger->tg_event) || trigger->tg_newtable == nullptr)
+    throw Error(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED,
+                std::string(name) + " must be an AFTER INSERT ... REFERENCING NEW TABLE ... FOR EACH STATEMENT trigger",
+                "", "streamrec.enable_pipeline() installs it.");
+  return trigger;
+}
+
+// Runs a pipeline trigger's body with SPI connected and the transition table visible as
+// streamrec_new_rows; an error is recorded against the pipeline and re-thrown.
+template <typename Body>
+Datum run_trigger(FunctionCallInfo fcinfo, const char* pipeline, Body&& body) {
+  TriggerData* trigger = statement_trigger(fcinfo, pipeline);
+  try {
+    pg_call([] { return SPI_connect(); });
+    pg_call([trigger] { return SPI_register_trigger_data(trigger); });
+    body();
+    pg_call([] { return SPI_finish(); });
+  } catch (const std::exception& e) {
+    record_pipeline_error(pipeline, e.what());
+    throw;
+  }
+  return PointerGetDatum(nullptr);
+}
+
+// A page view of the batch.
+struct View {
+  std::string user;
+  std::string product;
+  int64 time = 0;  // event time, or the window's end
+};
+
+// The batch's page views in input order; `events` counts every row of the statement.
+std::vector<View> read_page_views(int64* events) {
+  uint64 n = run_sql(
+      "SELECT user_id, product_id, event_time, event_type = 'page_view' AND product_id IS NOT NULL"
+      " FROM streamrec_new_rows",
+      true);
+  *events = static_cast<int64>(n);
+  std::vector<Cell> cells = fetch_result({true, true, false, false});
+  std::vector<View> views;
+  views.reserve(n);
+  for (uint64 r = 0; r < n; r++) {
+    const Cell* row = &cells[r * 4];
+    if (!DatumGetBool(row[3].value)) continue;
+    views.push_back(View{row[0].str(), row[1].str(), DatumGetTimestampTz(row[2].value)});
+  }
+  return views;
+}
+
+template <typename T>
+std::vector<T> distinct(std::vector<T> values) {
+  std::sort(values.begin(), values.end());
+  values.erase(std::unique(values.begin(), values.end()), values.end());
+  return values;
+}
+
+// The category of each of `products` that is in the inventory (whatever its stock).
+KeptPlan read_categories(
+    "SELECT product_id, category FROM streamrec.inventory WHERE product_id = ANY($1) AND category IS NOT NULL",
+    {TEXTARRAYOID});
+
+std::unordered_map<std::string, std::string> categories_of(const std::vector<std::string>& products) {
+  std::unordered_map<std::string, std::string> out;
+  if (products.empty()) return out;
+  uint64 n = read_categories.run({text_array(products)}, true);
+  std::vector<Cell> cells = fetch_result({true, true});
+  for (uint64 r = 0; r < n; r++) out.emplace(cells[r * 2].str(), cells[r * 2 + 1].str());
+  return out;
+}
+
+// ------------------------------------------------------------------------------------------
+// similar_products
+// ------------------------------------------------------------------------------------------
+KeptPlan read_candidates(
+    "SELECT category, product_id, rating FROM streamrec.inventory"
+    " WHERE category = ANY($1) AND stock > 0 AND ($2::real IS NULL OR rating >= $2)",
+    {TEXTARRAYOID, FLOAT4OID});
+KeptPlan read_bought("SELECT user_id, product_id FROM streamrec.user_purchases WHERE user_id = ANY($1)",
+                     {TEXTARRAYOID});
+KeptPlan read_shown(
+    "SELECT l.user_id, p.product_id, l.window_end FROM streamrec.recommendation_log l,"
+    " unnest(l.product_ids) AS p(product_id)"
+    " WHERE l.user_id = ANY($1) AND l.window_end >= $2 AND l.window_end <= $3",
+    {TEXTARRAYOID, TIMESTAMPTZOID, TIMESTAMPTZOID});
+KeptPlan write_log(
+    "INSERT INTO streamrec.recommendation_log (user_id, product_ids, window_end, viewed_product_id, category)"
+    " SELECT x.u, x.p::text[], x.w, x.v, x.c FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[],"
+    " $5::text[]) WITH ORDINALITY AS x(u, p, w, v, c, n) ORDER BY x.n",
+    {TEXTARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID, TEXTARRAYOID, TEXTARRAYOID});
+KeptPlan write_latest(
+    "INSERT INTO streamrec.recommendations AS r (user_id, product_ids, viewed_product_id, category, window_end, updated_at)"
+    " SELECT x.u, x.p::text[], x.v, x.c, x.w, clock_timestamp()"
+    " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[]) AS x(u, p, v, c, w)"
+    " ON CONFLICT (user_id) DO UPDATE SET product_ids = excluded.product_ids,"
+    " viewed_product_id = excluded.viewed_product_id, category = excluded.category,"
+    " window_end = excluded.window_end, updated_at = excluded.updated_at WHERE r.window_end <= excluded.window_end",
+    {TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID});
+
+struct Emitted {
+  const View* view;
+  std::string category;
+  std::vector<std::string> products;
+};
+
+// Ranks `views` in order. Lists emitted earlier in the same call count as shown for later views
+// of the same user. Views of products not in the inventory, and empty lists, are skipped.
+std::vector<Emitted> rank_views(const SimilarProductsConfig& cfg, const std::vector<View>& views, int k,
+                                PipelineCounts& counts) {
+  std::vector<Emitted> out;
+  if (views.empty()) return out;
+  std::vector<std::string> products;
+  std::vector<std::string> users;
+  int64 first = views.front().time, last = views.front().time;
+  for (const View& v : views) {
+    products.push_back(v.product);
+    users.push_back(v.user);
+    first = std::min(first, v.time);
+    last = std::max(last, v.time);
+  }
+  users = distinct(std::move(users));
+  std::unordered_map<std::string, std::string> category = categories_of(distinct(std::move(products)));
+
+  std::vector<std::string> categories;
+  for (auto& [product, cat] : category) categories.push_back(cat);
+  categories = distinct(std::move(categories));
+  product_catalog catalog;
+  if (!categories.empty()) {
+    float min_rating = cfg.min_rating.value_or(0.0f);
+    uint64 n = read_candidates.run({text_array(categories), Float4GetDatum(min_rating)}, true,
+                                   {false, !cfg.min_rating.has_value()});
+    std::vector<Cell> cells = fetch_result({true, true, false});
+    for (uint64 r = 0; r < n; r++) {
+      const Cell* row = &cells[r * 3];
+      catalog.add(row[0].view(), row[1].view(),
+                  row[2].null ? std::nullopt : std::optional<float>(DatumGetFloat4(row[2].value)));
+    }
+  }
+  catalog.finish();
+
+  std::unordered_map<std::string, std::vector<std::string>> bought;
+  {
+    uint64 n = read_bought.run({text_array(users)}, true);
+    std::vector<Cell> cells = fetch_result({true, true});
+    for (uint64 r = 0; r < n; r++) bought[cells[r * 2].str()].push_back(cells[r * 2 + 1].str());
+  }
+  // Per user: (time shown, product), from the log and from this call.
+  std::unordered_map<std::string, std::vector<std::pair<int64, std::string>>> shown;
+  if (cfg.repeats != repeat_policy::allow) {
+    uint64 n = read_shown.run(
+        {text_array(users), TimestampTzGetDatum(first - cfg.repeat_window_us), TimestampTzGetDatum(last)}, true);
+    std::vector<Cell> cells = fetch_result({true, true, false});
+    for (uint64 r = 0; r < n; r++)
+      shown[cells[r * 3].str()].emplace_back(DatumGetTimestampTz(cells[r * 3 + 2].value), cells[r * 3 + 1].str());
+  }
+
+  static const std::vector<std::string> nothing_bought;
+  for (const View& v : views) {
+    auto cat = category.find(v.product);
+    if (cat == category.end()) {
+      counts.skipped++;
+      continue;
+    }
+    auto b = bought.find(v.user);
+    const std::vector<std::string>& user_bought = b != bought.end() ? b->second : nothing_bought;
+    std::vector<std::string_view> bought_views(user_bought.begin(), user_bought.end());
+    std::vector<std::string_view> shown_views;
+    auto s = shown.find(v.user);
+    if (s != shown.end())
+      for (const auto& [when, product] : s->second)
+        if (when >= v.time - cfg.repeat_window_us && when <= v.time) shown_views.push_back(product);
+    std::vector<std::string_view> ranked = catalog.rank(cat->second, v.product, bought_views, shown_views, cfg.repeats, k);
+    if (ranked.empty()) {
+      counts.skipped++;
+      continue;
+    }
+    Emitted e{&v, cat->second, std::vector<std::string>(ranked.begin(), ranked.end())};
+    if (cfg.repeats != repeat_policy::allow)
+      for (const std::string& p : e.products) shown[v.user].emplace_back(v.time, p);
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+// Writes the emitted lists: every one to the log (the sink's relation), the latest per user
+// to recommendations.
+void write_emitted(const std::vector<Emitted>& lists, PipelineCounts& counts) {
+  if (lists.empty()) return;
+  std::vector<std::string> users, literals, viewed, cats;
+  std::vector<int64> times;
+  for (const Emitted& e : lists) {
+    users.push_back(e.view->user);
+    literals.push_back(array_literal(std::vector<std::string_view>(e.products.begin(), e.products.end())));
+    times.push_back(e.view->time);
+    viewed.push_back(e.view->product);
+    cats.push_back(e.category);
+  }
+  write_log.run({text_array(users), text_array(literals), timestamptz_array(times), text_array(viewed), text_array(cats)},
+                false);
+  counts.outputs += static_cast<int64>(lists.size());
+
+  // Latest per user (by time, then by order), in user order.
+  std::map<std::string_view, std::size_t> latest;
+  for (std::size_t i = 0; i < lists.size(); i++) {
+    auto [it, inserted] = latest.emplace(lists[i].view->user, i);
+    if (!inserted && lists[it->second].view->time <= lists[i].view->time) it->second = i;
+  }
+  std::vector<std::string> u, p, v, c;
+  std::vector<int64> w;
+  for (const auto& [user, i] : latest) {
+    u.push_back(users[i]);
+    p.push_back(literals[i]);
+    v.push_back(viewed[i]);
+    c.push_back(cats[i]);
+    w.push_back(times[i]);
+  }
+  write_latest.run({text_array(u), text_array(p), text_array(v), text_array(c), timestamptz_array(w)}, false);
+}
+
+// Windowed emit: the event-time clock, the pending views and closing windows.
+KeptPlan lock_clock(
+    "INSERT INTO streamrec.pipeline_clock AS k (pipeline) VALUES ($1)"
+    " ON CONFLICT (pipeline) DO UPDATE SET pipeline = k.pipeline RETURNING k.watermark, k.max_event_time",
+    {TEXTOID});
+KeptPlan set_clock(
+    "UPDATE streamrec.pipeline_clock SET watermark = $2, max_event_time = $3, last_arrival = clock_timestamp()"
+    " WHERE pipeline = $1",
+    {TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID});
+KeptPlan write_pending(
+    "INSERT INTO streamrec.pending_views AS pv (user_id, window_start, product_id, event_time)"
+    " SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::timestamptz[])"
+    " ON CONFLICT (user_id, window_start) DO UPDATE SET product_id = excluded.product_id,"
+    " event_time = excluded.event_time WHERE pv.event_time <= excluded.event_time",
+    {TEXTARRAYOID, TIMESTAMPTZARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID});
+KeptPlan close_windows(
+    "DELETE FROM streamrec.pending_views WHERE window_start <= $1 RETURNING user_id, product_id, window_start, event_time",
+    {TIMESTAMPTZOID});
+
+struct Clock {
+  std::optional<int64> watermark;
+  std::optional<int64> max_event_time;
+};
+
+Clock lock_window_clock() {
+  lock_clock.run({text_datum("similar_products")}, false);
+  std::vector<Cell> row = fetch_result({false, false});
+  Clock clock;
+  if (!row[0].null) clock.watermark = DatumGetTimestampTz(row[0].value);
+  if (!row[1].null) clock.max_event_time = DatumGetTimestampTz(row[1].value);
+  return clock;
+}
+
+// Deletes the pending views of every window ending at or before `watermark` and returns them as
+// views at their window's end, in window then event-time order.
+std::vector<View> take_closed_windows(int64 watermark, int64 width) {
+  uint64 n = close_windows.run({TimestampTzGetDatum(watermark - width)}, false);
+  std::vector<Cell> cells = fetch_result({true, true, false, false});
+  std::vector<std::pair<int64, View>> closed;
+  for (uint64 r = 0; r < n; r++) {
+    const Cell* row = &cells[r * 4];
+    closed.emplace_back(DatumGetTimestampTz(row[3].value),
+                        View{row[0].str(), row[1].str(), DatumGetTimestampTz(row[2].value) + width});
+  }
+  std::sort(closed.begin(), closed.end(), [](const auto& a, const auto& b) {
+    return std::tie(a.second.time, a.first, a.second.user) < std::tie(b.second.time, b.first, b.second.user);
+  });
+  std::vector<View> out;
+  for (auto& [event_time, view] : closed) out.push_back(std::move(view));
+  return out;
+}
+
+void save_clock(const Clock& clock) {
+  set_clock.run({text_datum("similar_products"), TimestampTzGetDatum(clock.watermark.value_or(0)),
+                 TimestampTzGetDatum(clock.max_event_time.value_or(0))},
+                false, {false, !clock.watermark.has_value(), !clock.max_event_time.has_value()});
+}
+
+// Adds the batch's views to their windows and returns the views of the windows that closed.
+std::vector<View> window_views(const SimilarProductsConfig& cfg, const std::vector<View>& views, PipelineCounts& counts) {
+  Clock clock = lock_window_clock();
+  std::map<std::pair<std::string, int64>, const View*> latest;  // (user, window start) -> view
+  for (const View& v : views) {
+    int64 start = window_start(v.time, cfg.emit_us);
+    if (clock.watermark && start + cfg.emit_us <= *clock.watermark) {
+      counts.late++;
+      continue;
+    }
+    auto [it, inserted] = latest.emplace(std::make_pair(v.user, start), &v);
+    if (!inserted && it->second->time <= v.time) it->second = &v;
+    clock.max_event_time = std::max(clock.max_event_time.value_or(v.time), v.time);
+  }
+  if (!latest.empty()) {
+    std::vector<std::string> users, products;
+    std::vector<int64> starts, times;
+    for (const auto& [key, v] : latest) {
+      users.push_back(key.first);
+      starts.push_back(key.second);
+      products.push_back(v->product);
+      times.push_back(v->time);
+    }
+    write_pending.run({text_array(users), timestamptz_array(starts), text_array(products), timestamptz_array(times)},
+                      false);
+  }
+  if (clock.max_event_time) {
+    int64 candidate = *clock.max_event_time - cfg.watermark_delay_us;
+    clock.watermark = std::max(clock.watermark.value_or(candidate), candidate);
+  }
+  save_clock(clock);
+  if (!clock.watermark) return {};
+  return take_closed_windows(*clock.watermark, cfg.emit_us);
+}
+
+Datum similar_products_trigger(FunctionCallInfo fcinfo) {
+  return run_trigger(fcinfo, "similar_products", [] {
+    SimilarProductsConfig cfg = similar_config();
+    if (!cfg.enabled) return;
+    PipelineCounts counts;
+    std::vector<View> views = read_page_views(&counts.events);
+    if (cfg.emit_us > 0) {
+      std::vector<View> closed = window_views(cfg, views, counts);
+      write_emitted(rank_views(cfg, closed, cfg.top_k, counts), counts);
+    } else {
+      write_emitted(rank_views(cfg, views, cfg.top_k, counts), counts);
+    }
+    count_pipeline("similar_products", counts);
+  });
+}
+
+// Purchases into user_purchases: one grouped upsert in key order.
+Datum user_purchases_trigger(FunctionCallInfo fcinfo) {
+  return run_trigger(fcinfo, "similar_products", [] {
+    uint64 n = run_sql(
+        "INSERT INTO streamrec.user_purchases AS up (user_id, product_id, quantity, purchases, last_purchase_time)"
+        " SELECT user_id, product_id, sum(quantity), count(*), max(purchase_time) FROM streamrec_new_rows"
+        " GROUP BY user_id, product_id ORDER BY user_id COLLATE \"C\", product_id COLLATE \"C\""
+        " ON CONFLICT (user_id, product_id) DO UPDATE SET quantity = up.quantity + excluded.quantity,"
+        " purchases = up.purchases + excluded.purchases,"
+        " last_purchase_time = greatest(up.last_purchase_time, excluded.last_purchase_time)",
+        false);
+    (void)n;
+  });
+}
+
+// Windows closed by the idle timeout (called by the launcher through _pipeline_tick()).
+Datum close_idle_windows(FunctionCallInfo) {
+  int64 closed_lists = 0;
+  pg_call([] { return SPI_connect(); });
+  SimilarProductsConfig cfg = similar_config();
+  if (cfg.enabled && cfg.emit_us > 0) {
+    uint64 idle = run_sql(
+        "SELECT 1 FROM streamrec.pipeline_clock WHERE pipeline = 'similar_products'"
+        " AND last_arrival < clock_timestamp() - (SELECT (options->>'idle_timeout')::interval"
+        " FROM streamrec.pipeline_catalog WHERE name = 'similar_products')"
+        " AND EXISTS (SELECT FROM streamrec.pending_views) FOR UPDATE SKIP LOCKED",
+        false);
+    if (idle > 0) {
+      Clock clock = lock_window_clock();
+      run_sql("SELECT max(window_start) FROM streamrec.pending_views", true);
+      std::vector<Cell> row = fetch_result({false});
+      if (!row[0].null) {
+        int64 newest_end = DatumGetTimestampTz(row[0].value) + cfg.emit_us;
+        clock.watermark = std::max(clock.watermark.value_or(newest_end), newest_end);
+        save_clock(clock);
+        PipelineCounts counts;
+        std::vector<View> views = take_closed_windows(*clock.watermark, cfg.emit_us);
+        std::vector<Emitted> lists = rank_views(cfg, views, cfg.top_k, counts);
+        write_emitted(lists, counts);
+        closed_lists = counts.outputs;
+        count_pipeline("similar_products", counts);
+      }
+    }
+  }
+  pg_call([] { return SPI_finish(); });
+  return Int64GetDatum(closed_lists);
+}
+
+// streamrec.recommend(user_id, product_id, k): the list a view would get now. The repeat window
+// ends at the user's latest emitted list.
+KeptPlan read_user_clock("SELECT max(window_end) FROM streamrec.recommendation_log WHERE user_id = $1", {TEXTOID});
+
+Datum recommend(FunctionCallInfo fcinfo) {
+  if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+    throw Error(ERRCODE_NULL_VALUE_NOT_ALLOWED, "user_id and product_id must not be NULL", "",
+                "Pass the user and the product being viewed, e.g. streamrec.recommend('user-27', '39').");
+  if (PG_ARGISNULL(2) || PG_GETARG_INT32(2) < 1 || PG_GETARG_INT32(2) > 1000)
+    throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "k must be between 1 and 1000", "", "The default is 6.");
+  int k = PG_GETARG_INT32(2);
+  std::string user = pg_call([fcinfo] { return text_to_cstring(PG_GETARG_TEXT_PP(0)); });
+  std::string product = pg_call([fcinfo] { return text_to_cstring(PG_GETARG_TEXT_PP(1)); });
+
+  pg_call([] { return SPI_connect(); });
+  SimilarProductsConfig cfg = similar_config();
+  read_user_clock.run({text_datum(user)}, true);
+  std::vector<Cell> row = fetch_result({false});
+  int64 now = row[0].null ? pg_call([] { return GetCurrentTimestamp(); }) : DatumGetTimestampTz(row[0].value);
+  std::vector<View> views{View{user, product, now}};
+  PipelineCounts ignored;
+  std::vector<Emitted> lists = rank_views(cfg, views, k, ignored);
+  pg_call([] { return SPI_finish(); });
+  if (lists.empty()) {
+    fcinfo->isnull = true;
+    return static_cast<Datum>(0);
+  }
+  return text_array(lists.front().products);
+}
+
+// ------------------------------------------------------------------------------------------
+// trending
+// ------------------------------------------------------------------------------------------
+KeptPlan write_trending(
+    "INSERT INTO streamrec.trending_counts AS t (window_start, product_id, views)"
+    " SELECT * FROM unnest($1::timestamptz[], $2::text[], $3::int8[])"
+    " ON CONFLICT (window_start, product_id) DO UPDATE SET views = t.views + excluded.views",
+    {TIMESTAMPTZARRAYOID, TEXTARRAYOID, INT8ARRAYOID});
+
+Datum trending_trigger(FunctionCallInfo fcinfo) {
+  return run_trigger(fcinfo, "trending", [] {
+    int64 width = option_us("trending", "window", kHourUs);
+    PipelineCounts counts;
+    std::vector<View> views = read_page_views(&counts.events);
+    std::map<std::pair<int64, std::string_view>, int64> views_per;
+    for (const View& v : views) views_per[{window_start(v.time, width), v.product}]++;
+    if (!views_per.empty()) {
+      std::vector<int64> starts, n;
+      std::vector<std::string_view> products;
+      for (const auto& [key, count] : views_per) {
+        starts.push_back(key.first);
+        products.push_back(key.second);
+        n.push_back(count);
+      }
+      write_trending.run({timestamptz_array(starts), text_array(products), int8_array(n)}, false);
+    }
+    counts.outputs = static_cast<int64>(views_per.size());
+    count_pipeline("trending", counts);
+  });
+}
+
+// ------------------------------------------------------------------------------------------
+// category_affinity
+// ------------------------------------------------------------------------------------------
+KeptPlan write_category_views(
+    "INSERT INTO streamrec.category_views AS v (user_id, category, bucket_start, views)"
+    " SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::int8[])"
+    " ON CONFLICT (user_id, bucket_start, category) DO UPDATE SET views = v.views + excluded.views",
+    {TEXTARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID, INT8ARRAYOID});
+KeptPlan write_viewed_products(
+    "INSERT INTO streamrec.user_viewed_products AS w (user_id, product_id, last_viewed)"
+    " SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[])"
+    " ON CONFLICT (user_id, product_id) DO UPDATE SET last_viewed = greatest(w.last_viewed, excluded.last_viewed)",
+    {TEXTARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID});
+
+Datum category_affinity_trigger(FunctionCallInfo fcinfo) {
+  return run_trigger(fcinfo, "category_affinity", [] {
+    PipelineCounts counts;
+    std::vector<View> views = read_page_views(&counts.events);
+    std::vector<std::string> products;
+    for (const View& v : views) products.push_back(v.product);
+    std::unordered_map<std::string, std::string> category = categories_of(distinct(std::move(products)));
+    // Keyed as the primary keys are, so rows are locked in one order by every writer.
+    std::map<std::tuple<std::string_view, int64, std::string_view>, int64> per_bucket;
+    std::map<std::pair<std::string_view, std::string_view>, int64> last_viewed;
+    for (const View& v : views) {
+      auto cat = category.find(v.product);
+      if (cat == category.end()) {
+        counts.skipped++;
+        continue;
+      }
+      per_bucket[{v.user, window_start(v.time, kHourUs), cat->second}]++;
+      auto [it, inserted] = last_viewed.emplace(std::make_pair(std::string_view(v.user), std::string_view(v.product)), v.time);
+      if (!inserted) it->second = std::max(it->second, v.time);
+    }
+    if (!per_bucket.empty()) {
+      std::vector<std::string_view> users, cats;
+      std::vector<int64> buckets, n;
+      for (const auto& [key, count] : per_bucket) {
+        users.push_back(std::get<0>(key));
+        buckets.push_back(std::get<1>(key));
+        cats.push_back(std::get<2>(key));
+        n.push_back(count);
+      }
+      write_category_views.run({text_array(users), text_array(cats), timestamptz_array(buckets), int8_array(n)}, false);
+      std::vector<std::string_view> u, p;
+      std::vector<int64> t;
+      for (const auto& [key, when] : last_viewed) {
+        u.push_back(key.first);
+        p.push_back(key.second);
+        t.push_back(when);
+      }
+      write_viewed_products.run({text_array(u), text_array(p), timestamptz_array(t)}, false);
+    }
+    counts.outputs = static_cast<int64>(per_bucket.size());
+    count_pipeline("category_affinity", counts);
+  });
+}
+
+}  // namespace
+}  // namespace streamrec
+
+STREAMREC_SQL_FUNCTION(streamrec_similar_products_trigger, streamrec::similar_products_trigger)
+STREAMREC_SQL_FUNCTION(streamrec_user_purchases_trigger, streamrec::user_purchases_trigger)
+STREAMREC_SQL_FUNCTION(streamrec_trending_trigger, streamrec::trending_trigger)
+STREAMREC_SQL_FUNCTION(streamrec_category_affinity_trigger, streamrec::category_affinity_trigger)
+STREAMREC_SQL_FUNCTION(streamrec_close_idle_windows, streamrec::close_idle_windows)
+STREAMREC_SQL_FUNCTION(streamrec_recommend, streamrec::recommend)
