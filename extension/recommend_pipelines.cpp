@@ -174,9 +174,9 @@ KeptPlan read_candidates(
 KeptPlan read_bought("SELECT user_id, product_id FROM streamrec.user_purchases WHERE user_id = ANY($1)",
                      {TEXTARRAYOID});
 KeptPlan read_shown(
-    "SELECT l.user_id, p.product_id, l.window_end FROM streamrec.recommendation_log l,"
-    " unnest(l.product_ids) AS p(product_id)"
-    " WHERE l.user_id = ANY($1) AND l.window_end >= $2 AND l.window_end <= $3",
+    "SELECT l.user_id, p.product_id, l.window_end FROM unnest($1::text[]) AS u(user_id)"
+    " JOIN LATERAL (SELECT * FROM streamrec.recommendation_log r WHERE r.user_id = u.user_id"
+    " AND r.window_end >= $2 AND r.window_end <= $3) l ON true, unnest(l.product_ids) AS p(product_id)",
     {TEXTARRAYOID, TIMESTAMPTZOID, TIMESTAMPTZOID});
 KeptPlan write_log(
     "INSERT INTO streamrec.recommendation_log (user_id, product_ids, window_end, viewed_product_id, category)"

@@ -14,7 +14,9 @@ uint64 KeptPlan::run(const std::vector<Datum>& args, bool read_only, const std::
     int nargs = static_cast<int>(types_.size());
     Oid* types = types_.data();
     plan_ = pg_call([sql, nargs, types] {
-      SPIPlanPtr p = SPI_prepare(sql, nargs, types);
+      // A generic plan: custom plans would estimate the selectivity of every element of the
+      // batch's = ANY($1) arrays, on every execution, for the same index-probe plan.
+      SPIPlanPtr p = SPI_prepare_cursor(sql, nargs, types, CURSOR_OPT_GENERIC_PLAN);
       if (p == nullptr) elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql, SPI_result_code_string(SPI_result));
       if (SPI_keepplan(p) != 0) elog(ERROR, "SPI_keepplan failed");
       return p;

@@ -1,6 +1,9 @@
 """The demo behind tools/demo: a throwaway cluster with pg_streamrec preloaded, the sandbox
-Kafka broker and schema registry, a generated seed-style inventory, and generated clicks on
-the seed's topic. With --keep it leaves everything running and prints how to connect."""
+Kafka broker and schema registry, and seed 000 played end to end: a generated inventory,
+Avro purchases and clicks on the seed's topics, the similar_products, trending and
+category_affinity pipelines, and seed-format recommendations read back from
+flink.recommended.products with kcat. With --keep it leaves everything running and prints how
+to connect."""
 
 import argparse
 import os
@@ -67,43 +70,52 @@ def main():
                             "WHERE category = (SELECT category FROM streamrec.inventory WHERE product_id = '140') "
                             "AND stock > 0 ORDER BY rating DESC, product_id LIMIT 6")
 
-        banner("producing 1000 Avro clicks (Confluent framing, schema in the registry) to flink.click.streams")
-        datagen("clicks", "--format", "avro", "--count", "1000", "--seed", "42", "--products", "200",
-                "--topic", "flink.click.streams", "--brokers", sandbox.bootstrap, "--registry", sandbox.registry_url)
-        subprocess.run(["kcat", "-C", "-b", sandbox.bootstrap, "-t", "flink.click.streams", "-e", "-q",
-                        "-f", "partition %p offset %o key %k: %S bytes\\n", "-c", "5"], check=True)
-        banner("a source consumes them into streamrec.clicks, exactly once")
-        psql(cluster, "-c", "SELECT streamrec.create_source('clicks', 'flink.click.streams', 'streamrec.clicks', "
-                            f"'avro', options => '{{\"schema_registry\": \"{sandbox.registry_url}\"}}')")
-        wait_for(lambda: cluster.value("SELECT count(*) FROM streamrec.clicks") == 1000, 30, what="1000 clicks")
-        psql(cluster, "-c", "SELECT name, state, messages, rows, dead_letters, batches, lag FROM streamrec.source_stats",
-             "-c", "SELECT event_type, count(*), min(event_time), max(event_time) FROM streamrec.clicks "
-                   "GROUP BY 1 ORDER BY 2 DESC",
-             "-c", "SELECT partition, next_offset FROM streamrec.source_offsets ORDER BY partition")
+        banner("seed 000: the similar-products recommender, computed by C++ triggers inside PostgreSQL")
+        psql(cluster, "-c", "SELECT streamrec.enable_pipeline('similar_products', "
+                            "'{\"output_topic\": \"flink.recommended.products\"}')",
+             "-c", "SELECT streamrec.enable_pipeline('trending', '{\"window\": \"1 minute\", \"top_n\": 3}')",
+             "-c", "SELECT streamrec.enable_pipeline('category_affinity')",
+             "-c", "SELECT name, enabled, sink FROM streamrec.pipelines ORDER BY name")
 
-        banner("csv purchases on flink.sales.records, one of them malformed: it is dead-lettered, the rest stored")
-        purchases = datagen("purchases", "--format", "csv", "--count", "5", "--seed", "42", "--products", "200",
-                            "--output", "-").splitlines()
-        purchases.insert(2, 'inv-bad,user-1,"17,unterminated')
+        registry = f'{{"schema_registry": "{sandbox.registry_url}"}}'
+        banner("2000 Avro purchases on flink.sales.records (plus one message that is not Avro)")
+        datagen("purchases", "--format", "avro", "--count", "2000", "--seed", "42", "--products", "200",
+                "--topic", "flink.sales.records", "--brokers", sandbox.bootstrap, "--registry", sandbox.registry_url)
         subprocess.run(["kcat", "-P", "-b", sandbox.bootstrap, "-t", "flink.sales.records", "-p", "0"],
-                       input="\n".join(purchases) + "\n", text=True, check=True)
-        psql(cluster, "-c", "SELECT streamrec.create_source('purchases', 'flink.sales.records', 'streamrec.purchases')")
-        wait_for(lambda: cluster.value("SELECT count(*) FROM streamrec.purchases") == 5, 30, what="5 purchases")
-        psql(cluster, "-c", "SELECT invoice_id, user_id, product_id, quantity, unit_cost, purchase_time "
-                            "FROM streamrec.purchases",
-             "-c", "SELECT source, partition, \"offset\", convert_from(payload, 'UTF8') AS payload, error "
-                   "FROM streamrec.dead_letters")
+                       input="this is not an avro record\n", text=True, check=True)
+        psql(cluster, "-c", "SELECT streamrec.create_source('purchases', 'flink.sales.records', 'streamrec.purchases', "
+                            f"'avro', options => '{registry}')")
+        wait_for(lambda: cluster.value("SELECT count(*) FROM streamrec.purchases") == 2000, 30, what="2000 purchases")
+        wait_for(lambda: cluster.value("SELECT count(*) FROM streamrec.dead_letters") == 1, 30, what="a dead letter")
+        psql(cluster, "-c", "SELECT source, partition, \"offset\", convert_from(payload, 'UTF8') AS payload, error "
+                            "FROM streamrec.dead_letters",
+             "-c", "SELECT count(*) AS purchases, count(DISTINCT user_id) AS users FROM streamrec.purchases",
+             "-c", "SELECT user_id, product_id, quantity, purchases FROM streamrec.user_purchases "
+                   "WHERE user_id = 'user-27' ORDER BY product_id")
 
-        banner("a sink produces rows of a table to flink.recommended.products, in the seed's csv")
-        psql(cluster, "-c", "CREATE TABLE recommended (user_id text, product_ids text[], window_end timestamptz)",
-             "-c", "SELECT streamrec.create_sink('recs_out', 'recommended', 'flink.recommended.products', 'csv', "
-                   "options => '{\"key\": \"user_id\"}')",
-             "-c", "INSERT INTO recommended VALUES ('user-27', '{140,13,137,95,39,138}', '2024-06-28 13:01:55+00')")
-        wait_for(lambda: cluster.value("SELECT produced FROM streamrec.sink_stats WHERE name = 'recs_out'") == 1, 30,
-                 what="the row on the topic")
-        subprocess.run(["kcat", "-C", "-b", sandbox.bootstrap, "-t", "flink.recommended.products", "-e", "-q",
-                        "-f", "key %k: %s\\n"], check=True)
-        psql(cluster, "-c", "SELECT name, state, produced, pending, failed FROM streamrec.sink_stats")
+        banner("1000 Avro clicks on flink.click.streams, consumed exactly once into streamrec.clicks")
+        datagen("clicks", "--format", "avro", "--count", "1000", "--seed", "42", "--products", "200",
+                "--events-per-second", "1",
+                "--topic", "flink.click.streams", "--brokers", sandbox.bootstrap, "--registry", sandbox.registry_url)
+        psql(cluster, "-c", "SELECT streamrec.create_source('clicks', 'flink.click.streams', 'streamrec.clicks', "
+                            f"'avro', options => '{registry}')")
+        wait_for(lambda: cluster.value("SELECT count(*) FROM streamrec.clicks") == 1000, 30, what="1000 clicks")
+        wait_for(lambda: cluster.value("SELECT pending = 0 AND produced > 0 FROM streamrec.sink_stats"), 30,
+                 what="the recommendations on the output topic")
+        psql(cluster, "-c", "SELECT name, state, messages, rows, dead_letters, batches, lag FROM streamrec.source_stats",
+             "-c", "SELECT name, events, outputs, skipped FROM streamrec.pipelines ORDER BY name",
+             "-c", "SELECT name, state, produced, pending, failed FROM streamrec.sink_stats")
+
+        banner("flink.recommended.products, read with kcat: the seed's key and csv value")
+        subprocess.run(["kcat", "-C", "-b", sandbox.bootstrap, "-t", "flink.recommended.products", "-p", "0", "-e",
+                        "-q", "-c", "5", "-f", "key %k: %s\n"], check=True)
+
+        banner("the same results from psql")
+        psql(cluster, "-c", "SELECT user_id, product_ids, viewed_product_id, category, window_end "
+                            "FROM streamrec.recommendations ORDER BY window_end DESC LIMIT 5",
+             "-c", "SELECT * FROM streamrec.trending ORDER BY window_start DESC, rank LIMIT 6",
+             "-c", "SELECT * FROM streamrec.user_recommendations WHERE user_id = 'user-27'",
+             "-c", "SELECT streamrec.recommend('user-27', '140') AS on_demand")
 
         banner("error boundary: a C++ exception inside SQL is a clean ERROR, the session goes on")
         psql(cluster, "-c", "SELECT streamrec._selftest('cpp_error')", "-c", "SELECT 'still connected' AS session",
