@@ -8,6 +8,8 @@
 // table. Upserts go in key order, so two source workers feeding the same table lock rows in the
 // same order and cannot deadlock; increments are done by the upsert itself, so none is lost.
 #include <algorithm>
+#include <chrono>
+#include <cstdio>
 #include <map>
 #include <optional>
 #include <string>
@@ -34,6 +36,28 @@ namespace streamrec {
 namespace {
 
 constexpr int64 kHourUs = INT64CONST(3600) * 1000000;
+
+// Where a batch's time goes, reported at DEBUG1 (SET client_min_messages = debug1 shows it).
+class StepTimer {
+ public:
+  void mark(const char* step) {
+    auto now = std::chrono::steady_clock::now();
+    char piece[64];
+    snprintf(piece, sizeof piece, "%s%s %.1f ms", report_.empty() ? "" : ", ", step,
+             std::chrono::duration<double, std::milli>(now - last_).count());
+    report_ += piece;
+    last_ = now;
+  }
+  void report(const char* pipeline, std::size_t views) {
+    std::string line = report_;
+    const char* text = line.c_str();
+    pg_call([pipeline, views, text] { elog(DEBUG1, "%s: %zu views: %s", pipeline, views, text); });
+  }
+
+ private:
+  std::chrono::steady_clock::time_point last_ = std::chrono::steady_clock::now();
+  std::string report_;
+};
 
 // ------------------------------------------------------------------------------------------
 // Options, read once per statement (a change applies from the next batch on).
@@ -201,7 +225,7 @@ struct Emitted {
 // Ranks `views` in order. Lists emitted earlier in the same call count as shown for later views
 // of the same user. Views of products not in the inventory, and empty lists, are skipped.
 std::vector<Emitted> rank_views(const SimilarProductsConfig& cfg, const std::vector<View>& views, int k,
-                                PipelineCounts& counts) {
+                                PipelineCounts& counts, StepTimer& timer) {
   std::vector<Emitted> out;
   if (views.empty()) return out;
   std::vector<std::string> products;
@@ -215,6 +239,7 @@ std::vector<Emitted> rank_views(const SimilarProductsConfig& cfg, const std::vec
   }
   users = distinct(std::move(users));
   std::unordered_map<std::string, std::string> category = categories_of(distinct(std::move(products)));
+  timer.mark("categories");
 
   std::vector<std::string> categories;
   for (auto& [product, cat] : category) categories.push_back(cat);
@@ -232,6 +257,7 @@ std::vector<Emitted> rank_views(const SimilarProductsConfig& cfg, const std::vec
     }
   }
   catalog.finish();
+  timer.mark("candidates");
 
   std::unordered_map<std::string, std::vector<std::string>> bought;
   {
@@ -239,6 +265,7 @@ std::vector<Emitted> rank_views(const SimilarProductsConfig& cfg, const std::vec
     std::vector<Cell> cells = fetch_result({true, true});
     for (uint64 r = 0; r < n; r++) bought[cells[r * 2].str()].push_back(cells[r * 2 + 1].str());
   }
+  timer.mark("purchases");
   // Per user: (time shown, product), from the log and from this call.
   std::unordered_map<std::string, std::vector<std::pair<int64, std::string>>> shown;
   if (cfg.repeats != repeat_policy::allow) {
@@ -248,6 +275,7 @@ std::vector<Emitted> rank_views(const SimilarProductsConfig& cfg, const std::vec
     for (uint64 r = 0; r < n; r++)
       shown[cells[r * 3].str()].emplace_back(DatumGetTimestampTz(cells[r * 3 + 2].value), cells[r * 3 + 1].str());
   }
+  timer.mark("shown");
 
   static const std::vector<std::string> nothing_bought;
   for (const View& v : views) {
@@ -274,12 +302,13 @@ std::vector<Emitted> rank_views(const SimilarProductsConfig& cfg, const std::vec
       for (const std::string& p : e.products) shown[v.user].emplace_back(v.time, p);
     out.push_back(std::move(e));
   }
+  timer.mark("rank");
   return out;
 }
 
 // Writes the emitted lists: every one to the log (the sink's relation), the latest per user
 // to recommendations.
-void write_emitted(const std::vector<Emitted>& lists, PipelineCounts& counts) {
+void write_emitted(const std::vector<Emitted>& lists, PipelineCounts& counts, StepTimer& timer) {
   if (lists.empty()) return;
   std::vector<std::string> users, literals, viewed, cats;
   std::vector<int64> times;
@@ -293,6 +322,7 @@ void write_emitted(const std::vector<Emitted>& lists, PipelineCounts& counts) {
   write_log.run({text_array(users), text_array(literals), timestamptz_array(times), text_array(viewed), text_array(cats)},
                 false);
   counts.outputs += static_cast<int64>(lists.size());
+  timer.mark("log");
 
   // Latest per user (by time, then by order), in user order.
   std::map<std::string_view, std::size_t> latest;
@@ -310,6 +340,7 @@ void write_emitted(const std::vector<Emitted>& lists, PipelineCounts& counts) {
     w.push_back(times[i]);
   }
   write_latest.run({text_array(u), text_array(p), text_array(v), text_array(c), timestamptz_array(w)}, false);
+  timer.mark("latest");
 }
 
 // Windowed emit: the event-time clock, the pending views and closing windows.
@@ -410,14 +441,18 @@ Datum similar_products_trigger(FunctionCallInfo fcinfo) {
     SimilarProductsConfig cfg = similar_config();
     if (!cfg.enabled) return;
     PipelineCounts counts;
+    StepTimer timer;
     std::vector<View> views = read_page_views(&counts.events);
+    timer.mark("read");
     if (cfg.emit_us > 0) {
       std::vector<View> closed = window_views(cfg, views, counts);
-      write_emitted(rank_views(cfg, closed, cfg.top_k, counts), counts);
+      timer.mark("windows");
+      write_emitted(rank_views(cfg, closed, cfg.top_k, counts, timer), counts, timer);
     } else {
-      write_emitted(rank_views(cfg, views, cfg.top_k, counts), counts);
+      write_emitted(rank_views(cfg, views, cfg.top_k, counts, timer), counts, timer);
     }
     count_pipeline("similar_products", counts);
+    timer.report("similar_products", views.size());
   });
 }
 
@@ -458,8 +493,9 @@ Datum close_idle_windows(FunctionCallInfo) {
         save_clock(clock);
         PipelineCounts counts;
         std::vector<View> views = take_closed_windows(*clock.watermark, cfg.emit_us);
-        std::vector<Emitted> lists = rank_views(cfg, views, cfg.top_k, counts);
-        write_emitted(lists, counts);
+        StepTimer timer;
+        std::vector<Emitted> lists = rank_views(cfg, views, cfg.top_k, counts, timer);
+        write_emitted(lists, counts, timer);
         closed_lists = counts.outputs;
         count_pipeline("similar_products", counts);
       }
@@ -490,7 +526,8 @@ Datum recommend(FunctionCallInfo fcinfo) {
   int64 now = row[0].null ? pg_call([] { return GetCurrentTimestamp(); }) : DatumGetTimestampTz(row[0].value);
   std::vector<View> views{View{user, product, now}};
   PipelineCounts ignored;
-  std::vector<Emitted> lists = rank_views(cfg, views, k, ignored);
+  StepTimer timer;
+  std::vector<Emitted> lists = rank_views(cfg, views, k, ignored, timer);
   pg_call([] { return SPI_finish(); });
   if (lists.empty()) {
     fcinfo->isnull = true;
