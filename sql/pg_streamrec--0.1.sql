@@ -876,6 +876,7 @@ DECLARE
     merged jsonb;
     key text;
     value jsonb;
+    choices text[];
 BEGIN
     defaults := CASE pipeline
         WHEN 'similar_products' THEN jsonb_build_object(
@@ -913,11 +914,13 @@ BEGIN
                 PERFORM streamrec._bad_argument(format('option "min_rating" must be a number, not %s', value),
                                                 'e.g. ''{"min_rating": 3.5}''; null keeps unrated products too.');
             END IF;
-        ELSIF key = 'repeats' THEN
-            IF value #>> '{}' IS DISTINCT FROM 'demote' AND value #>> '{}' IS DISTINCT FROM 'exclude'
-               AND value #>> '{}' IS DISTINCT FROM 'allow' THEN
-                PERFORM streamrec._bad_argument(format('option "repeats" must be demote, exclude or allow, not %s', value),
-                                                'demote puts recently shown products last, exclude drops them, allow ignores them.');
+        ELSIF key IN ('repeats', 'output_format') THEN
+            choices := CASE key WHEN 'repeats' THEN ARRAY['demote', 'exclude', 'allow'] ELSE ARRAY['csv', 'json', 'avro'] END;
+            IF jsonb_typeof(value) <> 'string' OR NOT (value #>> '{}') = ANY (choices) THEN
+                PERFORM streamrec._bad_argument(
+                    format('option "%s" must be %s, not %s', key, array_to_string(choices, ', '), value),
+                    CASE key WHEN 'repeats' THEN 'demote puts recently shown products last, exclude drops them, allow ignores them.'
+                             ELSE 'csv matches the seed''s output byte for byte.' END);
             END IF;
         ELSIF key IN ('repeat_window', 'watermark_delay', 'idle_timeout', 'retention', 'window', 'lookback', 'emit') THEN
             CONTINUE WHEN key = 'emit' AND value = '"click"';
@@ -938,12 +941,6 @@ BEGIN
             IF jsonb_typeof(value) <> 'string' OR value #>> '{}' = '' THEN
                 PERFORM streamrec._bad_argument(format('option "%s" must be a non-empty string, not %s', key, value),
                                                 'e.g. ''{"output_topic": "flink.recommended.products"}''');
-            END IF;
-        ELSIF key = 'output_format' THEN
-            IF value #>> '{}' IS DISTINCT FROM 'csv' AND value #>> '{}' IS DISTINCT FROM 'json'
-               AND value #>> '{}' IS DISTINCT FROM 'avro' THEN
-                PERFORM streamrec._bad_argument(format('option "output_format" must be csv, json or avro, not %s', value),
-                                                'csv matches the seed''s output byte for byte.');
             END IF;
         ELSIF key = 'output_options' THEN
             IF jsonb_typeof(value) <> 'object' THEN

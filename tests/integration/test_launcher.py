@@ -81,6 +81,9 @@ class LauncherTest(unittest.TestCase):
     def test_comes_back_after_kill_9(self):
         self.cluster.sql("CREATE EXTENSION pg_streamrec")
         self.wait_activity(WATCHING)
+        # The harness runs with synchronous_commit = off: make sure CREATE EXTENSION's commit is
+        # on disk, or the crash below may take it back (as it would in production).
+        self.cluster.sql("CHECKPOINT")
         old_pid = launcher_pid(self.cluster)
         self.cluster.kill(old_pid)
         started = time.monotonic()
