@@ -54,9 +54,11 @@ def produced(cluster, name):
 
 
 def load_inventory(cluster, inventory_file):
-    cluster.sql("TRUNCATE streamrec.inventory, streamrec.item_transactions, streamrec.stock_queries, "
+    # TRUNCATE may meet a sink worker or the launcher's tick: a deadlock is retried.
+    wait_for(lambda: cluster.sql("TRUNCATE streamrec.inventory, streamrec.item_transactions, streamrec.stock_queries, "
                 "streamrec.transaction_results, streamrec.query_results, streamrec.transaction_summaries, "
-                "streamrec.transaction_alerts, streamrec.pipeline_clock, streamrec.sink_outbox")
+                "streamrec.transaction_alerts, streamrec.pipeline_clock, streamrec.sink_outbox") == [], 60,
+             what="tables truncated")
     cluster.sql(f"COPY streamrec.inventory (product_id, category, stock, rating) FROM '{inventory_file}' CSV")
     cluster.sql("VACUUM ANALYZE streamrec.inventory")
 

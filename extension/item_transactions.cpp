@@ -237,7 +237,7 @@ void write_transaction_results(const std::vector<Transaction>& batch, const std:
 KeptPlan write_summaries(
     "INSERT INTO streamrec.transaction_summaries AS s (item_id, window_start, succeeded, failed, volume)"
     " SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::int8[], $4::int8[], $5::int8[])"
-    " ON CONFLICT (item_id, window_start) DO UPDATE SET succeeded = s.succeeded + excluded.succeeded,"
+    " ON CONFLICT (window_start, item_id) DO UPDATE SET succeeded = s.succeeded + excluded.succeeded,"
     " failed = s.failed + excluded.failed, volume = s.volume + excluded.volume",
     {TEXTARRAYOID, TIMESTAMPTZARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID});
 KeptPlan lock_clock(
@@ -260,7 +260,7 @@ KeptPlan read_closed(
 KeptPlan write_alerts(
     "INSERT INTO streamrec.transaction_alerts (item_id, window_start, window_end, succeeded, failed, volume)"
     " SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[], $4::int8[], $5::int8[], $6::int8[])"
-    " ON CONFLICT (item_id, window_start) DO NOTHING",
+    " ON CONFLICT (window_start, item_id) DO NOTHING",
     {TEXTARRAYOID, TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID});
 
 void write_window_summaries(const window_summaries& summaries) {
@@ -268,8 +268,8 @@ void write_window_summaries(const window_summaries& summaries) {
   std::vector<std::string_view> items;
   std::vector<int64> starts, succeeded, failed, volume;
   for (const auto& [key, s] : summaries.windows()) {
-    items.push_back(key.first);
-    starts.push_back(key.second);
+    items.push_back(key.second);
+    starts.push_back(key.first);
     succeeded.push_back(s.succeeded);
     failed.push_back(s.failed);
     volume.push_back(s.volume);
@@ -323,7 +323,7 @@ int64 close_windows(const TransactionsConfig& cfg, std::optional<int64> from, in
   std::vector<std::size_t> order(items.size());
   for (std::size_t i = 0; i < order.size(); i++) order[i] = i;
   std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
-    return std::tie(items[a], starts[a]) < std::tie(items[b], starts[b]);
+    return std::tie(starts[a], items[a]) < std::tie(starts[b], items[b]);
   });
   auto permute = [&order](const auto& v) {
     std::decay_t<decltype(v)> out;

@@ -49,7 +49,7 @@ std::vector<stock_ledger::final_stock> stock_ledger::created() const {
 }
 
 void window_summaries::add(std::string_view item, std::int64_t event_time_us, std::int32_t quantity, bool success) {
-  window_summary& s = windows_[{std::string(item), window_start(event_time_us, width_us_)}];
+  window_summary& s = windows_[{window_start(event_time_us, width_us_), std::string(item)}];
   if (success) {
     s.succeeded++;
     s.volume += std::llabs(static_cast<long long>(quantity));

@@ -66,12 +66,12 @@ struct window_summary {
   std::int64_t volume = 0;
 };
 
-// Sums a batch's outcomes per (item, window start) in key order (the upsert's lock order).
+// Sums a batch's outcomes per (window start, item) in key order (the upsert's lock order).
 class window_summaries {
  public:
   explicit window_summaries(std::int64_t width_us) : width_us_(width_us) {}
   void add(std::string_view item, std::int64_t event_time_us, std::int32_t quantity, bool success);
-  using key = std::pair<std::string, std::int64_t>;  // (item, window start)
+  using key = std::pair<std::int64_t, std::string>;  // (window start, item)
   const std::map<key, window_summary>& windows() const { return windows_; }
 
  private:

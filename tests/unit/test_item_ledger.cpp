@@ -85,12 +85,12 @@ TEST(ItemLedger, WindowSummariesPerItemAndMinute) {
   w.add("b", -1, 2, true);  // before the epoch: the window starting a minute earlier
   const auto& m = w.windows();
   ASSERT_EQ(m.size(), 3u);
-  auto a0 = m.at({"a", 0});
+  auto a0 = m.at({0, "a"});
   EXPECT_EQ((std::tuple{a0.succeeded, a0.failed, a0.volume}), (std::tuple<std::int64_t, std::int64_t, std::int64_t>{2, 0, 8}));
-  auto a1 = m.at({"a", minute});
+  auto a1 = m.at({minute, "a"});
   EXPECT_EQ((std::tuple{a1.succeeded, a1.failed, a1.volume}), (std::tuple<std::int64_t, std::int64_t, std::int64_t>{0, 1, 0}));
-  EXPECT_EQ(m.at({"b", -minute}).succeeded, 1);
-  EXPECT_EQ(m.begin()->first, (window_summaries::key{"a", 0}));  // key order
+  EXPECT_EQ(m.at({-minute, "b"}).succeeded, 1);
+  EXPECT_EQ(m.begin()->first, (window_summaries::key{-minute, "b"}));  // key order: window, item
 }
 
 TEST(ItemLedger, AlertNeedsEnoughTransactionsAndARatioAbove) {
