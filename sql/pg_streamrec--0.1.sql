@@ -1211,14 +1211,16 @@ CREATE TABLE streamrec.transaction_results (
     processed_at    timestamptz NOT NULL DEFAULT now()
 );
 -- Results only ever grow in processing-time order: a BRIN index serves retention almost free.
-CREATE INDEX transaction_results_processed_idx ON streamrec.transaction_results USING brin (processed_at);
+CREATE INDEX transaction_results_processed_idx ON streamrec.transaction_results USING brin (processed_at)
+    WITH (autosummarize = on);
 CREATE TABLE streamrec.query_results (
     query_id     bigint,
     item_id      text NOT NULL,
     stock        int,                     -- NULL: unknown item
     answered_at  timestamptz NOT NULL DEFAULT now()
 );
-CREATE INDEX query_results_answered_idx ON streamrec.query_results USING brin (answered_at);
+CREATE INDEX query_results_answered_idx ON streamrec.query_results USING brin (answered_at)
+    WITH (autosummarize = on);
 CREATE TABLE streamrec.transaction_summaries (
     item_id       text NOT NULL,
     window_start  timestamptz NOT NULL,
