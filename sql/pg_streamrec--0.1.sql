@@ -778,7 +778,7 @@ CREATE TABLE streamrec.pipeline_catalog (
                                 'ratings', 'item_transactions')),
     enabled     boolean NOT NULL DEFAULT true,
     options     jsonb NOT NULL,       -- every option, defaults filled in
-    sink        text,                 -- the sink created for output_topic, if any
+    sinks       text[],               -- the sinks created for its output topics, if any
     enabled_at  timestamptz NOT NULL DEFAULT now()
 );
 COMMENT ON TABLE streamrec.pipeline_catalog IS 'Enabled pipelines and their effective options (see the streamrec.pipelines view)';
@@ -884,11 +884,15 @@ BEGIN
             'emit', 'click', 'watermark_delay', '1 second', 'idle_timeout', '5 seconds', 'retention', '1 day')
         WHEN 'trending' THEN jsonb_build_object('window', '1 hour', 'top_n', 10, 'retention', '2 days')
         WHEN 'category_affinity' THEN jsonb_build_object('lookback', '24 hours', 'limit', 10, 'top_categories', 3)
+        WHEN 'item_transactions' THEN jsonb_build_object(
+            'window', '1 minute', 'watermark_delay', '1 second', 'idle_timeout', '5 seconds', 'retention', '1 day',
+            'alert_failure_ratio', 0.5, 'alert_min_transactions', 10,
+            'query_output_topic', NULL, 'alert_output_topic', NULL)
         ELSE NULL END;
     IF defaults IS NULL THEN
         RAISE EXCEPTION 'pipeline "%" is not available in this version', pipeline
             USING ERRCODE = 'feature_not_supported',
-                  HINT = 'Available pipelines: similar_products, trending, category_affinity.';
+                  HINT = 'Available pipelines: similar_products, trending, category_affinity, item_transactions.';
     END IF;
     defaults := defaults || '{"output_topic": null, "output_format": "csv", "output_brokers": null, "output_options": {}}';
     IF options IS NULL OR jsonb_typeof(options) <> 'object' THEN
@@ -902,12 +906,24 @@ BEGIN
     END LOOP;
     merged := defaults || options;
     FOR key, value IN SELECT * FROM jsonb_each(merged) LOOP
-        CONTINUE WHEN jsonb_typeof(value) = 'null' AND key IN ('min_rating', 'output_topic', 'output_brokers');
+        CONTINUE WHEN jsonb_typeof(value) = 'null' AND key IN ('min_rating', 'output_topic', 'output_brokers',
+                                                               'query_output_topic', 'alert_output_topic');
         IF key IN ('top_k', 'top_n', 'limit', 'top_categories') THEN
             IF jsonb_typeof(value) <> 'number' OR value::numeric <> trunc(value::numeric)
                OR value::numeric < 1 OR value::numeric > 1000 THEN
                 PERFORM streamrec._bad_argument(format('option "%s" must be an integer from 1 to 1000, not %s', key, value),
                                                 format('e.g. ''{"%s": 6}''', key));
+            END IF;
+        ELSIF key = 'alert_min_transactions' THEN
+            IF jsonb_typeof(value) <> 'number' OR value::numeric <> trunc(value::numeric) OR value::numeric < 1
+               OR value::numeric > 2147483647 THEN
+                PERFORM streamrec._bad_argument(format('option "alert_min_transactions" must be a positive integer, not %s', value),
+                                                'e.g. ''{"alert_min_transactions": 10}''');
+            END IF;
+        ELSIF key = 'alert_failure_ratio' THEN
+            IF jsonb_typeof(value) <> 'number' OR value::numeric < 0 OR value::numeric >= 1 THEN
+                PERFORM streamrec._bad_argument(format('option "alert_failure_ratio" must be a number from 0 up to 1 (excluded), not %s', value),
+                                                'A window alerts when failed / all transactions is above it, e.g. ''{"alert_failure_ratio": 0.5}''.');
             END IF;
         ELSIF key = 'min_rating' THEN
             IF jsonb_typeof(value) <> 'number' THEN
@@ -937,7 +953,7 @@ BEGIN
                            CASE WHEN key = 'emit' THEN ' or "click"' ELSE '' END, value),
                     format('e.g. ''{"%s": "%s"}''', key, CASE WHEN key = 'emit' THEN '5 seconds' ELSE defaults ->> key END));
             END;
-        ELSIF key IN ('output_topic', 'output_brokers') THEN
+        ELSIF key IN ('output_topic', 'output_brokers', 'query_output_topic', 'alert_output_topic') THEN
             IF jsonb_typeof(value) <> 'string' OR value #>> '{}' = '' THEN
                 PERFORM streamrec._bad_argument(format('option "%s" must be a non-empty string, not %s', key, value),
                                                 'e.g. ''{"output_topic": "flink.recommended.products"}''');
@@ -960,7 +976,9 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
         ('similar_products', 'streamrec_similar_products'::name, 'streamrec.clicks'::regclass, 'streamrec._similar_products_trigger'),
         ('similar_products', 'streamrec_user_purchases'::name, 'streamrec.purchases'::regclass, 'streamrec._user_purchases_trigger'),
         ('trending', 'streamrec_trending'::name, 'streamrec.clicks'::regclass, 'streamrec._trending_trigger'),
-        ('category_affinity', 'streamrec_category_affinity'::name, 'streamrec.clicks'::regclass, 'streamrec._category_affinity_trigger')
+        ('category_affinity', 'streamrec_category_affinity'::name, 'streamrec.clicks'::regclass, 'streamrec._category_affinity_trigger'),
+        ('item_transactions', 'streamrec_item_transactions'::name, 'streamrec.item_transactions'::regclass, 'streamrec._item_transactions_trigger'),
+        ('item_transactions', 'streamrec_stock_queries'::name, 'streamrec.stock_queries'::regclass, 'streamrec._stock_queries_trigger')
     ) AS t(p, trigger_name, rel, function_name) WHERE t.p = pipeline
 $$;
 
@@ -1001,39 +1019,31 @@ DECLARE
     effective jsonb;
     previous streamrec.pipeline_catalog;
     t record;
-    sink_name text;
-    sink_options jsonb;
+    sink_names text[];
 BEGIN
     PERFORM streamrec._require_admin();
     IF name IS NULL THEN
         PERFORM streamrec._bad_argument('pipeline name must not be NULL',
-                                        'Pipelines: similar_products, trending, category_affinity.');
+                                        'Pipelines: similar_products, trending, category_affinity, item_transactions.');
     END IF;
     IF name NOT IN ('similar_products', 'trending', 'category_affinity', 'attribution', 'ratings', 'item_transactions') THEN
         PERFORM streamrec._bad_argument(format('unknown pipeline "%s"', name),
-                                        'Pipelines: similar_products, trending, category_affinity.');
+                                        'Pipelines: similar_products, trending, category_affinity, item_transactions.');
     END IF;
     effective := streamrec._pipeline_options(name, options);
     -- One enable at a time per pipeline; a running batch finishes with the old options first.
     PERFORM pg_advisory_xact_lock(hashtext('streamrec.enable_pipeline'), hashtext(name));
     SELECT * INTO previous FROM streamrec.pipeline_catalog c WHERE c.name = enable_pipeline.name FOR UPDATE;
-    IF previous.sink IS NOT NULL THEN
-        PERFORM streamrec.drop_sink(previous.sink);
-    END IF;
-    sink_name := NULL;
-    IF effective ->> 'output_topic' IS NOT NULL THEN
-        sink_name := 'pipeline_' || name;
-        sink_options := CASE name
-            WHEN 'similar_products' THEN '{"key": "user_id", "columns": ["user_id", "product_ids", "window_end"]}'::jsonb
-            ELSE '{}'::jsonb END || (effective -> 'output_options');
-        PERFORM streamrec.create_sink(sink_name,
-            CASE name WHEN 'similar_products' THEN 'streamrec.recommendation_log'::regclass END,
-            effective ->> 'output_topic', effective ->> 'output_format', effective ->> 'output_brokers', sink_options);
-    END IF;
-    INSERT INTO streamrec.pipeline_catalog AS c (name, enabled, options, sink)
-    VALUES (enable_pipeline.name, true, effective, sink_name)
+    PERFORM streamrec.drop_sink(s) FROM unnest(previous.sinks) s;
+    FOR t IN SELECT * FROM streamrec._pipeline_outputs(name) o WHERE effective ->> o.topic_option IS NOT NULL LOOP
+        PERFORM streamrec.create_sink(t.sink_name, t.rel, effective ->> t.topic_option, effective ->> 'output_format',
+                                      effective ->> 'output_brokers', t.sink_options || (effective -> 'output_options'));
+        sink_names := sink_names || t.sink_name;
+    END LOOP;
+    INSERT INTO streamrec.pipeline_catalog AS c (name, enabled, options, sinks)
+    VALUES (enable_pipeline.name, true, effective, sink_names)
     ON CONFLICT ON CONSTRAINT pipeline_catalog_pkey
-    DO UPDATE SET enabled = true, options = excluded.options, sink = excluded.sink,
+    DO UPDATE SET enabled = true, options = excluded.options, sinks = excluded.sinks,
                   enabled_at = CASE WHEN c.enabled THEN c.enabled_at ELSE now() END;
     PERFORM streamrec._sync_pipeline_triggers(name);
 END $$;
@@ -1052,10 +1062,8 @@ BEGIN
         RAISE EXCEPTION 'pipeline "%" is not enabled', name
             USING ERRCODE = 'undefined_object', HINT = 'SELECT name FROM streamrec.pipelines WHERE enabled lists them.';
     END IF;
-    IF previous.sink IS NOT NULL THEN
-        PERFORM streamrec.drop_sink(previous.sink);
-    END IF;
-    UPDATE streamrec.pipeline_catalog c SET enabled = false, sink = NULL WHERE c.name = disable_pipeline.name;
+    PERFORM streamrec.drop_sink(s) FROM unnest(previous.sinks) s;
+    UPDATE streamrec.pipeline_catalog c SET enabled = false, sinks = NULL WHERE c.name = disable_pipeline.name;
     PERFORM streamrec._sync_pipeline_triggers(name);
 END $$;
 
@@ -1112,6 +1120,8 @@ BEGIN
             DELETE FROM streamrec.user_viewed_products
             WHERE last_viewed < (SELECT max(bucket_start) FROM streamrec.category_views)
                                 + interval '1 hour' - (c.options ->> 'lookback')::interval;
+        ELSIF c.name = 'item_transactions' THEN
+            PERFORM streamrec._item_transactions_tick((c.options ->> 'retention')::interval);
         END IF;
     END LOOP;
 END $$;
@@ -1135,7 +1145,7 @@ CREATE VIEW streamrec.pipelines AS
 SELECT c.name, c.enabled, c.options,
        coalesce(s.events, 0) AS events, coalesce(s.outputs, 0) AS outputs,
        s.last_error, coalesce(s.skipped, 0) AS skipped, coalesce(s.late, 0) AS late,
-       c.sink, s.last_error_at, c.enabled_at
+       c.sinks, s.last_error_at, c.enabled_at
 FROM streamrec.pipeline_catalog c
 LEFT JOIN streamrec._pipeline_stats() s ON s.name = c.name;
 GRANT SELECT ON streamrec.pipelines TO PUBLIC;
@@ -1184,3 +1194,99 @@ FROM (SELECT DISTINCT v.user_id FROM streamrec.category_views v) u CROSS JOIN se
 GRANT SELECT ON streamrec.user_recommendations TO PUBLIC;
 
 SELECT pg_catalog.pg_extension_config_dump('streamrec.pipeline_catalog', '');
+
+-- ---------------------------------------------------------------------------------------------
+-- item_transactions (DESIGN.md section 4, seed 004, issue 6): validated stock changes applied to
+-- inventory.stock in input order per item, stock queries, per-item 1-minute summaries and
+-- alerts. One result row per transaction; alerts are written once, when a window closes (the
+-- watermark, max(ts) - watermark_delay, passes its end, or no transaction arrived for
+-- idle_timeout), so an alert is final and never retracted.
+-- ---------------------------------------------------------------------------------------------
+CREATE TABLE streamrec.transaction_results (
+    transaction_id  bigint,
+    item_id         text NOT NULL,
+    quantity        int NOT NULL,
+    success         boolean NOT NULL,
+    stock_after     int,                  -- NULL: the item is unknown (and stays so)
+    processed_at    timestamptz NOT NULL DEFAULT now()
+);
+-- Results only ever grow in processing-time order: a BRIN index serves retention almost free.
+CREATE INDEX transaction_results_processed_idx ON streamrec.transaction_results USING brin (processed_at)
+    WITH (autosummarize = on);
+CREATE TABLE streamrec.query_results (
+    query_id     bigint,
+    item_id      text NOT NULL,
+    stock        int,                     -- NULL: unknown item
+    answered_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX query_results_answered_idx ON streamrec.query_results USING brin (answered_at)
+    WITH (autosummarize = on);
+CREATE TABLE streamrec.transaction_summaries (
+    item_id       text NOT NULL,
+    window_start  timestamptz NOT NULL,
+    succeeded     bigint NOT NULL,
+    failed        bigint NOT NULL,
+    volume        bigint NOT NULL,        -- sum of |quantity| of the successful transactions
+    PRIMARY KEY (window_start, item_id)   -- window first: closing and retention read by window
+);
+CREATE TABLE streamrec.transaction_alerts (
+    item_id       text NOT NULL,
+    window_start  timestamptz NOT NULL,
+    window_end    timestamptz NOT NULL,
+    succeeded     bigint NOT NULL,
+    failed        bigint NOT NULL,
+    volume        bigint NOT NULL,
+    alerted_at    timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (window_start, item_id)
+);
+-- Room on each page for the stock updates to be HOT (no index entries for a changed stock).
+ALTER TABLE streamrec.inventory SET (fillfactor = 80);
+GRANT SELECT ON streamrec.transaction_results, streamrec.query_results, streamrec.transaction_summaries,
+                streamrec.transaction_alerts TO PUBLIC;
+
+-- What each pipeline's sinks are: the option naming the topic, the sink's name, the relation it
+-- ships and the sink options (output_options are laid over them).
+CREATE FUNCTION streamrec._pipeline_outputs(pipeline text)
+RETURNS TABLE (topic_option text, sink_name text, rel regclass, sink_options jsonb)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT o.topic_option, o.sink_name, o.rel, o.sink_options FROM (VALUES
+        ('similar_products', 'output_topic', 'pipeline_similar_products', 'streamrec.recommendation_log'::regclass,
+         '{"key": "user_id", "columns": ["user_id", "product_ids", "window_end"]}'::jsonb),
+        ('item_transactions', 'output_topic', 'pipeline_item_transactions', 'streamrec.transaction_results'::regclass,
+         '{"key": "item_id", "columns": ["transaction_id", "item_id", "quantity", "success", "stock_after"]}'::jsonb),
+        ('item_transactions', 'query_output_topic', 'pipeline_item_transactions_queries', 'streamrec.query_results'::regclass,
+         '{"key": "query_id", "columns": ["query_id", "item_id", "stock"]}'::jsonb),
+        ('item_transactions', 'alert_output_topic', 'pipeline_item_transactions_alerts', 'streamrec.transaction_alerts'::regclass,
+         '{"key": "item_id", "columns": ["item_id", "window_start", "window_end", "succeeded", "failed", "volume"]}'::jsonb)
+    ) AS o(p, topic_option, sink_name, rel, sink_options) WHERE o.p = pipeline
+$$;
+
+CREATE FUNCTION streamrec._item_transactions_trigger() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'streamrec_item_transactions_trigger' LANGUAGE C SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp;
+CREATE FUNCTION streamrec._stock_queries_trigger() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'streamrec_stock_queries_trigger' LANGUAGE C SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp;
+-- Closes the transaction windows that saw no transaction for idle_timeout (alerts included);
+-- returns how many windows it closed.
+CREATE FUNCTION streamrec._close_idle_transaction_windows() RETURNS bigint
+    AS 'MODULE_PATHNAME', 'streamrec_close_idle_transaction_windows' LANGUAGE C SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp;
+REVOKE ALL ON FUNCTION streamrec._item_transactions_trigger(), streamrec._stock_queries_trigger(),
+                       streamrec._close_idle_transaction_windows() FROM PUBLIC;
+
+-- The pipeline's share of _pipeline_tick: retention first (summaries and alerts on the stream's
+-- clock, the newest window; results and answers on the wall clock, their own), then idle windows. In that
+-- order the tick never holds a row a batch waits for while it waits for the clock a batch holds.
+CREATE FUNCTION streamrec._item_transactions_tick(retention interval) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    DELETE FROM streamrec.transaction_summaries
+    WHERE window_start < (SELECT max(window_start) FROM streamrec.transaction_summaries) - retention;
+    DELETE FROM streamrec.transaction_alerts
+    WHERE window_start < (SELECT max(window_start) FROM streamrec.transaction_alerts) - retention;
+    DELETE FROM streamrec.transaction_results WHERE processed_at < now() - retention;
+    DELETE FROM streamrec.query_results WHERE answered_at < now() - retention;
+    PERFORM streamrec._close_idle_transaction_windows();
+END $$;
+REVOKE ALL ON FUNCTION streamrec._item_transactions_tick(interval) FROM PUBLIC;

@@ -16,7 +16,8 @@ sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
 from harness import BUILD, Cluster, launcher_activity, wait_for  # noqa: E402
 from sandbox import Sandbox  # noqa: E402
 
-TOPICS = {"flink.click.streams": 4, "flink.sales.records": 4, "flink.recommended.products": 4}
+TOPICS = {"flink.click.streams": 4, "flink.sales.records": 4, "flink.recommended.products": 4,
+          "transaction.log.1": 1, "query.input.log.1": 1, "transaction.results": 1, "query.output.log.1": 1}
 
 
 def banner(text):
@@ -116,6 +117,36 @@ def main():
              "-c", "SELECT * FROM streamrec.trending ORDER BY window_start DESC, rank LIMIT 6",
              "-c", "SELECT * FROM streamrec.user_recommendations WHERE user_id = 'user-27'",
              "-c", "SELECT streamrec.recommend('user-27', '140') AS on_demand")
+
+        banner("item_transactions: stock changes from transaction.log.1, results and query answers to topics")
+        psql(cluster, "-c", "SELECT streamrec.enable_pipeline('item_transactions', '{\"output_topic\": "
+                            "\"transaction.results\", \"query_output_topic\": \"query.output.log.1\"}')")
+        stock = cluster.value("SELECT stock FROM streamrec.inventory WHERE product_id = '140'")
+        transactions = [f"1,140,5,2024-06-28 13:00:01", f"2,140,-3,2024-06-28 13:00:02",
+                        f"3,140,-{stock + 100},2024-06-28 13:00:03",  # more than is in stock: fails
+                        "4,new-item,12,2024-06-28 13:00:04", "5,unknown,-1,2024-06-28 13:00:05"]
+        subprocess.run(["kcat", "-P", "-b", sandbox.bootstrap, "-t", "transaction.log.1"],
+                       input="\n".join(transactions) + "\n", text=True, check=True)
+        psql(cluster, "-c", "SELECT streamrec.create_source('transactions', 'transaction.log.1', "
+                            "'streamrec.item_transactions')")
+        wait_for(lambda: cluster.value("SELECT count(*) FROM streamrec.transaction_results") == 5, 30,
+                 what="5 transaction results")
+        subprocess.run(["kcat", "-P", "-b", sandbox.bootstrap, "-t", "query.input.log.1"],
+                       input="100,140\n101,new-item\n102,unknown\n", text=True, check=True)
+        psql(cluster, "-c", "SELECT streamrec.create_source('queries', 'query.input.log.1', 'streamrec.stock_queries')")
+        wait_for(lambda: cluster.value("SELECT count(*) FROM streamrec.query_results") == 3, 30, what="3 answers")
+        wait_for(lambda: cluster.value("SELECT sum(pending) FROM streamrec.sink_stats") == 0 and
+                 cluster.value("SELECT sum(produced) FROM streamrec.sink_stats WHERE name LIKE 'pipeline_item%'") == 8,
+                 30, what="results and answers on their topics")
+        psql(cluster, "-c", "SELECT transaction_id, item_id, quantity, success, stock_after "
+                            "FROM streamrec.transaction_results ORDER BY transaction_id",
+             "-c", "SELECT query_id, item_id, stock FROM streamrec.query_results ORDER BY query_id",
+             "-c", "SELECT item_id, window_start, succeeded, failed, volume FROM streamrec.transaction_summaries "
+                   "ORDER BY item_id")
+        for topic in ("transaction.results", "query.output.log.1"):
+            print(f"{topic}:", flush=True)
+            subprocess.run(["kcat", "-C", "-b", sandbox.bootstrap, "-t", topic, "-e", "-q", "-f", "  key %k: %s\n"],
+                           check=True)
 
         banner("error boundary: a C++ exception inside SQL is a clean ERROR, the session goes on")
         psql(cluster, "-c", "SELECT streamrec._selftest('cpp_error')", "-c", "SELECT 'still connected' AS session",

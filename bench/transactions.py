@@ -1,0 +1,191 @@
+"""bench/transactions: the item_transactions pipeline end to end, beside limits measured in the
+same run.
+
+An inventory of --items (1M) generated items is loaded; --transactions (1M) generated item
+transactions (--fail-ratio 0.1 of them designed to overdraw and fail) go into a topic keyed by
+item, and 1% as many stock queries into another. Then, on the same machine:
+  kcat         consumes the transaction topic to a file       -> the delivery limit
+  COPY         loads the same rows from a file into a plain    -> PostgreSQL's loading limit
+               table without triggers
+  COPY+pipe    loads them into streamrec.item_transactions     -> the pipeline's limit in the
+               with the pipeline and its result sink            database (validation, results,
+                                                                summaries, outbox)
+  end to end   sources on both topics, the pipeline, a sink    -> what we deliver: from the
+               per output topic                                 source's start until the broker
+                                                                acknowledged the last result
+Prints transactions/s and the ratios, the failed share, and memory: the item state (inventory
+rows and index) and window state per million items, and the source worker's private memory."""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
+
+from harness import BUILD, Cluster, wait_for  # noqa: E402
+from sandbox import Sandbox  # noqa: E402
+
+BYTES_PER_PARTITION = 4 * 1024 * 1024  # stay under the sandbox's 5 MiB per partition
+SEED = 4
+
+
+def datagen(kind, *args, stdout=None):
+    return subprocess.run([os.path.join(BUILD, "streamrec-datagen"), kind, "--seed", str(SEED), "--quiet",
+                           *map(str, args)], check=True, stdout=stdout)
+
+
+def rss_mb(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("RssAnon:"):  # private memory; shared buffers excluded
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def produced(cluster, name):
+    return cluster.value("SELECT messages FROM streamrec._worker_stats('k') WHERE name = %s", (name,)) or 0
+
+
+def load_inventory(cluster, inventory_file):
+    # TRUNCATE may meet a sink worker or the launcher's tick: a deadlock is retried.
+    wait_for(lambda: cluster.sql("TRUNCATE streamrec.inventory, streamrec.item_transactions, streamrec.stock_queries, "
+                "streamrec.transaction_results, streamrec.query_results, streamrec.transaction_summaries, "
+                "streamrec.transaction_alerts, streamrec.pipeline_clock, streamrec.sink_outbox") == [], 60,
+             what="tables truncated")
+    cluster.sql(f"COPY streamrec.inventory (product_id, category, stock, rating) FROM '{inventory_file}' CSV")
+    cluster.sql("VACUUM ANALYZE streamrec.inventory")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--items", type=int, default=1_000_000)
+    parser.add_argument("--transactions", type=int, default=1_000_000)
+    parser.add_argument("--fail-ratio", type=float, default=0.1)
+    parser.add_argument("--batch-size", type=int, default=10000)
+    args = parser.parse_args()
+    n, items = args.transactions, args.items
+    queries = max(1, n // 100)
+    tx_args = ["--count", n, "--products", items, "--fail-ratio", args.fail_ratio, "--events-per-second", 50000]
+
+    tx_parts = max(4, int(n * (32 + 40) / BYTES_PER_PARTITION) + 1)
+    out_parts = max(4, int(n * (40 + 40) / BYTES_PER_PARTITION) + 1)
+    sandbox = Sandbox(BUILD, topics={"bench.tx": tx_parts, "bench.q": 4, "bench.results": out_parts,
+                                     "bench.answers": 4}).start()
+    cluster = Cluster("bench-transactions", settings={"streamrec.brokers": f"'{sandbox.bootstrap}'",
+                                                      "shared_buffers": "'512MB'", "max_wal_size": "'4GB'"})
+    cluster.init().start()
+    try:
+        cluster.sql("CREATE EXTENSION pg_streamrec")
+        inventory_file = os.path.join(cluster.dir, "inventory.csv")
+        tx_file = os.path.join(cluster.dir, "transactions.csv")
+        datagen("inventory", "--products", items, "--output", inventory_file)
+        datagen("item_transactions", *tx_args, "--output", tx_file)
+        for f in (inventory_file, tx_file):
+            os.chmod(f, 0o644)
+        datagen("item_transactions", *tx_args, "--topic", "bench.tx", "--brokers", sandbox.bootstrap)
+        datagen("stock_queries", "--count", queries, "--products", items, "--topic", "bench.q",
+                "--brokers", sandbox.bootstrap)
+
+        started = time.monotonic()
+        with open(os.path.join(cluster.dir, "kcat.out"), "wb") as f:
+            subprocess.run(["kcat", "-C", "-b", sandbox.bootstrap, "-t", "bench.tx", "-o", "beginning", "-e", "-q",
+                            "-f", "%k %s\n"], stdout=f, check=True)
+        kcat_rate = n / (time.monotonic() - started)
+
+        cluster.sql("CREATE TABLE copy_tx (LIKE streamrec.item_transactions)")
+        started = time.monotonic()
+        cluster.sql(f"COPY copy_tx FROM '{tx_file}' CSV")
+        copy_rate = n / (time.monotonic() - started)
+        cluster.sql("DROP TABLE copy_tx")
+
+        # The pipeline inside the database: COPY into the domain table fires it in one statement
+        # per 10,000 rows, as a source's batches would.
+        load_inventory(cluster, inventory_file)
+        cluster.sql("SELECT streamrec.enable_pipeline('item_transactions', %s)",
+                    (json.dumps({"output_topic": "bench.results", "query_output_topic": "bench.answers"}),))
+        cluster.sql("SELECT streamrec.pause_sink('pipeline_item_transactions')")
+        cluster.sql("SELECT streamrec.pause_sink('pipeline_item_transactions_queries')")
+        with open(tx_file) as f:
+            lines = f.read().splitlines(keepends=True)
+        conn = cluster.connect()
+        started = time.monotonic()
+        with conn.cursor() as cur:
+            import io
+            for i in range(0, n, args.batch_size):
+                cur.copy_expert("COPY streamrec.item_transactions FROM STDIN CSV",
+                                io.StringIO("".join(lines[i:i + args.batch_size])))
+        pipe_rate = n / (time.monotonic() - started)
+        conn.close()
+        failed_share = cluster.value("SELECT avg((NOT success)::int)::float8 FROM streamrec.transaction_results")
+        assert cluster.value("SELECT count(*) FROM streamrec.transaction_results") == n
+        cluster.sql("SELECT streamrec.disable_pipeline('item_transactions')")
+
+        # End to end.
+        load_inventory(cluster, inventory_file)
+        cluster.sql("VACUUM streamrec.sink_outbox")
+        cluster.sql("SELECT streamrec.enable_pipeline('item_transactions', %s)",
+                    (json.dumps({"output_topic": "bench.results", "query_output_topic": "bench.answers"}),))
+        wait_for(lambda: cluster.value("SELECT count(*) FROM streamrec.sink_stats WHERE state = 'running'") == 2, 30,
+                 what="sinks running")
+        options = json.dumps({"batch_size": args.batch_size})
+        started = time.monotonic()
+        cluster.sql("SELECT streamrec.create_source('bench_tx', 'bench.tx', 'streamrec.item_transactions', 'csv', "
+                    "NULL, %s)", (options,))
+        cluster.sql("SELECT streamrec.create_source('bench_q', 'bench.q', 'streamrec.stock_queries', 'csv', NULL, %s)",
+                    (options,))
+        memory = []
+        stored_at = []
+
+        def done():
+            pid = cluster.value("SELECT pid FROM streamrec.source_stats WHERE name = 'bench_tx'")
+            if pid:
+                memory.append(rss_mb(pid))
+            if not stored_at and cluster.value("SELECT rows FROM streamrec.source_stats "
+                                               "WHERE name = 'bench_tx'") >= n:
+                stored_at.append(time.monotonic())
+            return produced(cluster, "pipeline_item_transactions") >= n
+
+        wait_for(done, 1800, interval=0.05, what="every result acknowledged")
+        e2e_seconds = time.monotonic() - started
+        wait_for(lambda: produced(cluster, "pipeline_item_transactions_queries") >= queries, 120,
+                 what="every query answer acknowledged")
+        assert cluster.value("SELECT count(*) FROM streamrec.transaction_results") == n
+        assert cluster.value("SELECT count(*) FROM streamrec.query_results") == queries
+        assert cluster.value("SELECT count(*) FROM streamrec.dead_letters") == 0
+        memory = [m for m in memory if m is not None]
+        inventory_bytes = cluster.value("SELECT pg_total_relation_size('streamrec.inventory')")
+        summaries, summary_bytes = cluster.sql(
+            "SELECT count(*), pg_total_relation_size('streamrec.transaction_summaries') "
+            "FROM streamrec.transaction_summaries")[0]
+    finally:
+        cluster.destroy()
+        sandbox.stop()
+        sandbox.cleanup()
+
+    e2e_rate = n / e2e_seconds
+    per_million = 1_000_000 / items
+    print(f"\nbench/transactions: {n:,} transactions over {items:,} items ({failed_share:.1%} failed), "
+          f"{queries:,} queries, csv, {tx_parts} partitions, 2 cores")
+    print(f"  kcat -C, the transaction topic:                    {kcat_rate:>10,.0f} /s")
+    print(f"  COPY into a plain table (no pipeline):             {copy_rate:>10,.0f} /s")
+    print(f"  COPY into item_transactions, pipeline + outbox:    {pipe_rate:>10,.0f} /s")
+    print(f"  end to end, topic -> acknowledged result message:  {e2e_rate:>10,.0f} /s "
+          f"(stored by the source after {stored_at[0] - started if stored_at else float('nan'):.1f} s, "
+          f"all results acknowledged after {e2e_seconds:.1f} s)")
+    print(f"  end to end / kcat: {e2e_rate / kcat_rate:.2f}   end to end / COPY+pipeline: {e2e_rate / pipe_rate:.2f}   "
+          f"COPY+pipeline / plain COPY: {pipe_rate / copy_rate:.2f}   goal: >= 300,000 transactions/s")
+    print(f"  memory per million items: item state (inventory rows + index) {inventory_bytes * per_million / 2**20:.0f} MB "
+          f"on disk/in shared buffers; window state {summary_bytes / max(summaries, 1):.0f} B per item-window "
+          f"({summaries:,} windows); source worker private memory {memory[len(memory) // 10]:.0f} MB at 10%, "
+          f"{memory[-1]:.0f} MB at the end, {max(memory):.0f} MB max")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,114 @@
+-- item_transactions (issue 6): validated stock changes in input order per item, unknown items,
+-- one result per transaction, stock queries, 1-minute summaries and alerts at window close,
+-- options with SQLSTATE and hint, output topics as sinks. No worker runs in this database:
+-- plain INSERTs fire the triggers.
+CREATE EXTENSION pg_streamrec;
+\set SHOW_CONTEXT never
+
+-- Options: defaults, validation, sinks per output topic.
+SELECT streamrec.enable_pipeline('item_transactions', '{"alert_failure_ratio": 1.5}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT streamrec.enable_pipeline('item_transactions', '{"alert_min_transactions": 0}');
+SELECT streamrec.enable_pipeline('item_transactions', '{"window": "soon"}');
+SELECT streamrec.enable_pipeline('item_transactions', '{"query_output_topic": ""}');
+SELECT streamrec.enable_pipeline('item_transactions', '{"top_k": 3}');
+SELECT streamrec.enable_pipeline('no_such_pipeline');
+SELECT count(*) FROM streamrec.pipeline_catalog;
+
+SELECT streamrec.enable_pipeline('item_transactions',
+    '{"alert_min_transactions": 4, "output_brokers": "127.0.0.1:9", "output_topic": "transaction.results", "query_output_topic": "query.output",
+      "alert_output_topic": "transaction.alerts"}');
+SELECT name, enabled, options, sinks FROM streamrec.pipelines;
+SELECT name, relation, topic, format, options FROM streamrec.sinks ORDER BY name;
+SELECT tgname, tgrelid::regclass FROM pg_trigger WHERE tgname LIKE 'streamrec_%' AND NOT tgisinternal ORDER BY tgname;
+-- Without the query topic, its sink goes; the others stay.
+SELECT streamrec.enable_pipeline('item_transactions', '{"alert_min_transactions": 4, "output_brokers": "127.0.0.1:9", "output_topic": "transaction.results"}');
+SELECT name, topic FROM streamrec.sinks ORDER BY name;
+SELECT sinks FROM streamrec.pipelines;
+
+INSERT INTO streamrec.inventory (product_id, category, stock) VALUES ('a', 'toys', 5), ('b', 'toys', 0);
+
+-- Input order per item, within one statement: -3 ok (2), -3 fails (2), +10 (12), -12 (0).
+-- An unknown item: a debit fails (NULL stock), a restock creates it, then it behaves as any.
+INSERT INTO streamrec.item_transactions (transaction_id, item_id, quantity, ts) VALUES
+    (1, 'a', -3, '2024-06-28 13:00:01+00'),
+    (2, 'new', -1, '2024-06-28 13:00:02+00'),
+    (3, 'a', -3, '2024-06-28 13:00:03+00'),
+    (4, 'new', 7, '2024-06-28 13:00:04+00'),
+    (5, 'a', 10, '2024-06-28 13:00:05+00'),
+    (6, 'b', -1, '2024-06-28 13:00:06+00'),
+    (7, 'a', -12, '2024-06-28 13:00:07+00'),
+    (8, 'new', -8, '2024-06-28 13:00:08+00'),
+    (9, 'ghost', 0, '2024-06-28 13:00:09+00');
+SELECT transaction_id, item_id, quantity, success, stock_after FROM streamrec.transaction_results ORDER BY transaction_id;
+SELECT product_id, category, stock FROM streamrec.inventory ORDER BY product_id;
+
+-- Across statements: the next batch starts from the stock the last one left.
+INSERT INTO streamrec.item_transactions VALUES (10, 'a', 1, '2024-06-28 13:00:30+00'), (11, 'a', -2, '2024-06-28 13:00:31+00');
+SELECT transaction_id, success, stock_after FROM streamrec.transaction_results WHERE transaction_id >= 10 ORDER BY 1;
+
+-- Queries answer with the stock after every transaction stored before them; unknown: NULL.
+INSERT INTO streamrec.stock_queries VALUES (100, 'a'), (101, 'new'), (102, 'ghost'), (103, 'b');
+SELECT query_id, item_id, stock FROM streamrec.query_results ORDER BY query_id;
+-- In one transaction, a query sees the transactions inserted before it.
+BEGIN;
+INSERT INTO streamrec.item_transactions VALUES (12, 'b', 4, '2024-06-28 13:00:40+00');
+INSERT INTO streamrec.stock_queries VALUES (104, 'b');
+COMMIT;
+SELECT query_id, stock FROM streamrec.query_results WHERE query_id = 104;
+
+-- A manual UPDATE of the stock is what the next transaction sees.
+UPDATE streamrec.inventory SET stock = 3 WHERE product_id = 'b';
+INSERT INTO streamrec.item_transactions VALUES (13, 'b', -3, '2024-06-28 13:00:50+00'), (14, 'b', -1, '2024-06-28 13:00:51+00');
+SELECT transaction_id, success, stock_after FROM streamrec.transaction_results WHERE transaction_id >= 13 ORDER BY 1;
+
+-- Summaries per item per minute (volume: |quantity| of the successful ones); the window of
+-- 13:00 is still open (watermark 13:00:50), so no alert yet.
+SELECT item_id, window_start, succeeded, failed, volume FROM streamrec.transaction_summaries ORDER BY 1, 2;
+SELECT watermark FROM streamrec.pipeline_clock WHERE pipeline = 'item_transactions';
+SELECT count(*) FROM streamrec.transaction_alerts;
+
+-- A transaction at 13:01:05 moves the watermark to 13:01:04: the 13:00 window closes. 'new'
+-- (1 ok, 2 failed: 3 transactions) is under alert_min_transactions = 4; 'b' (2 ok of 4, not
+-- above 0.5) does not alert; 'a' has 1 failure in 7. Add failures to 'b' in a new window.
+INSERT INTO streamrec.item_transactions VALUES (15, 'z', 5, '2024-06-28 13:01:05+00');
+SELECT watermark FROM streamrec.pipeline_clock WHERE pipeline = 'item_transactions';
+SELECT count(*) FROM streamrec.transaction_alerts;
+INSERT INTO streamrec.item_transactions
+SELECT 20 + g, 'b', -100, '2024-06-28 13:01:10+00'::timestamptz + g * interval '1 second' FROM generate_series(1, 3) g;
+INSERT INTO streamrec.item_transactions VALUES (30, 'b', 1, '2024-06-28 13:01:20+00');
+-- Late: 13:00:59 is behind the closed window; it still counts in the summary.
+INSERT INTO streamrec.item_transactions VALUES (31, 'a', 1, '2024-06-28 13:00:59+00');
+INSERT INTO streamrec.item_transactions VALUES (32, 'z', 1, '2024-06-28 13:02:30+00');
+SELECT item_id, window_start, window_end, succeeded, failed, volume FROM streamrec.transaction_alerts ORDER BY 1, 2;
+SELECT item_id, window_start, succeeded, failed, volume FROM streamrec.transaction_summaries
+WHERE item_id IN ('a', 'b') ORDER BY 1, 2;
+SELECT name, events, outputs, late, skipped, last_error FROM streamrec.pipelines;
+
+-- Every transaction has exactly one result; the sinks captured them for the topics.
+SELECT (SELECT count(*) FROM streamrec.item_transactions) AS transactions,
+       (SELECT count(*) FROM streamrec.transaction_results) AS results,
+       (SELECT count(*) FROM streamrec.sink_outbox WHERE sink = 'pipeline_item_transactions') AS outbox_results,
+       (SELECT count(*) FROM streamrec.sink_outbox WHERE sink = 'pipeline_item_transactions_alerts') AS outbox_alerts;
+SELECT payload - 'processed_at' AS payload FROM streamrec.sink_outbox WHERE sink = 'pipeline_item_transactions' ORDER BY id LIMIT 2;
+
+-- Idle windows close from the tick (here: idle_timeout passed since the last arrival).
+UPDATE streamrec.pipeline_clock SET last_arrival = last_arrival - interval '1 hour' WHERE pipeline = 'item_transactions';
+SELECT streamrec._close_idle_transaction_windows();
+SELECT watermark FROM streamrec.pipeline_clock WHERE pipeline = 'item_transactions';
+
+-- Retention drops old windows (and results) on the stream's own clock.
+SELECT streamrec.enable_pipeline('item_transactions', '{"retention": "30 seconds"}');
+SELECT streamrec._pipeline_tick();
+SELECT item_id, window_start FROM streamrec.transaction_summaries ORDER BY 1, 2;
+SELECT count(*) FROM streamrec.transaction_alerts;
+
+-- Disabled: triggers and sinks go, results stay, inserts apply nothing.
+SELECT streamrec.disable_pipeline('item_transactions');
+SELECT name, enabled, sinks FROM streamrec.pipelines;
+SELECT count(*) FROM streamrec.sinks;
+INSERT INTO streamrec.item_transactions VALUES (40, 'a', 1, '2024-06-28 13:03:00+00');
+SELECT count(*) FROM streamrec.transaction_results WHERE transaction_id = 40;
+SELECT streamrec.disable_pipeline('item_transactions');
+
+DROP EXTENSION pg_streamrec;
