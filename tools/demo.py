@@ -76,7 +76,7 @@ def main():
                             "'{\"output_topic\": \"flink.recommended.products\"}')",
              "-c", "SELECT streamrec.enable_pipeline('trending', '{\"window\": \"1 minute\", \"top_n\": 3}')",
              "-c", "SELECT streamrec.enable_pipeline('category_affinity')",
-             "-c", "SELECT name, enabled, sink FROM streamrec.pipelines ORDER BY name")
+             "-c", "SELECT name, enabled, sinks FROM streamrec.pipelines ORDER BY name")
 
         registry = f'{{"schema_registry": "{sandbox.registry_url}"}}'
         banner("2000 Avro purchases on flink.sales.records (plus one message that is not Avro)")

@@ -41,7 +41,7 @@ SELECT streamrec.enable_pipeline('trending');
 RESET ROLE;
 
 SELECT streamrec.enable_pipeline('similar_products', '{"top_k": 4}');
-SELECT name, enabled, options ->> 'top_k' AS top_k, options ->> 'repeats' AS repeats, sink FROM streamrec.pipelines;
+SELECT name, enabled, options ->> 'top_k' AS top_k, options ->> 'repeats' AS repeats, sinks FROM streamrec.pipelines;
 
 -- Per-click emit: bought-before first, then rating, then product_id; the viewed product and
 -- out-of-stock products never appear; fewer candidates than k; unknown products skipped.
