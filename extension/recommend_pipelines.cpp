@@ -21,6 +21,7 @@
 #include "extension/core/ranking.h"
 #include "extension/error_boundary.h"
 #include "extension/pipeline_stats.h"
+#include "extension/pipeline_trigger.h"
 #include "extension/spi_batch.h"
 #include "worker/pg_support.h"
 
@@ -107,39 +108,6 @@ int64 option_us(const char* pipeline, const char* key, int64 fallback) {
   if (read_option_us.run({text_datum(pipeline), text_datum(key)}, true) == 0) return fallback;
   std::vector<Cell> row = fetch_result({false});
   return row[0].null ? fallback : DatumGetInt64(row[0].value);
-}
-
-// ------------------------------------------------------------------------------------------
-// Trigger plumbing
-// ------------------------------------------------------------------------------------------
-TriggerData* statement_trigger(FunctionCallInfo fcinfo, const char* name) {
-  if (!CALLED_AS_TRIGGER(fcinfo))
-    throw Error(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED, std::string(name) + " must be called as a trigger", "",
-                "streamrec.enable_pipeline() installs it.");
-  TriggerData* trigger = reinterpret_cast<TriggerData*>(fcinfo->context);
-  if (!TRIGGER_FIRED_AFTER(trigger->tg_event) || !TRIGGER_FIRED_FOR_STATEMENT(trigger->tg_event) ||
-      !TRIGGER_FIRED_BY_INSERT(trigger->tg_event) || trigger->tg_newtable == nullptr)
-    throw Error(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED,
-                std::string(name) + " must be an AFTER INSERT ... REFERENCING NEW TABLE ... FOR EACH STATEMENT trigger",
-                "", "streamrec.enable_pipeline() installs it.");
-  return trigger;
-}
-
-// Runs a pipeline trigger's body with SPI connected and the transition table visible as
-// streamrec_new_rows; an error is recorded against the pipeline and re-thrown.
-template <typename Body>
-Datum run_trigger(FunctionCallInfo fcinfo, const char* pipeline, Body&& body) {
-  TriggerData* trigger = statement_trigger(fcinfo, pipeline);
-  try {
-    pg_call([] { return SPI_connect(); });
-    pg_call([trigger] { return SPI_register_trigger_data(trigger); });
-    body();
-    pg_call([] { return SPI_finish(); });
-  } catch (const std::exception& e) {
-    record_pipeline_error(pipeline, e.what());
-    throw;
-  }
-  return PointerGetDatum(nullptr);
 }
 
 // A page view of the batch.
@@ -437,7 +405,7 @@ std::vector<View> window_views(const SimilarProductsConfig& cfg, const std::vect
 }
 
 Datum similar_products_trigger(FunctionCallInfo fcinfo) {
-  return run_trigger(fcinfo, "similar_products", [] {
+  return run_pipeline_trigger(fcinfo, "similar_products", [] {
     SimilarProductsConfig cfg = similar_config();
     if (!cfg.enabled) return;
     PipelineCounts counts;
@@ -458,7 +426,7 @@ Datum similar_products_trigger(FunctionCallInfo fcinfo) {
 
 // Purchases into user_purchases: one grouped upsert in key order.
 Datum user_purchases_trigger(FunctionCallInfo fcinfo) {
-  return run_trigger(fcinfo, "similar_products", [] {
+  return run_pipeline_trigger(fcinfo, "similar_products", [] {
     uint64 n = run_sql(
         "INSERT INTO streamrec.user_purchases AS up (user_id, product_id, quantity, purchases, last_purchase_time)"
         " SELECT user_id, product_id, sum(quantity), count(*), max(purchase_time) FROM streamrec_new_rows"
@@ -546,7 +514,7 @@ KeptPlan write_trending(
     {TIMESTAMPTZARRAYOID, TEXTARRAYOID, INT8ARRAYOID});
 
 Datum trending_trigger(FunctionCallInfo fcinfo) {
-  return run_trigger(fcinfo, "trending", [] {
+  return run_pipeline_trigger(fcinfo, "trending", [] {
     int64 width = option_us("trending", "window", kHourUs);
     PipelineCounts counts;
     std::vector<View> views = read_page_views(&counts.events);
@@ -582,7 +550,7 @@ KeptPlan write_viewed_products(
     {TEXTARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID});
 
 Datum category_affinity_trigger(FunctionCallInfo fcinfo) {
-  return run_trigger(fcinfo, "category_affinity", [] {
+  return run_pipeline_trigger(fcinfo, "category_affinity", [] {
     PipelineCounts counts;
     std::vector<View> views = read_page_views(&counts.events);
     std::vector<std::string> products;

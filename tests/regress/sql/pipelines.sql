@@ -157,3 +157,6 @@ SELECT count(*) FROM streamrec.trending_counts WHERE product_id = 'p9';
 SELECT name, enabled FROM streamrec.pipelines ORDER BY name;
 SELECT tgname FROM pg_trigger WHERE tgname LIKE 'streamrec_%' ORDER BY 1;
 DROP ROLE pipelines_outsider;
+SELECT streamrec.disable_pipeline('similar_products'), streamrec.disable_pipeline('category_affinity');
+
+DROP EXTENSION pg_streamrec;
