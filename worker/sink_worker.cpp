@@ -440,27 +440,40 @@ bool has_offset(std::string_view text) {
   return n >= 6 && (text[n - 6] == '+' || text[n - 6] == '-') && text[n - 3] == ':';
 }
 
-void set_timestamp(const FetchedColumn& f, TextSlice text, sink_value& out) {
+// The last timestamp text a column parsed: rows of a batch often share one (a window's end).
+struct TimestampCache {
+  std::string text;
+  int64_t epoch_us = 0;
+  bool infinite = false;
+};
+
+void set_timestamp(const FetchedColumn& f, TextSlice text, TimestampCache& cache, sink_value& out) {
   std::string_view view(text.data, static_cast<size_t>(text.len));
-  std::optional<int64_t> parsed;
-  bool with_offset = has_offset(view);
-  if (with_offset == (f.type == TIMESTAMPTZOID)) parsed = parse_iso8601(view);
-  if (parsed) {
-    out.epoch_us = *parsed;
-    return;
+  if (view != cache.text) {
+    std::optional<int64_t> parsed;
+    if (has_offset(view) == (f.type == TIMESTAMPTZOID)) parsed = parse_iso8601(view);
+    cache.infinite = false;
+    if (parsed) {
+      cache.epoch_us = *parsed;
+    } else {
+      const FetchedColumn* fp = &f;
+      Timestamp ts = pg_call([fp, text] { return timestamp_from_text(fp, text); });
+      if (TIMESTAMP_NOT_FINITE(ts)) {
+        cache.infinite = true;
+        cache.epoch_us = TIMESTAMP_IS_NOBEGIN(ts) ? -1 : 1;
+      } else {
+        cache.epoch_us = ts + (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY;
+      }
+    }
+    cache.text.assign(view);
   }
-  const FetchedColumn* fp = &f;
-  Timestamp ts = pg_call([fp, text] { return timestamp_from_text(fp, text); });
-  if (TIMESTAMP_NOT_FINITE(ts)) {
-    out.infinite = true;
-    out.epoch_us = TIMESTAMP_IS_NOBEGIN(ts) ? -1 : 1;
-  } else {
-    out.epoch_us = ts + (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY;
-  }
+  out.epoch_us = cache.epoch_us;
+  out.infinite = cache.infinite;
 }
 
 // Fills `out` from the raw row, reusing its buffers.
-void to_sink_value(const FetchedColumn& f, const RawRow& row, const RawValue& raw, sink_value& out) {
+void to_sink_value(const FetchedColumn& f, const RawRow& row, const RawValue& raw, TimestampCache& cache,
+                   sink_value& out) {
   out.null = raw.text.data == nullptr;
   out.infinite = false;
   out.epoch_us = 0;
@@ -484,7 +497,7 @@ void to_sink_value(const FetchedColumn& f, const RawRow& row, const RawValue& ra
     return;
   }
   if (f.direct && (f.type == TIMESTAMPTZOID || f.type == TIMESTAMPOID)) {
-    set_timestamp(f, raw.text, out);
+    set_timestamp(f, raw.text, cache, out);
     return;
   }
   out.text.assign(raw.text.data, static_cast<size_t>(raw.text.len));
@@ -561,6 +574,7 @@ class SinkWorker {
     values_.resize(config_.values.size());
     keys_.resize(config_.keys.size());
     raw_values_.resize(all_columns_.size());
+    timestamp_cache_.resize(all_columns_.size());
     plain_key_ = config_.keys.size() == 1 && config_.keys[0].column.kind != sink_kind::timestamp;
     max_in_flight_ = static_cast<size_t>(config_.batch_size) * kWindowBatches;
     if (config_.format == sink_format::avro) encoding.schema_id = register_schema(encoding.columns);
@@ -749,6 +763,10 @@ class SinkWorker {
     RawRow* raw = &raw_row_;
     raw->values = raw_values_.data();
     MemoryContext row_context = row_context_;
+    // The batch's messages share one timestamp: one clock read instead of one per message.
+    const int64_t produced_at_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+            .count();
     for (size_t r = 0; r < rows; r++) {
       int64 id = 0;
       ItemPointerData tid;
@@ -766,8 +784,10 @@ class SinkWorker {
       value_.clear();
       try {
         size_t v = 0;
-        for (; v < values_.size(); v++) to_sink_value(config_.values[v], *raw, raw->values[v], values_[v]);
-        for (size_t k = 0; k < keys_.size(); k++) to_sink_value(config_.keys[k], *raw, raw->values[v + k], keys_[k]);
+        for (; v < values_.size(); v++)
+          to_sink_value(config_.values[v], *raw, raw->values[v], timestamp_cache_[v], values_[v]);
+        for (size_t k = 0; k < keys_.size(); k++)
+          to_sink_value(config_.keys[k], *raw, raw->values[v + k], timestamp_cache_[v + k], keys_[k]);
         std::optional<std::string_view> key;
         if (plain_key_) {
           if (!keys_[0].null) key = keys_[0].text;
@@ -777,7 +797,7 @@ class SinkWorker {
         }
         encoder_->encode(values_, value_);
         try {
-          producer_->produce(config_.topic, key, value_, RD_KAFKA_PARTITION_UA, 0, batch.seq);
+          producer_->produce(config_.topic, key, value_, RD_KAFKA_PARTITION_UA, produced_at_ms, batch.seq);
         } catch (const kafka_error& e) {
           if (e.code() != RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE) throw;
           batch.failed.push_back({id, e.what()});
@@ -838,24 +858,36 @@ class SinkWorker {
   // A late range whose transactions all ended (as of this transaction's snapshot) and of which
   // no batch is in flight, or nullptr.
   LateRange* resolvable_late_range(Snapshot snapshot) {
-    for (LateRange& range : late_) {
-      bool in_flight = false;
-      for (const InFlightBatch& b : window_) in_flight = in_flight || (b.max_id > range.lo && b.min_id <= range.hi);
-      if (in_flight) continue;
-      bool ended = true;
-      for (TransactionId xid : range.running) ended = ended && !running(xid, snapshot);
-      uint32 unseen = range.unseen_to - range.unseen_from;
-      if (unseen > 1024) {
-        ended = ended && TransactionIdFollowsOrEquals(snapshot->xmin, range.unseen_to);
-      } else {
-        for (TransactionId xid = range.unseen_from; ended && xid != range.unseen_to;) {
-          ended = !running(xid, snapshot);
-          TransactionIdAdvance(xid);
-        }
-      }
-      if (ended) return &range;
+    for (size_t i = 0; i < late_.size(); i++) {
+      if (!resolvable(late_[i], late_[i].lo, snapshot)) continue;
+      // Resolvable neighbours join it: one read covers them all (the ids between them that no
+      // range holds are deleted or were never this sink's).
+      size_t last = i;
+      while (last + 1 < late_.size() && resolvable(late_[last + 1], late_[i].lo, snapshot)) last++;
+      late_[i].hi = late_[last].hi;
+      late_[i].running.clear();
+      late_[i].unseen_from = late_[i].unseen_to;
+      late_.erase(late_.begin() + static_cast<std::ptrdiff_t>(i) + 1,
+                  late_.begin() + static_cast<std::ptrdiff_t>(last) + 1);
+      return &late_[i];
     }
     return nullptr;
+  }
+
+  // Whether `range` may be read again: its transactions ended and no batch in flight holds ids
+  // in (from, range.hi].
+  bool resolvable(const LateRange& range, int64 from, Snapshot snapshot) const {
+    for (const InFlightBatch& b : window_)
+      if (b.max_id > from && b.min_id <= range.hi) return false;
+    for (TransactionId xid : range.running)
+      if (running(xid, snapshot)) return false;
+    uint32 unseen = range.unseen_to - range.unseen_from;
+    if (unseen > 1024) return TransactionIdFollowsOrEquals(snapshot->xmin, range.unseen_to);
+    for (TransactionId xid = range.unseen_from; xid != range.unseen_to;) {
+      if (running(xid, snapshot)) return false;
+      TransactionIdAdvance(xid);
+    }
+    return true;
   }
 
   // Delivered rows of the first `count` batches leave the outbox, unencodable ones keep their
@@ -960,6 +992,7 @@ class SinkWorker {
 
   // Per-row scratch, reused.
   std::vector<RawValue> raw_values_;
+  std::vector<TimestampCache> timestamp_cache_;  // per column, values then keys
   RawRow raw_row_{};
   std::vector<sink_value> values_;
   std::vector<sink_value> keys_;

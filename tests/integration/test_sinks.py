@@ -188,14 +188,16 @@ class SinkTest(StreamTestCase):
             self.sql("INSERT INTO late_rows SELECT g FROM generate_series(4, 6) g")
             first = consume(self.sandbox.bootstrap, "sink.late", 3)
             self.assertEqual([v for *_, v in first], [b"4", b"5", b"6"])
+            self.sql("INSERT INTO late_rows SELECT g FROM generate_series(7, 8) g")
+            self.assertEqual(len(consume(self.sandbox.bootstrap, "sink.late", 5)), 5)
             aborted.rollback()
             slow.commit()
         finally:
             slow.close()
             aborted.close()
-        self.sql("INSERT INTO late_rows VALUES (7)")
-        messages = consume(self.sandbox.bootstrap, "sink.late", 7)
-        self.assertEqual(sorted(int(v) for *_, v in messages), list(range(1, 8)))  # none lost, none twice
+        self.sql("INSERT INTO late_rows VALUES (9)")
+        messages = consume(self.sandbox.bootstrap, "sink.late", 9)
+        self.assertEqual(sorted(int(v) for *_, v in messages), list(range(1, 10)))  # none lost, none twice
         self.assertEqual(self.wait_drained("late")["pending"], 0)
         self.sql("SELECT streamrec.drop_sink('late')")
 
