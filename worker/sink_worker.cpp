@@ -70,6 +70,8 @@ constexpr long kIdlePollMs = 5;
 constexpr int kWindowBatches = 4;
 // Acknowledgements overdue this long put "waiting for broker" in sink_stats.
 constexpr auto kBrokerPatience = std::chrono::seconds(1);
+// Encoded rows are handed to librdkafka this many at a time (produce_batch).
+constexpr size_t kProduceChunk = 1000;
 
 // One column the worker reads from an outbox row: its encoder description and how to get its
 // text. A "direct" column (text, varchar, integers, boolean, timestamps, and arrays of the
@@ -518,6 +520,18 @@ struct FailedRow {
   std::string error;
 };
 
+// An encoded row waiting to be handed to librdkafka with the rest of its chunk; key and value
+// are in SinkWorker::staged_bytes_.
+struct StagedMessage {
+  int64 id;
+  ItemPointerData tid;
+  bool has_key;
+  size_t key_offset;
+  size_t key_length;
+  size_t value_offset;
+  size_t value_length;
+};
+
 // A batch whose messages were produced and whose outbox rows wait for the acknowledgements.
 struct InFlightBatch {
   uint64_t seq = 0;
@@ -763,10 +777,6 @@ class SinkWorker {
     RawRow* raw = &raw_row_;
     raw->values = raw_values_.data();
     MemoryContext row_context = row_context_;
-    // The batch's messages share one timestamp: one clock read instead of one per message.
-    const int64_t produced_at_ms =
-        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-            .count();
     for (size_t r = 0; r < rows; r++) {
       int64 id = 0;
       ItemPointerData tid;
@@ -781,33 +791,64 @@ class SinkWorker {
       });
       batch.min_id = std::min(batch.min_id, id);
       batch.max_id = std::max(batch.max_id, id);
-      value_.clear();
       try {
         size_t v = 0;
         for (; v < values_.size(); v++)
           to_sink_value(config_.values[v], *raw, raw->values[v], timestamp_cache_[v], values_[v]);
         for (size_t k = 0; k < keys_.size(); k++)
           to_sink_value(config_.keys[k], *raw, raw->values[v + k], timestamp_cache_[v + k], keys_[k]);
-        std::optional<std::string_view> key;
+        StagedMessage m{id, tid, false, staged_bytes_.size(), 0, 0, 0};
         if (plain_key_) {
-          if (!keys_[0].null) key = keys_[0].text;
+          if (!keys_[0].null) {
+            m.has_key = true;
+            staged_bytes_ += keys_[0].text;
+          }
         } else if (!keys_.empty()) {
           key_ = encode_sink_key(key_columns_, keys_);
-          if (key_) key = *key_;
+          if (key_) {
+            m.has_key = true;
+            staged_bytes_ += *key_;
+          }
         }
+        m.key_length = staged_bytes_.size() - m.key_offset;
+        m.value_offset = staged_bytes_.size();
+        value_.clear();
         encoder_->encode(values_, value_);
-        try {
-          producer_->produce(config_.topic, key, value_, RD_KAFKA_PARTITION_UA, produced_at_ms, batch.seq);
-        } catch (const kafka_error& e) {
-          if (e.code() != RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE) throw;
-          batch.failed.push_back({id, e.what()});
-          continue;
-        }
-        batch.tids.push_back(tid);
+        staged_bytes_ += value_;
+        m.value_length = value_.size();
+        staged_.push_back(m);
       } catch (const format_error& e) {
+        staged_bytes_.resize(staged_.empty() ? 0 : staged_.back().value_offset + staged_.back().value_length);
         batch.failed.push_back({id, e.what()});
       }
+      if (staged_.size() == kProduceChunk) produce_staged(batch);
     }
+    produce_staged(batch);
+  }
+
+  // Hands the staged messages to librdkafka in one call.
+  void produce_staged(InFlightBatch& batch) {
+    chunk_.clear();
+    for (const StagedMessage& m : staged_) {
+      producer::batch_message out;
+      if (m.has_key) out.key = std::string_view(staged_bytes_).substr(m.key_offset, m.key_length);
+      out.value = std::string_view(staged_bytes_).substr(m.value_offset, m.value_length);
+      out.tag = batch.seq;
+      chunk_.push_back(out);
+    }
+    std::vector<producer::refused_message> refused = producer_->produce_batch(config_.topic, chunk_);
+    size_t next_refused = 0;
+    for (size_t i = 0; i < staged_.size(); i++) {
+      if (next_refused < refused.size() && refused[next_refused].index == i) {
+        batch.failed.push_back(
+            {staged_[i].id, std::string("Kafka refused the message: ") + rd_kafka_err2str(refused[next_refused].err)});
+        next_refused++;
+        continue;
+      }
+      batch.tids.push_back(staged_[i].tid);
+    }
+    staged_.clear();
+    staged_bytes_.clear();
   }
 
   void prepare_plans() {
@@ -998,6 +1039,9 @@ class SinkWorker {
   std::vector<sink_value> keys_;
   std::optional<std::string> key_;
   std::string value_;
+  std::vector<StagedMessage> staged_;
+  std::string staged_bytes_;
+  std::vector<producer::batch_message> chunk_;
   bool plain_key_ = false;  // one non-timestamp key column: the key is its text
 
   // PostgreSQL objects kept across transactions.

@@ -151,6 +151,33 @@ TEST(Producer, DeliveryReportsCarryTagsAndWakeTheCaller) {
   EXPECT_EQ(acknowledged, (std::map<uint64_t, int>{{1, 10}, {2, 10}, {3, 10}}));
 }
 
+TEST(Producer, BatchKeepsOrderAndRefusesOnlyTheMessageTooLarge) {
+  producer p("", {{"test.mock.num.brokers", "1"}, {"linger.ms", "1"}, {"message.max.bytes", "1000"}});
+  rd_kafka_mock_cluster_t* cluster = rd_kafka_handle_mock_cluster(p.handle());
+  ASSERT_NE(cluster, nullptr);
+  ASSERT_EQ(rd_kafka_mock_topic_create(cluster, "batched", 1, 1), RD_KAFKA_RESP_ERR_NO_ERROR);
+  std::vector<std::string> values;
+  for (int i = 0; i < 100; ++i) values.push_back(i == 42 ? std::string(5000, 'x') : "value-" + std::to_string(i));
+  std::vector<producer::batch_message> batch;
+  for (const std::string& v : values) batch.push_back({std::string_view("key"), v, 7});
+  size_t tagged = 0;
+  p.set_delivery_listener([&tagged](uint64_t tag, rd_kafka_resp_err_t err) {
+    if (tag == 7 && err == RD_KAFKA_RESP_ERR_NO_ERROR) tagged++;
+  });
+  const std::vector<producer::refused_message> refused = p.produce_batch("batched", batch);
+  ASSERT_EQ(refused.size(), 1u);
+  EXPECT_EQ(refused[0].index, 42u);
+  EXPECT_EQ(refused[0].err, RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE);
+  ASSERT_TRUE(p.flush(std::chrono::seconds(10)));
+  EXPECT_EQ(tagged, 99u);
+  const auto messages = consume_all(rd_kafka_mock_cluster_bootstraps(cluster), "batched", 1, 99);
+  ASSERT_EQ(messages.size(), 99u);
+  for (size_t i = 0; i < messages.size(); ++i) {
+    EXPECT_EQ(messages[i].key, "key");
+    EXPECT_EQ(messages[i].value, "value-" + std::to_string(i < 42 ? i : i + 1));
+  }
+}
+
 TEST(Producer, InvalidPropertyThrowsAtConstruction) {
   try {
     producer p("127.0.0.1:9092", {{"no.such.property", "1"}});

@@ -114,6 +114,51 @@ void producer::produce(std::string_view topic, std::optional<std::string_view> k
   }
 }
 
+std::vector<producer::refused_message> producer::produce_batch(std::string_view topic,
+                                                               const std::vector<batch_message>& messages) {
+  std::vector<refused_message> refused;
+  if (messages.empty()) return refused;
+  rd_kafka_topic_t* rkt = topic_handle(topic);
+  batch_.assign(messages.size(), rd_kafka_message_t{});
+  for (size_t i = 0; i < messages.size(); i++) {
+    const batch_message& m = messages[i];
+    rd_kafka_message_t& out = batch_[i];
+    out.payload = const_cast<char*>(m.value.data());
+    out.len = m.value.size();
+    out.key = m.key ? const_cast<char*>(m.key->data()) : nullptr;
+    out.key_len = m.key ? m.key->size() : 0;
+    out._private = reinterpret_cast<void*>(static_cast<uintptr_t>(m.tag));
+  }
+  rd_kafka_produce_batch(rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, batch_.data(),
+                         static_cast<int>(batch_.size()));
+  bool queue_was_full = false;
+  for (size_t i = 0; i < messages.size(); i++) {
+    const rd_kafka_resp_err_t err = batch_[i].err;
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      // Nothing frees queue space during the call, so the messages it found no room for are
+      // the last ones; one accepted after them would be out of order.
+      if (queue_was_full)
+        throw kafka_error("Kafka producer queue had room again within one batch (topic " + std::string(topic) +
+                              "): messages may be out of order",
+                          RD_KAFKA_RESP_ERR__QUEUE_FULL);
+      continue;
+    }
+    if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+      queue_was_full = true;
+      produce(topic, messages[i].key, messages[i].value, RD_KAFKA_PARTITION_UA, 0, messages[i].tag);
+      continue;
+    }
+    if (err == RD_KAFKA_RESP_ERR__FATAL) throw_if_fatal();
+    refused.push_back({i, err});
+  }
+  produced_since_poll_ += static_cast<uint32_t>(messages.size());
+  if (produced_since_poll_ >= poll_every_messages) {
+    produced_since_poll_ = 0;
+    rd_kafka_poll(handle_, 0);
+  }
+  return refused;
+}
+
 int producer::poll(std::chrono::milliseconds timeout) {
   produced_since_poll_ = 0;
   return rd_kafka_poll(handle_, static_cast<int>(timeout.count()));

@@ -19,6 +19,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include "worker/kafka/kafka_error.h"
 
@@ -45,6 +46,23 @@ class producer {
   // (unknown partition, message too large, fatal producer state) throw immediately.
   void produce(std::string_view topic, std::optional<std::string_view> key, std::string_view value,
                int32_t partition = RD_KAFKA_PARTITION_UA, int64_t timestamp_ms = 0, uint64_t tag = 0);
+
+  // One message for produce_batch(); key and value are copied.
+  struct batch_message {
+    std::optional<std::string_view> key;
+    std::string_view value;
+    uint64_t tag = 0;
+  };
+  // A message produce_batch() could not enqueue: its index and why (e.g. message too large).
+  struct refused_message {
+    size_t index;
+    rd_kafka_resp_err_t err;
+  };
+  // Enqueues messages in order, each to the partition the configured partitioner picks, all
+  // stamped with the current time: one clock read and one topic lock for the lot instead of one
+  // per message. Returns the messages refused one by one; waits for queue space and throws like
+  // produce() otherwise.
+  std::vector<refused_message> produce_batch(std::string_view topic, const std::vector<batch_message>& messages);
 
   // Called once per message from poll(), flush() or a produce() that waits for queue space, on
   // the caller's thread: the message's tag and its outcome. It lets a caller acknowledge its own
@@ -95,6 +113,7 @@ class producer {
   std::string last_topic_name_;
   rd_kafka_topic_t* last_topic_ = nullptr;
   uint32_t produced_since_poll_ = 0;
+  std::vector<rd_kafka_message_t> batch_;  // produce_batch's scratch
 
   std::atomic<uint64_t> delivered_{0};
   std::atomic<uint64_t> failed_{0};
