@@ -966,9 +966,9 @@ class SinkWorker {
   void wait_for_work() {
     long timeout = 100;
     if (rows_in_flight() + config_.batch_size <= max_in_flight_) {
-      auto until =
-          std::chrono::duration_cast<std::chrono::milliseconds>(next_read_at_ - std::chrono::steady_clock::now());
-      timeout = std::clamp<long>(until.count(), 0, kIdlePollMs);
+      // Rounded up: a wait of 0 ms until the next read would spin.
+      auto until = std::chrono::ceil<std::chrono::milliseconds>(next_read_at_ - std::chrono::steady_clock::now());
+      timeout = std::clamp<long>(until.count(), 1, kIdlePollMs);
     }
     WaitEventSet* set = wait_set_;
     pg_call([set, timeout] {
