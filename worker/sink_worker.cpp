@@ -70,6 +70,8 @@ constexpr long kIdlePollMs = 5;
 constexpr int kWindowBatches = 4;
 // Acknowledgements overdue this long put "waiting for broker" in sink_stats.
 constexpr auto kBrokerPatience = std::chrono::seconds(1);
+// Late ranges kept apart at most; more are merged into the newest.
+constexpr size_t kMaxLateRanges = 64;
 // Encoded rows are handed to librdkafka this many at a time (produce_batch).
 constexpr size_t kProduceChunk = 1000;
 
@@ -893,7 +895,30 @@ class SinkWorker {
     if (snapshot->xcnt == 0 && snapshot->xmax == next) return;
     LateRange range{lo, hi, std::vector<TransactionId>(snapshot->xip, snapshot->xip + snapshot->xcnt), snapshot->xmax,
                     next};
-    late_.push_back(std::move(range));
+    if (late_.size() < kMaxLateRanges) {
+      late_.push_back(std::move(range));
+      return;
+    }
+    // A transaction that stays open (say, a prepared one) holds every range back; the newest
+    // range then takes in this one rather than the list growing with each read. The ids between
+    // them hold no row to find: that read saw no transaction running.
+    LateRange& last = late_.back();
+    std::vector<TransactionId> still_running;
+    for (TransactionId xid : last.running)
+      if (running(xid, snapshot)) still_running.push_back(xid);
+    if (last.unseen_to - last.unseen_from <= 1024) {
+      for (TransactionId xid = last.unseen_from; xid != last.unseen_to;) {
+        if (running(xid, snapshot)) still_running.push_back(xid);
+        TransactionIdAdvance(xid);
+      }
+      last.unseen_from = range.unseen_from;
+    }
+    for (TransactionId xid : range.running)
+      if (std::find(still_running.begin(), still_running.end(), xid) == still_running.end())
+        still_running.push_back(xid);
+    last.running = std::move(still_running);
+    last.unseen_to = range.unseen_to;
+    last.hi = hi;
   }
 
   // A late range whose transactions all ended (as of this transaction's snapshot) and of which
