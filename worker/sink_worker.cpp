@@ -1,19 +1,24 @@
 // A sink worker: produces the rows inserted into one table to one Kafka topic, none lost.
 //
 // The relation's outbox trigger copies each inserted row, in the inserting transaction, into
-// streamrec.sink_outbox. This worker reads the outbox in id order (in batches), encodes each row
-// with the PostgreSQL-free encoders of worker/formats, produces with librdkafka's idempotent
-// producer (message order per partition survives retries), waits until the broker acknowledged
-// every message of the batch, and only then deletes those outbox rows. A crash between the
-// acknowledgement and the delete re-sends the batch: at-least-once, never lost. A row that no
-// format can hold stays in the outbox with its error, and the sink goes on.
+// streamrec.sink_outbox as jsonb. This worker reads the outbox in id order (in batches), takes
+// the values straight out of the jsonb (see extract_row), encodes each row with the
+// PostgreSQL-free encoders of worker/formats and produces it with librdkafka's idempotent
+// producer (message order per partition survives retries). It does not wait for a batch's
+// acknowledgements before reading and producing the next: a window of batches is in flight, and
+// each batch's outbox rows are deleted once the broker acknowledged all of its messages, batches
+// retiring in the order they were sent. A crash between the acknowledgement and the delete
+// re-sends rows: at-least-once, never lost. A row that no format can hold stays in the outbox
+// with its error, and the sink goes on.
 #include <algorithm>
 #include <chrono>
 #include <climits>
 #include <csignal>
+#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "extension/error_boundary.h"
@@ -21,12 +26,14 @@
 #include "worker/formats/format_error.h"
 #include "worker/formats/schema_registry_client.h"
 #include "worker/formats/sink_encoder.h"
+#include "worker/formats/timestamp_text.h"
 #include "worker/kafka/producer.h"
 #include "worker/pg_support.h"
 #include "worker/worker_launch.h"
 #include "worker/worker_main.h"
 
 extern "C" {
+#include "access/transam.h"
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
@@ -35,14 +42,18 @@ extern "C" {
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
+#include "storage/itemptr.h"
 #include "storage/latch.h"
 #include "tcop/tcopprot.h"
 #include "utils/acl.h"
 #include "utils/array.h"
-#include "utils/guc.h"
-#include "storage/itemptr.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/guc.h"
+#include "utils/jsonb.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
@@ -55,13 +66,29 @@ namespace {
 // How long an idle sink sleeps before looking at its outbox again: bounds the latency from
 // commit to produce when rows trickle in.
 constexpr long kIdlePollMs = 5;
+// A sink keeps this many batches' worth of rows in flight (produced, not yet acknowledged).
+constexpr int kWindowBatches = 4;
+// Acknowledgements overdue this long put "waiting for broker" in sink_stats.
+constexpr auto kBrokerPatience = std::chrono::seconds(1);
+// Late ranges kept apart at most; more are merged into the newest.
+constexpr size_t kMaxLateRanges = 64;
+// Encoded rows are handed to librdkafka this many at a time (produce_batch).
+constexpr size_t kProduceChunk = 1000;
 
-// One column the worker reads from an outbox row: its encoder description and how to turn its
-// Datum into text (the output function of the type, or of the element type for arrays).
+// One column the worker reads from an outbox row: its encoder description and how to get its
+// text. A "direct" column (text, varchar, integers, boolean, timestamps, and arrays of the
+// non-timestamp ones) is read straight from the payload jsonb, where to_jsonb left exactly its
+// output text (or, for timestamps, an ISO 8601 string); any other type goes through
+// jsonb_populate_record and its output function, as PostgreSQL would print it.
 struct FetchedColumn {
   sink_column column;
   Oid type = InvalidOid;  // the element type for arrays
+  int32 typmod = -1;
+  bool direct = false;
+  int spi_column = 0;  // populated columns: the column of the outbox query
   Oid output_function = InvalidOid;
+  Oid input_function = InvalidOid;
+  Oid io_param = InvalidOid;
   int16 element_length = 0;
   bool element_by_value = false;
   char element_align = 'i';
@@ -80,7 +107,8 @@ struct SinkConfig {
   producer::properties kafka;
   std::vector<FetchedColumn> values;
   std::vector<FetchedColumn> keys;
-  std::string select_sql;  // $1 sink name, $2 limit
+  // $1 sink name, $2 ids above, $3 ids up to, $4 limit: id, ctid, payload, populated columns.
+  std::string select_sql;
 };
 
 constexpr const char* kConfigSql = R"SQL(
@@ -97,9 +125,15 @@ FROM streamrec.sinks WHERE name = $1
 constexpr const char* kColumnsSql = R"SQL(
 WITH s AS (SELECT * FROM streamrec.sinks WHERE name = $1),
 cols AS (
-  SELECT a.attname::text AS col, a.attnum,
+  SELECT a.attname::text AS col, a.attnum, a.atttypmod,
          CASE WHEN t.typcategory = 'A' THEN t.typelem ELSE a.atttypid END AS base,
-         t.typcategory = 'A' AS is_array
+         t.typcategory = 'A' AS is_array,
+         t.typtype = 'b' AND CASE WHEN t.typcategory = 'A'
+             THEN t.typelem IN ('text'::regtype, 'varchar'::regtype, 'int2'::regtype, 'int4'::regtype,
+                                'int8'::regtype, 'bool'::regtype)
+             ELSE a.atttypid IN ('text'::regtype, 'varchar'::regtype, 'int2'::regtype, 'int4'::regtype,
+                                 'int8'::regtype, 'bool'::regtype, 'timestamptz'::regtype, 'timestamp'::regtype)
+             END AS direct
   FROM s JOIN pg_attribute a ON a.attrelid = s.relation
   JOIN pg_type t ON t.oid = a.atttypid
   WHERE a.attnum > 0 AND NOT a.attisdropped),
@@ -119,10 +153,10 @@ SELECT c.col, c.base::oid, c.is_array, false AS is_key,
             WHEN c.base = 'bool'::regtype THEN 'boolean'
             WHEN c.base IN ('timestamptz'::regtype, 'timestamp'::regtype) THEN 'timestamp'
             WHEN c.base IN ('json'::regtype, 'jsonb'::regtype) THEN 'json'
-            ELSE 'text' END, 0 AS part, v.ord
+            ELSE 'text' END, 0 AS part, v.ord, c.atttypmod, c.direct
 FROM vals v JOIN cols c USING (col)
 UNION ALL
-SELECT c.col, c.base::oid, c.is_array, true, 'text', 1, k.ord
+SELECT c.col, c.base::oid, c.is_array, true, 'text', 1, k.ord, c.atttypmod, c.direct
 FROM keys k JOIN cols c USING (col)
 ORDER BY part, ord
 )SQL";
@@ -137,12 +171,17 @@ sink_kind kind_from_name(const std::string& k) {
   return sink_kind::text;
 }
 
-void prepare_output(FetchedColumn& f) {
+void prepare_io(FetchedColumn& f) {
   Oid type = f.type;
-  Oid function = InvalidOid;
+  Oid output = InvalidOid, input = InvalidOid, io_param = InvalidOid;
   bool varlena = false;
-  pg_call([type, &function, &varlena] { getTypeOutputInfo(type, &function, &varlena); });
-  f.output_function = function;
+  pg_call([type, &output, &input, &io_param, &varlena] {
+    getTypeOutputInfo(type, &output, &varlena);
+    getTypeInputInfo(type, &input, &io_param);
+  });
+  f.output_function = output;
+  f.input_function = input;
+  f.io_param = io_param;
   if (f.column.array) {
     int16 length = 0;
     bool by_value = false;
@@ -189,6 +228,8 @@ SinkConfig load_config(const std::string& name) {
     f.type = static_cast<Oid>(std::stoul(spi_text(i, 2).value_or("0")));
     f.column.array = spi_text(i, 3).value_or("f") == "t";
     f.column.kind = kind_from_name(spi_text(i, 5).value_or("text"));
+    f.typmod = std::stoi(spi_text(i, 8).value_or("-1"));
+    f.direct = spi_text(i, 9).value_or("f") == "t";
     bool is_key = spi_text(i, 4).value_or("f") == "t";
     if (is_key && f.type != TIMESTAMPTZOID && f.type != TIMESTAMPOID) f.column.kind = sink_kind::text;
     if (is_key && (f.type == TIMESTAMPTZOID || f.type == TIMESTAMPOID) && !f.column.array)
@@ -196,71 +237,274 @@ SinkConfig load_config(const std::string& name) {
     (is_key ? c.keys : c.values).push_back(std::move(f));
   }
   if (c.values.empty()) throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "the sink has no value columns");
-  for (FetchedColumn& f : c.values) prepare_output(f);
-  for (FetchedColumn& f : c.keys) prepare_output(f);
 
-  // The outbox holds each row as jsonb; jsonb_populate_record gives back the table's own types.
+  // Columns of other types are populated from the jsonb: the table's own types, printed by
+  // their output functions. Only they pay for jsonb_populate_record.
   std::string list;
-  for (const FetchedColumn& f : c.values) list += ", r." + quote_ident(f.column.name);
-  for (const FetchedColumn& f : c.keys) list += ", r." + quote_ident(f.column.name);
-  c.select_sql = "SELECT o.id, o.ctid" + list + " FROM streamrec.sink_outbox o, jsonb_populate_record(NULL::" + row_type +
-                 ", o.payload) r WHERE o.sink = $1 AND o.error IS NULL ORDER BY o.id LIMIT $2";
+  int spi_column = 3;
+  for (std::vector<FetchedColumn>* columns : {&c.values, &c.keys}) {
+    for (FetchedColumn& f : *columns) {
+      prepare_io(f);
+      if (f.direct) continue;
+      f.spi_column = ++spi_column;
+      list += ", r." + quote_ident(f.column.name);
+    }
+  }
+  c.select_sql = "SELECT o.id, o.ctid, o.payload" + list + " FROM streamrec.sink_outbox o" +
+                 (list.empty() ? "" : ", jsonb_populate_record(NULL::" + row_type + ", o.payload) r") +
+                 " WHERE o.sink = $1 AND o.error IS NULL AND o.id > $2 AND o.id <= $3 ORDER BY o.id LIMIT $4";
   return c;
 }
 
-// An array's elements as output text, in palloc'd memory. PostgreSQL C calls only.
-struct ElementTexts {
-  int count;
-  char** texts;  // NULL entries for NULL elements
+// ---- Reading a row's values out of its jsonb. PostgreSQL C calls only (run inside pg_call,
+// ---- in a per-row memory context): no C++ objects with destructors.
+
+// A value's text as PostgreSQL prints it (for timestamps: to_jsonb's ISO 8601). data == nullptr
+// means NULL. Points into the payload or into the row's memory context.
+struct TextSlice {
+  const char* data;
+  int len;
 };
 
-ElementTexts* array_elements(Datum array, const FetchedColumn* f) {
-  ArrayType* a = DatumGetArrayTypeP(array);
+struct RawValue {
+  TextSlice text;
+  int first_element;  // arrays: this value's elements in RawRow::elements
+  int element_count;
+};
+
+struct RawRow {
+  RawValue* values;  // one per FetchedColumn, values then keys
+  TextSlice* elements;
+  int element_count;
+  int element_capacity;
+};
+
+void add_element(RawRow* row, TextSlice text) {
+  if (row->element_count == row->element_capacity) {
+    row->element_capacity = row->element_capacity * 2 + 16;
+    row->elements = static_cast<TextSlice*>(row->elements == nullptr
+                                                ? palloc(sizeof(TextSlice) * row->element_capacity)
+                                                : repalloc(row->elements, sizeof(TextSlice) * row->element_capacity));
+  }
+  row->elements[row->element_count++] = text;
+}
+
+TextSlice cstring_slice(char* s) { return TextSlice{s, static_cast<int>(strlen(s))}; }
+
+// The text jsonb_populate_record would hand to the type's input function (populate_scalar).
+char* populate_text(const JsonbValue* v) {
+  switch (v->type) {
+    case jbvString:
+      return pnstrdup(v->val.string.val, v->val.string.len);
+    case jbvBool:
+      return pstrdup(v->val.boolean ? "true" : "false");
+    case jbvNumeric:
+      return DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(v->val.numeric)));
+    case jbvBinary:
+      return JsonbToCString(nullptr, v->val.binary.data, v->val.binary.len);
+    default:
+      elog(ERROR, "unexpected jsonb value type %d", static_cast<int>(v->type));
+  }
+  return nullptr;
+}
+
+// One non-null scalar (or array element) of a direct column. The shapes to_jsonb writes are read
+// as they are; anything else (say, a column whose type changed while the row waited) goes
+// through the type's input and output functions, as jsonb_populate_record would.
+TextSlice scalar_text(const FetchedColumn* f, const JsonbValue* v) {
+  switch (f->type) {
+    case TEXTOID:
+    case VARCHAROID:
+    case TIMESTAMPOID:
+    case TIMESTAMPTZOID:
+      if (v->type == jbvString) return TextSlice{v->val.string.val, v->val.string.len};
+      break;
+    case INT2OID:
+    case INT4OID:
+    case INT8OID:
+      if (v->type == jbvNumeric)
+        return cstring_slice(DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(v->val.numeric))));
+      break;
+    case BOOLOID:
+      if (v->type == jbvBool) return TextSlice{v->val.boolean ? "t" : "f", 1};
+      break;
+    default:
+      break;
+  }
+  Datum d = OidInputFunctionCall(f->input_function, populate_text(v), f->io_param, f->typmod);
+  return cstring_slice(OidOutputFunctionCall(f->output_function, d));
+}
+
+// Array elements in storage order (nested JSON arrays are a multi-dimensional array).
+void flatten_elements(const FetchedColumn* f, JsonbContainer* array, RawRow* row) {
+  uint32 count = JsonContainerSize(array);
+  for (uint32 i = 0; i < count; i++) {
+    JsonbValue* e = getIthJsonbValueFromContainer(array, i);
+    if (e->type == jbvNull)
+      add_element(row, TextSlice{nullptr, 0});
+    else if (e->type == jbvBinary && JsonContainerIsArray(e->val.binary.data))
+      flatten_elements(f, e->val.binary.data, row);
+    else
+      add_element(row, scalar_text(f, e));
+  }
+}
+
+void extract_value(const FetchedColumn* f, Jsonb* payload, RawRow* row, RawValue* out) {
+  out->text = TextSlice{nullptr, 0};
+  out->first_element = row->element_count;
+  out->element_count = 0;
+  JsonbValue found;
+  const char* key = f->column.name.data();
+  int key_len = static_cast<int>(f->column.name.size());
+  JsonbValue* v = getKeyJsonValueFromContainer(&payload->root, key, key_len, &found);
+  if (v == nullptr || v->type == jbvNull) return;  // an absent key is NULL, as in populate_record
+  out->text = TextSlice{"", 0};
+  if (!f->column.array) {
+    out->text = scalar_text(f, v);
+    return;
+  }
+  if (v->type == jbvBinary && JsonContainerIsArray(v->val.binary.data)) {
+    flatten_elements(f, v->val.binary.data, row);
+  } else {
+    // An array literal in a string ('{a,b}'), which populate_record also accepts.
+    ArrayType* a = DatumGetArrayTypeP(OidInputFunctionCall(F_ARRAY_IN, populate_text(v), f->type, f->typmod));
+    Datum* elements = nullptr;
+    bool* nulls = nullptr;
+    int count = 0;
+    deconstruct_array(a, f->type, f->element_length, f->element_by_value, f->element_align, &elements, &nulls, &count);
+    for (int i = 0; i < count; i++)
+      add_element(row, nulls[i] ? TextSlice{nullptr, 0}
+                                : cstring_slice(OidOutputFunctionCall(f->output_function, elements[i])));
+  }
+  out->element_count = row->element_count - out->first_element;
+}
+
+// A populated (non-direct) column's value from the outbox query, as its output text.
+void populated_value(const FetchedColumn* f, HeapTuple tuple, TupleDesc desc, RawRow* row, RawValue* out) {
+  out->text = TextSlice{nullptr, 0};
+  out->first_element = row->element_count;
+  out->element_count = 0;
+  bool is_null = false;
+  Datum d = SPI_getbinval(tuple, desc, f->spi_column, &is_null);
+  if (is_null) return;
+  if (!f->column.array) {
+    out->text = cstring_slice(OidOutputFunctionCall(f->output_function, d));
+    return;
+  }
+  out->text = TextSlice{"", 0};
+  ArrayType* a = DatumGetArrayTypeP(d);
   Datum* elements = nullptr;
   bool* nulls = nullptr;
   int count = 0;
   deconstruct_array(a, f->type, f->element_length, f->element_by_value, f->element_align, &elements, &nulls, &count);
-  ElementTexts* out = static_cast<ElementTexts*>(palloc(sizeof(ElementTexts)));
-  out->count = count;
-  out->texts = static_cast<char**>(palloc(sizeof(char*) * (count > 0 ? count : 1)));
   for (int i = 0; i < count; i++)
-    out->texts[i] = nulls[i] ? nullptr : OidOutputFunctionCall(f->output_function, elements[i]);
-  return out;
+    add_element(
+        row, nulls[i] ? TextSlice{nullptr, 0} : cstring_slice(OidOutputFunctionCall(f->output_function, elements[i])));
+  out->element_count = row->element_count - out->first_element;
 }
 
-void read_value(const FetchedColumn& f, uint64 row, int column, sink_value& out) {
-  out = sink_value{};
-  bool null = false;
-  int r = static_cast<int>(row);
-  Datum d = pg_call([r, column, &null] {
-    bool is_null = false;
-    Datum v = SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, column, &is_null);
-    null = is_null;
-    return v;
-  });
-  if (null) return;
-  out.null = false;
-  if (f.column.array) {
-    const FetchedColumn* fp = &f;
-    ElementTexts* e = pg_call([d, fp] { return array_elements(d, fp); });
-    out.elements.reserve(static_cast<size_t>(e->count));
-    for (int i = 0; i < e->count; i++)
-      out.elements.push_back(e->texts[i] == nullptr ? std::nullopt : std::optional<std::string>(e->texts[i]));
+struct RowColumns {
+  const FetchedColumn* const* columns;  // values then keys
+  int count;
+};
+
+// Row `r` of the outbox query: id, ctid and every column's text into `row`.
+void extract_row(int r, const RowColumns* columns, RawRow* row, int64* id, ItemPointerData* tid) {
+  HeapTuple tuple = SPI_tuptable->vals[r];
+  TupleDesc desc = SPI_tuptable->tupdesc;
+  bool is_null = false;
+  *id = DatumGetInt64(SPI_getbinval(tuple, desc, 1, &is_null));
+  *tid = *reinterpret_cast<ItemPointer>(DatumGetPointer(SPI_getbinval(tuple, desc, 2, &is_null)));
+  Jsonb* payload = DatumGetJsonbP(SPI_getbinval(tuple, desc, 3, &is_null));
+  row->element_count = 0;
+  for (int i = 0; i < columns->count; i++) {
+    const FetchedColumn* f = columns->columns[i];
+    if (f->direct)
+      extract_value(f, payload, row, &row->values[i]);
+    else
+      populated_value(f, tuple, desc, row, &row->values[i]);
+  }
+}
+
+// A timestamp the fast parser would not take (BC, year > 9999, infinity, an offset with
+// seconds): PostgreSQL's own input function, as jsonb_populate_record would call it.
+Timestamp timestamp_from_text(const FetchedColumn* f, TextSlice text) {
+  char* s = pnstrdup(text.data, text.len);
+  PGFunction input = f->type == TIMESTAMPTZOID ? timestamptz_in : timestamp_in;
+  return DatumGetTimestamp(
+      DirectFunctionCall3(input, CStringGetDatum(s), ObjectIdGetDatum(InvalidOid), Int32GetDatum(f->typmod)));
+}
+
+// ---- C++ from here on.
+
+// to_jsonb writes a timestamptz with its offset ("...+02:00") and a timestamp without one; only
+// those shapes take the fast path (an offset-less timestamptz would mean the session's zone).
+bool has_offset(std::string_view text) {
+  size_t n = text.size();
+  return n >= 6 && (text[n - 6] == '+' || text[n - 6] == '-') && text[n - 3] == ':';
+}
+
+// The last timestamp text a column parsed: rows of a batch often share one (a window's end).
+struct TimestampCache {
+  std::string text;
+  int64_t epoch_us = 0;
+  bool infinite = false;
+};
+
+void set_timestamp(const FetchedColumn& f, TextSlice text, TimestampCache& cache, sink_value& out) {
+  std::string_view view(text.data, static_cast<size_t>(text.len));
+  if (view != cache.text) {
+    std::optional<int64_t> parsed;
+    if (has_offset(view) == (f.type == TIMESTAMPTZOID)) parsed = parse_iso8601(view);
+    cache.infinite = false;
+    if (parsed) {
+      cache.epoch_us = *parsed;
+    } else {
+      const FetchedColumn* fp = &f;
+      Timestamp ts = pg_call([fp, text] { return timestamp_from_text(fp, text); });
+      if (TIMESTAMP_NOT_FINITE(ts)) {
+        cache.infinite = true;
+        cache.epoch_us = TIMESTAMP_IS_NOBEGIN(ts) ? -1 : 1;
+      } else {
+        cache.epoch_us = ts + (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY;
+      }
+    }
+    cache.text.assign(view);
+  }
+  out.epoch_us = cache.epoch_us;
+  out.infinite = cache.infinite;
+}
+
+// Fills `out` from the raw row, reusing its buffers.
+void to_sink_value(const FetchedColumn& f, const RawRow& row, const RawValue& raw, TimestampCache& cache,
+                   sink_value& out) {
+  out.null = raw.text.data == nullptr;
+  out.infinite = false;
+  out.epoch_us = 0;
+  out.text.clear();
+  if (out.null) {
+    out.elements.clear();
     return;
   }
-  if (f.type == TIMESTAMPTZOID || f.type == TIMESTAMPOID) {
-    TimestampTz ts = DatumGetTimestampTz(d);
-    if (TIMESTAMP_NOT_FINITE(ts)) {
-      out.infinite = true;
-      out.epoch_us = TIMESTAMP_IS_NOBEGIN(ts) ? -1 : 1;
-    } else {
-      out.epoch_us = ts + (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY;
+  if (f.column.array) {
+    out.elements.resize(static_cast<size_t>(raw.element_count));
+    for (int i = 0; i < raw.element_count; i++) {
+      const TextSlice& e = row.elements[raw.first_element + i];
+      std::optional<std::string>& element = out.elements[static_cast<size_t>(i)];
+      if (e.data == nullptr)
+        element.reset();
+      else if (element)
+        element->assign(e.data, static_cast<size_t>(e.len));
+      else
+        element.emplace(e.data, static_cast<size_t>(e.len));
     }
-    if (f.column.kind == sink_kind::timestamp) return;
+    return;
   }
-  Oid function = f.output_function;
-  char* text = pg_call([function, d] { return OidOutputFunctionCall(function, d); });
-  out.text = text;
+  if (f.direct && (f.type == TIMESTAMPTZOID || f.type == TIMESTAMPOID)) {
+    set_timestamp(f, raw.text, cache, out);
+    return;
+  }
+  out.text.assign(raw.text.data, static_cast<size_t>(raw.text.len));
 }
 
 Datum tid_array_datum(const std::vector<ItemPointerData>& values) {
@@ -273,16 +517,47 @@ Datum tid_array_datum(const std::vector<ItemPointerData>& values) {
   });
 }
 
-struct Message {
-  int64 id;
-  ItemPointerData tid;  // where the row is: deleting by ctid is a TID scan, not 10,000 index probes
-  std::optional<std::string> key;
-  std::string value;
-};
-
 struct FailedRow {
   int64 id;
   std::string error;
+};
+
+// An encoded row waiting to be handed to librdkafka with the rest of its chunk; key and value
+// are in SinkWorker::staged_bytes_.
+struct StagedMessage {
+  int64 id;
+  ItemPointerData tid;
+  bool has_key;
+  size_t key_offset;
+  size_t key_length;
+  size_t value_offset;
+  size_t value_length;
+};
+
+// A batch whose messages were produced and whose outbox rows wait for the acknowledgements.
+struct InFlightBatch {
+  uint64_t seq = 0;
+  int64 min_id = INT64_MAX;  // the outbox ids it covers (read, produced or failed)
+  int64 max_id = INT64_MIN;
+  std::vector<ItemPointerData> tids;  // rows produced: deleted once all are acknowledged
+  std::vector<FailedRow> failed;      // rows no format can hold: flagged when the batch retires
+  size_t acknowledged = 0;
+  size_t refused = 0;
+  std::chrono::steady_clock::time_point sent_at;
+
+  bool complete() const { return acknowledged + refused == tids.size(); }
+};
+
+// Outbox ids (lo, hi] a read went past while transactions that may still add rows there were
+// running (ids are handed out at insert, rows become visible at commit). Once those transactions
+// ended and no batch in flight holds ids of the range, the range is read again for rows
+// committed late.
+struct LateRange {
+  int64 lo;  // read up to here already
+  int64 hi;
+  std::vector<TransactionId> running;  // the read snapshot's in-progress transactions
+  TransactionId unseen_from;           // and those it could not see: [unseen_from, unseen_to)
+  TransactionId unseen_to;
 };
 
 class SinkWorker {
@@ -291,13 +566,16 @@ class SinkWorker {
 
   void run() {
     set_state("starting");
-    // The outbox is a queue: the rows just deleted sit in the (sink, id) index until vacuum. A
-    // plain index scan in id order marks them dead once and then skips them; a bitmap scan plus
-    // sort (which the planner likes for small estimates) would visit every one of them per batch.
     pg_call([] {
+      // The outbox is a queue: the rows just deleted sit in the (sink, id) index until vacuum.
+      // An index range scan from the last id read skips them; a bitmap scan plus sort (which
+      // the planner likes for small estimates) would visit them.
       SetConfigOption("enable_bitmapscan", "off", PGC_USERSET, PGC_S_SESSION);
       SetConfigOption("enable_seqscan", "off", PGC_USERSET, PGC_S_SESSION);
       SetConfigOption("enable_sort", "off", PGC_USERSET, PGC_S_SESSION);
+      // The worker's only writes delete acknowledged rows and flag failed ones: a commit lost in
+      // a crash sends those rows again, which at-least-once allows. No WAL flush per batch.
+      SetConfigOption("synchronous_commit", "off", PGC_USERSET, PGC_S_SESSION);
     });
     begin_transaction();
     config_ = load_config(launch_.name);
@@ -307,17 +585,36 @@ class SinkWorker {
     encoding.csv = config_.csv;
     for (const FetchedColumn& f : config_.values) encoding.columns.push_back(f.column);
     for (const FetchedColumn& f : config_.keys) key_columns_.push_back(f.column);
+    for (const FetchedColumn& f : config_.values) all_columns_.push_back(&f);
+    for (const FetchedColumn& f : config_.keys) all_columns_.push_back(&f);
+    values_.resize(config_.values.size());
+    keys_.resize(config_.keys.size());
+    raw_values_.resize(all_columns_.size());
+    timestamp_cache_.resize(all_columns_.size());
+    plain_key_ = config_.keys.size() == 1 && config_.keys[0].column.kind != sink_kind::timestamp;
+    max_in_flight_ = static_cast<size_t>(config_.batch_size) * kWindowBatches;
     if (config_.format == sink_format::avro) encoding.schema_id = register_schema(encoding.columns);
     if (worker_stop_requested) return;
     encoder_ = make_sink_encoder(encoding);
     producer_ = std::make_unique<producer>(config_.brokers, producer_properties());
     producer_->set_close_timeout(std::chrono::milliseconds(1000));
+    producer_->set_delivery_listener([this](uint64_t tag, rd_kafka_resp_err_t err) { on_delivery(tag, err); });
+    int wakeup = producer_->wakeup_fd();
+    pg_call([this, wakeup] {
+      MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+      wait_set_ = CreateWaitEventSet(TopMemoryContext, 3);
+      AddWaitEventToSet(wait_set_, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, nullptr);
+      AddWaitEventToSet(wait_set_, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, nullptr, nullptr);
+      AddWaitEventToSet(wait_set_, WL_SOCKET_READABLE, wakeup, nullptr, nullptr);
+      row_context_ = AllocSetContextCreate(TopMemoryContext, "streamrec sink row", ALLOCSET_DEFAULT_SIZES);
+      MemoryContextSwitchTo(old);
+    });
     set_state("running");
     while (!worker_stop_requested) {
       reload_config_if_requested();
-      bool more = false;
+      bool busy = false;
       try {
-        more = send_batch();
+        busy = step(false);
         failures_ = 0;
       } catch (const PgError& e) {
         recover_from_failure(e.what());
@@ -327,12 +624,16 @@ class SinkWorker {
         if (e.fatal()) throw;
         recover_from_failure(e.what());
       }
-      if (!more) backoff_on_latch(0, kIdlePollMs, kIdlePollMs);
+      if (!busy) wait_for_work();
     }
     set_state("stopping");
+    finish_in_flight();
   }
 
-  void set_state(const char* state, const std::string& error = {}) { set_worker_state(launch_.slot, state, error); }
+  void set_state(const char* state, const std::string& error = {}) {
+    state_ = state;
+    set_worker_state(launch_.slot, state, error);
+  }
 
  private:
   producer::properties producer_properties() const {
@@ -343,6 +644,8 @@ class SinkWorker {
         // the outbox), and are delivered in order once it is back.
         {"message.timeout.ms", "0"},
         {"linger.ms", "2"},
+        // The whole window fits librdkafka's queue: producing never waits for queue space.
+        {"queue.buffering.max.messages", std::to_string(std::max<size_t>(100000, max_in_flight_ + 1000))},
         // Java clients' partitioner: the same key lands on the same partition as theirs would.
         {"partitioner", "murmur2_random"},
         {"client.id", "pg_streamrec-sink-" + config_.name},
@@ -371,155 +674,376 @@ class SinkWorker {
     return 0;
   }
 
-  // Reads, encodes, produces and acknowledges one batch. True when the outbox may hold more.
-  bool send_batch() {
-    std::vector<Message> messages;
-    std::vector<FailedRow> failed;
-    size_t read = read_batch(messages, failed);
-    if (read == 0) {
-      set_state("running");
-      return false;
-    }
-    size_t produced = 0;
-    for (Message& m : messages) {
-      try {
-        producer_->produce(config_.topic, m.key ? std::optional<std::string_view>(*m.key) : std::nullopt, m.value);
-        produced++;
-      } catch (const kafka_error& e) {
-        if (e.code() != RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE) throw;
-        failed.push_back({m.id, e.what()});
-        m.id = -1;  // not sent
-      }
-    }
-    uint64_t failed_before = producer_->failed();
-    if (!wait_for_acknowledgements()) return false;  // stopping: the rows stay in the outbox
-    if (producer_->failed() != failed_before) {
-      // Some message was refused for good (librdkafka retries transient errors forever here).
-      // Nothing is deleted: the batch is sent again, duplicates rather than a loss.
-      std::string error = producer_->take_delivery_error().value_or("delivery failed");
-      throw Error(ERRCODE_CONNECTION_FAILURE, "delivery to topic \"" + config_.topic + "\" failed: " + error);
-    }
-    acknowledge(messages, failed);
-    record_batch(produced, failed);
-    return read >= static_cast<size_t>(config_.batch_size);
+  // Delivery reports (served by poll on this thread): count them against their batch. Reports
+  // of batches given up by recover_from_failure find no batch and are ignored.
+  void on_delivery(uint64_t seq, rd_kafka_resp_err_t err) {
+    if (window_.empty() || seq < window_.front().seq || seq > window_.back().seq) return;
+    InFlightBatch& batch = window_[seq - window_.front().seq];
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+      batch.acknowledged++;
+    else
+      batch.refused++;
   }
 
-  // One read-only transaction: the next batch of pending outbox rows, encoded.
-  size_t read_batch(std::vector<Message>& messages, std::vector<FailedRow>& failed) {
+  size_t rows_in_flight() const {
+    size_t rows = 0;
+    for (const InFlightBatch& b : window_) rows += b.tids.size();
+    return rows;
+  }
+
+  // One turn: serve acknowledgements; in one transaction read, encode and produce the next
+  // batch (when the window has room and the outbox may hold rows) and delete the rows of the
+  // batches acknowledged in full. True when it did something and should go on at once.
+  bool step(bool stopping) {
+    producer_->clear_wakeup();
+    producer_->poll();
+    producer_->throw_if_fatal();
+    size_t retiring = 0;
+    for (const InFlightBatch& b : window_) {
+      if (!b.complete()) break;
+      if (b.refused > 0) {
+        // Some message was refused for good (librdkafka retries transient errors forever here).
+        // Nothing from this batch on is deleted: it is read and sent again, duplicates rather
+        // than a loss.
+        std::string error = producer_->take_delivery_error().value_or("delivery failed");
+        throw Error(ERRCODE_CONNECTION_FAILURE, "delivery to topic \"" + config_.topic + "\" failed: " + error);
+      }
+      retiring++;
+    }
+    report_broker_wait();
+    auto now = std::chrono::steady_clock::now();
+    bool may_read = !stopping && now >= next_read_at_ && rows_in_flight() + config_.batch_size <= max_in_flight_;
+    if (retiring == 0 && !may_read) return false;
+
     begin_transaction();
+    bool full = false;
+    if (may_read) {
+      check_select_privilege();
+      read_and_produce(full);
+    }
+    if (retiring > 0) acknowledge(retiring);
+    commit_transaction();
+    for (size_t i = 0; i < retiring; i++) {
+      record_batch(window_.front());
+      window_.pop_front();
+    }
+    if (may_read) next_read_at_ = full ? now : now + std::chrono::milliseconds(kIdlePollMs);
+    if (state_ != "running" && (window_.empty() || !overdue(window_.front()))) set_state("running");
+    return full || retiring > 0;
+  }
+
+  void check_select_privilege() {
     Oid relation = config_.relation;
     AclResult select_ok = pg_call([relation] { return pg_class_aclcheck(relation, GetUserId(), ACL_SELECT); });
     if (select_ok != ACLCHECK_OK)
       throw Error(ERRCODE_INSUFFICIENT_PRIVILEGE, "permission denied to read the sink's relation", "",
                   "The worker runs as the sink's owner; GRANT SELECT on the relation to that role.");
-    if (spi_exec(config_.select_sql.c_str(),
-                 {{TEXTOID, text_datum(config_.name), false}, {INT4OID, Int32GetDatum(config_.batch_size), false}},
-                 true) != SPI_OK_SELECT)
-      throw Error(ERRCODE_INTERNAL_ERROR, "cannot read streamrec.sink_outbox");
-    uint64 rows = SPI_processed;
-    messages.reserve(rows);
-    std::vector<sink_value> values(config_.values.size());
-    std::vector<sink_value> keys(config_.keys.size());
-    for (uint64 row = 0; row < rows; row++) {
-      bool null = false;
-      int r = static_cast<int>(row);
-      int64 id = DatumGetInt64(pg_call([r, &null] {
-        bool is_null = false;
-        Datum v = SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &is_null);
-        null = is_null;
-        return v;
-      }));
-      ItemPointerData tid = *reinterpret_cast<ItemPointer>(DatumGetPointer(pg_call([r] {
-        bool is_null = false;
-        return SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2, &is_null);
-      })));
-      int column = 3;
-      for (size_t i = 0; i < values.size(); i++) read_value(config_.values[i], row, column++, values[i]);
-      for (size_t i = 0; i < keys.size(); i++) read_value(config_.keys[i], row, column++, keys[i]);
-      Message m{id, tid, std::nullopt, {}};
-      try {
-        if (!keys.empty()) m.key = encode_sink_key(key_columns_, keys);
-        encoder_->encode(values, m.value);
-        messages.push_back(std::move(m));
-      } catch (const format_error& e) {
-        failed.push_back({id, e.what()});
-      }
+  }
+
+  // Reads one batch (rows committed late into a range already passed, else the rows after the
+  // last id read), encodes and produces it. Sets `full` when it hit the batch size.
+  size_t read_and_produce(bool& full) {
+    Snapshot snapshot = pg_call([] { return GetActiveSnapshot(); });
+    LateRange* late = resolvable_late_range(snapshot);
+    int64 above = late != nullptr ? late->lo : cursor_;
+    int64 up_to = late != nullptr ? late->hi : INT64_MAX;
+    if (read_plan_ == nullptr) prepare_plans();
+    Datum args[4] = {name_datum_, Int64GetDatum(above), Int64GetDatum(up_to), Int64GetDatum(config_.batch_size)};
+    SPIPlanPtr plan = read_plan_;
+    int rc = pg_call([plan, &args] { return SPI_execute_plan(plan, args, nullptr, true, 0); });
+    if (rc != SPI_OK_SELECT) throw Error(ERRCODE_INTERNAL_ERROR, "cannot read streamrec.sink_outbox");
+    size_t rows = SPI_processed;
+    full = rows >= static_cast<size_t>(config_.batch_size);
+    if (rows == 0) {
+      if (late != nullptr) late_.erase(late_.begin() + (late - late_.data()));
+      return 0;
     }
-    commit_transaction();
+    InFlightBatch& batch = window_.emplace_back();
+    batch.seq = next_seq_++;
+    batch.tids.reserve(rows);
+    produce_rows(rows, batch);
+    batch.sent_at = std::chrono::steady_clock::now();
+    if (late != nullptr) {
+      late->lo = batch.max_id;
+      if (!full) late_.erase(late_.begin() + (late - late_.data()));
+      full = true;  // other late ranges or new rows may be waiting: look again at once
+    } else {
+      remember_running_transactions(snapshot, cursor_, batch.max_id);
+      cursor_ = batch.max_id;
+    }
     return rows;
   }
 
-  // Serves delivery reports until the broker acknowledged every message; says so in
-  // sink_stats while it waits. False when the worker is asked to stop meanwhile.
-  bool wait_for_acknowledgements() {
-    auto started = std::chrono::steady_clock::now();
-    bool reported = false;
-    while (!producer_->flush(std::chrono::milliseconds(100))) {
-      pg_call([] { CHECK_FOR_INTERRUPTS(); });
-      if (worker_stop_requested) return false;
-      producer_->throw_if_fatal();
-      if (!reported && std::chrono::steady_clock::now() - started > std::chrono::seconds(1)) {
-        std::string why = producer_->last_client_error();
-        set_state("waiting for broker", why.empty() ? "no acknowledgement from the broker yet" : why);
-        reported = true;
+  void produce_rows(size_t rows, InFlightBatch& batch) {
+    RowColumns columns{all_columns_.data(), static_cast<int>(all_columns_.size())};
+    RawRow* raw = &raw_row_;
+    raw->values = raw_values_.data();
+    MemoryContext row_context = row_context_;
+    for (size_t r = 0; r < rows; r++) {
+      int64 id = 0;
+      ItemPointerData tid;
+      int row = static_cast<int>(r);
+      pg_call([row_context, row, &columns, raw, &id, &tid] {
+        MemoryContextReset(row_context);
+        MemoryContext old = MemoryContextSwitchTo(row_context);
+        raw->elements = nullptr;
+        raw->element_capacity = 0;
+        extract_row(row, &columns, raw, &id, &tid);
+        MemoryContextSwitchTo(old);
+      });
+      batch.min_id = std::min(batch.min_id, id);
+      batch.max_id = std::max(batch.max_id, id);
+      try {
+        size_t v = 0;
+        for (; v < values_.size(); v++)
+          to_sink_value(config_.values[v], *raw, raw->values[v], timestamp_cache_[v], values_[v]);
+        for (size_t k = 0; k < keys_.size(); k++)
+          to_sink_value(config_.keys[k], *raw, raw->values[v + k], timestamp_cache_[v + k], keys_[k]);
+        StagedMessage m{id, tid, false, staged_bytes_.size(), 0, 0, 0};
+        if (plain_key_) {
+          if (!keys_[0].null) {
+            m.has_key = true;
+            staged_bytes_ += keys_[0].text;
+          }
+        } else if (!keys_.empty()) {
+          key_ = encode_sink_key(key_columns_, keys_);
+          if (key_) {
+            m.has_key = true;
+            staged_bytes_ += *key_;
+          }
+        }
+        m.key_length = staged_bytes_.size() - m.key_offset;
+        m.value_offset = staged_bytes_.size();
+        value_.clear();
+        encoder_->encode(values_, value_);
+        staged_bytes_ += value_;
+        m.value_length = value_.size();
+        staged_.push_back(m);
+      } catch (const format_error& e) {
+        staged_bytes_.resize(staged_.empty() ? 0 : staged_.back().value_offset + staged_.back().value_length);
+        batch.failed.push_back({id, e.what()});
       }
+      if (staged_.size() == kProduceChunk) produce_staged(batch);
     }
-    if (reported) set_state("running");
-    return true;
+    produce_staged(batch);
   }
 
-  // One transaction: delivered rows leave the outbox, unencodable ones keep their reason.
-  void acknowledge(const std::vector<Message>& messages, const std::vector<FailedRow>& failed) {
-    std::vector<ItemPointerData> sent;
-    sent.reserve(messages.size());
-    int64 low = INT64_MAX, high = INT64_MIN;
-    for (const Message& m : messages) {
-      if (m.id < 0) continue;
-      sent.push_back(m.tid);
-      low = std::min(low, m.id);
-      high = std::max(high, m.id);
+  // Hands the staged messages to librdkafka in one call.
+  void produce_staged(InFlightBatch& batch) {
+    chunk_.clear();
+    for (const StagedMessage& m : staged_) {
+      producer::batch_message out;
+      if (m.has_key) out.key = std::string_view(staged_bytes_).substr(m.key_offset, m.key_length);
+      out.value = std::string_view(staged_bytes_).substr(m.value_offset, m.value_length);
+      out.tag = batch.seq;
+      chunk_.push_back(out);
     }
-    begin_transaction();
-    Datum name = text_datum(config_.name);
+    std::vector<producer::refused_message> refused = producer_->produce_batch(config_.topic, chunk_);
+    size_t next_refused = 0;
+    for (size_t i = 0; i < staged_.size(); i++) {
+      if (next_refused < refused.size() && refused[next_refused].index == i) {
+        batch.failed.push_back(
+            {staged_[i].id, std::string("Kafka refused the message: ") + rd_kafka_err2str(refused[next_refused].err)});
+        next_refused++;
+        continue;
+      }
+      batch.tids.push_back(staged_[i].tid);
+    }
+    staged_.clear();
+    staged_bytes_.clear();
+  }
+
+  void prepare_plans() {
+    name_datum_ = pg_call([this] {
+      MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+      Datum d = PointerGetDatum(cstring_to_text_with_len(config_.name.data(), static_cast<int>(config_.name.size())));
+      MemoryContextSwitchTo(old);
+      return d;
+    });
+    Oid read_types[4] = {TEXTOID, INT8OID, INT8OID, INT8OID};
+    read_plan_ = keep_plan(config_.select_sql.c_str(), 4, read_types);
     // Only this worker updates outbox rows, so a row read keeps its ctid until deleted; the id
     // range guards against a slot reused after someone else deleted a row meanwhile (a row
     // inserted later has a higher id).
-    if (!sent.empty() &&
-        spi_exec("DELETE FROM streamrec.sink_outbox WHERE ctid = ANY ($2) AND sink = $1 AND id BETWEEN $3 AND $4",
-                 {{TEXTOID, name, false},
-                  {TIDARRAYOID, tid_array_datum(sent), false},
-                  {INT8OID, Int64GetDatum(low), false},
-                  {INT8OID, Int64GetDatum(high), false}},
-                 false) != SPI_OK_DELETE)
-      throw Error(ERRCODE_INTERNAL_ERROR, "cannot delete from streamrec.sink_outbox");
-    for (const FailedRow& f : failed) {
-      if (spi_exec("UPDATE streamrec.sink_outbox SET error = $3 WHERE sink = $1 AND id = $2",
-                   {{TEXTOID, name, false}, {INT8OID, Int64GetDatum(f.id), false}, {TEXTOID, text_datum(f.error), false}},
-                   false) != SPI_OK_UPDATE)
-        throw Error(ERRCODE_INTERNAL_ERROR, "cannot flag a failed row in streamrec.sink_outbox");
-    }
-    commit_transaction();
+    Oid delete_types[4] = {TEXTOID, TIDARRAYOID, INT8OID, INT8OID};
+    delete_plan_ =
+        keep_plan("DELETE FROM streamrec.sink_outbox WHERE ctid = ANY ($2) AND sink = $1 AND id BETWEEN $3 AND $4", 4,
+                  delete_types);
+    Oid flag_types[3] = {TEXTOID, INT8OID, TEXTOID};
+    flag_plan_ = keep_plan("UPDATE streamrec.sink_outbox SET error = $3 WHERE sink = $1 AND id = $2", 3, flag_types);
   }
 
-  void record_batch(size_t produced, const std::vector<FailedRow>& failed) {
+  static SPIPlanPtr keep_plan(const char* sql, int nargs, Oid* types) {
+    return pg_call([sql, nargs, types] {
+      SPIPlanPtr plan = SPI_prepare(sql, nargs, types);
+      if (plan == nullptr) elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql, SPI_result_code_string(SPI_result));
+      if (SPI_keepplan(plan) != 0) elog(ERROR, "SPI_keepplan failed");
+      return plan;
+    });
+  }
+
+  // Whether `xid` may still be running as far as `snapshot` knows.
+  static bool running(TransactionId xid, Snapshot snapshot) {
+    return pg_call([xid, snapshot] { return XidInMVCCSnapshot(xid, snapshot); });
+  }
+
+  // After a read of ids (lo, hi]: the transactions the read could not see the end of. Any row
+  // they add has an id above hi unless they held ids already (the outbox sequence hands them out
+  // in time order), and then they are in this list.
+  void remember_running_transactions(Snapshot snapshot, int64 lo, int64 hi) {
+    TransactionId next = pg_call([] { return ReadNextTransactionId(); });
+    if (snapshot->xcnt == 0 && snapshot->xmax == next) return;
+    LateRange range{lo, hi, std::vector<TransactionId>(snapshot->xip, snapshot->xip + snapshot->xcnt), snapshot->xmax,
+                    next};
+    if (late_.size() < kMaxLateRanges) {
+      late_.push_back(std::move(range));
+      return;
+    }
+    // A transaction that stays open (say, a prepared one) holds every range back; the newest
+    // range then takes in this one rather than the list growing with each read. The ids between
+    // them hold no row to find: that read saw no transaction running.
+    LateRange& last = late_.back();
+    std::vector<TransactionId> still_running;
+    for (TransactionId xid : last.running)
+      if (running(xid, snapshot)) still_running.push_back(xid);
+    if (last.unseen_to - last.unseen_from <= 1024) {
+      for (TransactionId xid = last.unseen_from; xid != last.unseen_to;) {
+        if (running(xid, snapshot)) still_running.push_back(xid);
+        TransactionIdAdvance(xid);
+      }
+      last.unseen_from = range.unseen_from;
+    }
+    for (TransactionId xid : range.running)
+      if (std::find(still_running.begin(), still_running.end(), xid) == still_running.end())
+        still_running.push_back(xid);
+    last.running = std::move(still_running);
+    last.unseen_to = range.unseen_to;
+    last.hi = hi;
+  }
+
+  // A late range whose transactions all ended (as of this transaction's snapshot) and of which
+  // no batch is in flight, or nullptr.
+  LateRange* resolvable_late_range(Snapshot snapshot) {
+    for (size_t i = 0; i < late_.size(); i++) {
+      if (!resolvable(late_[i], late_[i].lo, snapshot)) continue;
+      // Resolvable neighbours join it: one read covers them all (the ids between them that no
+      // range holds are deleted or were never this sink's).
+      size_t last = i;
+      while (last + 1 < late_.size() && resolvable(late_[last + 1], late_[i].lo, snapshot)) last++;
+      late_[i].hi = late_[last].hi;
+      late_[i].running.clear();
+      late_[i].unseen_from = late_[i].unseen_to;
+      late_.erase(late_.begin() + static_cast<std::ptrdiff_t>(i) + 1,
+                  late_.begin() + static_cast<std::ptrdiff_t>(last) + 1);
+      return &late_[i];
+    }
+    return nullptr;
+  }
+
+  // Whether `range` may be read again: its transactions ended and no batch in flight holds ids
+  // in (from, range.hi].
+  bool resolvable(const LateRange& range, int64 from, Snapshot snapshot) const {
+    for (const InFlightBatch& b : window_)
+      if (b.max_id > from && b.min_id <= range.hi) return false;
+    for (TransactionId xid : range.running)
+      if (running(xid, snapshot)) return false;
+    uint32 unseen = range.unseen_to - range.unseen_from;
+    if (unseen > 1024) return TransactionIdFollowsOrEquals(snapshot->xmin, range.unseen_to);
+    for (TransactionId xid = range.unseen_from; xid != range.unseen_to;) {
+      if (running(xid, snapshot)) return false;
+      TransactionIdAdvance(xid);
+    }
+    return true;
+  }
+
+  // Delivered rows of the first `count` batches leave the outbox, unencodable ones keep their
+  // reason; in the caller's transaction.
+  void acknowledge(size_t count) {
+    for (size_t i = 0; i < count; i++) {
+      const InFlightBatch& batch = window_[i];
+      if (!batch.tids.empty()) {
+        Datum args[4] = {name_datum_, tid_array_datum(batch.tids), Int64GetDatum(batch.min_id),
+                         Int64GetDatum(batch.max_id)};
+        SPIPlanPtr plan = delete_plan_;
+        if (pg_call([plan, &args] { return SPI_execute_plan(plan, args, nullptr, false, 0); }) != SPI_OK_DELETE)
+          throw Error(ERRCODE_INTERNAL_ERROR, "cannot delete from streamrec.sink_outbox");
+      }
+      for (const FailedRow& f : batch.failed) {
+        Datum args[3] = {name_datum_, Int64GetDatum(f.id), text_datum(f.error)};
+        SPIPlanPtr plan = flag_plan_;
+        if (pg_call([plan, &args] { return SPI_execute_plan(plan, args, nullptr, false, 0); }) != SPI_OK_UPDATE)
+          throw Error(ERRCODE_INTERNAL_ERROR, "cannot flag a failed row in streamrec.sink_outbox");
+      }
+    }
+  }
+
+  bool overdue(const InFlightBatch& batch) const {
+    return !batch.complete() && std::chrono::steady_clock::now() - batch.sent_at > kBrokerPatience;
+  }
+
+  void report_broker_wait() {
+    if (window_.empty() || !overdue(window_.front()) || state_ == "waiting for broker") return;
+    std::string why = producer_->last_client_error();
+    set_state("waiting for broker", why.empty() ? "no acknowledgement from the broker yet" : why);
+  }
+
+  // Sleeps until a delivery report, the latch, or the next look at the outbox.
+  void wait_for_work() {
+    long timeout = 100;
+    if (rows_in_flight() + config_.batch_size <= max_in_flight_) {
+      // Rounded up: a wait of 0 ms until the next read would spin.
+      auto until = std::chrono::ceil<std::chrono::milliseconds>(next_read_at_ - std::chrono::steady_clock::now());
+      timeout = std::clamp<long>(until.count(), 1, kIdlePollMs);
+    }
+    WaitEventSet* set = wait_set_;
+    pg_call([set, timeout] {
+      WaitEvent event;
+      (void)WaitEventSetWait(set, timeout, &event, 1, PG_WAIT_EXTENSION);
+      ResetLatch(MyLatch);
+      CHECK_FOR_INTERRUPTS();
+    });
+  }
+
+  // Stopping (pause, drop, shutdown): gives the batches in flight a moment to be acknowledged
+  // and deleted, so a pause does not send them again later.
+  void finish_in_flight() {
+    if (!producer_) return;
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+    try {
+      while (!window_.empty() && std::chrono::steady_clock::now() < deadline) {
+        if (!step(true)) producer_->poll(std::chrono::milliseconds(10));
+      }
+    } catch (const std::exception&) {
+      abort_transaction();  // whatever is left is sent again by the next worker
+    }
+  }
+
+  void record_batch(const InFlightBatch& batch) {
     WorkerSlot* slot = worker_slot(launch_.slot);
     TimestampTz now = GetCurrentTimestamp();
+    size_t produced = batch.tids.size();
     SpinLockAcquire(&slot->mutex);
     slot->stats.messages += static_cast<int64>(produced);
     slot->stats.rows += static_cast<int64>(produced);
-    slot->stats.dead_letters += static_cast<int64>(failed.size());
+    slot->stats.dead_letters += static_cast<int64>(batch.failed.size());
     slot->stats.batches++;
     if (produced > 0) slot->stats.last_message_at = now;
-    if (!failed.empty()) {
-      std::string error = "outbox row " + std::to_string(failed.back().id) + ": " + failed.back().error;
+    if (!batch.failed.empty()) {
+      std::string error = "outbox row " + std::to_string(batch.failed.back().id) + ": " + batch.failed.back().error;
       strlcpy(slot->stats.last_error, error.c_str(), sizeof slot->stats.last_error);
       slot->stats.last_error_at = now;
     }
     SpinLockRelease(&slot->mutex);
   }
 
+  // Gives up the batches in flight (their messages may still arrive: duplicates, not losses)
+  // and reads the outbox again from its start.
   void recover_from_failure(const std::string& error) {
     abort_transaction();
+    window_.clear();
+    late_.clear();
+    cursor_ = 0;
+    next_read_at_ = {};
     set_state("retrying", error);
     backoff_on_latch(++failures_, 200, 10000);
   }
@@ -527,9 +1051,40 @@ class SinkWorker {
   WorkerLaunch launch_;
   SinkConfig config_;
   std::vector<sink_column> key_columns_;
+  std::vector<const FetchedColumn*> all_columns_;  // values then keys
   std::unique_ptr<sink_encoder> encoder_;
-  std::unique_ptr<producer> producer_;
+  std::string state_;
   int failures_ = 0;
+
+  // Per-row scratch, reused.
+  std::vector<RawValue> raw_values_;
+  std::vector<TimestampCache> timestamp_cache_;  // per column, values then keys
+  RawRow raw_row_{};
+  std::vector<sink_value> values_;
+  std::vector<sink_value> keys_;
+  std::optional<std::string> key_;
+  std::string value_;
+  std::vector<StagedMessage> staged_;
+  std::string staged_bytes_;
+  std::vector<producer::batch_message> chunk_;
+  bool plain_key_ = false;  // one non-timestamp key column: the key is its text
+
+  // PostgreSQL objects kept across transactions.
+  SPIPlanPtr read_plan_ = nullptr;
+  SPIPlanPtr delete_plan_ = nullptr;
+  SPIPlanPtr flag_plan_ = nullptr;
+  Datum name_datum_ = 0;
+  MemoryContext row_context_ = nullptr;
+  WaitEventSet* wait_set_ = nullptr;  // the latch, postmaster death, delivery reports
+
+  // The window; declared before the producer, whose reports it counts.
+  std::deque<InFlightBatch> window_;
+  std::vector<LateRange> late_;
+  uint64_t next_seq_ = 1;
+  int64 cursor_ = 0;  // the highest outbox id read in order
+  size_t max_in_flight_ = 0;
+  std::chrono::steady_clock::time_point next_read_at_{};
+  std::unique_ptr<producer> producer_;
 };
 
 }  // namespace

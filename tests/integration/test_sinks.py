@@ -19,6 +19,22 @@ from confluent_kafka import Consumer, TopicPartition
 from harness import StreamTestCase, wait_for
 
 SEED_VALUE = b'user-27,"140,13,137,95,39,138","2024-06-28 13:01:55"'
+# What PostgreSQL prints for test_every_type_prints_as_postgresql_does's rows.
+EXPECTED_TYPED_CSV = [
+    (b'9007199254740993,2024-06-28 13:01:55.123456',
+     b'-7,9007199254740993,true,"t,,f","1,2,3,-4","a""b,c","2024-06-28 13:01:55.500000",'
+     b'"2024-06-28 13:01:55.123456",19.90,1e+300,2024-06-28,"{""x"": [1, ""y""]}",sku-1,"a,,c,d,",'
+     b'"1899-12-31 23:40:28","-43-03-15 12:00:00","10000-01-01 00:00:00"'),
+    (None, b',,,,,,,,,,,,,,,,')]
+EXPECTED_TYPED_JSON = [
+    (b'', b'{"i2":-7,"i8":9007199254740993,"b":true,"ba":[true,null,false],"ia":[1,2,3,-4],"v":"a\\"b,c",'
+          b'"ts":"2024-06-28T13:01:55.500Z","tz":"2024-06-28T13:01:55.123456Z","n":19.90,"f":1e+300,'
+          b'"d":"2024-06-28","j":{"x": [1, "y"]},"s":"sku-1","ta":["a",null,"c,d",""],'
+          b'"tz_old":"1899-12-31T23:40:28.000Z","tz_bc":"-43-03-15T12:00:00.000Z",'
+          b'"tz_far":"10000-01-01T00:00:00.000Z"}'),
+    (None, b'{"i2":null,"i8":null,"b":null,"ba":null,"ia":null,"v":null,"ts":null,"tz":null,"n":null,"f":null,'
+           b'"d":null,"j":null,"s":null,"ta":null,"tz_old":null,"tz_bc":null,"tz_far":null}')]
+
 SEED_INSERT = ("INSERT INTO {} VALUES ('user-27', ARRAY['140','13','137','95','39','138'], "
                "'2024-06-28 13:01:55+00')")
 
@@ -47,7 +63,8 @@ def consume(bootstrap, topic, count, timeout=30, partitions=1):
 
 class SinkTest(StreamTestCase):
     topics = {"sink.csv": 1, "sink.json": 1, "sink.avro": 1, "sink.rollback": 1, "sink.down": 1, "sink.kill": 4,
-              "sink.bad": 1, "sink.drop": 1}
+              "sink.bad": 1, "sink.drop": 1, "sink.types.csv": 1, "sink.types.json": 1, "sink.late": 1,
+              "sink.altered": 1, "sink.long": 1}
 
     def stats(self, name):
         rows = self.sql("SELECT row_to_json(s) FROM streamrec.sink_stats s WHERE name = %s", (name,))
@@ -112,6 +129,101 @@ class SinkTest(StreamTestCase):
         self.assertEqual(int(window_end.timestamp()), 1719579715)
         self.assertIsNone(decoded[0]["stock"])
         self.assertEqual((decoded[1]["product_ids"], decoded[1]["stock"], decoded[1]["rating"]), ([], 5, 4.5))
+
+    def test_every_type_prints_as_postgresql_does(self):
+        # The worker reads common types straight from the outbox's jsonb and the rest through
+        # jsonb_populate_record; both must print what PostgreSQL prints. Timestamps are captured
+        # in another zone, and some (year 1900 with a seconds offset, BC, year 10000) take the
+        # slow path.
+        self.sql("CREATE DOMAIN sku AS text CHECK (VALUE <> '')")
+        self.sql("CREATE TABLE typed (i2 smallint, i8 bigint, b boolean, ba boolean[], ia int[], v varchar(10), "
+                 "ts timestamp, tz timestamptz, n numeric(6,2), f float8, d date, j jsonb, s sku, ta text[], "
+                 "tz_old timestamptz, tz_bc timestamptz, tz_far timestamptz)")
+        self.sql("SELECT streamrec.create_sink('typed_csv', 'typed', 'sink.types.csv', 'csv', NULL, "
+                 "'{\"key\": [\"i8\", \"tz\"]}')")
+        self.sql("SELECT streamrec.create_sink('typed_json', 'typed', 'sink.types.json', 'json', NULL, "
+                 "'{\"key\": \"ia\"}')")
+        conn = self.cluster.connect()
+        with conn.cursor() as cur:
+            cur.execute("SET TimeZone = 'Europe/Amsterdam'")
+            cur.execute("INSERT INTO typed VALUES (-7, 9007199254740993, true, '{t,NULL,f}', '{{1,2},{3,-4}}', "
+                        "'a\"b,c', '2024-06-28 13:01:55.5', '2024-06-28 15:01:55.123456', 19.90, 1e300, "
+                        "'2024-06-28', '{\"x\": [1, \"y\"]}', 'sku-1', ARRAY['a', NULL, 'c,d', ''], "
+                        "'1900-01-01 00:00:00', '0044-03-15 12:00:00+00 BC', '10000-01-01 00:00:00+00')")
+            cur.execute("INSERT INTO typed (i2) VALUES (NULL)")
+        conn.close()
+        csv = [(k, v) for *_, k, v in consume(self.sandbox.bootstrap, "sink.types.csv", 2)]
+        json_ = [(k, v) for *_, k, v in consume(self.sandbox.bootstrap, "sink.types.json", 2)]
+        self.assertEqual(csv, EXPECTED_TYPED_CSV)
+        self.assertEqual(json_, EXPECTED_TYPED_JSON)
+        # Each live sink takes one of streamrec.max_workers (8): leave room for the other tests.
+        self.sql("SELECT streamrec.drop_sink('typed_csv'), streamrec.drop_sink('typed_json')")
+
+    def test_column_type_changed_while_rows_wait(self):
+        # Rows captured before an ALTER TYPE print as the new type does, as jsonb_populate_record
+        # would make them.
+        self.sql("CREATE TABLE altered (n int, flag boolean)")
+        self.sql("SELECT streamrec.create_sink('altered', 'altered', 'sink.altered')")
+        self.sql("SELECT streamrec.pause_sink('altered')")
+        wait_for(lambda: self.stats("altered")["pid"] is None, 10, what="paused worker gone")
+        self.sql("INSERT INTO altered VALUES (7, true)")
+        self.sql("ALTER TABLE altered ALTER COLUMN n TYPE text, ALTER COLUMN flag TYPE text")
+        self.sql("SELECT streamrec.resume_sink('altered')")
+        self.assertEqual([v for *_, v in consume(self.sandbox.bootstrap, "sink.altered", 1)], [b"7,true"])
+        self.sql("SELECT streamrec.drop_sink('altered')")
+
+    def test_rows_committed_out_of_id_order_are_produced(self):
+        # Outbox ids are handed out at insert, rows appear at commit: a transaction that commits
+        # after a later one has rows below ids the worker already went past.
+        self.sql("CREATE TABLE late_rows (seq int)")
+        self.sql("SELECT streamrec.create_sink('late', 'late_rows', 'sink.late')")
+        wait_for(lambda: self.stats("late")["state"] == "running", 20, what="late sink running")
+        slow = self.cluster.connect(autocommit=False)
+        aborted = self.cluster.connect(autocommit=False)
+        try:
+            with slow.cursor() as cur:
+                cur.execute("INSERT INTO late_rows SELECT g FROM generate_series(1, 3) g")
+            with aborted.cursor() as cur:
+                cur.execute("INSERT INTO late_rows VALUES (-1)")
+            self.sql("INSERT INTO late_rows SELECT g FROM generate_series(4, 6) g")
+            first = consume(self.sandbox.bootstrap, "sink.late", 3)
+            self.assertEqual([v for *_, v in first], [b"4", b"5", b"6"])
+            self.sql("INSERT INTO late_rows SELECT g FROM generate_series(7, 8) g")
+            self.assertEqual(len(consume(self.sandbox.bootstrap, "sink.late", 5)), 5)
+            aborted.rollback()
+            slow.commit()
+        finally:
+            slow.close()
+            aborted.close()
+        self.sql("INSERT INTO late_rows VALUES (9)")
+        messages = consume(self.sandbox.bootstrap, "sink.late", 9)
+        self.assertEqual(sorted(int(v) for *_, v in messages), list(range(1, 10)))  # none lost, none twice
+        self.assertEqual(self.wait_drained("late")["pending"], 0)
+        self.sql("SELECT streamrec.drop_sink('late')")
+
+    def test_a_transaction_open_across_many_reads_loses_nothing(self):
+        # The worker remembers a bounded number of id ranges it may have to read again; a
+        # transaction open across more reads than that merges them and still loses nothing.
+        self.sql("CREATE TABLE long_rows (seq int)")
+        self.sql("SELECT streamrec.create_sink('long', 'long_rows', 'sink.long')")
+        wait_for(lambda: self.stats("long")["state"] == "running", 20, what="long sink running")
+        open_txn = self.cluster.connect(autocommit=False)
+        try:
+            with open_txn.cursor() as cur:
+                cur.execute("INSERT INTO long_rows VALUES (0)")
+            conn = self.cluster.connect()
+            with conn.cursor() as cur:
+                for seq in range(1, 101):
+                    cur.execute("INSERT INTO long_rows VALUES (%s)", (seq,))
+                    time.sleep(0.012)  # one read each
+            conn.close()
+            self.assertEqual(len(consume(self.sandbox.bootstrap, "sink.long", 100)), 100)
+            open_txn.commit()
+        finally:
+            open_txn.close()
+        messages = consume(self.sandbox.bootstrap, "sink.long", 101)
+        self.assertEqual(sorted(int(v) for *_, v in messages), list(range(101)))  # none lost, none twice
+        self.sql("SELECT streamrec.drop_sink('long')")
 
     def test_rollback_produces_nothing(self):
         self.recs_table("recs_rb")

@@ -5,6 +5,7 @@
 // rdkafka_mock.h requires rdkafka.h first.
 #include <librdkafka/rdkafka_mock.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -119,6 +120,62 @@ TEST(Producer, DeliversKeysValuesAndTimestampsToMockCluster) {
     EXPECT_EQ(it->second, m.partition) << m.key;
   }
   EXPECT_EQ(unkeyed, 1);
+}
+
+// The sink worker acknowledges batches while later ones are in flight: each report carries the
+// tag given to produce(), and the wakeup descriptor lets it sleep until reports arrive.
+TEST(Producer, DeliveryReportsCarryTagsAndWakeTheCaller) {
+  producer p("", {{"test.mock.num.brokers", "1"}, {"linger.ms", "1"}});
+  rd_kafka_mock_cluster_t* cluster = rd_kafka_handle_mock_cluster(p.handle());
+  ASSERT_NE(cluster, nullptr);
+  ASSERT_EQ(rd_kafka_mock_topic_create(cluster, "tagged", 3, 1), RD_KAFKA_RESP_ERR_NO_ERROR);
+  std::map<uint64_t, int> acknowledged;
+  p.set_delivery_listener([&acknowledged](uint64_t tag, rd_kafka_resp_err_t err) {
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) acknowledged[tag]++;
+  });
+  const int fd = p.wakeup_fd();
+  ASSERT_GE(fd, 0);
+  EXPECT_EQ(p.wakeup_fd(), fd);
+  for (int i = 0; i < 30; ++i) p.produce("tagged", "k" + std::to_string(i), "v", RD_KAFKA_PARTITION_UA, 0, 1 + i / 10);
+
+  size_t reports = 0;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (reports < 30 && std::chrono::steady_clock::now() < deadline) {
+    pollfd wait{fd, POLLIN, 0};
+    ASSERT_GE(::poll(&wait, 1, 100), 0);
+    p.clear_wakeup();
+    p.poll();
+    reports = 0;
+    for (const auto& [tag, count] : acknowledged) reports += static_cast<size_t>(count);
+  }
+  EXPECT_EQ(acknowledged, (std::map<uint64_t, int>{{1, 10}, {2, 10}, {3, 10}}));
+}
+
+TEST(Producer, BatchKeepsOrderAndRefusesOnlyTheMessageTooLarge) {
+  producer p("", {{"test.mock.num.brokers", "1"}, {"linger.ms", "1"}, {"message.max.bytes", "1000"}});
+  rd_kafka_mock_cluster_t* cluster = rd_kafka_handle_mock_cluster(p.handle());
+  ASSERT_NE(cluster, nullptr);
+  ASSERT_EQ(rd_kafka_mock_topic_create(cluster, "batched", 1, 1), RD_KAFKA_RESP_ERR_NO_ERROR);
+  std::vector<std::string> values;
+  for (int i = 0; i < 100; ++i) values.push_back(i == 42 ? std::string(5000, 'x') : "value-" + std::to_string(i));
+  std::vector<producer::batch_message> batch;
+  for (const std::string& v : values) batch.push_back({std::string_view("key"), v, 7});
+  size_t tagged = 0;
+  p.set_delivery_listener([&tagged](uint64_t tag, rd_kafka_resp_err_t err) {
+    if (tag == 7 && err == RD_KAFKA_RESP_ERR_NO_ERROR) tagged++;
+  });
+  const std::vector<producer::refused_message> refused = p.produce_batch("batched", batch);
+  ASSERT_EQ(refused.size(), 1u);
+  EXPECT_EQ(refused[0].index, 42u);
+  EXPECT_EQ(refused[0].err, RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE);
+  ASSERT_TRUE(p.flush(std::chrono::seconds(10)));
+  EXPECT_EQ(tagged, 99u);
+  const auto messages = consume_all(rd_kafka_mock_cluster_bootstraps(cluster), "batched", 1, 99);
+  ASSERT_EQ(messages.size(), 99u);
+  for (size_t i = 0; i < messages.size(); ++i) {
+    EXPECT_EQ(messages[i].key, "key");
+    EXPECT_EQ(messages[i].value, "value-" + std::to_string(i < 42 ? i : i + 1));
+  }
 }
 
 TEST(Producer, InvalidPropertyThrowsAtConstruction) {

@@ -61,7 +61,7 @@ class csv_sink_encoder final : public sink_encoder {
       } else if (column.kind == sink_kind::timestamp) {
         require_finite(column, value);
         joined_.clear();
-        append_sql_timestamp(joined_, value.epoch_us, sql_precision(value.epoch_us));
+        timestamps_.append_sql(joined_, value.epoch_us, sql_precision(value.epoch_us));
         writer_.quoted_field(joined_);
       } else if (column.kind == sink_kind::boolean) {
         writer_.plain_field(is_true(value.text) ? "true" : "false");
@@ -81,6 +81,7 @@ class csv_sink_encoder final : public sink_encoder {
   std::string scratch_;
   csv_writer writer_;
   std::string joined_;
+  timestamp_formatter timestamps_;  // rows of a batch mostly share their second
 };
 
 class json_sink_encoder final : public sink_encoder {

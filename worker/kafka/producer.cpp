@@ -1,5 +1,10 @@
 #include "worker/kafka/producer.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <utility>
 
 namespace streamrec {
@@ -39,13 +44,20 @@ producer::producer(const std::string& bootstrap_servers, const properties& extra
 
 producer::~producer() {
   if (handle_ == nullptr) return;
+  listener_ = nullptr;  // its owner may be half destroyed already
   rd_kafka_flush(handle_, static_cast<int>(close_timeout_.count()));
   // Whatever did not make it in time is purged so destroy does not block on it; the purge
   // produces failed delivery reports, which the poll below counts.
   rd_kafka_purge(handle_, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
   rd_kafka_poll(handle_, 0);
   for (auto& entry : topics_) rd_kafka_topic_destroy(entry.second);
+  if (main_queue_ != nullptr) {
+    rd_kafka_queue_io_event_enable(main_queue_, -1, nullptr, 0);
+    rd_kafka_queue_destroy(main_queue_);
+  }
   rd_kafka_destroy(handle_);
+  for (int fd : wakeup_pipe_)
+    if (fd >= 0) ::close(fd);
 }
 
 rd_kafka_topic_t* producer::topic_handle(std::string_view topic) {
@@ -66,7 +78,7 @@ rd_kafka_topic_t* producer::topic_handle(std::string_view topic) {
 }
 
 void producer::produce(std::string_view topic, std::optional<std::string_view> key, std::string_view value,
-                       int32_t partition, int64_t timestamp_ms) {
+                       int32_t partition, int64_t timestamp_ms, uint64_t tag) {
   rd_kafka_topic_t* rkt = topic_handle(topic);
   // librdkafka's V_* macros cast their arguments unparenthesized: pass plain variables.
   void* key_data = key ? const_cast<char*>(key->data()) : nullptr;
@@ -78,7 +90,8 @@ void producer::produce(std::string_view topic, std::optional<std::string_view> k
     const rd_kafka_resp_err_t err =
         rd_kafka_producev(handle_, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_PARTITION(partition),
                           RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(key_data, key_size),
-                          RD_KAFKA_V_VALUE(value_data, value_size), RD_KAFKA_V_TIMESTAMP(timestamp_ms), RD_KAFKA_V_END);
+                          RD_KAFKA_V_VALUE(value_data, value_size), RD_KAFKA_V_TIMESTAMP(timestamp_ms),
+                          RD_KAFKA_V_OPAQUE(reinterpret_cast<void*>(static_cast<uintptr_t>(tag))), RD_KAFKA_V_END);
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) break;
     if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
       // Back-pressure: the broker is slower than we produce. Serving delivery reports frees
@@ -101,6 +114,51 @@ void producer::produce(std::string_view topic, std::optional<std::string_view> k
   }
 }
 
+std::vector<producer::refused_message> producer::produce_batch(std::string_view topic,
+                                                               const std::vector<batch_message>& messages) {
+  std::vector<refused_message> refused;
+  if (messages.empty()) return refused;
+  rd_kafka_topic_t* rkt = topic_handle(topic);
+  batch_.assign(messages.size(), rd_kafka_message_t{});
+  for (size_t i = 0; i < messages.size(); i++) {
+    const batch_message& m = messages[i];
+    rd_kafka_message_t& out = batch_[i];
+    out.payload = const_cast<char*>(m.value.data());
+    out.len = m.value.size();
+    out.key = m.key ? const_cast<char*>(m.key->data()) : nullptr;
+    out.key_len = m.key ? m.key->size() : 0;
+    out._private = reinterpret_cast<void*>(static_cast<uintptr_t>(m.tag));
+  }
+  rd_kafka_produce_batch(rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, batch_.data(),
+                         static_cast<int>(batch_.size()));
+  bool queue_was_full = false;
+  for (size_t i = 0; i < messages.size(); i++) {
+    const rd_kafka_resp_err_t err = batch_[i].err;
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      // Nothing frees queue space during the call, so the messages it found no room for are
+      // the last ones; one accepted after them would be out of order.
+      if (queue_was_full)
+        throw kafka_error("Kafka producer queue had room again within one batch (topic " + std::string(topic) +
+                              "): messages may be out of order",
+                          RD_KAFKA_RESP_ERR__QUEUE_FULL);
+      continue;
+    }
+    if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+      queue_was_full = true;
+      produce(topic, messages[i].key, messages[i].value, RD_KAFKA_PARTITION_UA, 0, messages[i].tag);
+      continue;
+    }
+    if (err == RD_KAFKA_RESP_ERR__FATAL) throw_if_fatal();
+    refused.push_back({i, err});
+  }
+  produced_since_poll_ += static_cast<uint32_t>(messages.size());
+  if (produced_since_poll_ >= poll_every_messages) {
+    produced_since_poll_ = 0;
+    rd_kafka_poll(handle_, 0);
+  }
+  return refused;
+}
+
 int producer::poll(std::chrono::milliseconds timeout) {
   produced_since_poll_ = 0;
   return rd_kafka_poll(handle_, static_cast<int>(timeout.count()));
@@ -109,6 +167,23 @@ int producer::poll(std::chrono::milliseconds timeout) {
 bool producer::flush(std::chrono::milliseconds timeout) {
   produced_since_poll_ = 0;
   return rd_kafka_flush(handle_, static_cast<int>(timeout.count())) == RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
+int producer::wakeup_fd() {
+  if (main_queue_ != nullptr) return wakeup_pipe_[0];
+  if (::pipe2(wakeup_pipe_, O_NONBLOCK | O_CLOEXEC) != 0)
+    throw kafka_error(std::string("cannot create the producer's wakeup pipe: ") + std::strerror(errno));
+  main_queue_ = rd_kafka_queue_get_main(handle_);
+  static const char byte = 1;
+  rd_kafka_queue_io_event_enable(main_queue_, wakeup_pipe_[1], &byte, 1);
+  return wakeup_pipe_[0];
+}
+
+void producer::clear_wakeup() {
+  if (main_queue_ == nullptr) return;
+  char buffer[64];
+  while (::read(wakeup_pipe_[0], buffer, sizeof buffer) > 0) {
+  }
 }
 
 std::optional<std::string> producer::take_delivery_error() {
@@ -129,9 +204,11 @@ void producer::throw_if_fatal() {
   }
 }
 
-// Runs inside rd_kafka_poll/flush: count and remember, nothing else.
+// Runs inside rd_kafka_poll/flush on the caller's thread: count, remember and tell the
+// listener, nothing else.
 void producer::on_delivery(rd_kafka_t* /*rk*/, const rd_kafka_message_t* message, void* opaque) {
   auto* self = static_cast<producer*>(opaque);
+  if (self->listener_) self->listener_(reinterpret_cast<uintptr_t>(message->_private), message->err);
   if (message->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
     self->delivered_.fetch_add(1, std::memory_order_relaxed);
     return;
