@@ -20,6 +20,8 @@ sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
 from harness import BUILD, Cluster, wait_for  # noqa: E402
 from sandbox import Sandbox  # noqa: E402
 
+from bench_util import rss_mb  # noqa: E402
+
 BYTES_PER_PARTITION = 4 * 1024 * 1024  # stay under the sandbox's 5 MiB per partition
 
 
@@ -33,17 +35,6 @@ def message_size(fmt):
                              "--products", "100000", "--users", "1000000", "--format", "json" if fmt == "json" else "csv",
                              "--output", "-", "--quiet"], check=True, stdout=subprocess.PIPE).stdout
     return len(sample) / 1000 + 40  # record overhead in the broker's log
-
-
-def rss_mb(pid):
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("RssAnon:"):  # private memory; shared buffers excluded
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return None
 
 
 def timed(fn):

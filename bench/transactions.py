@@ -29,6 +29,8 @@ sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
 from harness import BUILD, Cluster, wait_for  # noqa: E402
 from sandbox import Sandbox  # noqa: E402
 
+from bench_util import rss_mb  # noqa: E402
+
 BYTES_PER_PARTITION = 4 * 1024 * 1024  # stay under the sandbox's 5 MiB per partition
 SEED = 4
 
@@ -36,17 +38,6 @@ SEED = 4
 def datagen(kind, *args, stdout=None):
     return subprocess.run([os.path.join(BUILD, "streamrec-datagen"), kind, "--seed", str(SEED), "--quiet",
                            *map(str, args)], check=True, stdout=stdout)
-
-
-def rss_mb(pid):
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("RssAnon:"):  # private memory; shared buffers excluded
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return None
 
 
 def produced(cluster, name):
