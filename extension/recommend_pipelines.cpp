@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdio>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <tuple>
@@ -30,6 +31,8 @@ extern "C" {
 #include "commands/trigger.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "catalog/namespace.h"
 #include "utils/timestamp.h"
 }
 
@@ -142,27 +145,122 @@ std::vector<T> distinct(std::vector<T> values) {
   return values;
 }
 
-// The category of each of `products` that is in the inventory (whatever its stock).
+// ------------------------------------------------------------------------------------------
+// The inventory as the recommenders see it: each product's category, and the in-stock
+// candidates (rating >= min_rating) of the categories, best first. A full snapshot is kept in
+// the backend between batches for as long as no transaction that changed the inventory has
+// committed since it was read (inventory_generation()), so a steady stream of clicks reads the
+// inventory once, and an UPDATE is still honoured by the very next batch.
+// ------------------------------------------------------------------------------------------
+struct InventoryView {
+  std::unordered_map<std::string, std::string> category;  // product_id -> category
+  product_catalog catalog;
+};
+
+KeptPlan read_inventory(
+    "SELECT product_id, category, stock > 0 AND ($1::real IS NULL OR rating >= $1), rating"
+    " FROM streamrec.inventory WHERE category IS NOT NULL",
+    {FLOAT4OID});
 KeptPlan read_categories(
     "SELECT product_id, category FROM streamrec.inventory WHERE product_id = ANY($1) AND category IS NOT NULL",
     {TEXTARRAYOID});
-
-std::unordered_map<std::string, std::string> categories_of(const std::vector<std::string>& products) {
-  std::unordered_map<std::string, std::string> out;
-  if (products.empty()) return out;
-  uint64 n = read_categories.run({text_array(products)}, true);
-  std::vector<Cell> cells = fetch_result({true, true});
-  for (uint64 r = 0; r < n; r++) out.emplace(cells[r * 2].str(), cells[r * 2 + 1].str());
-  return out;
-}
-
-// ------------------------------------------------------------------------------------------
-// similar_products
-// ------------------------------------------------------------------------------------------
 KeptPlan read_candidates(
     "SELECT category, product_id, rating FROM streamrec.inventory"
     " WHERE category = ANY($1) AND stock > 0 AND ($2::real IS NULL OR rating >= $2)",
     {TEXTARRAYOID, FLOAT4OID});
+
+std::vector<Datum> min_rating_arg(std::optional<float> min_rating, std::vector<bool>* nulls) {
+  nulls->push_back(!min_rating.has_value());
+  return {Float4GetDatum(min_rating.value_or(0.0f))};
+}
+
+std::optional<float> rating_of(const Cell& cell) {
+  return cell.null ? std::nullopt : std::optional<float>(DatumGetFloat4(cell.value));
+}
+
+// Just what one batch needs: the categories of its products and those categories' candidates.
+std::shared_ptr<InventoryView> read_inventory_for(const std::vector<std::string>& products,
+                                                  std::optional<float> min_rating) {
+  auto view = std::make_shared<InventoryView>();
+  if (!products.empty()) {
+    uint64 n = read_categories.run({text_array(products)}, true);
+    std::vector<Cell> cells = fetch_result({true, true});
+    for (uint64 r = 0; r < n; r++) view->category.emplace(cells[r * 2].str(), cells[r * 2 + 1].str());
+  }
+  std::vector<std::string> categories;
+  for (auto& [product, cat] : view->category) categories.push_back(cat);
+  categories = distinct(std::move(categories));
+  if (!categories.empty()) {
+    std::vector<bool> nulls{false};
+    std::vector<Datum> args{text_array(categories)};
+    args.push_back(min_rating_arg(min_rating, &nulls)[0]);
+    uint64 n = read_candidates.run(args, true, nulls);
+    std::vector<Cell> cells = fetch_result({true, true, false});
+    for (uint64 r = 0; r < n; r++) {
+      const Cell* row = &cells[r * 3];
+      view->catalog.add(row[0].view(), row[1].view(), rating_of(row[2]));
+    }
+  }
+  view->catalog.finish();
+  return view;
+}
+
+std::shared_ptr<InventoryView> read_whole_inventory(std::optional<float> min_rating) {
+  auto view = std::make_shared<InventoryView>();
+  std::vector<bool> nulls;
+  uint64 n = read_inventory.run(min_rating_arg(min_rating, &nulls), true, nulls);
+  std::vector<Cell> cells = fetch_result({true, true, false, false});
+  view->category.reserve(n);
+  for (uint64 r = 0; r < n; r++) {
+    const Cell* row = &cells[r * 4];
+    view->category.emplace(row[0].str(), row[1].str());
+    if (DatumGetBool(row[2].value)) view->catalog.add(row[1].view(), row[0].view(), rating_of(row[3]));
+  }
+  view->catalog.finish();
+  return view;
+}
+
+class InventoryCache {
+ public:
+  // The inventory for a batch viewing `products` (distinct). `need_candidates` false: only the
+  // categories are used, so a snapshot read with any min_rating will do.
+  std::shared_ptr<const InventoryView> get(const std::vector<std::string>& products, std::optional<float> min_rating,
+                                           bool need_candidates) {
+    // Read the generation before the inventory: a change committed after this read bumps it
+    // again, so what we read is never kept past a change we did not see.
+    uint64 generation = inventory_generation();
+    Oid relation = pg_call([] { return get_relname_relid("inventory", get_namespace_oid("streamrec", false)); });
+    bool own_changes = inventory_changed_in_this_transaction();
+    bool current = kept_ && generation == kept_generation_ && relation == kept_relation_ && !own_changes;
+    if (current && (!need_candidates || kept_min_rating_ == min_rating)) return kept_;
+    // Reading everything pays off for a large batch, or when the inventory has been calm
+    // since the previous batch; a small batch while the inventory keeps changing reads only
+    // what it needs.
+    bool calm = generation == last_seen_generation_;
+    last_seen_generation_ = generation;
+    if (own_changes || (products.size() < kWholeInventoryBatch && !calm))
+      return read_inventory_for(products, min_rating);
+    kept_ = read_whole_inventory(min_rating);
+    kept_generation_ = generation;
+    kept_relation_ = relation;
+    kept_min_rating_ = min_rating;
+    return kept_;
+  }
+
+ private:
+  static constexpr std::size_t kWholeInventoryBatch = 1000;
+  std::shared_ptr<InventoryView> kept_;
+  uint64 kept_generation_ = 0;
+  Oid kept_relation_ = InvalidOid;
+  std::optional<float> kept_min_rating_;
+  uint64 last_seen_generation_ = 0;
+};
+
+InventoryCache inventory_cache;
+
+// ------------------------------------------------------------------------------------------
+// similar_products
+// ------------------------------------------------------------------------------------------
 KeptPlan read_bought("SELECT user_id, product_id FROM streamrec.user_purchases WHERE user_id = ANY($1)",
                      {TEXTARRAYOID});
 KeptPlan read_shown(
@@ -206,26 +304,11 @@ std::vector<Emitted> rank_views(const SimilarProductsConfig& cfg, const std::vec
     last = std::max(last, v.time);
   }
   users = distinct(std::move(users));
-  std::unordered_map<std::string, std::string> category = categories_of(distinct(std::move(products)));
-  timer.mark("categories");
-
-  std::vector<std::string> categories;
-  for (auto& [product, cat] : category) categories.push_back(cat);
-  categories = distinct(std::move(categories));
-  product_catalog catalog;
-  if (!categories.empty()) {
-    float min_rating = cfg.min_rating.value_or(0.0f);
-    uint64 n = read_candidates.run({text_array(categories), Float4GetDatum(min_rating)}, true,
-                                   {false, !cfg.min_rating.has_value()});
-    std::vector<Cell> cells = fetch_result({true, true, false});
-    for (uint64 r = 0; r < n; r++) {
-      const Cell* row = &cells[r * 3];
-      catalog.add(row[0].view(), row[1].view(),
-                  row[2].null ? std::nullopt : std::optional<float>(DatumGetFloat4(row[2].value)));
-    }
-  }
-  catalog.finish();
-  timer.mark("candidates");
+  std::shared_ptr<const InventoryView> inventory =
+      inventory_cache.get(distinct(std::move(products)), cfg.min_rating, true);
+  const std::unordered_map<std::string, std::string>& category = inventory->category;
+  const product_catalog& catalog = inventory->catalog;
+  timer.mark("inventory");
 
   std::unordered_map<std::string, std::vector<std::string>> bought;
   {
@@ -555,7 +638,9 @@ Datum category_affinity_trigger(FunctionCallInfo fcinfo) {
     std::vector<View> views = read_page_views(&counts.events);
     std::vector<std::string> products;
     for (const View& v : views) products.push_back(v.product);
-    std::unordered_map<std::string, std::string> category = categories_of(distinct(std::move(products)));
+    std::shared_ptr<const InventoryView> inventory =
+        inventory_cache.get(distinct(std::move(products)), std::nullopt, false);
+    const std::unordered_map<std::string, std::string>& category = inventory->category;
     // Keyed as the primary keys are, so rows are locked in one order by every writer.
     std::map<std::tuple<std::string_view, int64, std::string_view>, int64> per_bucket;
     std::map<std::pair<std::string_view, std::string_view>, int64> last_viewed;

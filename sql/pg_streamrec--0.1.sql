@@ -834,6 +834,12 @@ CREATE TABLE streamrec.pending_views (
     PRIMARY KEY (user_id, window_start)
 );
 CREATE INDEX pending_views_window_idx ON streamrec.pending_views (window_start);
+-- Pipelines keep what they read of the inventory between batches until a transaction that
+-- changed it commits: this statement trigger tells them (one call per statement, any role).
+CREATE FUNCTION streamrec._inventory_changed() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'streamrec_inventory_changed' LANGUAGE C;
+CREATE TRIGGER streamrec_inventory_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON streamrec.inventory
+    FOR EACH STATEMENT EXECUTE FUNCTION streamrec._inventory_changed();
 -- Candidates are read per category, best first.
 CREATE INDEX inventory_category_idx ON streamrec.inventory (category, rating DESC NULLS LAST, product_id);
 

@@ -92,6 +92,30 @@ UPDATE streamrec.inventory SET stock = 5 WHERE product_id = '2';
 UPDATE streamrec.inventory SET rating = 3.0 WHERE product_id = '4';
 UPDATE streamrec.inventory SET category = 'a' WHERE product_id = '5';
 
+-- A large batch reads the whole inventory and keeps it between batches; a committed change of
+-- the inventory (by anyone) is seen by the next batch, and a transaction's own change by its
+-- own clicks.
+INSERT INTO streamrec.inventory (product_id, category, stock, rating)
+SELECT 'big' || g, 'big', 1, 1 + (g % 7) * 0.5 FROM generate_series(1, 1500) g;
+INSERT INTO streamrec.clicks (user_id, product_id, event_time)
+SELECT 'bulk' || g, 'big' || g, '2024-06-28 15:00:00' FROM generate_series(1, 1500) g;
+SELECT product_ids FROM streamrec.recommendations WHERE user_id = 'bulk1';
+UPDATE streamrec.inventory SET rating = 9 WHERE product_id = 'big1001';
+INSERT INTO streamrec.clicks (user_id, product_id, event_time)
+SELECT 'bulk' || g, 'big' || g, '2024-06-28 15:00:01' FROM generate_series(1, 1500) g;
+SELECT product_ids FROM streamrec.recommendations WHERE user_id = 'bulk1';
+SELECT count(*) AS lists_led_by_big1001 FROM streamrec.recommendation_log
+WHERE window_end = '2024-06-28 15:00:01' AND product_ids[1] = 'big1001';
+BEGIN;
+UPDATE streamrec.inventory SET stock = 0 WHERE product_id = 'big1001';
+INSERT INTO streamrec.clicks (user_id, product_id, event_time)
+SELECT 'bulk' || g, 'big' || g, '2024-06-28 15:00:02' FROM generate_series(1, 1500) g;
+COMMIT;
+SELECT product_ids FROM streamrec.recommendations WHERE user_id = 'bulk1';
+SELECT count(*) AS lists_with_big1001 FROM streamrec.recommendation_log
+WHERE window_end = '2024-06-28 15:00:02' AND 'big1001' = ANY (product_ids);
+DELETE FROM streamrec.inventory WHERE category = 'big';
+
 -- min_rating drops unrated and low-rated candidates.
 SELECT streamrec.enable_pipeline('similar_products', '{"top_k": 10, "min_rating": 3.5, "repeats": "allow"}');
 INSERT INTO streamrec.clicks (user_id, product_id, event_time) VALUES ('u10', '1', '2024-06-28 14:04:00');
