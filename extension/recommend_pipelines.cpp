@@ -271,7 +271,7 @@ KeptPlan read_shown(
 KeptPlan write_log(
     "INSERT INTO streamrec.recommendation_log (user_id, product_ids, window_end, viewed_product_id, category)"
     " SELECT x.u, x.p::text[], x.w, x.v, x.c FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[],"
-    " $5::text[]) WITH ORDINALITY AS x(u, p, w, v, c, n) ORDER BY x.n",
+    " $5::text[]) AS x(u, p, w, v, c)",  // a function scan: rows (and so ids) in array order
     {TEXTARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID, TEXTARRAYOID, TEXTARRAYOID});
 KeptPlan write_latest(
     "INSERT INTO streamrec.recommendations AS r (user_id, product_ids, viewed_product_id, category, window_end, updated_at)"

@@ -802,7 +802,7 @@ CREATE TABLE streamrec.recommendations (
     category           text,
     window_end         timestamptz NOT NULL,
     updated_at         timestamptz NOT NULL DEFAULT now()
-);
+) WITH (fillfactor = 70);  -- room on each page for the next list of its users (HOT updates)
 CREATE TABLE streamrec.recommendation_log (
     id                 bigserial PRIMARY KEY,
     user_id            text NOT NULL,

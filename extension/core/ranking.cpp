@@ -14,8 +14,12 @@ std::optional<repeat_policy> parse_repeat_policy(std::string_view text) {
 
 void product_catalog::add(std::string_view category, std::string_view product_id, std::optional<float> rating) {
   if (finished_) throw std::logic_error("product_catalog::add after finish");
-  auto [it, inserted] = categories_.emplace(std::string(category), static_cast<std::uint32_t>(members_.size()));
-  if (inserted) members_.emplace_back();
+  auto it = categories_.find(category);
+  if (it == categories_.end()) {
+    std::string_view name = category_names_.emplace_back(category);
+    it = categories_.emplace(name, static_cast<std::uint32_t>(members_.size())).first;
+    members_.emplace_back();
+  }
   product p;
   p.id = std::string(product_id);
   p.rating = rating;
@@ -59,7 +63,7 @@ std::vector<std::string_view> product_catalog::rank(std::string_view category, s
                                                     repeat_policy repeats, int k) const {
   if (!finished_) throw std::logic_error("product_catalog::rank before finish");
   std::vector<std::string_view> out;
-  auto cat = categories_.find(std::string(category));
+  auto cat = categories_.find(category);
   if (cat == categories_.end() || k <= 0) return out;
   const std::vector<std::uint32_t>& members = members_[cat->second];
   const std::size_t want = static_cast<std::size_t>(k);

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -29,7 +30,7 @@ class product_catalog {
   void add(std::string_view category, std::string_view product_id, std::optional<float> rating);
   void finish();
 
-  bool has_category(std::string_view category) const { return categories_.count(std::string(category)) != 0; }
+  bool has_category(std::string_view category) const { return categories_.count(category) != 0; }
   std::size_t candidate_count() const { return products_.size(); }
 
   // The top k for a view of `viewed` in `category` by a user who bought `bought` and was shown
@@ -51,7 +52,8 @@ class product_catalog {
   std::vector<std::uint32_t> positions_in(std::uint32_t category, const std::vector<std::string_view>& ids) const;
 
   std::vector<product> products_;
-  std::unordered_map<std::string, std::uint32_t> categories_;      // name -> index
+  std::deque<std::string> category_names_;                          // stable storage for the keys below
+  std::unordered_map<std::string_view, std::uint32_t> categories_; // name -> index
   std::vector<std::vector<std::uint32_t>> members_;                // per category: products_, best first
   std::unordered_map<std::string_view, std::uint32_t> by_id_;      // product_id -> products_ index
   bool finished_ = false;
