@@ -868,6 +868,104 @@ CREATE TABLE streamrec.user_viewed_products (
 );
 CREATE INDEX user_viewed_products_time_idx ON streamrec.user_viewed_products (last_viewed);
 
+-- attribution (seed 002): each checkout with its first click in the lookback, and every emitted
+-- attribution (a first one, or a correction by a click that arrived late) for the sink. The
+-- lookback state is the clicks table itself, through clicks_attribution_idx (user_id,
+-- product_id, event_time, click_id), which enable_pipeline('attribution') builds and
+-- disable_pipeline drops, so the click stream pays for it only while attribution runs.
+CREATE TABLE streamrec.attributed_checkouts (
+    checkout_id    text PRIMARY KEY,
+    user_id        text NOT NULL,
+    user_name      text,                  -- NULL: user unknown when the checkout was processed
+    product_id     text NOT NULL,
+    checkout_time  timestamptz NOT NULL,
+    click_id       text,                  -- NULL (with click_time): no click qualifies
+    click_time     timestamptz,
+    updated_at     timestamptz NOT NULL DEFAULT now()
+);
+-- A click re-examines the checkouts of its user and product in [click time, + lookback].
+CREATE INDEX attributed_checkouts_lookup_idx ON streamrec.attributed_checkouts (user_id, product_id, checkout_time);
+CREATE INDEX attributed_checkouts_time_idx ON streamrec.attributed_checkouts (checkout_time);
+CREATE TABLE streamrec.attribution_log (
+    id             bigserial PRIMARY KEY,
+    checkout_id    text NOT NULL,
+    user_id        text NOT NULL,
+    user_name      text,
+    product_id     text NOT NULL,
+    checkout_time  timestamptz NOT NULL,
+    click_id       text,
+    click_time     timestamptz,
+    emitted_at     timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX attribution_log_emitted_idx ON streamrec.attribution_log USING brin (emitted_at) WITH (autosummarize = on);
+
+-- ratings (seed 003): test traffic apart, enriched live ratings, unhappy platinum customers,
+-- windowed counts (a window is final once its window_end <= the 'ratings' watermark in
+-- pipeline_clock), and per-product sums behind inventory.rating.
+CREATE TABLE streamrec.test_ratings (
+    rating_id    text,
+    user_id      text NOT NULL,
+    product_id   text,
+    stars        int NOT NULL,
+    channel      text,
+    message      text,
+    rating_time  timestamptz NOT NULL,
+    received_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX test_ratings_received_idx ON streamrec.test_ratings USING brin (received_at) WITH (autosummarize = on);
+CREATE TABLE streamrec.ratings_enriched (
+    rating_id    text,
+    customer_id  text NOT NULL,
+    product_id   text,
+    stars        int NOT NULL,
+    channel      text,
+    message      text,
+    rating_time  timestamptz NOT NULL,
+    full_name    text,
+    club_status  text,
+    email        text,
+    enriched_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX ratings_enriched_customer_idx ON streamrec.ratings_enriched (customer_id, rating_time);
+CREATE INDEX ratings_enriched_enriched_idx ON streamrec.ratings_enriched USING brin (enriched_at) WITH (autosummarize = on);
+CREATE TABLE streamrec.unhappy_customers (
+    rating_id    text,
+    customer_id  text NOT NULL,
+    full_name    text,
+    club_status  text,
+    email        text,
+    stars        int NOT NULL,
+    message      text,
+    channel      text,
+    rating_time  timestamptz NOT NULL,
+    detected_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX unhappy_customers_detected_idx ON streamrec.unhappy_customers USING brin (detected_at) WITH (autosummarize = on);
+CREATE TABLE streamrec.ratings_by_club_status (
+    window_start  timestamptz NOT NULL,
+    window_end    timestamptz NOT NULL,
+    club_status   text NOT NULL,          -- 'none' for a customer without one
+    ratings       bigint NOT NULL,
+    PRIMARY KEY (window_start, club_status)
+);
+CREATE TABLE streamrec.ratings_per_customer (
+    window_start  timestamptz NOT NULL,
+    window_end    timestamptz NOT NULL,
+    customer_id   text NOT NULL,
+    full_name     text,
+    ratings       bigint NOT NULL,
+    stars         int[] NOT NULL,         -- in arrival order
+    PRIMARY KEY (window_start, customer_id)
+);
+CREATE TABLE streamrec.product_ratings (
+    product_id  text PRIMARY KEY,
+    ratings     bigint NOT NULL,
+    stars       bigint NOT NULL           -- inventory.rating = stars / ratings
+);
+GRANT SELECT ON streamrec.attributed_checkouts, streamrec.attribution_log, streamrec.test_ratings,
+                streamrec.ratings_enriched, streamrec.unhappy_customers, streamrec.ratings_by_club_status,
+                streamrec.ratings_per_customer, streamrec.product_ratings TO PUBLIC;
+
 -- Pipeline state and results are written by the triggers (SECURITY DEFINER) and read by all.
 GRANT SELECT ON streamrec.recommendations, streamrec.recommendation_log, streamrec.user_purchases,
                 streamrec.pending_views, streamrec.trending_counts, streamrec.category_views,
@@ -890,6 +988,10 @@ BEGIN
             'emit', 'click', 'watermark_delay', '1 second', 'idle_timeout', '5 seconds', 'retention', '1 day')
         WHEN 'trending' THEN jsonb_build_object('window', '1 hour', 'top_n', 10, 'retention', '2 days')
         WHEN 'category_affinity' THEN jsonb_build_object('lookback', '24 hours', 'limit', 10, 'top_categories', 3)
+        WHEN 'attribution' THEN jsonb_build_object('lookback', '1 hour', 'retention', '1 day')
+        WHEN 'ratings' THEN jsonb_build_object(
+            'status_window', '1 minute', 'customer_window', '15 minutes', 'watermark_delay', '1 second',
+            'idle_timeout', '5 seconds', 'retention', '1 day', 'enriched_output_topic', NULL)
         WHEN 'item_transactions' THEN jsonb_build_object(
             'window', '1 minute', 'watermark_delay', '1 second', 'idle_timeout', '5 seconds', 'retention', '1 day',
             'alert_failure_ratio', 0.5, 'alert_min_transactions', 10,
@@ -898,7 +1000,7 @@ BEGIN
     IF defaults IS NULL THEN
         RAISE EXCEPTION 'pipeline "%" is not available in this version', pipeline
             USING ERRCODE = 'feature_not_supported',
-                  HINT = 'Available pipelines: similar_products, trending, category_affinity, item_transactions.';
+                  HINT = 'Available pipelines: similar_products, trending, category_affinity, attribution, ratings, item_transactions.';
     END IF;
     defaults := defaults || '{"output_topic": null, "output_format": "csv", "output_brokers": null, "output_options": {}}';
     IF options IS NULL OR jsonb_typeof(options) <> 'object' THEN
@@ -913,7 +1015,8 @@ BEGIN
     merged := defaults || options;
     FOR key, value IN SELECT * FROM jsonb_each(merged) LOOP
         CONTINUE WHEN jsonb_typeof(value) = 'null' AND key IN ('min_rating', 'output_topic', 'output_brokers',
-                                                               'query_output_topic', 'alert_output_topic');
+                                                               'query_output_topic', 'alert_output_topic',
+                                                               'enriched_output_topic');
         IF key IN ('top_k', 'top_n', 'limit', 'top_categories') THEN
             IF jsonb_typeof(value) <> 'number' OR value::numeric <> trunc(value::numeric)
                OR value::numeric < 1 OR value::numeric > 1000 THEN
@@ -944,12 +1047,14 @@ BEGIN
                     CASE key WHEN 'repeats' THEN 'demote puts recently shown products last, exclude drops them, allow ignores them.'
                              ELSE 'csv matches the seed''s output byte for byte.' END);
             END IF;
-        ELSIF key IN ('repeat_window', 'watermark_delay', 'idle_timeout', 'retention', 'window', 'lookback', 'emit') THEN
+        ELSIF key IN ('repeat_window', 'watermark_delay', 'idle_timeout', 'retention', 'window', 'lookback', 'emit',
+                     'status_window', 'customer_window') THEN
             CONTINUE WHEN key = 'emit' AND value = '"click"';
             BEGIN
                 IF jsonb_typeof(value) <> 'string' OR (value #>> '{}')::interval < interval '0'
                    OR ((value #>> '{}')::interval = interval '0'
-                       AND key IN ('window', 'lookback', 'emit', 'retention', 'idle_timeout')) THEN
+                       AND key IN ('window', 'lookback', 'emit', 'retention', 'idle_timeout', 'status_window',
+                                   'customer_window')) THEN
                     RAISE invalid_parameter_value;
                 END IF;
             EXCEPTION WHEN invalid_parameter_value OR invalid_datetime_format OR datetime_field_overflow
@@ -959,7 +1064,7 @@ BEGIN
                            CASE WHEN key = 'emit' THEN ' or "click"' ELSE '' END, value),
                     format('e.g. ''{"%s": "%s"}''', key, CASE WHEN key = 'emit' THEN '5 seconds' ELSE defaults ->> key END));
             END;
-        ELSIF key IN ('output_topic', 'output_brokers', 'query_output_topic', 'alert_output_topic') THEN
+        ELSIF key IN ('output_topic', 'output_brokers', 'query_output_topic', 'alert_output_topic', 'enriched_output_topic') THEN
             IF jsonb_typeof(value) <> 'string' OR value #>> '{}' = '' THEN
                 PERFORM streamrec._bad_argument(format('option "%s" must be a non-empty string, not %s', key, value),
                                                 'e.g. ''{"output_topic": "flink.recommended.products"}''');
@@ -983,6 +1088,9 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
         ('similar_products', 'streamrec_user_purchases'::name, 'streamrec.purchases'::regclass, 'streamrec._user_purchases_trigger'),
         ('trending', 'streamrec_trending'::name, 'streamrec.clicks'::regclass, 'streamrec._trending_trigger'),
         ('category_affinity', 'streamrec_category_affinity'::name, 'streamrec.clicks'::regclass, 'streamrec._category_affinity_trigger'),
+        ('attribution', 'streamrec_attribution_checkouts'::name, 'streamrec.checkouts'::regclass, 'streamrec._attribution_checkouts_trigger'),
+        ('attribution', 'streamrec_attribution_clicks'::name, 'streamrec.clicks'::regclass, 'streamrec._attribution_clicks_trigger'),
+        ('ratings', 'streamrec_ratings'::name, 'streamrec.ratings'::regclass, 'streamrec._ratings_trigger'),
         ('item_transactions', 'streamrec_item_transactions'::name, 'streamrec.item_transactions'::regclass, 'streamrec._item_transactions_trigger'),
         ('item_transactions', 'streamrec_stock_queries'::name, 'streamrec.stock_queries'::regclass, 'streamrec._stock_queries_trigger')
     ) AS t(p, trigger_name, rel, function_name) WHERE t.p = pipeline
@@ -1007,10 +1115,12 @@ BEGIN
                 SELECT p.user_id, p.product_id, sum(p.quantity), count(*), max(p.purchase_time)
                 FROM streamrec.purchases p GROUP BY p.user_id, p.product_id;
             END IF;
+            PERFORM streamrec._attribution_ratings_install(t.trigger_name, true);
             EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS streamrec_new_rows '
                            'FOR EACH STATEMENT EXECUTE FUNCTION %s()', t.trigger_name, t.rel, t.function_name);
         ELSIF NOT enabled THEN
             EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', t.trigger_name, t.rel);
+            PERFORM streamrec._attribution_ratings_install(t.trigger_name, false);
         END IF;
     END LOOP;
 END $$;
@@ -1030,11 +1140,11 @@ BEGIN
     PERFORM streamrec._require_admin();
     IF name IS NULL THEN
         PERFORM streamrec._bad_argument('pipeline name must not be NULL',
-                                        'Pipelines: similar_products, trending, category_affinity, item_transactions.');
+                                        'Pipelines: similar_products, trending, category_affinity, attribution, ratings, item_transactions.');
     END IF;
     IF name NOT IN ('similar_products', 'trending', 'category_affinity', 'attribution', 'ratings', 'item_transactions') THEN
         PERFORM streamrec._bad_argument(format('unknown pipeline "%s"', name),
-                                        'Pipelines: similar_products, trending, category_affinity, item_transactions.');
+                                        'Pipelines: similar_products, trending, category_affinity, attribution, ratings, item_transactions.');
     END IF;
     effective := streamrec._pipeline_options(name, options);
     -- One enable at a time per pipeline; a running batch finishes with the old options first.
@@ -1128,6 +1238,8 @@ BEGIN
                                 + interval '1 hour' - (c.options ->> 'lookback')::interval;
         ELSIF c.name = 'item_transactions' THEN
             PERFORM streamrec._item_transactions_tick((c.options ->> 'retention')::interval);
+        ELSIF c.name IN ('attribution', 'ratings') THEN
+            PERFORM streamrec._attribution_ratings_tick(c.name, (c.options ->> 'retention')::interval);
         END IF;
     END LOOP;
 END $$;
@@ -1258,6 +1370,12 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT o.topic_option, o.sink_name, o.rel, o.sink_options FROM (VALUES
         ('similar_products', 'output_topic', 'pipeline_similar_products', 'streamrec.recommendation_log'::regclass,
          '{"key": "user_id", "columns": ["user_id", "product_ids", "window_end"]}'::jsonb),
+        ('attribution', 'output_topic', 'pipeline_attribution', 'streamrec.attribution_log'::regclass,
+         '{"key": "checkout_id", "columns": ["checkout_id", "user_id", "user_name", "product_id", "checkout_time", "click_id", "click_time"]}'::jsonb),
+        ('ratings', 'output_topic', 'pipeline_ratings_unhappy', 'streamrec.unhappy_customers'::regclass,
+         '{"key": "full_name", "columns": ["full_name", "club_status", "email", "stars", "message"]}'::jsonb),
+        ('ratings', 'enriched_output_topic', 'pipeline_ratings_enriched', 'streamrec.ratings_enriched'::regclass,
+         '{"key": "customer_id", "columns": ["rating_id", "message", "stars", "channel", "customer_id", "full_name", "club_status", "email"]}'::jsonb),
         ('item_transactions', 'output_topic', 'pipeline_item_transactions', 'streamrec.transaction_results'::regclass,
          '{"key": "item_id", "columns": ["transaction_id", "item_id", "quantity", "success", "stock_after"]}'::jsonb),
         ('item_transactions', 'query_output_topic', 'pipeline_item_transactions_queries', 'streamrec.query_results'::regclass,
@@ -1296,3 +1414,73 @@ BEGIN
     PERFORM streamrec._close_idle_transaction_windows();
 END $$;
 REVOKE ALL ON FUNCTION streamrec._item_transactions_tick(interval) FROM PUBLIC;
+
+-- ---------------------------------------------------------------------------------------------
+-- attribution (seed 002, issue 7) and ratings (seed 003, issue 7). C++ statement-level triggers:
+-- attribution on checkouts (attribute, enrich, upsert in key order) and on clicks (re-examine
+-- the checkouts a click may now attribute: the result does not depend on arrival order);
+-- ratings on ratings (test traffic apart, enrichment from customers at trigger time, unhappy
+-- platinum customers, per-product averages into inventory.rating, event-time windows).
+-- ---------------------------------------------------------------------------------------------
+CREATE FUNCTION streamrec._attribution_checkouts_trigger() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'streamrec_attribution_checkouts_trigger' LANGUAGE C SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp;
+CREATE FUNCTION streamrec._attribution_clicks_trigger() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'streamrec_attribution_clicks_trigger' LANGUAGE C SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp;
+CREATE FUNCTION streamrec._ratings_trigger() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'streamrec_ratings_trigger' LANGUAGE C SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp;
+-- Closes the ratings windows after idle_timeout without ratings; returns 1 when it moved the
+-- watermark.
+CREATE FUNCTION streamrec._close_idle_rating_windows() RETURNS bigint
+    AS 'MODULE_PATHNAME', 'streamrec_close_idle_rating_windows' LANGUAGE C SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp;
+REVOKE ALL ON FUNCTION streamrec._attribution_checkouts_trigger(), streamrec._attribution_clicks_trigger(),
+                       streamrec._ratings_trigger(), streamrec._close_idle_rating_windows() FROM PUBLIC;
+
+-- State that comes and goes with a trigger (called by _sync_pipeline_triggers as it installs or
+-- drops one). attribution: the lookback index on clicks. ratings: product_ratings rebuilt from
+-- the live ratings already stored, so inventory.rating is the average of all of them.
+CREATE FUNCTION streamrec._attribution_ratings_install(trigger_name name, install boolean) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF trigger_name = 'streamrec_attribution_clicks' THEN
+        IF install THEN
+            CREATE INDEX IF NOT EXISTS clicks_attribution_idx ON streamrec.clicks (user_id, product_id, event_time, click_id)
+                WHERE product_id IS NOT NULL;
+        ELSE
+            DROP INDEX IF EXISTS streamrec.clicks_attribution_idx;
+        END IF;
+    ELSIF trigger_name = 'streamrec_ratings' AND install THEN
+        LOCK TABLE streamrec.ratings IN SHARE MODE;
+        TRUNCATE streamrec.product_ratings;
+        INSERT INTO streamrec.product_ratings
+        SELECT r.product_id, count(*), sum(r.stars) FROM streamrec.ratings r
+        WHERE r.product_id IS NOT NULL AND NOT coalesce(r.channel ILIKE '%test%', false)
+        GROUP BY r.product_id;
+    END IF;
+END $$;
+REVOKE ALL ON FUNCTION streamrec._attribution_ratings_install(name, boolean) FROM PUBLIC;
+
+-- The two pipelines' share of _pipeline_tick. Results and logs on the wall clock (their own);
+-- windows and attributions on the stream's clock, so replayed history is not deleted at once.
+CREATE FUNCTION streamrec._attribution_ratings_tick(pipeline text, retention interval) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF pipeline = 'attribution' THEN
+        DELETE FROM streamrec.attribution_log WHERE emitted_at < now() - retention;
+        DELETE FROM streamrec.attributed_checkouts
+        WHERE checkout_time < (SELECT max(checkout_time) FROM streamrec.attributed_checkouts) - retention;
+    ELSE
+        DELETE FROM streamrec.test_ratings WHERE received_at < now() - retention;
+        DELETE FROM streamrec.ratings_enriched WHERE enriched_at < now() - retention;
+        DELETE FROM streamrec.unhappy_customers WHERE detected_at < now() - retention;
+        DELETE FROM streamrec.ratings_by_club_status
+        WHERE window_start < (SELECT max(window_start) FROM streamrec.ratings_by_club_status) - retention;
+        DELETE FROM streamrec.ratings_per_customer
+        WHERE window_start < (SELECT max(window_start) FROM streamrec.ratings_per_customer) - retention;
+        PERFORM streamrec._close_idle_rating_windows();
+    END IF;
+END $$;
+REVOKE ALL ON FUNCTION streamrec._attribution_ratings_tick(text, interval) FROM PUBLIC;

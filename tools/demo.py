@@ -17,7 +17,8 @@ from harness import BUILD, Cluster, launcher_activity, wait_for  # noqa: E402
 from sandbox import Sandbox  # noqa: E402
 
 TOPICS = {"flink.click.streams": 4, "flink.sales.records": 4, "flink.recommended.products": 4,
-          "transaction.log.1": 1, "query.input.log.1": 1, "transaction.results": 1, "query.output.log.1": 1}
+          "transaction.log.1": 1, "query.input.log.1": 1, "transaction.results": 1, "query.output.log.1": 1,
+          "clicks": 1, "checkouts": 1, "attributed.checkouts": 1, "ratings": 1, "UNHAPPY_PLATINUM_CUSTOMERS": 1}
 
 
 def banner(text):
@@ -50,7 +51,8 @@ def main():
         subprocess.run(["kcat", "-L", "-b", sandbox.bootstrap], check=True)
 
         banner("starting a PostgreSQL 15 cluster with shared_preload_libraries = 'pg_streamrec'")
-        cluster = Cluster("demo", settings={"streamrec.brokers": f"'{sandbox.bootstrap}'"}).init().start()
+        cluster = Cluster("demo", settings={"streamrec.brokers": f"'{sandbox.bootstrap}'",
+                                            "streamrec.max_workers": 16}).init().start()
         print(f"launcher: {wait_for(lambda: launcher_activity(cluster), what='launcher')}")
         psql(cluster, "-c", "CREATE EXTENSION pg_streamrec")
         wait_for(lambda: "watching" in (launcher_activity(cluster) or ""), what="launcher to see the extension")
@@ -147,6 +149,56 @@ def main():
             print(f"{topic}:", flush=True)
             subprocess.run(["kcat", "-C", "-b", sandbox.bootstrap, "-t", topic, "-e", "-q", "-f", "  key %k: %s\n"],
                            check=True)
+
+        banner("seed 002: first-click attribution; the click arrives after its checkout and corrects it")
+        psql(cluster, "-c", "INSERT INTO streamrec.users VALUES ('user-7', 'Ada Lovelace')",
+             "-c", "SELECT streamrec.enable_pipeline('attribution', '{\"output_topic\": \"attributed.checkouts\"}')")
+        subprocess.run(["kcat", "-P", "-b", sandbox.bootstrap, "-t", "checkouts"], check=True, text=True,
+                       input="ck-1,user-7,140,card,59.90,2024-06-28 13:30:00\nck-2,user-8,13,paypal,12.50,2024-06-28 13:31:00\n")
+        psql(cluster, "-c", "SELECT streamrec.create_source('checkouts', 'checkouts', 'streamrec.checkouts')")
+        wait_for(lambda: cluster.value("SELECT count(*) FROM streamrec.attributed_checkouts") == 2, 30,
+                 what="2 checkouts")
+        psql(cluster, "-c", "SELECT checkout_id, user_name, product_id, click_id, click_time "
+                            "FROM streamrec.attributed_checkouts ORDER BY checkout_id")
+        subprocess.run(["kcat", "-P", "-b", sandbox.bootstrap, "-t", "clicks"], check=True, text=True,
+                       input="cl-2,user-7,140,page_view,,2024-06-28 13:10:00\ncl-1,user-7,140,page_view,,2024-06-28 12:45:00\n"
+                             "cl-0,user-7,140,page_view,,2024-06-28 12:00:00\n")  # cl-0: more than an hour before
+        psql(cluster, "-c", "SELECT streamrec.create_source('clicks_csv', 'clicks', 'streamrec.clicks')")
+        wait_for(lambda: cluster.value("SELECT click_id FROM streamrec.attributed_checkouts WHERE checkout_id = 'ck-1'")
+                 == "cl-1", 30, what="the attribution corrected")
+        psql(cluster, "-c", "SELECT checkout_id, user_id, user_name, product_id, checkout_time, click_id, click_time "
+                            "FROM streamrec.attributed_checkouts ORDER BY checkout_id")
+        wait_for(lambda: cluster.value("SELECT pending FROM streamrec.sink_stats WHERE name = 'pipeline_attribution'")
+                 == 0, 30, what="attributions on their topic")
+        print("attributed.checkouts (the first attribution, then the correction):", flush=True)
+        subprocess.run(["kcat", "-C", "-b", sandbox.bootstrap, "-t", "attributed.checkouts", "-e", "-q",
+                        "-f", "  key %k: %s\n"], check=True)
+
+        banner("seed 003: ratings enriched with customers; an unhappy platinum customer raises an alert")
+        psql(cluster, "-c", "INSERT INTO streamrec.customers VALUES ('42', 'Rick', 'Astley', 'rick@example.com', 'bronze'), "
+                            "('7', 'Uma', 'Moreau', 'uma@example.com', 'gold')",
+             "-c", "SELECT streamrec.enable_pipeline('ratings', '{\"output_topic\": \"UNHAPPY_PLATINUM_CUSTOMERS\"}')",
+             "-c", "SELECT streamrec.create_source('ratings', 'ratings', 'streamrec.ratings')")
+        subprocess.run(["kcat", "-P", "-b", sandbox.bootstrap, "-t", "ratings"], check=True, text=True,
+                       input="1,42,140,1,iOS,app keeps crashing,2024-06-28 13:00:01\n"
+                             "2,7,140,5,web,love it,2024-06-28 13:00:02\n3,42,140,1,web-test,ignore me,2024-06-28 13:00:03\n")
+        wait_for(lambda: cluster.value("SELECT count(*) FROM streamrec.ratings") == 3, 30, what="3 ratings")
+        print("the seed's CDC demo: Rick becomes platinum, and his next bad rating is an alert", flush=True)
+        psql(cluster, "-c", "UPDATE streamrec.customers SET club_status = 'platinum' WHERE customer_id = '42'")
+        subprocess.run(["kcat", "-P", "-b", sandbox.bootstrap, "-t", "ratings"], check=True, text=True,
+                       input="4,42,140,2,android,still crashing,2024-06-28 13:01:30\n")
+        wait_for(lambda: cluster.value("SELECT count(*) FROM streamrec.unhappy_customers") == 1, 30, what="the alert")
+        psql(cluster, "-c", "SELECT rating_id, full_name, club_status, stars, channel, message "
+                            "FROM streamrec.ratings_enriched ORDER BY rating_id",
+             "-c", "SELECT rating_id, channel FROM streamrec.test_ratings",
+             "-c", "SELECT window_start, club_status, ratings FROM streamrec.ratings_by_club_status ORDER BY 1, 2",
+             "-c", "SELECT window_start, full_name, ratings, stars FROM streamrec.ratings_per_customer ORDER BY 1, 2",
+             "-c", "SELECT product_id, rating FROM streamrec.inventory WHERE product_id = '140'")
+        wait_for(lambda: cluster.value("SELECT pending FROM streamrec.sink_stats WHERE name = 'pipeline_ratings_unhappy'")
+                 == 0, 30, what="the alert on its topic")
+        print("UNHAPPY_PLATINUM_CUSTOMERS:", flush=True)
+        subprocess.run(["kcat", "-C", "-b", sandbox.bootstrap, "-t", "UNHAPPY_PLATINUM_CUSTOMERS", "-e", "-q",
+                        "-f", "  key %k: %s\n"], check=True)
 
         banner("error boundary: a C++ exception inside SQL is a clean ERROR, the session goes on")
         psql(cluster, "-c", "SELECT streamrec._selftest('cpp_error')", "-c", "SELECT 'still connected' AS session",

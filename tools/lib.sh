@@ -13,6 +13,7 @@ STREAMREC_PACKAGES=(
   librdkafka-dev libavro-dev libcurl4-openssl-dev libsimdjson-dev libmicrohttpd-dev
   libgtest-dev googletest libbenchmark-dev
   kcat python3 python3-psycopg2 python3-confluent-kafka python3-avro
+  prometheus-postgres-exporter
 )
 
 step() { printf '\n==> %s\n' "$*"; }
