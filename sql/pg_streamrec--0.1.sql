@@ -1242,6 +1242,7 @@ BEGIN
             PERFORM streamrec._attribution_ratings_tick(c.name, (c.options ->> 'retention')::interval);
         END IF;
     END LOOP;
+    PERFORM streamrec._retention_tick();
 END $$;
 REVOKE ALL ON FUNCTION streamrec._pipeline_tick() FROM PUBLIC;
 
@@ -1484,3 +1485,87 @@ BEGIN
     END IF;
 END $$;
 REVOKE ALL ON FUNCTION streamrec._attribution_ratings_tick(text, interval) FROM PUBLIC;
+
+-- ---------------------------------------------------------------------------------------------
+-- Retention of input tables (DESIGN.md section 3): the domain tables keep history for audit
+-- until set_retention bounds them. The launcher's tick deletes rows older than `keep` on the
+-- table's own clock (the newest value of its time column, one index probe), at most 100,000
+-- rows per table per tick, so a backlog drains over a few ticks without long transactions.
+-- ---------------------------------------------------------------------------------------------
+CREATE TABLE streamrec.retention (
+    relation     regclass PRIMARY KEY,
+    time_column  name NOT NULL,
+    keep         interval NOT NULL CHECK (keep > interval '0')
+);
+COMMENT ON TABLE streamrec.retention IS 'How long each bounded input table keeps its rows (streamrec.set_retention)';
+REVOKE ALL ON streamrec.retention FROM PUBLIC;
+GRANT SELECT, INSERT, UPDATE, DELETE ON streamrec.retention TO streamrec_admin;
+SELECT pg_catalog.pg_extension_config_dump('streamrec.retention', '');
+
+-- Gives the retained time column an index (the clock probe and the range delete need one),
+-- following the catalog only. SECURITY DEFINER: the domain tables belong to the extension.
+CREATE FUNCTION streamrec._retention_index(rel regclass) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    col name := (SELECT r.time_column FROM streamrec.retention r WHERE r.relation = rel);
+BEGIN
+    IF col IS NOT NULL AND NOT EXISTS (
+        SELECT FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+        WHERE i.indrelid = rel AND a.attname = col) THEN
+        EXECUTE format('CREATE INDEX %I ON %s (%I)',
+                       left((SELECT relname FROM pg_class WHERE oid = rel) || '_' || col, 49) || '_retention_idx', rel, col);
+    END IF;
+END $$;
+REVOKE ALL ON FUNCTION streamrec._retention_index(regclass) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION streamrec._retention_index(regclass) TO streamrec_admin;
+
+-- Bounds a table to the rows of the last `keep` of its time column; keep NULL lifts the bound.
+CREATE FUNCTION streamrec.set_retention(relation regclass, time_column name, keep interval) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    column_type regtype;
+BEGIN
+    PERFORM streamrec._require_admin();
+    IF relation IS NULL THEN
+        PERFORM streamrec._bad_argument('relation must not be NULL',
+                                        'e.g. streamrec.set_retention(''streamrec.clicks'', ''event_time'', ''7 days'')');
+    END IF;
+    IF keep IS NULL THEN
+        DELETE FROM streamrec.retention r WHERE r.relation = set_retention.relation;
+        RETURN;
+    END IF;
+    IF keep <= interval '0' THEN
+        PERFORM streamrec._bad_argument(format('keep must be a positive interval, not %s', keep), 'e.g. ''7 days''');
+    END IF;
+    SELECT a.atttypid::regtype INTO column_type FROM pg_attribute a
+    WHERE a.attrelid = relation AND a.attname = time_column AND a.attnum > 0 AND NOT a.attisdropped;
+    IF column_type IS NULL THEN
+        RAISE EXCEPTION 'column "%" of % does not exist', time_column, relation
+            USING ERRCODE = 'undefined_column', HINT = 'Name the column holding each row''s event time.';
+    END IF;
+    IF column_type NOT IN ('timestamptz'::regtype, 'timestamp'::regtype, 'date'::regtype) THEN
+        PERFORM streamrec._bad_argument(format('column "%s" is %s, not a time', time_column, column_type),
+                                        'Retention needs a timestamptz, timestamp or date column.');
+    END IF;
+    IF NOT has_table_privilege(relation, 'DELETE') THEN
+        RAISE EXCEPTION 'permission denied to delete from %', relation
+            USING ERRCODE = 'insufficient_privilege', HINT = 'Retention deletes old rows: it needs DELETE on the table.';
+    END IF;
+    INSERT INTO streamrec.retention AS r (relation, time_column, keep)
+    VALUES (set_retention.relation, set_retention.time_column, set_retention.keep)
+    ON CONFLICT ON CONSTRAINT retention_pkey DO UPDATE SET time_column = excluded.time_column, keep = excluded.keep;
+    PERFORM streamrec._retention_index(relation);
+END $$;
+
+CREATE FUNCTION streamrec._retention_tick() RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    r streamrec.retention;
+BEGIN
+    FOR r IN SELECT * FROM streamrec.retention ORDER BY relation::oid LOOP
+        EXECUTE format('DELETE FROM %1$s WHERE ctid = ANY (ARRAY(SELECT ctid FROM %1$s WHERE %2$I < '
+                       '(SELECT max(%2$I) FROM %1$s) - $1 LIMIT 100000))', r.relation, r.time_column)
+        USING r.keep;
+    END LOOP;
+END $$;
+REVOKE ALL ON FUNCTION streamrec._retention_tick() FROM PUBLIC;
