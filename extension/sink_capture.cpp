@@ -270,28 +270,40 @@ void capture_rows(TriggerData* trigger, const Capture* capture, Datum sink) {
   int pointer = tuplestore_alloc_read_pointer(rows, EXEC_FLAG_REWIND);
   tuplestore_select_read_pointer(rows, pointer);
   tuplestore_rescan(rows);
-  TupleTableSlot* slot = MakeSingleTupleTableSlot(RelationGetDescr(trigger->tg_relation), &TTSOpsMinimalTuple);
-  MemoryContext chunk_context = AllocSetContextCreate(CurrentMemoryContext, "streamrec sink capture",
-                                                      ALLOCSET_DEFAULT_SIZES);
+  TupleDesc desc = RelationGetDescr(trigger->tg_relation);
+  TupleTableSlot* fetched = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
+  // The jsonb of a chunk points into its rows until it is built. Rows of a tuplestore in memory
+  // stay put; one spilled to disk hands out each row in memory that the next fetch frees, so
+  // those rows are copied into the chunk's memory.
+  bool in_memory = tuplestore_in_memory(rows);
+  TupleTableSlot* kept = in_memory ? fetched : MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
+  MemoryContext outer = CurrentMemoryContext;
+  MemoryContext chunk_context = AllocSetContextCreate(outer, "streamrec sink capture", ALLOCSET_DEFAULT_SIZES);
   for (int64 done = 0; done < total;) {
     int64 chunk = total - done < kChunkRows ? total - done : kChunkRows;
-    MemoryContext old = MemoryContextSwitchTo(chunk_context);
     JsonbParseState* state = nullptr;
     JsonbValue* built = nullptr;
+    MemoryContextSwitchTo(chunk_context);
     if (chunk > 1) pushJsonbValue(&state, WJB_BEGIN_ARRAY, nullptr);
     for (int64 i = 0; i < chunk; i++) {
-      if (!tuplestore_gettupleslot(rows, true, false, slot))
+      MemoryContextSwitchTo(outer);
+      bool found = tuplestore_gettupleslot(rows, true, false, fetched);
+      MemoryContextSwitchTo(chunk_context);
+      if (!found)
         elog(ERROR, "the transition table ended after %lld of %lld rows", static_cast<long long>(done + i),
              static_cast<long long>(total));
-      built = push_row(&state, capture, slot);
+      if (!in_memory) ExecStoreMinimalTuple(ExecCopySlotMinimalTuple(fetched), kept, false);
+      built = push_row(&state, capture, kept);
     }
     if (chunk > 1) built = pushJsonbValue(&state, WJB_END_ARRAY, nullptr);
     insert_chunk(sink, JsonbValueToJsonb(built), chunk);
-    MemoryContextSwitchTo(old);
+    MemoryContextSwitchTo(outer);
+    if (!in_memory) ExecClearTuple(kept);
     MemoryContextReset(chunk_context);
     done += chunk;
   }
-  ExecDropSingleTupleTableSlot(slot);
+  ExecDropSingleTupleTableSlot(fetched);
+  if (!in_memory) ExecDropSingleTupleTableSlot(kept);
   MemoryContextDelete(chunk_context);
 }
 

@@ -298,6 +298,7 @@ class SinkTest(StreamTestCase):
         conn = self.cluster.connect()
         with conn.cursor() as cur:
             cur.execute("SET TimeZone = 'Europe/Amsterdam'")
+            cur.execute("SET work_mem = '64kB'")  # the transition table spills to disk
             cur.execute("INSERT INTO cap_rows SELECT g, (g % 300)::smallint, 9007199254740993 + g, g / 7.0, "
                         "CASE g % 4 WHEN 0 THEN 'NaN' WHEN 1 THEN '-Infinity' ELSE 1e300 / g END, "
                         "CASE WHEN g = 3 THEN 'NaN' ELSE g / 3.0 END, g % 2 = 0, 'a\"b\\c\u00e9' || g, 'v' || g % 10, "
