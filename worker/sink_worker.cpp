@@ -50,6 +50,7 @@ extern "C" {
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "nodes/makefuncs.h"
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/jsonb.h"
@@ -94,6 +95,8 @@ struct FetchedColumn {
   int16 element_length = 0;
   bool element_by_value = false;
   char element_align = 'i';
+  // Composite types: jsonb_populate_record, called as if from SQL (it needs the call's type).
+  FmgrInfo* populate_record = nullptr;
 };
 
 struct SinkConfig {
@@ -125,9 +128,7 @@ constexpr const char* kConfigSql = R"SQL(
 SELECT topic, relation::oid, coalesce(brokers, current_setting('streamrec.brokers')), format,
        options ->> 'schema_registry', coalesce(options ->> 'subject', topic || '-value'),
        coalesce(options -> 'csv' ->> 'delimiter', ','), coalesce(options -> 'csv' ->> 'quote', '"'),
-       coalesce(options -> 'csv' ->> 'null', ''), coalesce((options ->> 'batch_size')::int, 10000),
-       (SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname)
-          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = relation)
+       coalesce(options -> 'csv' ->> 'null', ''), coalesce((options ->> 'batch_size')::int, 10000)
 FROM streamrec.sinks WHERE name = $1
 )SQL";
 
@@ -201,6 +202,18 @@ void prepare_io(FetchedColumn& f) {
     f.element_by_value = by_value;
     f.element_align = align;
   }
+  f.populate_record = pg_call([type] {
+    if (!type_is_rowtype(type)) return static_cast<FmgrInfo*>(nullptr);
+    MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+    FmgrInfo* populate = static_cast<FmgrInfo*>(palloc0(sizeof(FmgrInfo)));
+    fmgr_info_cxt(F_JSONB_POPULATE_RECORD, populate, TopMemoryContext);
+    populate->fn_expr = reinterpret_cast<Node*>(
+        makeFuncExpr(F_JSONB_POPULATE_RECORD, type,
+                     list_make2(makeNullConst(type, -1, InvalidOid), makeNullConst(JSONBOID, -1, InvalidOid)),
+                     InvalidOid, InvalidOid, COERCE_EXPLICIT_CALL));
+    MemoryContextSwitchTo(old);
+    return populate;
+  });
 }
 
 SinkConfig load_config(const std::string& name) {
@@ -326,6 +339,18 @@ TextSlice scalar_text(const FetchedColumn* f, const JsonbValue* v) {
       break;
     default:
       break;
+  }
+  if (f->populate_record != nullptr && v->type == jbvBinary) {
+    // A composite value (an object): jsonb_populate_record(NULL::type, value), then its output.
+    LOCAL_FCINFO(call, 2);
+    InitFunctionCallInfoData(*call, f->populate_record, 2, InvalidOid, nullptr, nullptr);
+    call->args[0].value = static_cast<Datum>(0);
+    call->args[0].isnull = true;
+    call->args[1].value = JsonbPGetDatum(JsonbValueToJsonb(const_cast<JsonbValue*>(v)));
+    call->args[1].isnull = false;
+    Datum record = FunctionCallInvoke(call);
+    if (call->isnull) elog(ERROR, "jsonb_populate_record returned NULL");
+    return cstring_slice(OidOutputFunctionCall(f->output_function, record));
   }
   if (f->type == JSONBOID || f->type == JSONOID) {
     // jsonb_populate_record keeps a json value as it is (a string stays a JSON string).

@@ -65,7 +65,7 @@ class SinkTest(StreamTestCase):
     topics = {"sink.csv": 1, "sink.json": 1, "sink.avro": 1, "sink.rollback": 1, "sink.down": 1, "sink.kill": 4,
               "sink.bad": 1, "sink.drop": 1, "sink.types.csv": 1, "sink.types.json": 1, "sink.late": 1,
               "sink.altered": 1, "sink.long": 1, "sink.chunks": 1, "sink.chunk_bad": 1,
-              "sink.capture": 1}
+              "sink.capture": 1, "sink.odd": 1}
 
     def stats(self, name):
         rows = self.sql("SELECT row_to_json(s) FROM streamrec.sink_stats s WHERE name = %s", (name,))
@@ -159,6 +159,18 @@ class SinkTest(StreamTestCase):
         self.assertEqual(json_, EXPECTED_TYPED_JSON)
         # Each live sink takes one of streamrec.max_workers (8): leave room for the other tests.
         self.sql("SELECT streamrec.drop_sink('typed_csv'), streamrec.drop_sink('typed_json')")
+
+    def test_composite_enum_and_json_columns(self):
+        # Types the capture leaves to SQL (to_jsonb) and the worker reads as PostgreSQL prints
+        # them: a composite through jsonb_populate_record, a json string stays a JSON string.
+        self.sql("CREATE TYPE pair AS (n int, s text)")
+        self.sql("CREATE TYPE mood AS ENUM ('ok', 'sad')")
+        self.sql("CREATE TABLE odd (p pair, m mood, j json)")
+        self.sql("SELECT streamrec.create_sink('odd', 'odd', 'sink.odd')")
+        self.sql("INSERT INTO odd VALUES (ROW(1, 'a b'), 'sad', '{\"a\": [1, 2]}'), (NULL, 'ok', '\"just text\"')")
+        self.assertEqual([v for *_, v in consume(self.sandbox.bootstrap, "sink.odd", 2)],
+                         [b'"(1,""a b"")",sad,"{""a"": [1, 2]}"', b',ok,"""just text"""'])
+        self.sql("SELECT streamrec.drop_sink('odd')")
 
     def test_column_type_changed_while_rows_wait(self):
         # Rows captured before an ALTER TYPE print as the new type does, as jsonb_populate_record
