@@ -1,6 +1,6 @@
 // The outbox trigger of a sink (DESIGN.md section 2, "Sinks"): copies the rows a statement
 // inserted into streamrec.sink_outbox, in the inserting transaction, one outbox row per chunk of
-// up to 1,000 rows (a jsonb array of the rows in insertion order, or the row itself for a chunk
+// up to 1,000 rows or about 8 MB (a jsonb array of the rows in insertion order, or the row itself for a chunk
 // of one). The outbox then pays its per-row costs (heap tuple, index entry, WAL record, and the
 // worker's delete) once per chunk.
 //
@@ -17,6 +17,7 @@
 #include "extension/error_boundary.h"
 
 extern "C" {
+#include "access/detoast.h"
 #include "access/htup_details.h"
 #include "access/tupdesc.h"
 #include "access/transam.h"
@@ -41,14 +42,17 @@ extern "C" {
 namespace streamrec {
 namespace {
 
-// Rows per outbox row.
+// Rows per outbox row, and about the most bytes of column values: a jsonb cannot exceed 256 MB,
+// and a chunk is built and read whole.
 constexpr int64 kChunkRows = 1000;
+constexpr Size kChunkBytes = 8 * 1024 * 1024;
 
 // How to_jsonb converts a value of a type (jsonb_categorize_type's categories we take on).
 enum class JsonKind : char { text, integer, number, boolean, datetime, other, unsupported };
 
 struct CapturedColumn {
   int attnum;  // 0-based
+  int16 attlen;
   const char* name;
   int name_len;
   JsonKind kind;
@@ -110,6 +114,7 @@ Capture* describe(TupleDesc desc) {
     if (att->attisdropped) continue;
     CapturedColumn* col = &c->columns[c->column_count++];
     col->attnum = i;
+    col->attlen = att->attlen;
     col->name = NameStr(att->attname);
     col->name_len = static_cast<int>(strlen(col->name));
     Oid type = getBaseType(att->atttypid);
@@ -223,8 +228,8 @@ void push_array(JsonbParseState** state, const CapturedColumn* col, Datum value)
   push_array_dim(state, col, 0, ndims, ARR_DIMS(a), values, nulls, &index);
 }
 
-// One row as an object (composite_to_jsonb). Returns the object when it is the top level.
-JsonbValue* push_row(JsonbParseState** state, const Capture* capture, TupleTableSlot* slot) {
+// One row as an object (composite_to_jsonb).
+void push_row(JsonbParseState** state, const Capture* capture, TupleTableSlot* slot) {
   slot_getallattrs(slot);
   pushJsonbValue(state, WJB_BEGIN_OBJECT, nullptr);
   for (int i = 0; i < capture->column_count; i++) {
@@ -244,7 +249,22 @@ JsonbValue* push_row(JsonbParseState** state, const Capture* capture, TupleTable
       push_scalar(state, WJB_VALUE, col, slot->tts_values[col->attnum]);
     }
   }
-  return pushJsonbValue(state, WJB_END_OBJECT, nullptr);
+  pushJsonbValue(state, WJB_END_OBJECT, nullptr);
+}
+
+// About how many bytes a row adds to its chunk (the slot is deformed).
+Size row_bytes(const Capture* capture, TupleTableSlot* slot) {
+  Size bytes = 0;
+  for (int i = 0; i < capture->column_count; i++) {
+    const CapturedColumn* col = &capture->columns[i];
+    bytes += static_cast<Size>(col->name_len) + 8;
+    if (slot->tts_isnull[col->attnum]) continue;
+    Datum value = slot->tts_values[col->attnum];
+    bytes += col->attlen == -1 ? toast_raw_datum_size(value)
+             : col->attlen == -2 ? strlen(DatumGetCString(value))
+                                 : static_cast<Size>(col->attlen > 8 ? col->attlen : 8);
+  }
+  return bytes;
 }
 
 SPIPlanPtr insert_plan = nullptr;  // kept for the backend's life
@@ -280,23 +300,24 @@ void capture_rows(TriggerData* trigger, const Capture* capture, Datum sink) {
   MemoryContext outer = CurrentMemoryContext;
   MemoryContext chunk_context = AllocSetContextCreate(outer, "streamrec sink capture", ALLOCSET_DEFAULT_SIZES);
   for (int64 done = 0; done < total;) {
-    int64 chunk = total - done < kChunkRows ? total - done : kChunkRows;
-    JsonbParseState* state = nullptr;
-    JsonbValue* built = nullptr;
     MemoryContextSwitchTo(chunk_context);
-    if (chunk > 1) pushJsonbValue(&state, WJB_BEGIN_ARRAY, nullptr);
-    for (int64 i = 0; i < chunk; i++) {
+    JsonbParseState* state = nullptr;
+    pushJsonbValue(&state, WJB_BEGIN_ARRAY, nullptr);
+    int64 chunk = 0;
+    for (Size bytes = 0; chunk < kChunkRows && done + chunk < total && bytes < kChunkBytes; chunk++) {
       MemoryContextSwitchTo(outer);
       bool found = tuplestore_gettupleslot(rows, true, false, fetched);
       MemoryContextSwitchTo(chunk_context);
       if (!found)
-        elog(ERROR, "the transition table ended after %lld of %lld rows", static_cast<long long>(done + i),
+        elog(ERROR, "the transition table ended after %lld of %lld rows", static_cast<long long>(done + chunk),
              static_cast<long long>(total));
       if (!in_memory) ExecStoreMinimalTuple(ExecCopySlotMinimalTuple(fetched), kept, false);
-      built = push_row(&state, capture, kept);
+      push_row(&state, capture, kept);
+      bytes += row_bytes(capture, kept);
     }
-    if (chunk > 1) built = pushJsonbValue(&state, WJB_END_ARRAY, nullptr);
-    insert_chunk(sink, JsonbValueToJsonb(built), chunk);
+    JsonbValue* built = pushJsonbValue(&state, WJB_END_ARRAY, nullptr);
+    // A chunk of one row is the row itself.
+    insert_chunk(sink, JsonbValueToJsonb(chunk == 1 ? &built->val.array.elems[0] : built), chunk);
     MemoryContextSwitchTo(outer);
     if (!in_memory) ExecClearTuple(kept);
     MemoryContextReset(chunk_context);

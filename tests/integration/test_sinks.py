@@ -321,8 +321,10 @@ class SinkTest(StreamTestCase):
                         "ARRAY['2024-06-28 13:01:55+00'::timestamptz] FROM generate_series(1, 1001) g")
             cur.execute("INSERT INTO cap_rows (seq, ia) VALUES (1002, '{}')")
             cur.execute("INSERT INTO cap_json SELECT g, jsonb_build_object('g', g, 's', 'x'), 't' FROM generate_series(1, 3) g")
+            # Large rows end a chunk early (about 8 MB of values): 3 MB rows go 3 and 2.
+            cur.execute("INSERT INTO cap_rows (seq, t) SELECT 1002 + g, repeat('x', 3000000) FROM generate_series(1, 5) g")
             self.assertEqual([r for r, in self.sql("SELECT rows FROM streamrec.sink_outbox WHERE sink = 'cap' ORDER BY id")],
-                             [1000, 1, 1])
+                             [1000, 1, 1, 3, 2])
             for name, table in (("cap", "cap_rows"), ("cap_json", "cap_json")):
                 cur.execute(f"SELECT ({flat})::text, (SELECT jsonb_agg(to_jsonb(row_) ORDER BY seq) FROM {table} row_)::text",
                             (name,))
