@@ -1,16 +1,16 @@
 // The outbox trigger of a sink (DESIGN.md section 2, "Sinks"): copies the rows a statement
 // inserted into streamrec.sink_outbox, in the inserting transaction, one outbox row per chunk of
-// up to 1,000 rows or about 8 MB (a jsonb array of the rows in insertion order, or the row itself for a chunk
-// of one). The outbox then pays its per-row costs (heap tuple, index entry, WAL record, and the
-// worker's delete) once per chunk.
+// up to 1,000 rows or about 8 MB (a jsonb array of the rows in insertion order, or the row
+// itself for a chunk of one). The outbox then pays its per-row costs (heap tuple, index entry,
+// WAL record, and the worker's delete) once per chunk.
 //
-// Each row is exactly to_jsonb(row), built here straight from the transition table: the plpgsql
-// way (to_jsonb, then jsonb_agg walking every row's jsonb again) cost the inserting transaction
-// about twice as much. Columns of the common types (text, integers, floats, numeric, boolean,
-// dates and timestamps, other built-in scalars, and arrays of them) are converted the way
-// to_jsonb converts them; a statement on a table with any other column type (json, composite,
-// enum or other user-defined types, whose to_jsonb may involve casts) runs the same capture in
-// SQL instead.
+// Each row is exactly to_jsonb(row), built here straight from the transition table rather than
+// by to_jsonb and jsonb_agg in SQL (which walks every row's jsonb a second time, and takes a
+// plpgsql call per statement). Columns of the common types (text, integers, floats, numeric,
+// boolean, dates and timestamps, other built-in scalars, and arrays of them) are converted the
+// way to_jsonb converts them; a statement on a table with any other column type (json,
+// composite, enum or other user-defined types, whose to_jsonb may involve casts) runs the same
+// capture in SQL instead (chunks of 1,000 rows, without the byte bound).
 #include <string>
 #include <vector>
 
@@ -56,7 +56,7 @@ struct CapturedColumn {
   const char* name;
   int name_len;
   JsonKind kind;
-  Oid type;          // the base type, or the array's element type
+  Oid type;  // the base type, or the array's element type
   bool array;
   Oid output_function;
   int16 element_length;
@@ -146,8 +146,9 @@ void push_scalar(JsonbParseState** state, JsonbIteratorToken token, const Captur
       break;
     }
     case JsonKind::integer: {
-      int64 n = col->type == INT2OID ? DatumGetInt16(value) : col->type == INT4OID ? DatumGetInt32(value)
-                                                                                    : DatumGetInt64(value);
+      int64 n = col->type == INT2OID   ? DatumGetInt16(value)
+                : col->type == INT4OID ? DatumGetInt32(value)
+                                       : DatumGetInt64(value);
       v.type = jbvNumeric;
       v.val.numeric = int64_to_numeric(n);
       break;
@@ -260,7 +261,7 @@ Size row_bytes(const Capture* capture, TupleTableSlot* slot) {
     bytes += static_cast<Size>(col->name_len) + 8;
     if (slot->tts_isnull[col->attnum]) continue;
     Datum value = slot->tts_values[col->attnum];
-    bytes += col->attlen == -1 ? toast_raw_datum_size(value)
+    bytes += col->attlen == -1   ? toast_raw_datum_size(value)
              : col->attlen == -2 ? strlen(DatumGetCString(value))
                                  : static_cast<Size>(col->attlen > 8 ? col->attlen : 8);
   }
@@ -344,8 +345,8 @@ GROUP BY c.n / 1000 ORDER BY c.n / 1000
 
 Datum sink_capture(FunctionCallInfo fcinfo) {
   if (!CALLED_AS_TRIGGER(fcinfo))
-    throw Error(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED, "streamrec._sink_capture() must be called as a trigger",
-                "", "streamrec.create_sink() installs it.");
+    throw Error(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED, "streamrec._sink_capture() must be called as a trigger", "",
+                "streamrec.create_sink() installs it.");
   TriggerData* trigger = reinterpret_cast<TriggerData*>(fcinfo->context);
   if (!TRIGGER_FIRED_AFTER(trigger->tg_event) || !TRIGGER_FIRED_FOR_STATEMENT(trigger->tg_event) ||
       !TRIGGER_FIRED_BY_INSERT(trigger->tg_event) || trigger->tg_newtable == nullptr ||

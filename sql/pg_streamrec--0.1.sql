@@ -505,9 +505,9 @@ GRANT SELECT ON streamrec.source_stats TO streamrec_admin;
 -- sink's worker produces outbox rows in order with an idempotent producer and deletes them once
 -- the broker acknowledged them. A rolled-back insert leaves nothing in the outbox; a committed
 -- one stays there until delivered (or, when no format can hold it, is kept with its error).
--- One outbox row holds a chunk of up to 1,000 rows of one statement (a jsonb array, or the row
--- itself for a chunk of one): the outbox pays its per-row costs (heap tuple, index entry, WAL
--- record, the delete after delivery) once per chunk, not once per row.
+-- One outbox row holds a chunk of up to 1,000 rows (or about 8 MB) of one statement (a jsonb
+-- array, or the row itself for a chunk of one): the outbox pays its per-row costs (heap tuple,
+-- index entry, WAL record, the delete after delivery) once per chunk, not once per row.
 -- ---------------------------------------------------------------------------------------------
 CREATE TABLE streamrec.sink_outbox (
     sink        text NOT NULL,

@@ -392,7 +392,11 @@ class SinkTest(StreamTestCase):
             seq = 0
             while not done.is_set() and seq < 20000:
                 try:
-                    self.sql("INSERT INTO kill_rows SELECT g, 'k' || (g %% 13) FROM generate_series(%s, %s) g",
+                    # Durable commits: the harness runs with synchronous_commit off, and the crash
+                    # restart after the kill would lose a commit the worker may already have
+                    # produced (seen as committed, not yet written to the WAL).
+                    self.sql("SET synchronous_commit = on; "
+                             "INSERT INTO kill_rows SELECT g, 'k' || (g %% 13) FROM generate_series(%s, %s) g",
                              (seq, seq + 199))
                     seq += 200
                 except psycopg2.Error:
