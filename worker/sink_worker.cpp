@@ -1,15 +1,17 @@
 // A sink worker: produces the rows inserted into one table to one Kafka topic, none lost.
 //
-// The relation's outbox trigger copies each inserted row, in the inserting transaction, into
-// streamrec.sink_outbox as jsonb. This worker reads the outbox in id order (in batches), takes
-// the values straight out of the jsonb (see extract_row), encodes each row with the
+// The relation's outbox trigger copies the inserted rows, in the inserting transaction, into
+// streamrec.sink_outbox as jsonb, in chunks of up to 1,000 rows per outbox row (a jsonb array of
+// the rows, or the row itself). This worker reads the outbox in id order (in batches of about
+// batch_size rows), takes the values straight out of the jsonb (see extract_row), encodes each
+// row with the
 // PostgreSQL-free encoders of worker/formats and produces it with librdkafka's idempotent
 // producer (message order per partition survives retries). It does not wait for a batch's
 // acknowledgements before reading and producing the next: a window of batches is in flight, and
 // each batch's outbox rows are deleted once the broker acknowledged all of its messages, batches
 // retiring in the order they were sent. A crash between the acknowledgement and the delete
-// re-sends rows: at-least-once, never lost. A row that no format can hold stays in the outbox
-// with its error, and the sink goes on.
+// re-sends rows: at-least-once, never lost. A row that no format can hold is split out of its
+// chunk into an outbox row of its own, with its error, and the sink goes on.
 #include <algorithm>
 #include <chrono>
 #include <climits>
@@ -48,6 +50,7 @@ extern "C" {
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "nodes/makefuncs.h"
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/jsonb.h"
@@ -78,20 +81,22 @@ constexpr size_t kProduceChunk = 1000;
 // One column the worker reads from an outbox row: its encoder description and how to get its
 // text. A "direct" column (text, varchar, integers, boolean, timestamps, and arrays of the
 // non-timestamp ones) is read straight from the payload jsonb, where to_jsonb left exactly its
-// output text (or, for timestamps, an ISO 8601 string); any other type goes through
-// jsonb_populate_record and its output function, as PostgreSQL would print it.
+// output text (or, for timestamps, an ISO 8601 string); any other type goes through its input
+// and output functions, from the text jsonb_populate_record would hand to the input function,
+// so it prints as PostgreSQL prints it.
 struct FetchedColumn {
   sink_column column;
   Oid type = InvalidOid;  // the element type for arrays
   int32 typmod = -1;
   bool direct = false;
-  int spi_column = 0;  // populated columns: the column of the outbox query
   Oid output_function = InvalidOid;
   Oid input_function = InvalidOid;
   Oid io_param = InvalidOid;
   int16 element_length = 0;
   bool element_by_value = false;
   char element_align = 'i';
+  // Composite types: jsonb_populate_record, called as if from SQL (it needs the call's type).
+  FmgrInfo* populate_record = nullptr;
 };
 
 struct SinkConfig {
@@ -107,17 +112,23 @@ struct SinkConfig {
   producer::properties kafka;
   std::vector<FetchedColumn> values;
   std::vector<FetchedColumn> keys;
-  // $1 sink name, $2 ids above, $3 ids up to, $4 limit: id, ctid, payload, populated columns.
-  std::string select_sql;
 };
+
+// $1 sink name, $2 ids above, $3 ids up to, $4 rows: id, ctid, payload of the outbox rows in id
+// order, up to the one that reaches $4 rows.
+constexpr const char* kReadSql = R"SQL(
+SELECT id, ctid, payload FROM (
+  SELECT o.id, o.ctid, o.payload, sum(o.rows) OVER (ORDER BY o.id) - o.rows AS rows_before
+  FROM streamrec.sink_outbox o
+  WHERE o.sink = $1 AND o.error IS NULL AND o.id > $2 AND o.id <= $3 ORDER BY o.id LIMIT $4) b
+WHERE rows_before < $4
+)SQL";
 
 constexpr const char* kConfigSql = R"SQL(
 SELECT topic, relation::oid, coalesce(brokers, current_setting('streamrec.brokers')), format,
        options ->> 'schema_registry', coalesce(options ->> 'subject', topic || '-value'),
        coalesce(options -> 'csv' ->> 'delimiter', ','), coalesce(options -> 'csv' ->> 'quote', '"'),
-       coalesce(options -> 'csv' ->> 'null', ''), coalesce((options ->> 'batch_size')::int, 10000),
-       (SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname)
-          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = relation)
+       coalesce(options -> 'csv' ->> 'null', ''), coalesce((options ->> 'batch_size')::int, 10000)
 FROM streamrec.sinks WHERE name = $1
 )SQL";
 
@@ -191,6 +202,18 @@ void prepare_io(FetchedColumn& f) {
     f.element_by_value = by_value;
     f.element_align = align;
   }
+  f.populate_record = pg_call([type] {
+    if (!type_is_rowtype(type)) return static_cast<FmgrInfo*>(nullptr);
+    MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+    FmgrInfo* populate = static_cast<FmgrInfo*>(palloc0(sizeof(FmgrInfo)));
+    fmgr_info_cxt(F_JSONB_POPULATE_RECORD, populate, TopMemoryContext);
+    populate->fn_expr = reinterpret_cast<Node*>(
+        makeFuncExpr(F_JSONB_POPULATE_RECORD, type,
+                     list_make2(makeNullConst(type, -1, InvalidOid), makeNullConst(JSONBOID, -1, InvalidOid)),
+                     InvalidOid, InvalidOid, COERCE_EXPLICIT_CALL));
+    MemoryContextSwitchTo(old);
+    return populate;
+  });
 }
 
 SinkConfig load_config(const std::string& name) {
@@ -211,7 +234,6 @@ SinkConfig load_config(const std::string& name) {
   c.csv.quote = field(8)[0];
   c.csv.null_string = field(9);
   c.batch_size = std::stoi(field(10));
-  std::string row_type = field(11);
 
   if (spi_exec("SELECT key, value #>> '{}' FROM streamrec.sinks, jsonb_each(coalesce(options -> 'kafka', '{}')) "
                "WHERE name = $1",
@@ -238,21 +260,8 @@ SinkConfig load_config(const std::string& name) {
   }
   if (c.values.empty()) throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "the sink has no value columns");
 
-  // Columns of other types are populated from the jsonb: the table's own types, printed by
-  // their output functions. Only they pay for jsonb_populate_record.
-  std::string list;
-  int spi_column = 3;
-  for (std::vector<FetchedColumn>* columns : {&c.values, &c.keys}) {
-    for (FetchedColumn& f : *columns) {
-      prepare_io(f);
-      if (f.direct) continue;
-      f.spi_column = ++spi_column;
-      list += ", r." + quote_ident(f.column.name);
-    }
-  }
-  c.select_sql = "SELECT o.id, o.ctid, o.payload" + list + " FROM streamrec.sink_outbox o" +
-                 (list.empty() ? "" : ", jsonb_populate_record(NULL::" + row_type + ", o.payload) r") +
-                 " WHERE o.sink = $1 AND o.error IS NULL AND o.id > $2 AND o.id <= $3 ORDER BY o.id LIMIT $4";
+  for (std::vector<FetchedColumn>* columns : {&c.values, &c.keys})
+    for (FetchedColumn& f : *columns) prepare_io(f);
   return c;
 }
 
@@ -308,11 +317,11 @@ char* populate_text(const JsonbValue* v) {
   return nullptr;
 }
 
-// One non-null scalar (or array element) of a direct column. The shapes to_jsonb writes are read
-// as they are; anything else (say, a column whose type changed while the row waited) goes
-// through the type's input and output functions, as jsonb_populate_record would.
+// One non-null scalar (or array element). For a direct column the shapes to_jsonb writes are
+// read as they are; anything else (other types, or a column whose type changed while the row
+// waited) goes through the type's input and output functions, as jsonb_populate_record would.
 TextSlice scalar_text(const FetchedColumn* f, const JsonbValue* v) {
-  switch (f->type) {
+  switch (f->direct ? f->type : InvalidOid) {
     case TEXTOID:
     case VARCHAROID:
     case TIMESTAMPOID:
@@ -330,6 +339,24 @@ TextSlice scalar_text(const FetchedColumn* f, const JsonbValue* v) {
       break;
     default:
       break;
+  }
+  if (f->populate_record != nullptr && v->type == jbvBinary) {
+    // A composite value (an object): jsonb_populate_record(NULL::type, value), then its output.
+    LOCAL_FCINFO(call, 2);
+    InitFunctionCallInfoData(*call, f->populate_record, 2, InvalidOid, nullptr, nullptr);
+    call->args[0].value = static_cast<Datum>(0);
+    call->args[0].isnull = true;
+    call->args[1].value = JsonbPGetDatum(JsonbValueToJsonb(const_cast<JsonbValue*>(v)));
+    call->args[1].isnull = false;
+    Datum record = FunctionCallInvoke(call);
+    if (call->isnull) elog(ERROR, "jsonb_populate_record returned NULL");
+    return cstring_slice(OidOutputFunctionCall(f->output_function, record));
+  }
+  if (f->type == JSONBOID || f->type == JSONOID) {
+    // jsonb_populate_record keeps a json value as it is (a string stays a JSON string).
+    if (v->type == jbvBinary) return cstring_slice(JsonbToCString(nullptr, v->val.binary.data, v->val.binary.len));
+    Jsonb* scalar = JsonbValueToJsonb(const_cast<JsonbValue*>(v));
+    return cstring_slice(JsonbToCString(nullptr, &scalar->root, static_cast<int>(VARSIZE(scalar))));
   }
   Datum d = OidInputFunctionCall(f->input_function, populate_text(v), f->io_param, f->typmod);
   return cstring_slice(OidOutputFunctionCall(f->output_function, d));
@@ -349,14 +376,14 @@ void flatten_elements(const FetchedColumn* f, JsonbContainer* array, RawRow* row
   }
 }
 
-void extract_value(const FetchedColumn* f, Jsonb* payload, RawRow* row, RawValue* out) {
+void extract_value(const FetchedColumn* f, JsonbContainer* payload, RawRow* row, RawValue* out) {
   out->text = TextSlice{nullptr, 0};
   out->first_element = row->element_count;
   out->element_count = 0;
   JsonbValue found;
   const char* key = f->column.name.data();
   int key_len = static_cast<int>(f->column.name.size());
-  JsonbValue* v = getKeyJsonValueFromContainer(&payload->root, key, key_len, &found);
+  JsonbValue* v = getKeyJsonValueFromContainer(payload, key, key_len, &found);
   if (v == nullptr || v->type == jbvNull) return;  // an absent key is NULL, as in populate_record
   out->text = TextSlice{"", 0};
   if (!f->column.array) {
@@ -379,52 +406,43 @@ void extract_value(const FetchedColumn* f, Jsonb* payload, RawRow* row, RawValue
   out->element_count = row->element_count - out->first_element;
 }
 
-// A populated (non-direct) column's value from the outbox query, as its output text.
-void populated_value(const FetchedColumn* f, HeapTuple tuple, TupleDesc desc, RawRow* row, RawValue* out) {
-  out->text = TextSlice{nullptr, 0};
-  out->first_element = row->element_count;
-  out->element_count = 0;
-  bool is_null = false;
-  Datum d = SPI_getbinval(tuple, desc, f->spi_column, &is_null);
-  if (is_null) return;
-  if (!f->column.array) {
-    out->text = cstring_slice(OidOutputFunctionCall(f->output_function, d));
-    return;
-  }
-  out->text = TextSlice{"", 0};
-  ArrayType* a = DatumGetArrayTypeP(d);
-  Datum* elements = nullptr;
-  bool* nulls = nullptr;
-  int count = 0;
-  deconstruct_array(a, f->type, f->element_length, f->element_by_value, f->element_align, &elements, &nulls, &count);
-  for (int i = 0; i < count; i++)
-    add_element(
-        row, nulls[i] ? TextSlice{nullptr, 0} : cstring_slice(OidOutputFunctionCall(f->output_function, elements[i])));
-  out->element_count = row->element_count - out->first_element;
-}
-
 struct RowColumns {
   const FetchedColumn* const* columns;  // values then keys
   int count;
 };
 
-// Row `r` of the outbox query: id, ctid and every column's text into `row`.
-void extract_row(int r, const RowColumns* columns, RawRow* row, int64* id, ItemPointerData* tid) {
+// Outbox row `r` of the read: its id, ctid and rows (the payload's elements, detoasted in the
+// current memory context).
+void open_chunk(int r, int64* id, ItemPointerData* tid, JsonbContainer** root, int* count) {
   HeapTuple tuple = SPI_tuptable->vals[r];
   TupleDesc desc = SPI_tuptable->tupdesc;
   bool is_null = false;
   *id = DatumGetInt64(SPI_getbinval(tuple, desc, 1, &is_null));
   *tid = *reinterpret_cast<ItemPointer>(DatumGetPointer(SPI_getbinval(tuple, desc, 2, &is_null)));
   Jsonb* payload = DatumGetJsonbP(SPI_getbinval(tuple, desc, 3, &is_null));
-  row->element_count = 0;
-  for (int i = 0; i < columns->count; i++) {
-    const FetchedColumn* f = columns->columns[i];
-    if (f->direct)
-      extract_value(f, payload, row, &row->values[i]);
-    else
-      populated_value(f, tuple, desc, row, &row->values[i]);
-  }
+  *root = &payload->root;
+  // A chunk is an array of rows; an outbox row holding one row has the row itself.
+  *count = JB_ROOT_IS_ARRAY(payload) && !JB_ROOT_IS_SCALAR(payload) ? static_cast<int>(JB_ROOT_COUNT(payload)) : -1;
 }
+
+// Row `index` of a chunk opened by open_chunk (-1: the payload is the row).
+JsonbContainer* chunk_row(JsonbContainer* root, int index) {
+  if (index < 0) return root;
+  JsonbValue* v = getIthJsonbValueFromContainer(root, static_cast<uint32>(index));
+  if (v == nullptr || v->type != jbvBinary || !JsonContainerIsObject(v->val.binary.data))
+    ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED),
+                    errmsg("element %d of an outbox chunk is not a row (a jsonb object)", index)));
+  return v->val.binary.data;
+}
+
+// Every column's text of one row of a chunk into `row`.
+void extract_row(JsonbContainer* payload, const RowColumns* columns, RawRow* row) {
+  row->element_count = 0;
+  for (int i = 0; i < columns->count; i++) extract_value(columns->columns[i], payload, row, &row->values[i]);
+}
+
+// A chunk row's jsonb as text, to keep it for inspection.
+char* row_json(JsonbContainer* payload) { return JsonbToCString(nullptr, payload, -1); }
 
 // A timestamp the fast parser would not take (BC, year > 9999, infinity, an offset with
 // seconds): PostgreSQL's own input function, as jsonb_populate_record would call it.
@@ -517,16 +535,19 @@ Datum tid_array_datum(const std::vector<ItemPointerData>& values) {
   });
 }
 
+// A row no format can hold: kept, split out of its chunk, as an outbox row of its own.
 struct FailedRow {
-  int64 id;
+  int64 id;  // its chunk's outbox id
   std::string error;
+  std::string payload;  // the row's jsonb, as text
 };
 
 // An encoded row waiting to be handed to librdkafka with the rest of its chunk; key and value
 // are in SinkWorker::staged_bytes_.
 struct StagedMessage {
   int64 id;
-  ItemPointerData tid;
+  int spi_row;  // where the row is in the read: outbox row and row of its chunk
+  int chunk_index;
   bool has_key;
   size_t key_offset;
   size_t key_length;
@@ -539,13 +560,14 @@ struct InFlightBatch {
   uint64_t seq = 0;
   int64 min_id = INT64_MAX;  // the outbox ids it covers (read, produced or failed)
   int64 max_id = INT64_MIN;
-  std::vector<ItemPointerData> tids;  // rows produced: deleted once all are acknowledged
-  std::vector<FailedRow> failed;      // rows no format can hold: flagged when the batch retires
+  std::vector<ItemPointerData> tids;  // its outbox rows: deleted once all messages are acknowledged
+  std::vector<FailedRow> failed;      // rows no format can hold: kept when the batch retires
+  size_t messages = 0;                // produced
   size_t acknowledged = 0;
   size_t refused = 0;
   std::chrono::steady_clock::time_point sent_at;
 
-  bool complete() const { return acknowledged + refused == tids.size(); }
+  bool complete() const { return acknowledged + refused == messages; }
 };
 
 // Outbox ids (lo, hi] a read went past while transactions that may still add rows there were
@@ -573,9 +595,13 @@ class SinkWorker {
       SetConfigOption("enable_bitmapscan", "off", PGC_USERSET, PGC_S_SESSION);
       SetConfigOption("enable_seqscan", "off", PGC_USERSET, PGC_S_SESSION);
       SetConfigOption("enable_sort", "off", PGC_USERSET, PGC_S_SESSION);
-      // The worker's only writes delete acknowledged rows and flag failed ones: a commit lost in
-      // a crash sends those rows again, which at-least-once allows. No WAL flush per batch.
+      // The worker's only writes delete acknowledged chunks and keep failed rows apart (in the
+      // same transaction): a commit lost in a crash sends those rows again, which at-least-once
+      // allows. No WAL flush per batch.
       SetConfigOption("synchronous_commit", "off", PGC_USERSET, PGC_S_SESSION);
+      // The outbox read of a full batch costs enough for the planner to JIT-compile it, on every
+      // read: about a sixth of the worker's time, for a plan that runs a few milliseconds.
+      SetConfigOption("jit", "off", PGC_USERSET, PGC_S_SESSION);
     });
     begin_transaction();
     config_ = load_config(launch_.name);
@@ -607,6 +633,7 @@ class SinkWorker {
       AddWaitEventToSet(wait_set_, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, nullptr, nullptr);
       AddWaitEventToSet(wait_set_, WL_SOCKET_READABLE, wakeup, nullptr, nullptr);
       row_context_ = AllocSetContextCreate(TopMemoryContext, "streamrec sink row", ALLOCSET_DEFAULT_SIZES);
+      chunk_context_ = AllocSetContextCreate(TopMemoryContext, "streamrec sink chunk", ALLOCSET_DEFAULT_SIZES);
       MemoryContextSwitchTo(old);
     });
     set_state("running");
@@ -687,7 +714,7 @@ class SinkWorker {
 
   size_t rows_in_flight() const {
     size_t rows = 0;
-    for (const InFlightBatch& b : window_) rows += b.tids.size();
+    for (const InFlightBatch& b : window_) rows += b.messages;
     return rows;
   }
 
@@ -752,16 +779,17 @@ class SinkWorker {
     SPIPlanPtr plan = read_plan_;
     int rc = pg_call([plan, &args] { return SPI_execute_plan(plan, args, nullptr, true, 0); });
     if (rc != SPI_OK_SELECT) throw Error(ERRCODE_INTERNAL_ERROR, "cannot read streamrec.sink_outbox");
-    size_t rows = SPI_processed;
-    full = rows >= static_cast<size_t>(config_.batch_size);
-    if (rows == 0) {
+    size_t chunks = SPI_processed;
+    if (chunks == 0) {
+      full = false;
       if (late != nullptr) late_.erase(late_.begin() + (late - late_.data()));
       return 0;
     }
     InFlightBatch& batch = window_.emplace_back();
     batch.seq = next_seq_++;
-    batch.tids.reserve(rows);
-    produce_rows(rows, batch);
+    batch.tids.reserve(chunks);
+    size_t rows = produce_rows(chunks, batch);
+    full = rows >= static_cast<size_t>(config_.batch_size);
     batch.sent_at = std::chrono::steady_clock::now();
     if (late != nullptr) {
       late->lo = batch.max_id;
@@ -774,58 +802,112 @@ class SinkWorker {
     return rows;
   }
 
-  void produce_rows(size_t rows, InFlightBatch& batch) {
+  // Encodes and produces the rows of the `chunks` outbox rows read; returns how many rows.
+  size_t produce_rows(size_t chunks, InFlightBatch& batch) {
     RowColumns columns{all_columns_.data(), static_cast<int>(all_columns_.size())};
     RawRow* raw = &raw_row_;
     raw->values = raw_values_.data();
     MemoryContext row_context = row_context_;
-    for (size_t r = 0; r < rows; r++) {
+    MemoryContext chunk_context = chunk_context_;
+    size_t rows = 0;
+    for (size_t c = 0; c < chunks; c++) {
       int64 id = 0;
       ItemPointerData tid;
-      int row = static_cast<int>(r);
-      pg_call([row_context, row, &columns, raw, &id, &tid] {
-        MemoryContextReset(row_context);
-        MemoryContext old = MemoryContextSwitchTo(row_context);
-        raw->elements = nullptr;
-        raw->element_capacity = 0;
-        extract_row(row, &columns, raw, &id, &tid);
+      JsonbContainer* root = nullptr;
+      int count = 0;
+      int spi_row = static_cast<int>(c);
+      pg_call([chunk_context, spi_row, &id, &tid, &root, &count] {
+        MemoryContextReset(chunk_context);
+        MemoryContext old = MemoryContextSwitchTo(chunk_context);
+        open_chunk(spi_row, &id, &tid, &root, &count);
         MemoryContextSwitchTo(old);
       });
       batch.min_id = std::min(batch.min_id, id);
       batch.max_id = std::max(batch.max_id, id);
-      try {
-        size_t v = 0;
-        for (; v < values_.size(); v++)
-          to_sink_value(config_.values[v], *raw, raw->values[v], timestamp_cache_[v], values_[v]);
-        for (size_t k = 0; k < keys_.size(); k++)
-          to_sink_value(config_.keys[k], *raw, raw->values[v + k], timestamp_cache_[v + k], keys_[k]);
-        StagedMessage m{id, tid, false, staged_bytes_.size(), 0, 0, 0};
-        if (plain_key_) {
-          if (!keys_[0].null) {
-            m.has_key = true;
-            staged_bytes_ += keys_[0].text;
-          }
-        } else if (!keys_.empty()) {
-          key_ = encode_sink_key(key_columns_, keys_);
-          if (key_) {
-            m.has_key = true;
-            staged_bytes_ += *key_;
-          }
-        }
-        m.key_length = staged_bytes_.size() - m.key_offset;
-        m.value_offset = staged_bytes_.size();
-        value_.clear();
-        encoder_->encode(values_, value_);
-        staged_bytes_ += value_;
-        m.value_length = value_.size();
-        staged_.push_back(m);
-      } catch (const format_error& e) {
-        staged_bytes_.resize(staged_.empty() ? 0 : staged_.back().value_offset + staged_.back().value_length);
-        batch.failed.push_back({id, e.what()});
+      batch.tids.push_back(tid);
+      // count -1: the payload is one row.
+      for (int index = count < 0 ? -1 : 0; index < std::max(count, 0); index++) {
+        JsonbContainer* payload = nullptr;
+        pg_call([row_context, root, index, &columns, raw, &payload] {
+          MemoryContextReset(row_context);
+          MemoryContext old = MemoryContextSwitchTo(row_context);
+          raw->elements = nullptr;
+          raw->element_capacity = 0;
+          payload = chunk_row(root, index);
+          extract_row(payload, &columns, raw);
+          MemoryContextSwitchTo(old);
+        });
+        rows++;
+        stage_row(batch, id, spi_row, index, payload);
+        if (staged_.size() == kProduceChunk) produce_staged(batch);
       }
-      if (staged_.size() == kProduceChunk) produce_staged(batch);
     }
     produce_staged(batch);
+    return rows;
+  }
+
+  // Encodes the row just extracted and stages its message, or notes it as failed.
+  void stage_row(InFlightBatch& batch, int64 id, int spi_row, int index, JsonbContainer* payload) {
+    RawRow* raw = &raw_row_;
+    try {
+      size_t v = 0;
+      for (; v < values_.size(); v++)
+        to_sink_value(config_.values[v], *raw, raw->values[v], timestamp_cache_[v], values_[v]);
+      for (size_t k = 0; k < keys_.size(); k++)
+        to_sink_value(config_.keys[k], *raw, raw->values[v + k], timestamp_cache_[v + k], keys_[k]);
+      StagedMessage m{id, spi_row, index, false, staged_bytes_.size(), 0, 0, 0};
+      if (plain_key_) {
+        if (!keys_[0].null) {
+          m.has_key = true;
+          staged_bytes_ += keys_[0].text;
+        }
+      } else if (!keys_.empty()) {
+        key_ = encode_sink_key(key_columns_, keys_);
+        if (key_) {
+          m.has_key = true;
+          staged_bytes_ += *key_;
+        }
+      }
+      m.key_length = staged_bytes_.size() - m.key_offset;
+      m.value_offset = staged_bytes_.size();
+      value_.clear();
+      encoder_->encode(values_, value_);
+      staged_bytes_ += value_;
+      m.value_length = value_.size();
+      staged_.push_back(m);
+    } catch (const format_error& e) {
+      staged_bytes_.resize(staged_.empty() ? 0 : staged_.back().value_offset + staged_.back().value_length);
+      batch.failed.push_back({id, e.what(), json_text(payload)});
+    }
+  }
+
+  // A row's jsonb as text (in the row memory context, which the next row resets).
+  std::string json_text(JsonbContainer* payload) {
+    MemoryContext row_context = row_context_;
+    const char* text = pg_call([row_context, payload] {
+      MemoryContext old = MemoryContextSwitchTo(row_context);
+      char* t = row_json(payload);
+      MemoryContextSwitchTo(old);
+      return t;
+    });
+    return std::string(text);
+  }
+
+  // Row `index` of outbox row `spi_row` of the current read, as jsonb text.
+  std::string json_text_of(int spi_row, int index) {
+    MemoryContext row_context = row_context_;
+    const char* text = pg_call([row_context, spi_row, index] {
+      MemoryContext old = MemoryContextSwitchTo(row_context);
+      int64 id = 0;
+      ItemPointerData tid;
+      JsonbContainer* root = nullptr;
+      int count = 0;
+      open_chunk(spi_row, &id, &tid, &root, &count);
+      char* t = row_json(chunk_row(root, index));
+      MemoryContextSwitchTo(old);
+      return t;
+    });
+    return std::string(text);
   }
 
   // Hands the staged messages to librdkafka in one call.
@@ -842,12 +924,13 @@ class SinkWorker {
     size_t next_refused = 0;
     for (size_t i = 0; i < staged_.size(); i++) {
       if (next_refused < refused.size() && refused[next_refused].index == i) {
-        batch.failed.push_back(
-            {staged_[i].id, std::string("Kafka refused the message: ") + rd_kafka_err2str(refused[next_refused].err)});
+        batch.failed.push_back({staged_[i].id,
+                                std::string("Kafka refused the message: ") + rd_kafka_err2str(refused[next_refused].err),
+                                json_text_of(staged_[i].spi_row, staged_[i].chunk_index)});
         next_refused++;
         continue;
       }
-      batch.tids.push_back(staged_[i].tid);
+      batch.messages++;
     }
     staged_.clear();
     staged_bytes_.clear();
@@ -861,7 +944,7 @@ class SinkWorker {
       return d;
     });
     Oid read_types[4] = {TEXTOID, INT8OID, INT8OID, INT8OID};
-    read_plan_ = keep_plan(config_.select_sql.c_str(), 4, read_types);
+    read_plan_ = keep_plan(kReadSql, 4, read_types);
     // Only this worker updates outbox rows, so a row read keeps its ctid until deleted; the id
     // range guards against a slot reused after someone else deleted a row meanwhile (a row
     // inserted later has a higher id).
@@ -869,8 +952,9 @@ class SinkWorker {
     delete_plan_ =
         keep_plan("DELETE FROM streamrec.sink_outbox WHERE ctid = ANY ($2) AND sink = $1 AND id BETWEEN $3 AND $4", 4,
                   delete_types);
-    Oid flag_types[3] = {TEXTOID, INT8OID, TEXTOID};
-    flag_plan_ = keep_plan("UPDATE streamrec.sink_outbox SET error = $3 WHERE sink = $1 AND id = $2", 3, flag_types);
+    Oid keep_types[3] = {TEXTOID, TEXTOID, TEXTOID};
+    keep_plan_ = keep_plan("INSERT INTO streamrec.sink_outbox(sink, payload, error) VALUES ($1, $2::jsonb, $3)", 3,
+                           keep_types);
   }
 
   static SPIPlanPtr keep_plan(const char* sql, int nargs, Oid* types) {
@@ -956,8 +1040,8 @@ class SinkWorker {
     return true;
   }
 
-  // Delivered rows of the first `count` batches leave the outbox, unencodable ones keep their
-  // reason; in the caller's transaction.
+  // The outbox rows of the first `count` batches leave the outbox once delivered; their
+  // unencodable rows stay, one outbox row each with its reason; in the caller's transaction.
   void acknowledge(size_t count) {
     for (size_t i = 0; i < count; i++) {
       const InFlightBatch& batch = window_[i];
@@ -969,10 +1053,10 @@ class SinkWorker {
           throw Error(ERRCODE_INTERNAL_ERROR, "cannot delete from streamrec.sink_outbox");
       }
       for (const FailedRow& f : batch.failed) {
-        Datum args[3] = {name_datum_, Int64GetDatum(f.id), text_datum(f.error)};
-        SPIPlanPtr plan = flag_plan_;
-        if (pg_call([plan, &args] { return SPI_execute_plan(plan, args, nullptr, false, 0); }) != SPI_OK_UPDATE)
-          throw Error(ERRCODE_INTERNAL_ERROR, "cannot flag a failed row in streamrec.sink_outbox");
+        Datum args[3] = {name_datum_, text_datum(f.payload), text_datum(f.error)};
+        SPIPlanPtr plan = keep_plan_;
+        if (pg_call([plan, &args] { return SPI_execute_plan(plan, args, nullptr, false, 0); }) != SPI_OK_INSERT)
+          throw Error(ERRCODE_INTERNAL_ERROR, "cannot keep a failed row in streamrec.sink_outbox");
       }
     }
   }
@@ -1021,7 +1105,7 @@ class SinkWorker {
   void record_batch(const InFlightBatch& batch) {
     WorkerSlot* slot = worker_slot(launch_.slot);
     TimestampTz now = GetCurrentTimestamp();
-    size_t produced = batch.tids.size();
+    size_t produced = batch.messages;
     SpinLockAcquire(&slot->mutex);
     slot->stats.messages += static_cast<int64>(produced);
     slot->stats.rows += static_cast<int64>(produced);
@@ -1029,7 +1113,8 @@ class SinkWorker {
     slot->stats.batches++;
     if (produced > 0) slot->stats.last_message_at = now;
     if (!batch.failed.empty()) {
-      std::string error = "outbox row " + std::to_string(batch.failed.back().id) + ": " + batch.failed.back().error;
+      std::string error =
+          "a row of outbox chunk " + std::to_string(batch.failed.back().id) + ": " + batch.failed.back().error;
       strlcpy(slot->stats.last_error, error.c_str(), sizeof slot->stats.last_error);
       slot->stats.last_error_at = now;
     }
@@ -1072,9 +1157,10 @@ class SinkWorker {
   // PostgreSQL objects kept across transactions.
   SPIPlanPtr read_plan_ = nullptr;
   SPIPlanPtr delete_plan_ = nullptr;
-  SPIPlanPtr flag_plan_ = nullptr;
+  SPIPlanPtr keep_plan_ = nullptr;
   Datum name_datum_ = 0;
   MemoryContext row_context_ = nullptr;
+  MemoryContext chunk_context_ = nullptr;  // the payload of the outbox row being read
   WaitEventSet* wait_set_ = nullptr;  // the latch, postmaster death, delivery reports
 
   // The window; declared before the producer, whose reports it counts.

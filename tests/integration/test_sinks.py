@@ -64,7 +64,8 @@ def consume(bootstrap, topic, count, timeout=30, partitions=1):
 class SinkTest(StreamTestCase):
     topics = {"sink.csv": 1, "sink.json": 1, "sink.avro": 1, "sink.rollback": 1, "sink.down": 1, "sink.kill": 4,
               "sink.bad": 1, "sink.drop": 1, "sink.types.csv": 1, "sink.types.json": 1, "sink.late": 1,
-              "sink.altered": 1, "sink.long": 1}
+              "sink.altered": 1, "sink.long": 1, "sink.chunks": 1, "sink.chunk_bad": 1,
+              "sink.capture": 1, "sink.odd": 1}
 
     def stats(self, name):
         rows = self.sql("SELECT row_to_json(s) FROM streamrec.sink_stats s WHERE name = %s", (name,))
@@ -159,6 +160,18 @@ class SinkTest(StreamTestCase):
         # Each live sink takes one of streamrec.max_workers (8): leave room for the other tests.
         self.sql("SELECT streamrec.drop_sink('typed_csv'), streamrec.drop_sink('typed_json')")
 
+    def test_composite_enum_and_json_columns(self):
+        # Types the capture leaves to SQL (to_jsonb) and the worker reads as PostgreSQL prints
+        # them: a composite through jsonb_populate_record, a json string stays a JSON string.
+        self.sql("CREATE TYPE pair AS (n int, s text)")
+        self.sql("CREATE TYPE mood AS ENUM ('ok', 'sad')")
+        self.sql("CREATE TABLE odd (p pair, m mood, j json)")
+        self.sql("SELECT streamrec.create_sink('odd', 'odd', 'sink.odd')")
+        self.sql("INSERT INTO odd VALUES (ROW(1, 'a b'), 'sad', '{\"a\": [1, 2]}'), (NULL, 'ok', '\"just text\"')")
+        self.assertEqual([v for *_, v in consume(self.sandbox.bootstrap, "sink.odd", 2)],
+                         [b'"(1,""a b"")",sad,"{""a"": [1, 2]}"', b',ok,"""just text"""'])
+        self.sql("SELECT streamrec.drop_sink('odd')")
+
     def test_column_type_changed_while_rows_wait(self):
         # Rows captured before an ALTER TYPE print as the new type does, as jsonb_populate_record
         # would make them.
@@ -246,6 +259,103 @@ class SinkTest(StreamTestCase):
         messages = consume(self.sandbox.bootstrap, "sink.rollback", 1)
         self.assertEqual([v for *_, v in messages], [b'committed,,"2024-06-28 13:01:55"'])
 
+    def test_chunks_keep_insertion_order_and_pending_counts_rows(self):
+        # The outbox holds a statement's rows in chunks of 1,000: order survives the chunk
+        # boundaries, pending counts rows (not outbox rows), and what rolls back (a whole
+        # transaction, or a savepoint) leaves no chunk behind.
+        self.sql("CREATE TABLE chunk_rows (seq int, k text)")
+        self.sql("SELECT streamrec.create_sink('chunks', 'chunk_rows', 'sink.chunks', 'csv', NULL, '{\"key\": \"k\"}')")
+        self.sql("SELECT streamrec.pause_sink('chunks')")
+        wait_for(lambda: self.stats("chunks")["pid"] is None, 10, what="paused worker gone")
+        self.sql("INSERT INTO chunk_rows SELECT g, 'same' FROM generate_series(1, 2500) g")
+        self.sql("INSERT INTO chunk_rows VALUES (2501, 'same')")
+        conn = self.cluster.connect(autocommit=False)
+        with conn.cursor() as cur:
+            cur.execute("INSERT INTO chunk_rows SELECT -g, 'same' FROM generate_series(1, 1500) g")
+        conn.rollback()
+        with conn.cursor() as cur:
+            cur.execute("INSERT INTO chunk_rows SELECT g, 'same' FROM generate_series(2502, 2601) g")
+            cur.execute("SAVEPOINT s")
+            cur.execute("INSERT INTO chunk_rows SELECT -g, 'same' FROM generate_series(1, 1200) g")
+            cur.execute("ROLLBACK TO SAVEPOINT s")
+        conn.commit()
+        conn.close()
+        self.assertEqual([r for r, in self.sql("SELECT rows FROM streamrec.sink_outbox WHERE sink = 'chunks' ORDER BY id")],
+                         [1000, 1000, 500, 1, 100])
+        self.assertEqual(self.stats("chunks")["pending"], 2601)
+        self.assertIsNotNone(self.stats("chunks")["oldest_pending_age"])
+        self.sql("SELECT streamrec.resume_sink('chunks')")
+        messages = consume(self.sandbox.bootstrap, "sink.chunks", 2601)
+        self.assertEqual([int(v.split(b",")[0]) for *_, v in messages], list(range(1, 2602)))  # in order, once
+        self.assertEqual(self.wait_drained("chunks")["failed"], 0)
+        self.assertEqual(self.value("SELECT count(*) FROM streamrec.sink_outbox WHERE sink = 'chunks'"), 0)
+        self.sql("SELECT streamrec.drop_sink('chunks')")
+
+    def test_the_capture_trigger_writes_exactly_to_jsonb(self):
+        # The C++ capture builds each row's jsonb itself (and falls back to SQL for a table with
+        # a type it does not take on, here jsonb): the outbox must hold what to_jsonb(row) gives,
+        # in the inserting session's time zone, chunk after chunk.
+        flat = ("SELECT jsonb_agg(e ORDER BY o.id, x.i) FROM streamrec.sink_outbox o, jsonb_array_elements("
+                "CASE jsonb_typeof(o.payload) WHEN 'array' THEN o.payload ELSE jsonb_build_array(o.payload) END) "
+                "WITH ORDINALITY x(e, i) WHERE o.sink = %s")
+        self.sql("CREATE DOMAIN short_text AS text CHECK (length(VALUE) < 100)")
+        self.sql("CREATE TABLE cap_rows (seq int, i2 smallint, i8 bigint, r real, f float8, n numeric, b boolean, "
+                 "t text, v varchar(5), c char(3), d date, ts timestamp, tz timestamptz, iv interval, u uuid, "
+                 "by bytea, s short_text, ta text[], ia int[], fa float8[], tza timestamptz[], dropped int)")
+        self.sql("ALTER TABLE cap_rows DROP COLUMN dropped")
+        self.sql("CREATE TABLE cap_json (seq int, j jsonb, t text)")
+        for name in ("cap", "cap_json"):
+            self.sql(f"SELECT streamrec.create_sink('{name}', '{name if name != 'cap' else 'cap_rows'}', 'sink.capture')")
+            self.sql(f"SELECT streamrec.pause_sink('{name}')")
+        conn = self.cluster.connect()
+        with conn.cursor() as cur:
+            cur.execute("SET TimeZone = 'Europe/Amsterdam'")
+            cur.execute("SET work_mem = '64kB'")  # the transition table spills to disk
+            cur.execute("INSERT INTO cap_rows SELECT g, (g % 300)::smallint, 9007199254740993 + g, g / 7.0, "
+                        "CASE g % 4 WHEN 0 THEN 'NaN' WHEN 1 THEN '-Infinity' ELSE 1e300 / g END, "
+                        "CASE WHEN g = 3 THEN 'NaN' ELSE g / 3.0 END, g % 2 = 0, 'a\"b\\c\u00e9' || g, 'v' || g % 10, "
+                        "'x', '2024-06-28'::date + g, '2024-06-28 13:01:55.5'::timestamp + g * interval '1 s', "
+                        "CASE WHEN g = 5 THEN 'infinity' ELSE '2024-06-28 13:01:55.123456+00'::timestamptz "
+                        "+ g * interval '1 s' END, g * interval '1 minute', md5(g::text)::uuid, '\\x00ff', 's', "
+                        "ARRAY['a', NULL, 'c,d', ''], ARRAY[[1, 2], [3, g]], ARRAY[0.1, 1e-7], "
+                        "ARRAY['2024-06-28 13:01:55+00'::timestamptz] FROM generate_series(1, 1001) g")
+            cur.execute("INSERT INTO cap_rows (seq, ia) VALUES (1002, '{}')")
+            cur.execute("INSERT INTO cap_json SELECT g, jsonb_build_object('g', g, 's', 'x'), 't' FROM generate_series(1, 3) g")
+            # Large rows end a chunk early (about 8 MB of values): 3 MB rows go 3 and 2.
+            cur.execute("INSERT INTO cap_rows (seq, t) SELECT 1002 + g, repeat('x', 3000000) FROM generate_series(1, 5) g")
+            self.assertEqual([r for r, in self.sql("SELECT rows FROM streamrec.sink_outbox WHERE sink = 'cap' ORDER BY id")],
+                             [1000, 1, 1, 3, 2])
+            for name, table in (("cap", "cap_rows"), ("cap_json", "cap_json")):
+                cur.execute(f"SELECT ({flat})::text, (SELECT jsonb_agg(to_jsonb(row_) ORDER BY seq) FROM {table} row_)::text",
+                            (name,))
+                captured, expected = cur.fetchone()
+                self.assertEqual(captured, expected, name)
+        conn.close()
+        self.sql("SELECT streamrec.drop_sink('cap'), streamrec.drop_sink('cap_json')")
+
+    def test_a_bad_row_inside_a_chunk_is_kept_apart_and_the_rest_produced(self):
+        self.recs_table("recs_chunk_bad")
+        self.sql("SELECT streamrec.create_sink('chunk_bad', 'recs_chunk_bad', 'sink.chunk_bad')")
+        self.sql("INSERT INTO recs_chunk_bad SELECT 'u' || g, NULL, CASE WHEN g = 1500 THEN 'infinity' "
+                 "ELSE '2024-06-28 13:01:55+00' END::timestamptz FROM generate_series(1, 2500) g")
+        messages = consume(self.sandbox.bootstrap, "sink.chunk_bad", 2499)
+        expected = [f'u{g},,"2024-06-28 13:01:55"'.encode() for g in range(1, 2501) if g != 1500]
+        self.assertEqual([v for *_, v in messages], expected)
+        stats = wait_for(lambda: (lambda s: s if s["failed"] == 1 and s["pending"] == 0 else None)(
+            self.stats("chunk_bad")), 10, what="failed row counted")
+        self.assertEqual(stats["produced"], 2499)
+        self.assertIsNone(stats["oldest_pending_age"])
+        self.assertIn("infinity", stats["last_error"])
+        kept = self.sql("SELECT payload ->> 'user_id', payload ->> 'window_end', rows, error FROM streamrec.sink_outbox "
+                        "WHERE sink = 'chunk_bad'")
+        self.assertEqual(len(kept), 1)
+        self.assertEqual(kept[0][:3], ("u1500", "infinity", 1))
+        self.assertIn("window_end", kept[0][3])
+        self.sql("INSERT INTO recs_chunk_bad VALUES ('after', NULL, '2024-06-28 13:01:58+00')")
+        self.assertEqual(consume(self.sandbox.bootstrap, "sink.chunk_bad", 2500)[-1][3],
+                         b'after,,"2024-06-28 13:01:58"')
+        self.sql("SELECT streamrec.drop_sink('chunk_bad')")
+
     def test_broker_down_rows_wait_and_drain_in_order(self):
         self.sql("CREATE TABLE down_rows (seq int, k text)")
         self.sql("SELECT streamrec.create_sink('down', 'down_rows', 'sink.down', 'csv', NULL, '{\"key\": \"k\"}')")
@@ -282,7 +392,11 @@ class SinkTest(StreamTestCase):
             seq = 0
             while not done.is_set() and seq < 20000:
                 try:
-                    self.sql("INSERT INTO kill_rows SELECT g, 'k' || (g %% 13) FROM generate_series(%s, %s) g",
+                    # Durable commits: the harness runs with synchronous_commit off, and the crash
+                    # restart after the kill would lose a commit the worker may already have
+                    # produced (seen as committed, not yet written to the WAL).
+                    self.sql("SET synchronous_commit = on; "
+                             "INSERT INTO kill_rows SELECT g, 'k' || (g %% 13) FROM generate_series(%s, %s) g",
                              (seq, seq + 199))
                     seq += 200
                 except psycopg2.Error:

@@ -88,9 +88,13 @@ SELECT name, events, outputs, late, skipped, last_error FROM streamrec.pipelines
 -- Every transaction has exactly one result; the sinks captured them for the topics.
 SELECT (SELECT count(*) FROM streamrec.item_transactions) AS transactions,
        (SELECT count(*) FROM streamrec.transaction_results) AS results,
-       (SELECT count(*) FROM streamrec.sink_outbox WHERE sink = 'pipeline_item_transactions') AS outbox_results,
-       (SELECT count(*) FROM streamrec.sink_outbox WHERE sink = 'pipeline_item_transactions_alerts') AS outbox_alerts;
-SELECT payload - 'processed_at' AS payload FROM streamrec.sink_outbox WHERE sink = 'pipeline_item_transactions' ORDER BY id LIMIT 2;
+       (SELECT coalesce(sum(rows), 0) FROM streamrec.sink_outbox WHERE sink = 'pipeline_item_transactions') AS outbox_results,
+       (SELECT coalesce(sum(rows), 0) FROM streamrec.sink_outbox WHERE sink = 'pipeline_item_transactions_alerts') AS outbox_alerts;
+-- (An outbox row holds a chunk of a statement's rows: a jsonb array, or the row itself.)
+SELECT r - 'processed_at' AS payload FROM streamrec.sink_outbox o,
+    jsonb_array_elements(CASE jsonb_typeof(o.payload) WHEN 'array' THEN o.payload ELSE jsonb_build_array(o.payload) END)
+    WITH ORDINALITY x(r, i)
+WHERE sink = 'pipeline_item_transactions' ORDER BY o.id, x.i LIMIT 2;
 
 -- Idle windows close from the tick (here: idle_timeout passed since the last arrival).
 UPDATE streamrec.pipeline_clock SET last_arrival = last_arrival - interval '1 hour' WHERE pipeline = 'item_transactions';

@@ -1,0 +1,378 @@
+// The outbox trigger of a sink (DESIGN.md section 2, "Sinks"): copies the rows a statement
+// inserted into streamrec.sink_outbox, in the inserting transaction, one outbox row per chunk of
+// up to 1,000 rows or about 8 MB (a jsonb array of the rows in insertion order, or the row
+// itself for a chunk of one). The outbox then pays its per-row costs (heap tuple, index entry,
+// WAL record, and the worker's delete) once per chunk.
+//
+// Each row is exactly to_jsonb(row), built here straight from the transition table rather than
+// by to_jsonb and jsonb_agg in SQL (which walks every row's jsonb a second time, and takes a
+// plpgsql call per statement). Columns of the common types (text, integers, floats, numeric,
+// boolean, dates and timestamps, other built-in scalars, and arrays of them) are converted the
+// way to_jsonb converts them; a statement on a table with any other column type (json,
+// composite, enum or other user-defined types, whose to_jsonb may involve casts) runs the same
+// capture in SQL instead (chunks of 1,000 rows, without the byte bound).
+#include <string>
+#include <vector>
+
+#include "extension/error_boundary.h"
+
+extern "C" {
+#include "access/detoast.h"
+#include "access/htup_details.h"
+#include "access/tupdesc.h"
+#include "access/transam.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "common/jsonapi.h"
+#include "executor/executor.h"
+#include "executor/spi.h"
+#include "executor/tuptable.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/datetime.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/numeric.h"
+#include "utils/rel.h"
+#include "utils/tuplestore.h"
+}
+
+namespace streamrec {
+namespace {
+
+// Rows per outbox row, and about the most bytes of column values: a jsonb cannot exceed 256 MB,
+// and a chunk is built and read whole.
+constexpr int64 kChunkRows = 1000;
+constexpr Size kChunkBytes = 8 * 1024 * 1024;
+
+// How to_jsonb converts a value of a type (jsonb_categorize_type's categories we take on).
+enum class JsonKind : char { text, integer, number, boolean, datetime, other, unsupported };
+
+struct CapturedColumn {
+  int attnum;  // 0-based
+  int16 attlen;
+  const char* name;
+  int name_len;
+  JsonKind kind;
+  Oid type;  // the base type, or the array's element type
+  bool array;
+  Oid output_function;
+  int16 element_length;
+  bool element_by_value;
+  char element_align;
+};
+
+// The capture of one statement; PostgreSQL memory only (built and used inside pg_call).
+struct Capture {
+  CapturedColumn* columns;
+  int column_count;
+  bool supported;
+};
+
+JsonKind kind_of(Oid type) {
+  switch (type) {
+    case TEXTOID:
+    case VARCHAROID:
+      return JsonKind::text;
+    case INT2OID:
+    case INT4OID:
+    case INT8OID:
+      return JsonKind::integer;
+    case FLOAT4OID:
+    case FLOAT8OID:
+    case NUMERICOID:
+      return JsonKind::number;
+    case BOOLOID:
+      return JsonKind::boolean;
+    case DATEOID:
+    case TIMESTAMPOID:
+    case TIMESTAMPTZOID:
+      return JsonKind::datetime;
+    case JSONOID:
+    case JSONBOID:
+    case RECORDOID:
+      return JsonKind::unsupported;
+    default:
+      // Built-in scalars print through their output function, as to_jsonb's "other" category;
+      // a user-defined type may have a cast to json that to_jsonb would use.
+      if (type >= FirstNormalObjectId || type_is_rowtype(type) || OidIsValid(get_element_type(type)))
+        return JsonKind::unsupported;
+      return JsonKind::other;
+  }
+}
+
+// C only from here to the C++ part below: these run inside pg_call.
+
+Capture* describe(TupleDesc desc) {
+  Capture* c = static_cast<Capture*>(palloc0(sizeof(Capture)));
+  c->columns = static_cast<CapturedColumn*>(palloc0(sizeof(CapturedColumn) * (desc->natts > 0 ? desc->natts : 1)));
+  c->supported = true;
+  for (int i = 0; i < desc->natts; i++) {
+    Form_pg_attribute att = TupleDescAttr(desc, i);
+    if (att->attisdropped) continue;
+    CapturedColumn* col = &c->columns[c->column_count++];
+    col->attnum = i;
+    col->attlen = att->attlen;
+    col->name = NameStr(att->attname);
+    col->name_len = static_cast<int>(strlen(col->name));
+    Oid type = getBaseType(att->atttypid);
+    Oid element = get_element_type(type);
+    col->array = OidIsValid(element);
+    if (col->array) type = getBaseType(element);
+    col->type = type;
+    col->kind = kind_of(type);
+    if (col->kind == JsonKind::unsupported) {
+      c->supported = false;
+      continue;
+    }
+    bool varlena = false;
+    getTypeOutputInfo(type, &col->output_function, &varlena);
+    if (col->array) get_typlenbyvalalign(type, &col->element_length, &col->element_by_value, &col->element_align);
+  }
+  return c;
+}
+
+// One non-null scalar as to_jsonb makes it (datum_to_jsonb).
+void push_scalar(JsonbParseState** state, JsonbIteratorToken token, const CapturedColumn* col, Datum value) {
+  JsonbValue v;
+  switch (col->kind) {
+    case JsonKind::text: {
+      text* t = DatumGetTextPP(value);
+      v.type = jbvString;
+      v.val.string.val = VARDATA_ANY(t);
+      v.val.string.len = static_cast<int>(VARSIZE_ANY_EXHDR(t));
+      break;
+    }
+    case JsonKind::integer: {
+      int64 n = col->type == INT2OID   ? DatumGetInt16(value)
+                : col->type == INT4OID ? DatumGetInt32(value)
+                                       : DatumGetInt64(value);
+      v.type = jbvNumeric;
+      v.val.numeric = int64_to_numeric(n);
+      break;
+    }
+    case JsonKind::number: {
+      // A valid JSON number becomes one; NaN and infinities stay strings.
+      char* out = OidOutputFunctionCall(col->output_function, value);
+      int len = static_cast<int>(strlen(out));
+      if (IsValidJsonNumber(out, len)) {
+        v.type = jbvNumeric;
+        v.val.numeric = DatumGetNumeric(
+            DirectFunctionCall3(numeric_in, CStringGetDatum(out), ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
+      } else {
+        v.type = jbvString;
+        v.val.string.val = out;
+        v.val.string.len = len;
+      }
+      break;
+    }
+    case JsonKind::boolean:
+      v.type = jbvBool;
+      v.val.boolean = DatumGetBool(value);
+      break;
+    case JsonKind::datetime: {
+      char* buf = static_cast<char*>(palloc(MAXDATELEN + 1));
+      char* out = JsonEncodeDateTime(buf, value, col->type, nullptr);
+      v.type = jbvString;
+      v.val.string.val = out;
+      v.val.string.len = static_cast<int>(strlen(out));
+      break;
+    }
+    default: {
+      char* out = OidOutputFunctionCall(col->output_function, value);
+      v.type = jbvString;
+      v.val.string.val = out;
+      v.val.string.len = static_cast<int>(strlen(out));
+      break;
+    }
+  }
+  pushJsonbValue(state, token, &v);
+}
+
+// Dimension `dim` of an array from element *index on (array_dim_to_jsonb).
+void push_array_dim(JsonbParseState** state, const CapturedColumn* col, int dim, int ndims, const int* dims,
+                    const Datum* values, const bool* nulls, int* index) {
+  pushJsonbValue(state, WJB_BEGIN_ARRAY, nullptr);
+  for (int i = 0; i < dims[dim]; i++) {
+    if (dim + 1 == ndims) {
+      if (nulls[*index]) {
+        JsonbValue v;
+        v.type = jbvNull;
+        pushJsonbValue(state, WJB_ELEM, &v);
+      } else {
+        push_scalar(state, WJB_ELEM, col, values[*index]);
+      }
+      (*index)++;
+    } else {
+      push_array_dim(state, col, dim + 1, ndims, dims, values, nulls, index);
+    }
+  }
+  pushJsonbValue(state, WJB_END_ARRAY, nullptr);
+}
+
+void push_array(JsonbParseState** state, const CapturedColumn* col, Datum value) {
+  ArrayType* a = DatumGetArrayTypeP(value);
+  int ndims = ARR_NDIM(a);
+  if (ndims <= 0) {
+    pushJsonbValue(state, WJB_BEGIN_ARRAY, nullptr);
+    pushJsonbValue(state, WJB_END_ARRAY, nullptr);
+    return;
+  }
+  Datum* values = nullptr;
+  bool* nulls = nullptr;
+  int count = 0;
+  deconstruct_array(a, col->type, col->element_length, col->element_by_value, col->element_align, &values, &nulls,
+                    &count);
+  int index = 0;
+  push_array_dim(state, col, 0, ndims, ARR_DIMS(a), values, nulls, &index);
+}
+
+// One row as an object (composite_to_jsonb).
+void push_row(JsonbParseState** state, const Capture* capture, TupleTableSlot* slot) {
+  slot_getallattrs(slot);
+  pushJsonbValue(state, WJB_BEGIN_OBJECT, nullptr);
+  for (int i = 0; i < capture->column_count; i++) {
+    const CapturedColumn* col = &capture->columns[i];
+    JsonbValue key;
+    key.type = jbvString;
+    key.val.string.val = const_cast<char*>(col->name);
+    key.val.string.len = col->name_len;
+    pushJsonbValue(state, WJB_KEY, &key);
+    if (slot->tts_isnull[col->attnum]) {
+      JsonbValue v;
+      v.type = jbvNull;
+      pushJsonbValue(state, WJB_VALUE, &v);
+    } else if (col->array) {
+      push_array(state, col, slot->tts_values[col->attnum]);
+    } else {
+      push_scalar(state, WJB_VALUE, col, slot->tts_values[col->attnum]);
+    }
+  }
+  pushJsonbValue(state, WJB_END_OBJECT, nullptr);
+}
+
+// About how many bytes a row adds to its chunk (the slot is deformed).
+Size row_bytes(const Capture* capture, TupleTableSlot* slot) {
+  Size bytes = 0;
+  for (int i = 0; i < capture->column_count; i++) {
+    const CapturedColumn* col = &capture->columns[i];
+    bytes += static_cast<Size>(col->name_len) + 8;
+    if (slot->tts_isnull[col->attnum]) continue;
+    Datum value = slot->tts_values[col->attnum];
+    bytes += col->attlen == -1   ? toast_raw_datum_size(value)
+             : col->attlen == -2 ? strlen(DatumGetCString(value))
+                                 : static_cast<Size>(col->attlen > 8 ? col->attlen : 8);
+  }
+  return bytes;
+}
+
+SPIPlanPtr insert_plan = nullptr;  // kept for the backend's life
+
+void insert_chunk(Datum sink, Jsonb* payload, int64 rows) {
+  if (insert_plan == nullptr) {
+    Oid types[3] = {TEXTOID, JSONBOID, INT4OID};
+    SPIPlanPtr plan =
+        SPI_prepare("INSERT INTO streamrec.sink_outbox(sink, payload, rows) VALUES ($1, $2, $3)", 3, types);
+    if (plan == nullptr) elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+    if (SPI_keepplan(plan) != 0) elog(ERROR, "SPI_keepplan failed");
+    insert_plan = plan;
+  }
+  Datum args[3] = {sink, JsonbPGetDatum(payload), Int32GetDatum(static_cast<int32>(rows))};
+  if (SPI_execute_plan(insert_plan, args, nullptr, false, 0) != SPI_OK_INSERT)
+    elog(ERROR, "cannot insert into streamrec.sink_outbox");
+}
+
+// The whole capture of a statement whose columns all have a supported type.
+void capture_rows(TriggerData* trigger, const Capture* capture, Datum sink) {
+  Tuplestorestate* rows = trigger->tg_newtable;
+  int64 total = tuplestore_tuple_count(rows);
+  int pointer = tuplestore_alloc_read_pointer(rows, EXEC_FLAG_REWIND);
+  tuplestore_select_read_pointer(rows, pointer);
+  tuplestore_rescan(rows);
+  TupleDesc desc = RelationGetDescr(trigger->tg_relation);
+  TupleTableSlot* fetched = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
+  // The jsonb of a chunk points into its rows until it is built. Rows of a tuplestore in memory
+  // stay put; one spilled to disk hands out each row in memory that the next fetch frees, so
+  // those rows are copied into the chunk's memory.
+  bool in_memory = tuplestore_in_memory(rows);
+  TupleTableSlot* kept = in_memory ? fetched : MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
+  MemoryContext outer = CurrentMemoryContext;
+  MemoryContext chunk_context = AllocSetContextCreate(outer, "streamrec sink capture", ALLOCSET_DEFAULT_SIZES);
+  for (int64 done = 0; done < total;) {
+    MemoryContextSwitchTo(chunk_context);
+    JsonbParseState* state = nullptr;
+    pushJsonbValue(&state, WJB_BEGIN_ARRAY, nullptr);
+    int64 chunk = 0;
+    for (Size bytes = 0; chunk < kChunkRows && done + chunk < total && bytes < kChunkBytes; chunk++) {
+      MemoryContextSwitchTo(outer);
+      bool found = tuplestore_gettupleslot(rows, true, false, fetched);
+      MemoryContextSwitchTo(chunk_context);
+      if (!found)
+        elog(ERROR, "the transition table ended after %lld of %lld rows", static_cast<long long>(done + chunk),
+             static_cast<long long>(total));
+      if (!in_memory) ExecStoreMinimalTuple(ExecCopySlotMinimalTuple(fetched), kept, false);
+      push_row(&state, capture, kept);
+      bytes += row_bytes(capture, kept);
+    }
+    JsonbValue* built = pushJsonbValue(&state, WJB_END_ARRAY, nullptr);
+    // A chunk of one row is the row itself.
+    insert_chunk(sink, JsonbValueToJsonb(chunk == 1 ? &built->val.array.elems[0] : built), chunk);
+    MemoryContextSwitchTo(outer);
+    if (!in_memory) ExecClearTuple(kept);
+    MemoryContextReset(chunk_context);
+    done += chunk;
+  }
+  ExecDropSingleTupleTableSlot(fetched);
+  if (!in_memory) ExecDropSingleTupleTableSlot(kept);
+  MemoryContextDelete(chunk_context);
+}
+
+}  // namespace
+}  // namespace streamrec
+
+namespace streamrec {
+namespace {
+
+// The same capture in SQL, for tables with a column type capture_rows does not take on.
+constexpr const char* kCaptureSql = R"SQL(
+INSERT INTO streamrec.sink_outbox(sink, payload, rows)
+SELECT $1, CASE WHEN count(*) = 1 THEN jsonb_agg(c.js ORDER BY c.n) -> 0 ELSE jsonb_agg(c.js ORDER BY c.n) END, count(*)
+FROM (SELECT pg_catalog.to_jsonb(r.*) AS js, row_number() OVER () - 1 AS n FROM streamrec_new_rows r) c
+GROUP BY c.n / 1000 ORDER BY c.n / 1000
+)SQL";
+
+Datum sink_capture(FunctionCallInfo fcinfo) {
+  if (!CALLED_AS_TRIGGER(fcinfo))
+    throw Error(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED, "streamrec._sink_capture() must be called as a trigger", "",
+                "streamrec.create_sink() installs it.");
+  TriggerData* trigger = reinterpret_cast<TriggerData*>(fcinfo->context);
+  if (!TRIGGER_FIRED_AFTER(trigger->tg_event) || !TRIGGER_FIRED_FOR_STATEMENT(trigger->tg_event) ||
+      !TRIGGER_FIRED_BY_INSERT(trigger->tg_event) || trigger->tg_newtable == nullptr ||
+      trigger->tg_trigger->tgnargs != 1)
+    throw Error(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED,
+                "streamrec._sink_capture() must be an AFTER INSERT ... REFERENCING NEW TABLE ... FOR EACH STATEMENT "
+                "trigger with the sink's name as its argument",
+                "", "streamrec.create_sink() installs it.");
+  pg_call([trigger] {
+    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
+    Datum sink = CStringGetTextDatum(trigger->tg_trigger->tgargs[0]);
+    Capture* capture = describe(RelationGetDescr(trigger->tg_relation));
+    if (capture->supported) {
+      capture_rows(trigger, capture, sink);
+    } else {
+      if (SPI_register_trigger_data(trigger) != SPI_OK_TD_REGISTER) elog(ERROR, "SPI_register_trigger_data failed");
+      Oid type = TEXTOID;
+      if (SPI_execute_with_args(kCaptureSql, 1, &type, &sink, nullptr, false, 0) != SPI_OK_INSERT)
+        elog(ERROR, "cannot insert into streamrec.sink_outbox");
+    }
+    SPI_finish();
+  });
+  return PointerGetDatum(nullptr);
+}
+
+}  // namespace
+}  // namespace streamrec
+
+STREAMREC_SQL_FUNCTION(streamrec_sink_capture, streamrec::sink_capture)
