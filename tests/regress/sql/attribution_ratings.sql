@@ -44,7 +44,7 @@ INSERT INTO streamrec.clicks (click_id, user_id, product_id, event_time) VALUES 
 SELECT checkout_id, click_id, click_time FROM streamrec.attributed_checkouts ORDER BY checkout_id;
 -- Every first attribution and every correction, for the sink.
 SELECT checkout_id, click_id, user_name FROM streamrec.attribution_log ORDER BY id;
-SELECT count(*) FROM streamrec.sink_outbox WHERE sink = 'pipeline_attribution';
+SELECT sum(rows) FROM streamrec.sink_outbox WHERE sink = 'pipeline_attribution';
 
 -- Arrival order does not matter: the same 300 events in 5 shuffled orders, one event per
 -- statement, give the same table each time.
@@ -111,7 +111,7 @@ SELECT product_id, ratings, stars FROM streamrec.product_ratings ORDER BY 1;
 SELECT product_id, rating FROM streamrec.inventory ORDER BY 1;
 SELECT watermark, max_event_time FROM streamrec.pipeline_clock WHERE pipeline = 'ratings';
 -- The sinks' outbox got the unhappy and the enriched rows.
-SELECT sink, count(*) FROM streamrec.sink_outbox WHERE sink LIKE 'pipeline_ratings%' GROUP BY 1 ORDER BY 1;
+SELECT sink, sum(rows) FROM streamrec.sink_outbox WHERE sink LIKE 'pipeline_ratings%' GROUP BY 1 ORDER BY 1;
 
 -- A customer UPDATE shows in the next enrichment (the seed's CDC demo); old rows keep theirs.
 UPDATE streamrec.customers SET club_status = 'bronze', email = 'ann@new.example.com' WHERE customer_id = '1';
