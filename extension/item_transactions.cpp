@@ -69,34 +69,6 @@ TransactionsConfig transactions_config() {
   return cfg;
 }
 
-// A one-dimensional array parameter with NULL elements (spi_batch.h's builders have none).
-template <typename T>
-Datum nullable_array(const std::vector<T>& values, const std::vector<bool>& nulls, Oid type) {
-  int n = static_cast<int>(values.size());
-  std::vector<Datum> elements(values.size() + 1);
-  std::vector<char> null_flags(values.size() + 1, 0);  // std::vector<bool> has no data()
-  for (std::size_t i = 0; i < values.size(); i++) {
-    null_flags[i] = !nulls.empty() && nulls[i];
-    if constexpr (std::is_same_v<T, bool>) elements[i] = BoolGetDatum(values[i]);
-    else if constexpr (std::is_same_v<T, int32>) elements[i] = Int32GetDatum(values[i]);
-    else elements[i] = Int64GetDatum(values[i]);
-  }
-  Datum* e = elements.data();
-  const char* f = null_flags.data();
-  return pg_call([n, e, f, type] {
-    int16 typlen;
-    bool byval;
-    char align;
-    get_typlenbyvalalign(type, &typlen, &byval, &align);
-    bool* flags = static_cast<bool*>(palloc(sizeof(bool) * (n > 0 ? n : 1)));
-    for (int i = 0; i < n; i++) flags[i] = f[i] != 0;
-    int dims[1] = {n};
-    int lbs[1] = {1};
-    if (n == 0) return PointerGetDatum(construct_empty_array(type));
-    return PointerGetDatum(construct_md_array(e, flags, 1, dims, lbs, type, typlen, byval, align));
-  });
-}
-
 // ------------------------------------------------------------------------------------------
 // Transactions
 // ------------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ extern "C" {
 #include "catalog/pg_type.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 }
 
 namespace streamrec {
@@ -79,16 +80,6 @@ Datum build_text_array(const std::vector<const char*>& data, const std::vector<i
   });
 }
 
-Datum build_int64_array(const std::vector<int64>& values, Oid type) {
-  int n = static_cast<int>(values.size());
-  const int64* v = values.data();
-  return pg_call([n, v, type] {
-    Datum* elements = static_cast<Datum*>(palloc(sizeof(Datum) * (n > 0 ? n : 1)));
-    for (int i = 0; i < n; i++) elements[i] = Int64GetDatum(v[i]);
-    return PointerGetDatum(construct_array(elements, n, type, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-  });
-}
-
 }  // namespace
 
 Datum text_array(const std::vector<std::string>& values) {
@@ -115,8 +106,30 @@ Datum text_array(const std::vector<std::string_view>& values) {
   return build_text_array(data, lengths);
 }
 
-Datum timestamptz_array(const std::vector<int64>& values) { return build_int64_array(values, TIMESTAMPTZOID); }
-Datum int8_array(const std::vector<int64>& values) { return build_int64_array(values, INT8OID); }
+Datum datum_array(const std::vector<Datum>& elements, const std::vector<bool>& nulls, Oid type) {
+  int n = static_cast<int>(elements.size());
+  std::vector<char> null_flags(elements.size() + 1, 0);  // std::vector<bool> has no data()
+  for (std::size_t i = 0; i < nulls.size() && i < elements.size(); i++) null_flags[i] = nulls[i];
+  const Datum* e = elements.data();
+  const char* f = null_flags.data();
+  return pg_call([n, e, f, type] {
+    if (n == 0) return PointerGetDatum(construct_empty_array(type));
+    int16 typlen;
+    bool byval;
+    char align;
+    get_typlenbyvalalign(type, &typlen, &byval, &align);
+    bool* flags = static_cast<bool*>(palloc(sizeof(bool) * n));
+    for (int i = 0; i < n; i++) flags[i] = f[i] != 0;
+    int dims[1] = {n};
+    int lbs[1] = {1};
+    return PointerGetDatum(construct_md_array(const_cast<Datum*>(e), flags, 1, dims, lbs, type, typlen, byval, align));
+  });
+}
+
+Datum timestamptz_array(const std::vector<int64>& values) {
+  return nullable_array(values, {}, TIMESTAMPTZOID);
+}
+Datum int8_array(const std::vector<int64>& values) { return nullable_array(values, {}, INT8OID); }
 
 std::string array_literal(const std::vector<std::string_view>& values) {
   std::string out = "{";

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "extension/error_boundary.h"
@@ -45,8 +46,24 @@ std::vector<Cell> fetch_result(const std::vector<bool>& text_columns);
 // Array parameters.
 Datum text_array(const std::vector<std::string>& values);
 Datum text_array(const std::vector<std::string_view>& values);
+// A one-dimensional array of a by-value type from its elements' Datums; nulls (empty: none)
+// marks NULL elements.
+Datum datum_array(const std::vector<Datum>& elements, const std::vector<bool>& nulls, Oid type);
 Datum timestamptz_array(const std::vector<int64>& values);
 Datum int8_array(const std::vector<int64>& values);
+
+// An array of bool, int32 or int64 values (type: BOOLOID, INT4OID, INT8OID, ...), with NULLs.
+template <typename T>
+Datum nullable_array(const std::vector<T>& values, const std::vector<bool>& nulls, Oid type) {
+  std::vector<Datum> elements;
+  elements.reserve(values.size());
+  for (const T& v : values) {
+    if constexpr (std::is_same_v<T, bool>) elements.push_back(BoolGetDatum(v));
+    else if constexpr (std::is_same_v<T, int32>) elements.push_back(Int32GetDatum(v));
+    else elements.push_back(Int64GetDatum(v));
+  }
+  return datum_array(elements, nulls, type);
+}
 
 // A text[] literal ('{"a","b"}') for a column cast from text in a set-based statement.
 std::string array_literal(const std::vector<std::string_view>& values);

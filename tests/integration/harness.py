@@ -38,6 +38,12 @@ def free_port():
         return s.getsockname()[1]
 
 
+def datagen(kind, *args):
+    """Runs the data generator (tools/datagen) and returns what it wrote to stdout."""
+    return subprocess.run([os.path.join(BUILD, "streamrec-datagen"), kind, "--quiet", *map(str, args)], check=True,
+                          capture_output=True, text=True).stdout
+
+
 def wait_for(predicate, timeout=10.0, interval=0.1, what="condition"):
     """Polls predicate until it returns a truthy value; returns that value or raises."""
     deadline = time.monotonic() + timeout

@@ -2,8 +2,12 @@
 confluent-kafka), so the extension is checked against code that is not its own."""
 
 import subprocess
+import time
 
-from confluent_kafka import Producer
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+# The seed's recommendation line (000): what a csv sink of (user_id, product_ids, window_end) writes.
+SEED_VALUE = b'user-27,"140,13,137,95,39,138","2024-06-28 13:01:55"'
 
 
 def produce(bootstrap, topic, messages, partition=None):
@@ -43,3 +47,25 @@ def kcat_produce(bootstrap, topic, lines, partition=None, key_delimiter=None):
     if key_delimiter:
         cmd += ["-K", key_delimiter]
     subprocess.run(cmd, input="\n".join(lines) + "\n", text=True, check=True, timeout=60)
+
+
+def consume(bootstrap, topic, count, timeout=30, partitions=1):
+    """Reads `count` messages from the start of every partition of `topic`: a list of
+    (partition, offset, key, value) in partition/offset order."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"check-{time.monotonic_ns()}",
+                         "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+    try:
+        consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+        out = []
+        deadline = time.monotonic() + timeout
+        while len(out) < count and time.monotonic() < deadline:
+            for m in consumer.consume(10000, 0.2):
+                if m.error() is None:
+                    out.append((m.partition(), m.offset(), m.key(), m.value()))
+        time.sleep(0.3)  # a late duplicate or extra message would show now
+        for m in consumer.consume(10000, 0.3):
+            if m.error() is None:
+                out.append((m.partition(), m.offset(), m.key(), m.value()))
+        return sorted(out)
+    finally:
+        consumer.close()

@@ -9,20 +9,12 @@ import csv
 import datetime
 import io
 import json
-import os
-import subprocess
 import time
 
-from harness import BUILD, StreamTestCase, wait_for
-import test_sinks  # noqa: E402  (its consume())
+from harness import StreamTestCase, datagen, wait_for
+from kafka_util import consume
 
-DATAGEN = os.path.join(BUILD, "streamrec-datagen")
 LOOKBACK = datetime.timedelta(hours=1)
-
-
-def datagen(kind, *args):
-    return subprocess.run([DATAGEN, kind, "--quiet", *map(str, args)], check=True, capture_output=True,
-                          text=True).stdout
 
 
 def rows(text):
@@ -120,7 +112,7 @@ class AttributionRatingsTest(StreamTestCase):
         # (at least; a click batch may improve one twice); the last message per key is the table.
         logged = self.value("SELECT count(*) FROM streamrec.attribution_log")
         self.assertGreaterEqual(logged, 2000 + attributed)
-        messages = test_sinks.consume(self.sandbox.bootstrap, "ar.out", logged, partitions=2, timeout=60)
+        messages = consume(self.sandbox.bootstrap, "ar.out", logged, partitions=2, timeout=60)
         self.assertEqual(len(messages), logged)
         last = {}
         for _p, _o, key, value in sorted(messages, key=lambda m: m[1]):  # per key: one partition, in order
@@ -207,7 +199,7 @@ class AttributionRatingsTest(StreamTestCase):
                          sorted(unhappy))
         self.assertTrue(0 < len(unhappy) < len(enriched))
         # On the topic: the seed's columns, keyed by the full name.
-        messages = test_sinks.consume(self.sandbox.bootstrap, "ar.unhappy", len(unhappy), timeout=60)
+        messages = consume(self.sandbox.bootstrap, "ar.unhappy", len(unhappy), timeout=60)
         self.assertEqual(len(messages), len(unhappy))
         rid, user = unhappy[0]
         _, first_name, last_name, _, _ = customers[user]

@@ -6,19 +6,11 @@ dead-lettered, and two feeding workers plus a concurrent psql updater."""
 import json
 import os
 import subprocess
-import threading
 import time
 
-from harness import BUILD, StreamTestCase, wait_for
-from kafka_util import kcat_produce, produce
-import test_sinks  # noqa: E402  (its consume(); imported as a module so its tests stay its own)
+from harness import StreamTestCase, datagen, wait_for
+from kafka_util import consume, kcat_produce, produce
 
-DATAGEN = os.path.join(BUILD, "streamrec-datagen")
-
-
-def datagen(kind, *args):
-    return subprocess.run([DATAGEN, kind, "--quiet", *map(str, args)], check=True, capture_output=True,
-                          text=True).stdout
 
 
 def csv_bool(value):
@@ -100,7 +92,7 @@ class ItemTransactionsTest(StreamTestCase):
         for t, item, q in transactions:
             ok, after = model.apply(item, q)
             expected.append((item.encode(), f"{t},{item},{q},{csv_bool(ok)},{'' if after is None else after}".encode()))
-        messages = test_sinks.consume(self.sandbox.bootstrap, "it.order.out", len(expected))
+        messages = consume(self.sandbox.bootstrap, "it.order.out", len(expected))
         self.assertEqual([(k, v) for *_, k, v in messages], expected)
         self.assertEqual(dict(self.sql("SELECT product_id, stock FROM streamrec.inventory")), model.stock)
         self.assertEqual(model.stock, {"a": 0, "b": 0, "new": 7, "ghost": 5})
@@ -108,7 +100,7 @@ class ItemTransactionsTest(StreamTestCase):
         # Queries stored after the transactions see all of them; an unknown item answers NULL.
         kcat_produce(self.sandbox.bootstrap, "it.order.q", ["100,a", "101,new", "102,nobody", "103,ghost"])
         self.source("it_order_q", "it.order.q", "streamrec.stock_queries")
-        answers = test_sinks.consume(self.sandbox.bootstrap, "it.order.qout", 4)
+        answers = consume(self.sandbox.bootstrap, "it.order.qout", 4)
         self.assertEqual([(k, v) for *_, k, v in answers],
                          [(b"100", b"100,a,0"), (b"101", b"101,new,7"), (b"102", b"102,nobody,"),
                           (b"103", b"103,ghost,5")])
@@ -116,7 +108,7 @@ class ItemTransactionsTest(StreamTestCase):
         # In 13:00 'b' failed 3 of 3 and 'new' 2 of 3 ('a' 1 of 4): a transaction in 13:01 closes
         # that window, and two alerts go out, in key order.
         kcat_produce(self.sandbox.bootstrap, "it.order", ["12,z,1,2024-06-28 13:01:30"])
-        alerts = test_sinks.consume(self.sandbox.bootstrap, "it.order.alerts", 2)
+        alerts = consume(self.sandbox.bootstrap, "it.order.alerts", 2)
         self.assertEqual([(k, v) for *_, k, v in alerts],
                          [(b"b", b'b,"2024-06-28 13:00:00","2024-06-28 13:01:00",0,3,0'),
                           (b"new", b'new,"2024-06-28 13:00:00","2024-06-28 13:01:00",1,2,7')])
@@ -146,7 +138,7 @@ class ItemTransactionsTest(StreamTestCase):
         self.assertTrue(0.08 * count < failed < 0.12 * count, failed)
         self.assertEqual(dict(self.sql("SELECT product_id, stock FROM streamrec.inventory")), model.stock)
         # On the topic: every result once, per item in input order.
-        messages = test_sinks.consume(self.sandbox.bootstrap, "it.gen.out", count, partitions=4, timeout=60)
+        messages = consume(self.sandbox.bootstrap, "it.gen.out", count, partitions=4, timeout=60)
         self.assertEqual(len(messages), count)
         per_item = {}
         for *_, key, value in messages:

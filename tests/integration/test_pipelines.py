@@ -8,8 +8,7 @@ import subprocess
 from datetime import datetime, timedelta, timezone
 
 from harness import StreamTestCase, wait_for
-from kafka_util import produce
-from test_sinks import SEED_VALUE, consume
+from kafka_util import SEED_VALUE, consume, produce
 
 PIPELINE_TABLES = ("streamrec.clicks, streamrec.purchases, streamrec.inventory, streamrec.recommendation_log, "
                    "streamrec.recommendations, streamrec.user_purchases, streamrec.pending_views, "

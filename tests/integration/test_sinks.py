@@ -14,11 +14,10 @@ import unittest
 import avro.io
 import avro.schema
 import psycopg2
-from confluent_kafka import Consumer, TopicPartition
 
 from harness import StreamTestCase, wait_for
+from kafka_util import SEED_VALUE, consume
 
-SEED_VALUE = b'user-27,"140,13,137,95,39,138","2024-06-28 13:01:55"'
 # What PostgreSQL prints for test_every_type_prints_as_postgresql_does's rows.
 EXPECTED_TYPED_CSV = [
     (b'9007199254740993,2024-06-28 13:01:55.123456',
@@ -37,28 +36,6 @@ EXPECTED_TYPED_JSON = [
 
 SEED_INSERT = ("INSERT INTO {} VALUES ('user-27', ARRAY['140','13','137','95','39','138'], "
                "'2024-06-28 13:01:55+00')")
-
-
-def consume(bootstrap, topic, count, timeout=30, partitions=1):
-    """Reads `count` messages from the start of every partition of `topic`: a list of
-    (partition, offset, key, value) in partition/offset order."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"check-{time.monotonic_ns()}",
-                         "enable.auto.commit": False, "auto.offset.reset": "earliest"})
-    try:
-        consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
-        out = []
-        deadline = time.monotonic() + timeout
-        while len(out) < count and time.monotonic() < deadline:
-            for m in consumer.consume(10000, 0.2):
-                if m.error() is None:
-                    out.append((m.partition(), m.offset(), m.key(), m.value()))
-        time.sleep(0.3)  # a late duplicate or extra message would show now
-        for m in consumer.consume(10000, 0.3):
-            if m.error() is None:
-                out.append((m.partition(), m.offset(), m.key(), m.value()))
-        return sorted(out)
-    finally:
-        consumer.close()
 
 
 class SinkTest(StreamTestCase):
