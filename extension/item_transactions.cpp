@@ -125,7 +125,7 @@ std::unordered_map<std::string, int32> lock_stock(const std::vector<std::string>
 }
 
 // Applies the batch to the inventory and returns each transaction's outcome, in input order.
-std::vector<transaction_outcome> apply_transactions(const std::vector<Transaction>& batch) {
+std::vector<transaction_outcome> apply_transactions(const std::vector<Transaction>& batch, StepTimer& timer) {
   std::vector<std::string> items;
   items.reserve(batch.size());
   for (const Transaction& t : batch) items.push_back(t.item);
@@ -134,6 +134,7 @@ std::vector<transaction_outcome> apply_transactions(const std::vector<Transactio
 
   stock_ledger ledger;
   for (const auto& [item, stock] : lock_stock(items)) ledger.load(item, stock);
+  timer.mark("lock");
   std::vector<transaction_outcome> outcomes(batch.size());
   for (std::size_t i = 0; i < batch.size(); i++) outcomes[i] = ledger.apply(batch[i].item, batch[i].quantity);
 
@@ -179,8 +180,10 @@ std::vector<transaction_outcome> apply_transactions(const std::vector<Transactio
       names.push_back(c.item);
       stocks.push_back(c.stock);
     }
+    timer.mark("validate");
     update_stock.run({text_array(names), nullable_array(stocks, {}, INT4OID)}, false);
   }
+  timer.mark("update");
   return outcomes;
 }
 
@@ -313,11 +316,14 @@ Datum item_transactions_trigger(FunctionCallInfo fcinfo) {
     TransactionsConfig cfg = transactions_config();
     if (!cfg.enabled) return;
     PipelineCounts counts;
+    StepTimer timer;
     std::vector<Transaction> batch = read_transactions();
+    timer.mark("read");
     counts.events = static_cast<int64>(batch.size());
     if (batch.empty()) return;
-    std::vector<transaction_outcome> outcomes = apply_transactions(batch);
+    std::vector<transaction_outcome> outcomes = apply_transactions(batch, timer);
     write_transaction_results(batch, outcomes);
+    timer.mark("results");
     counts.outputs += static_cast<int64>(batch.size());
 
     // The clock is locked last: every lock a batch takes before it is on rows of its own items.
@@ -325,6 +331,7 @@ Datum item_transactions_trigger(FunctionCallInfo fcinfo) {
     for (std::size_t i = 0; i < batch.size(); i++)
       summaries.add(batch[i].item, batch[i].ts, batch[i].quantity, outcomes[i].success);
     write_window_summaries(summaries);
+    timer.mark("summaries");
 
     lock_clock.run({}, false);
     Clock clock = clock_from(fetch_result({false, false}));
@@ -339,7 +346,9 @@ Datum item_transactions_trigger(FunctionCallInfo fcinfo) {
     save_clock(clock, true);
     if (!closed_until || *clock.watermark > *closed_until)
       counts.outputs += close_windows(cfg, closed_until, *clock.watermark);
+    timer.mark("clock");
     count_pipeline(kPipeline, counts);
+    timer.report(kPipeline, batch.size());
   });
 }
 

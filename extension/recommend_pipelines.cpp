@@ -41,32 +41,6 @@ namespace {
 
 constexpr int64 kHourUs = INT64CONST(3600) * 1000000;
 
-// Where a batch's time goes, reported at DEBUG1 (SET client_min_messages = debug1 shows it).
-class StepTimer {
- public:
-  void mark(const char* step) {
-    if (!wanted_) return;
-    auto now = std::chrono::steady_clock::now();
-    char piece[64];
-    snprintf(piece, sizeof piece, "%s%s %.1f ms", report_.empty() ? "" : ", ", step,
-             std::chrono::duration<double, std::milli>(now - last_).count());
-    report_ += piece;
-    last_ = now;
-  }
-  void report(const char* pipeline, std::size_t views) {
-    if (!wanted_) return;
-    std::string line = report_;
-    const char* text = line.c_str();
-    pg_call([pipeline, views, text] { elog(DEBUG1, "%s: %zu views: %s", pipeline, views, text); });
-  }
-
- private:
-  // Formatting costs nothing unless someone will see the line.
-  bool wanted_ = pg_call([] { return message_level_is_interesting(DEBUG1); });
-  std::chrono::steady_clock::time_point last_ = std::chrono::steady_clock::now();
-  std::string report_;
-};
-
 // ------------------------------------------------------------------------------------------
 // Options, read once per statement (a change applies from the next batch on).
 // ------------------------------------------------------------------------------------------
