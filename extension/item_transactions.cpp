@@ -110,9 +110,9 @@ KeptPlan update_stock(
     " WHERE i.product_id = x.p",
     {TEXTARRAYOID, INT4ARRAYOID});
 KeptPlan write_results(
-    "INSERT INTO streamrec.transaction_results (transaction_id, item_id, quantity, success, stock_after)"
-    " SELECT * FROM unnest($1::int8[], $2::text[], $3::int4[], $4::bool[], $5::int4[])",
-    {INT8ARRAYOID, TEXTARRAYOID, INT4ARRAYOID, BOOLARRAYOID, INT4ARRAYOID});
+    "INSERT INTO streamrec.transaction_results (transaction_id, item_id, quantity, success, stock_after, ts)"
+    " SELECT * FROM unnest($1::int8[], $2::text[], $3::int4[], $4::bool[], $5::int4[], $6::timestamptz[])",
+    {INT8ARRAYOID, TEXTARRAYOID, INT4ARRAYOID, BOOLARRAYOID, INT4ARRAYOID, TIMESTAMPTZARRAYOID});
 
 // Locks `items` (sorted, distinct) and returns the stock of those that exist.
 std::unordered_map<std::string, int32> lock_stock(const std::vector<std::string>& items) {
@@ -192,8 +192,10 @@ void write_transaction_results(const std::vector<Transaction>& batch, const std:
   std::vector<bool> id_nulls, success, stock_nulls;
   std::vector<std::string_view> items;
   std::vector<int32> quantities, stocks;
+  std::vector<int64> times;
   for (std::size_t i = 0; i < batch.size(); i++) {
     ids.push_back(batch[i].id);
+    times.push_back(batch[i].ts);
     id_nulls.push_back(batch[i].id_null);
     items.push_back(batch[i].item);
     quantities.push_back(batch[i].quantity);
@@ -202,13 +204,33 @@ void write_transaction_results(const std::vector<Transaction>& batch, const std:
     stock_nulls.push_back(!outcomes[i].stock_after.has_value());
   }
   write_results.run({nullable_array(ids, id_nulls, INT8OID), text_array(items), nullable_array(quantities, {}, INT4OID),
-                     nullable_array(success, {}, BOOLOID), nullable_array(stocks, stock_nulls, INT4OID)},
+                     nullable_array(success, {}, BOOLOID), nullable_array(stocks, stock_nulls, INT4OID),
+                     timestamptz_array(times)},
                     false);
 }
 
 // ------------------------------------------------------------------------------------------
 // Windows: summaries, the event-time clock, alerts
+//
+// A window's summaries are written once, when the watermark passes its end: one aggregate over
+// the results of the windows that close (each result carries its transaction's event time),
+// instead of an upsert per transaction. Transactions behind the watermark (late) are added to
+// their closed window's summary as they come. Both happen with the clock row locked, so a batch
+// decides what is late against the watermark that the closing batch used: a result is either
+// in the aggregate (committed before the window closed) or counted late, never both.
 // ------------------------------------------------------------------------------------------
+// Writes the summaries of the results with ts in [$1, $2) and returns those of at least $5
+// transactions (the alert candidates).
+KeptPlan aggregate_closed(
+    "WITH s AS (INSERT INTO streamrec.transaction_summaries AS s (item_id, window_start, succeeded, failed, volume)"
+    " SELECT item_id, date_bin($3, ts, $4), count(*) FILTER (WHERE success), count(*) FILTER (WHERE NOT success),"
+    " coalesce(sum(abs(quantity::int8)) FILTER (WHERE success), 0)"
+    " FROM streamrec.transaction_results WHERE ts >= $1 AND ts < $2 GROUP BY 2, 1 ORDER BY 2, 1"
+    " ON CONFLICT (window_start, item_id) DO UPDATE SET succeeded = s.succeeded + excluded.succeeded,"
+    " failed = s.failed + excluded.failed, volume = s.volume + excluded.volume"
+    " RETURNING s.item_id, s.window_start, s.succeeded, s.failed, s.volume)"
+    " SELECT * FROM s WHERE succeeded + failed >= $5",
+    {TIMESTAMPTZOID, TIMESTAMPTZOID, INTERVALOID, TIMESTAMPTZOID, INT8OID});
 KeptPlan write_summaries(
     "INSERT INTO streamrec.transaction_summaries AS s (item_id, window_start, succeeded, failed, volume)"
     " SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::int8[], $4::int8[], $5::int8[])"
@@ -228,10 +250,6 @@ KeptPlan set_clock(
     "UPDATE streamrec.pipeline_clock SET watermark = $1, max_event_time = $2,"
     " last_arrival = CASE WHEN $3 THEN clock_timestamp() ELSE last_arrival END WHERE pipeline = 'item_transactions'",
     {TIMESTAMPTZOID, TIMESTAMPTZOID, BOOLOID});
-KeptPlan read_closed(
-    "SELECT item_id, window_start, succeeded, failed, volume FROM streamrec.transaction_summaries"
-    " WHERE window_start > $1 AND window_start <= $2 AND succeeded + failed >= $3",
-    {TIMESTAMPTZOID, TIMESTAMPTZOID, INT8OID});
 KeptPlan write_alerts(
     "INSERT INTO streamrec.transaction_alerts (item_id, window_start, window_end, succeeded, failed, volume)"
     " SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[], $4::int8[], $5::int8[], $6::int8[])"
@@ -272,13 +290,22 @@ void save_clock(const Clock& clock, bool arrival) {
                 false, {!clock.watermark.has_value(), !clock.max_event_time.has_value(), false});
 }
 
-// Closes the windows whose end is in (from, to] and writes the alerts among them; returns how
-// many alerts it wrote.
+// Closes the windows whose end is in (from, to]: writes their summaries and the alerts among
+// them; returns how many alerts it wrote.
 int64 close_windows(const TransactionsConfig& cfg, std::optional<int64> from, int64 to) {
-  int64 low = from ? *from - cfg.window_us : std::numeric_limits<int64>::min();  // -infinity
-  uint64 n = read_closed.run({TimestampTzGetDatum(low), TimestampTzGetDatum(to - cfg.window_us),
-                              Int64GetDatum(cfg.alert_min_transactions)},
-                             true);
+  // Those windows hold the results with ts in [window_start(from), window_start(to)). date_bin
+  // counts whole windows from an origin in PostgreSQL's first year (4713 BC) that is a multiple
+  // of the width since 2000-01-01, so its windows start where window_start() puts them, and
+  // (before PostgreSQL 16) its rounding never meets a time before the origin.
+  if (from && window_start(*from, cfg.window_us) == window_start(to, cfg.window_us)) return 0;  // none closes
+  Interval width{};
+  width.time = cfg.window_us;
+  int64 origin = (MIN_TIMESTAMP / cfg.window_us) * cfg.window_us;
+  int64 first = from ? window_start(*from, cfg.window_us) : DT_NOBEGIN;
+  uint64 n = aggregate_closed.run({TimestampTzGetDatum(first), TimestampTzGetDatum(window_start(to, cfg.window_us)),
+                                   IntervalPGetDatum(&width), TimestampTzGetDatum(origin),
+                                   Int64GetDatum(cfg.alert_min_transactions)},
+                                  false);
   std::vector<Cell> cells = fetch_result({true, false, false, false, false});
   std::vector<std::string> items;
   std::vector<int64> starts, ends, succeeded, failed, volume;
@@ -326,27 +353,31 @@ Datum item_transactions_trigger(FunctionCallInfo fcinfo) {
     timer.mark("results");
     counts.outputs += static_cast<int64>(batch.size());
 
-    // The clock is locked last: every lock a batch takes before it is on rows of its own items.
-    window_summaries summaries(cfg.window_us);
-    for (std::size_t i = 0; i < batch.size(); i++)
-      summaries.add(batch[i].item, batch[i].ts, batch[i].quantity, outcomes[i].success);
-    write_window_summaries(summaries);
-    timer.mark("summaries");
-
+    // The clock is locked after the stock: every lock a batch takes before it is on rows of
+    // its own items. Summary rows are written only under the clock's lock (late ones here,
+    // closed windows in close_windows), in key order.
     lock_clock.run({}, false);
     Clock clock = clock_from(fetch_result({false, false}));
     std::optional<int64> closed_until = clock.watermark;
-    for (const Transaction& t : batch) {
+    window_summaries late(cfg.window_us);
+    for (std::size_t i = 0; i < batch.size(); i++) {
+      const Transaction& t = batch[i];
       // Behind a closed window: it still counts in the summary, but the alert was decided.
-      if (clock.watermark && window_start(t.ts, cfg.window_us) + cfg.window_us <= *clock.watermark) counts.late++;
+      if (clock.watermark && window_start(t.ts, cfg.window_us) + cfg.window_us <= *clock.watermark) {
+        counts.late++;
+        late.add(t.item, t.ts, t.quantity, outcomes[i].success);
+      }
       clock.max_event_time = std::max(clock.max_event_time.value_or(t.ts), t.ts);
     }
+    write_window_summaries(late);
     int64 candidate = *clock.max_event_time - cfg.watermark_delay_us;
     clock.watermark = std::max(clock.watermark.value_or(candidate), candidate);
     save_clock(clock, true);
-    if (!closed_until || *clock.watermark > *closed_until)
-      counts.outputs += close_windows(cfg, closed_until, *clock.watermark);
     timer.mark("clock");
+    if (!closed_until || *clock.watermark > *closed_until) {
+      counts.outputs += close_windows(cfg, closed_until, *clock.watermark);
+      timer.mark("close");
+    }
     count_pipeline(kPipeline, counts);
     timer.report(kPipeline, batch.size());
   });

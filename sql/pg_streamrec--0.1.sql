@@ -1355,10 +1355,14 @@ CREATE TABLE streamrec.transaction_results (
     quantity        int NOT NULL,
     success         boolean NOT NULL,
     stock_after     int,                  -- NULL: the item is unknown (and stays so)
-    processed_at    timestamptz NOT NULL DEFAULT now()
+    processed_at    timestamptz NOT NULL DEFAULT now(),
+    ts              timestamptz NOT NULL  -- the transaction's event time: its summary window
 );
--- Results only ever grow in processing-time order: a BRIN index serves retention almost free.
+-- Results only ever grow in processing-time order, and roughly in event-time order: BRIN
+-- indexes serve retention and the aggregate of a closing window almost free.
 CREATE INDEX transaction_results_processed_idx ON streamrec.transaction_results USING brin (processed_at)
+    WITH (autosummarize = on);
+CREATE INDEX transaction_results_ts_idx ON streamrec.transaction_results USING brin (ts)
     WITH (autosummarize = on);
 CREATE TABLE streamrec.query_results (
     query_id     bigint,
@@ -1438,7 +1442,13 @@ BEGIN
     WHERE window_start < (SELECT max(window_start) FROM streamrec.transaction_summaries) - retention;
     DELETE FROM streamrec.transaction_alerts
     WHERE window_start < (SELECT max(window_start) FROM streamrec.transaction_alerts) - retention;
-    DELETE FROM streamrec.transaction_results WHERE processed_at < now() - retention;
+    -- A result is kept until its window is closed, whatever the retention: the window's
+    -- summary is aggregated from the results when it closes.
+    DELETE FROM streamrec.transaction_results
+    WHERE processed_at < now() - retention
+      AND ts < (SELECT k.watermark - (c.options ->> 'window')::interval
+                FROM streamrec.pipeline_clock k, streamrec.pipeline_catalog c
+                WHERE k.pipeline = 'item_transactions' AND c.name = 'item_transactions');
     DELETE FROM streamrec.query_results WHERE answered_at < now() - retention;
     PERFORM streamrec._close_idle_transaction_windows();
 END $$;

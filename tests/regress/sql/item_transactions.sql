@@ -62,9 +62,9 @@ UPDATE streamrec.inventory SET stock = 3 WHERE product_id = 'b';
 INSERT INTO streamrec.item_transactions VALUES (13, 'b', -3, '2024-06-28 13:00:50+00'), (14, 'b', -1, '2024-06-28 13:00:51+00');
 SELECT transaction_id, success, stock_after FROM streamrec.transaction_results WHERE transaction_id >= 13 ORDER BY 1;
 
--- Summaries per item per minute (volume: |quantity| of the successful ones); the window of
--- 13:00 is still open (watermark 13:00:50), so no alert yet.
-SELECT item_id, window_start, succeeded, failed, volume FROM streamrec.transaction_summaries ORDER BY 1, 2;
+-- The window of 13:00 is still open (watermark 13:00:50): no summary and no alert yet. A
+-- window's summaries are written when it closes.
+SELECT count(*) FROM streamrec.transaction_summaries;
 SELECT watermark FROM streamrec.pipeline_clock WHERE pipeline = 'item_transactions';
 SELECT count(*) FROM streamrec.transaction_alerts;
 
@@ -74,6 +74,9 @@ SELECT count(*) FROM streamrec.transaction_alerts;
 INSERT INTO streamrec.item_transactions VALUES (15, 'z', 5, '2024-06-28 13:01:05+00');
 SELECT watermark FROM streamrec.pipeline_clock WHERE pipeline = 'item_transactions';
 SELECT count(*) FROM streamrec.transaction_alerts;
+-- Summaries per item of the closed window (volume: |quantity| of the successful ones); 'z' is
+-- in the open window of 13:01.
+SELECT item_id, window_start, succeeded, failed, volume FROM streamrec.transaction_summaries ORDER BY 1, 2;
 INSERT INTO streamrec.item_transactions
 SELECT 20 + g, 'b', -100, '2024-06-28 13:01:10+00'::timestamptz + g * interval '1 second' FROM generate_series(1, 3) g;
 INSERT INTO streamrec.item_transactions VALUES (30, 'b', 1, '2024-06-28 13:01:20+00');
@@ -113,6 +116,32 @@ SELECT name, enabled, sinks FROM streamrec.pipelines;
 SELECT count(*) FROM streamrec.sinks;
 INSERT INTO streamrec.item_transactions VALUES (40, 'a', 1, '2024-06-28 13:03:00+00');
 SELECT count(*) FROM streamrec.transaction_results WHERE transaction_id = 40;
+SELECT streamrec.disable_pipeline('item_transactions');
+
+-- Windows of any width start at whole multiples of the width since 2000-01-01, before it too:
+-- the late count (in C++) and the closing aggregate (in SQL) agree on every window.
+TRUNCATE streamrec.transaction_summaries, streamrec.transaction_alerts, streamrec.pipeline_clock;
+SELECT streamrec.enable_pipeline('item_transactions', '{"window": "7 seconds", "watermark_delay": "0 seconds"}');
+INSERT INTO streamrec.item_transactions
+SELECT 200 + g, 'w', 1, '1999-12-31 23:59:30+00'::timestamptz + g * interval '3 seconds' FROM generate_series(0, 20) g;
+INSERT INTO streamrec.item_transactions VALUES (300, 'w', 1, '1999-12-31 23:59:31+00');  -- late
+INSERT INTO streamrec.item_transactions VALUES (301, 'w', 1, '2000-01-01 00:10:00+00');  -- closes the rest
+SELECT window_start AT TIME ZONE 'UTC' AS window_start, succeeded FROM streamrec.transaction_summaries ORDER BY 1;
+SELECT count(*) = 0 AS same FROM (
+    (SELECT window_start, succeeded FROM streamrec.transaction_summaries
+     EXCEPT ALL
+     SELECT timestamptz '2000-01-01 00:00:00+00'
+                + floor(extract(epoch FROM ts - timestamptz '2000-01-01 00:00:00+00') / 7) * interval '7 seconds',
+            count(*)
+     FROM streamrec.item_transactions WHERE transaction_id >= 200 AND ts < '2000-01-01 00:10:00+00' GROUP BY 1)
+    UNION ALL
+    (SELECT timestamptz '2000-01-01 00:00:00+00'
+                + floor(extract(epoch FROM ts - timestamptz '2000-01-01 00:00:00+00') / 7) * interval '7 seconds',
+            count(*)
+     FROM streamrec.item_transactions WHERE transaction_id >= 200 AND ts < '2000-01-01 00:10:00+00' GROUP BY 1
+     EXCEPT ALL
+     SELECT window_start, succeeded FROM streamrec.transaction_summaries)) d;
+SELECT late FROM streamrec.pipelines WHERE name = 'item_transactions';
 SELECT streamrec.disable_pipeline('item_transactions');
 
 DROP EXTENSION pg_streamrec;
