@@ -1418,9 +1418,11 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     ) AS o(p, topic_option, sink_name, rel, sink_options) WHERE o.p = pipeline
 $$;
 
+-- work_mem: closing a window aggregates its results in memory (about 230 bytes per item with
+-- transactions in the window); beyond it the aggregate spills to disk.
 CREATE FUNCTION streamrec._item_transactions_trigger() RETURNS trigger
     AS 'MODULE_PATHNAME', 'streamrec_item_transactions_trigger' LANGUAGE C SECURITY DEFINER
-    SET search_path = pg_catalog, pg_temp;
+    SET search_path = pg_catalog, pg_temp SET work_mem = '128MB' SET jit = off;
 CREATE FUNCTION streamrec._stock_queries_trigger() RETURNS trigger
     AS 'MODULE_PATHNAME', 'streamrec_stock_queries_trigger' LANGUAGE C SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp;
@@ -1428,7 +1430,7 @@ CREATE FUNCTION streamrec._stock_queries_trigger() RETURNS trigger
 -- returns how many windows it closed.
 CREATE FUNCTION streamrec._close_idle_transaction_windows() RETURNS bigint
     AS 'MODULE_PATHNAME', 'streamrec_close_idle_transaction_windows' LANGUAGE C SECURITY DEFINER
-    SET search_path = pg_catalog, pg_temp;
+    SET search_path = pg_catalog, pg_temp SET work_mem = '128MB' SET jit = off;
 REVOKE ALL ON FUNCTION streamrec._item_transactions_trigger(), streamrec._stock_queries_trigger(),
                        streamrec._close_idle_transaction_windows() FROM PUBLIC;
 
