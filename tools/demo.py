@@ -142,9 +142,13 @@ def main():
                  30, what="results and answers on their topics")
         psql(cluster, "-c", "SELECT transaction_id, item_id, quantity, success, stock_after "
                             "FROM streamrec.transaction_results ORDER BY transaction_id",
-             "-c", "SELECT query_id, item_id, stock FROM streamrec.query_results ORDER BY query_id",
-             "-c", "SELECT item_id, window_start, succeeded, failed, volume FROM streamrec.transaction_summaries "
-                   "ORDER BY item_id")
+             "-c", "SELECT query_id, item_id, stock FROM streamrec.query_results ORDER BY query_id")
+        print("The 13:00 window's summaries are written when it closes: here after idle_timeout (5 s) "
+              "without new transactions.", flush=True)
+        wait_for(lambda: cluster.value("SELECT sum(succeeded + failed) FROM streamrec.transaction_summaries") == 5,
+                 30, what="the window summarized")
+        psql(cluster, "-c", "SELECT item_id, window_start, succeeded, failed, volume FROM streamrec.transaction_summaries "
+                            "ORDER BY item_id")
         for topic in ("transaction.results", "query.output.log.1"):
             print(f"{topic}:", flush=True)
             subprocess.run(["kcat", "-C", "-b", sandbox.bootstrap, "-t", topic, "-e", "-q", "-f", "  key %k: %s\n"],
