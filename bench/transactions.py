@@ -11,8 +11,10 @@ item, and 1% as many stock queries into another. Then, on the same machine:
                with the pipeline and its result sink            database (validation, results,
                                                                 summaries, outbox)
   end to end   sources on both topics, the pipeline, a sink    -> what we deliver: from the
-               per output topic                                 source's start until the broker
-                                                                acknowledged the last result
+               per output topic; once with one transaction      source's start until the broker
+               source, once with two in a consumer group        acknowledged the last result
+                                                                (and until every window's
+                                                                summary was written)
 Prints transactions/s and the ratios, the failed share, and memory: the item state (inventory
 rows and index) and window state per million items, and the source worker's private memory."""
 
@@ -54,6 +56,60 @@ def load_inventory(cluster, inventory_file):
     cluster.sql("VACUUM ANALYZE streamrec.inventory")
 
 
+def end_to_end(cluster, inventory_file, args, n, queries, members):
+    """Sources on both topics, the pipeline and its sinks, from the sources' start until the
+    broker acknowledged the last result and until every window was summarized."""
+    load_inventory(cluster, inventory_file)
+    cluster.sql("VACUUM streamrec.sink_outbox")
+    cluster.sql("SELECT streamrec.enable_pipeline('item_transactions', %s)",
+                (json.dumps({"output_topic": "bench.results", "query_output_topic": "bench.answers",
+                             "idle_timeout": "1 second"}),))
+    wait_for(lambda: cluster.value("SELECT count(*) FROM streamrec.sink_stats WHERE state = 'running'") == 2, 30,
+             what="sinks running")
+    results_before = produced(cluster, "pipeline_item_transactions")
+    answers_before = produced(cluster, "pipeline_item_transactions_queries")
+    names = [f"bench_tx_{members}_{i}" for i in range(members)]
+    options = {"batch_size": args.batch_size}
+    if members > 1:
+        options.update(group_id=f"bench-{members}", kafka={"session.timeout.ms": 6000, "heartbeat.interval.ms": 500})
+    started = time.monotonic()
+    for name in names:
+        cluster.sql("SELECT streamrec.create_source(%s, 'bench.tx', 'streamrec.item_transactions', 'csv', NULL, %s)",
+                    (name, json.dumps(options)))
+    cluster.sql("SELECT streamrec.create_source(%s, 'bench.q', 'streamrec.stock_queries', 'csv', NULL, %s)",
+                (f"bench_q_{members}", json.dumps({"batch_size": args.batch_size})))
+    memory = []
+    stored_at = []
+
+    def done():
+        pid = cluster.value("SELECT pid FROM streamrec.source_stats WHERE name = %s", (names[0],))
+        if pid:
+            memory.append(rss_mb(pid))
+        if not stored_at and cluster.value("SELECT sum(rows) FROM streamrec.source_stats WHERE name = ANY(%s)",
+                                           (names,)) >= n:
+            stored_at.append(time.monotonic())
+        return produced(cluster, "pipeline_item_transactions") - results_before >= n
+
+    wait_for(done, 1800, interval=0.05, what="every result acknowledged")
+    e2e_seconds = time.monotonic() - started
+    # The last window closes once the stream is idle for idle_timeout (1 s here).
+    wait_for(lambda: cluster.value("SELECT sum(succeeded + failed) FROM streamrec.transaction_summaries") == n,
+             120, interval=0.05, what="every window summarized")
+    summarized_seconds = time.monotonic() - started
+    late = cluster.value("SELECT late FROM streamrec.pipelines WHERE name = 'item_transactions'")
+    wait_for(lambda: produced(cluster, "pipeline_item_transactions_queries") - answers_before >= queries, 120,
+             what="every query answer acknowledged")
+    assert cluster.value("SELECT count(*) FROM streamrec.transaction_results") == n
+    assert cluster.value("SELECT count(DISTINCT transaction_id) FROM streamrec.transaction_results") == n
+    assert cluster.value("SELECT count(*) FROM streamrec.query_results") == queries
+    assert cluster.value("SELECT count(*) FROM streamrec.dead_letters") == 0
+    for name in names + [f"bench_q_{members}"]:
+        cluster.sql("SELECT streamrec.drop_source(%s)", (name,))
+    cluster.sql("SELECT streamrec.disable_pipeline('item_transactions')")
+    return {"seconds": e2e_seconds, "stored": stored_at[0] - started if stored_at else float("nan"),
+            "summarized": summarized_seconds, "late": late, "memory": [m for m in memory if m is not None]}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--items", type=int, default=1_000_000)
@@ -66,7 +122,7 @@ def main():
     tx_args = ["--count", n, "--products", items, "--fail-ratio", args.fail_ratio, "--events-per-second", 50000]
 
     tx_parts = max(4, int(n * (32 + 40) / BYTES_PER_PARTITION) + 1)
-    out_parts = max(4, int(n * (40 + 40) / BYTES_PER_PARTITION) + 1)
+    out_parts = max(4, int(2 * n * (40 + 40) / BYTES_PER_PARTITION) + 1)  # two end-to-end runs
     sandbox = Sandbox(BUILD, topics={"bench.tx": tx_parts, "bench.q": 4, "bench.results": out_parts,
                                      "bench.answers": 4}).start()
     cluster = Cluster("bench-transactions", settings={"streamrec.brokers": f"'{sandbox.bootstrap}'",
@@ -118,45 +174,11 @@ def main():
         assert cluster.value("SELECT count(*) FROM streamrec.transaction_results") == n
         cluster.sql("SELECT streamrec.disable_pipeline('item_transactions')")
 
-        # End to end.
-        load_inventory(cluster, inventory_file)
-        cluster.sql("VACUUM streamrec.sink_outbox")
-        cluster.sql("SELECT streamrec.enable_pipeline('item_transactions', %s)",
-                    (json.dumps({"output_topic": "bench.results", "query_output_topic": "bench.answers",
-                                 "idle_timeout": "1 second"}),))
-        wait_for(lambda: cluster.value("SELECT count(*) FROM streamrec.sink_stats WHERE state = 'running'") == 2, 30,
-                 what="sinks running")
-        options = json.dumps({"batch_size": args.batch_size})
-        started = time.monotonic()
-        cluster.sql("SELECT streamrec.create_source('bench_tx', 'bench.tx', 'streamrec.item_transactions', 'csv', "
-                    "NULL, %s)", (options,))
-        cluster.sql("SELECT streamrec.create_source('bench_q', 'bench.q', 'streamrec.stock_queries', 'csv', NULL, %s)",
-                    (options,))
-        memory = []
-        stored_at = []
-
-        def done():
-            pid = cluster.value("SELECT pid FROM streamrec.source_stats WHERE name = 'bench_tx'")
-            if pid:
-                memory.append(rss_mb(pid))
-            if not stored_at and cluster.value("SELECT rows FROM streamrec.source_stats "
-                                               "WHERE name = 'bench_tx'") >= n:
-                stored_at.append(time.monotonic())
-            return produced(cluster, "pipeline_item_transactions") >= n
-
-        wait_for(done, 1800, interval=0.05, what="every result acknowledged")
-        e2e_seconds = time.monotonic() - started
-        # The last window closes once the stream is idle for idle_timeout (1 s here).
-        wait_for(lambda: cluster.value("SELECT sum(succeeded + failed) FROM streamrec.transaction_summaries") == n,
-                 120, interval=0.05, what="every window summarized")
-        summarized_seconds = time.monotonic() - started
-        late = cluster.value("SELECT late FROM streamrec.pipelines WHERE name = 'item_transactions'")
-        wait_for(lambda: produced(cluster, "pipeline_item_transactions_queries") >= queries, 120,
-                 what="every query answer acknowledged")
-        assert cluster.value("SELECT count(*) FROM streamrec.transaction_results") == n
-        assert cluster.value("SELECT count(*) FROM streamrec.query_results") == queries
-        assert cluster.value("SELECT count(*) FROM streamrec.dead_letters") == 0
-        memory = [m for m in memory if m is not None]
+        # End to end: one source worker, then two in one consumer group (the topic is keyed by
+        # item, so each worker owns its items' partitions and the two run side by side).
+        runs = {}
+        for members in (1, 2):
+            runs[members] = end_to_end(cluster, inventory_file, args, n, queries, members)
         inventory_bytes = cluster.value("SELECT pg_total_relation_size('streamrec.inventory')")
         summaries, summary_bytes = cluster.sql(
             "SELECT count(*), pg_total_relation_size('streamrec.transaction_summaries') "
@@ -166,24 +188,24 @@ def main():
         sandbox.stop()
         sandbox.cleanup()
 
-    e2e_rate = n / e2e_seconds
     per_million = 1_000_000 / items
     print(f"\nbench/transactions: {n:,} transactions over {items:,} items ({failed_share:.1%} failed), "
           f"{queries:,} queries, csv, {tx_parts} partitions, 2 cores")
     print(f"  kcat -C, the transaction topic:                    {kcat_rate:>10,.0f} /s")
     print(f"  COPY into a plain table (no pipeline):             {copy_rate:>10,.0f} /s")
     print(f"  COPY into item_transactions, pipeline + outbox:    {pipe_rate:>10,.0f} /s")
-    print(f"  end to end, topic -> acknowledged result message:  {e2e_rate:>10,.0f} /s "
-          f"(stored by the source after {stored_at[0] - started if stored_at else float('nan'):.1f} s, "
-          f"all results acknowledged after {e2e_seconds:.1f} s, every window summarized after "
-          f"{summarized_seconds:.1f} s; {late:,} late)")
-    print(f"  end to end / kcat: {e2e_rate / kcat_rate:.2f}   end to end / COPY+pipeline: {e2e_rate / pipe_rate:.2f}   "
-          f"COPY+pipeline / plain COPY: {pipe_rate / copy_rate:.2f}   goal: >= 300,000 transactions/s")
+    for members, run in runs.items():
+        rate = n / run["seconds"]
+        print(f"  end to end, {members} source worker{'s' if members > 1 else ' '}, topic -> acknowledged result: "
+              f"{rate:>10,.0f} /s (stored after {run['stored']:.1f} s, all results acknowledged after "
+              f"{run['seconds']:.1f} s, every window summarized after {run['summarized']:.1f} s; {run['late']:,} late)")
+        print(f"      / kcat: {rate / kcat_rate:.2f}   / COPY+pipeline: {rate / pipe_rate:.2f}")
+    print(f"  COPY+pipeline / plain COPY: {pipe_rate / copy_rate:.2f}   goal: >= 300,000 transactions/s end to end")
+    memory = runs[1]["memory"]
     print(f"  memory per million items: item state (inventory rows + index) {inventory_bytes * per_million / 2**20:.0f} MB "
           f"on disk/in shared buffers; window state {summary_bytes / max(summaries, 1):.0f} B per item-window "
           f"({summaries:,} windows); source worker private memory {memory[len(memory) // 10]:.0f} MB at 10%, "
           f"{memory[-1]:.0f} MB at the end, {max(memory):.0f} MB max")
-
 
 if __name__ == "__main__":
     main()
