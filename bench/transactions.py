@@ -11,8 +11,8 @@ item, and 1% as many stock queries into another. Then, on the same machine:
                with the pipeline and its result sink            database (validation, results,
                                                                 summaries, outbox)
   end to end   sources on both topics, the pipeline, a sink    -> what we deliver: from the
-               per output topic; once with one transaction      source's start until the broker
-               source, once with two in a consumer group        acknowledged the last result
+               per output topic (--members 1,2: once with one   source's start until the broker
+               source worker, once with two in a group)         acknowledged the last result
                                                                 (and until every window's
                                                                 summary was written)
 Prints transactions/s and the ratios, the failed share, and memory: the item state (inventory
@@ -116,6 +116,8 @@ def main():
     parser.add_argument("--transactions", type=int, default=1_000_000)
     parser.add_argument("--fail-ratio", type=float, default=0.1)
     parser.add_argument("--batch-size", type=int, default=10000)
+    parser.add_argument("--members", type=lambda v: [int(m) for m in v.split(",")], default=[1],
+                        help="end-to-end runs with this many source workers each, e.g. 1,2 (default 1)")
     args = parser.parse_args()
     n, items = args.transactions, args.items
     queries = max(1, n // 100)
@@ -174,10 +176,10 @@ def main():
         assert cluster.value("SELECT count(*) FROM streamrec.transaction_results") == n
         cluster.sql("SELECT streamrec.disable_pipeline('item_transactions')")
 
-        # End to end: one source worker, then two in one consumer group (the topic is keyed by
-        # item, so each worker owns its items' partitions and the two run side by side).
+        # End to end, with --members source workers in one consumer group (the topic is keyed by
+        # item, so each worker owns its items' partitions).
         runs = {}
-        for members in (1, 2):
+        for members in args.members:
             runs[members] = end_to_end(cluster, inventory_file, args, n, queries, members)
         inventory_bytes = cluster.value("SELECT pg_total_relation_size('streamrec.inventory')")
         summaries, summary_bytes = cluster.sql(
@@ -201,7 +203,7 @@ def main():
               f"{run['seconds']:.1f} s, every window summarized after {run['summarized']:.1f} s; {run['late']:,} late)")
         print(f"      / kcat: {rate / kcat_rate:.2f}   / COPY+pipeline: {rate / pipe_rate:.2f}")
     print(f"  COPY+pipeline / plain COPY: {pipe_rate / copy_rate:.2f}   goal: >= 300,000 transactions/s end to end")
-    memory = runs[1]["memory"]
+    memory = runs[args.members[0]]["memory"]
     print(f"  memory per million items: item state (inventory rows + index) {inventory_bytes * per_million / 2**20:.0f} MB "
           f"on disk/in shared buffers; window state {summary_bytes / max(summaries, 1):.0f} B per item-window "
           f"({summaries:,} windows); source worker private memory {memory[len(memory) // 10]:.0f} MB at 10%, "
