@@ -50,7 +50,7 @@ def load_inventory(cluster, inventory_file):
     # TRUNCATE may meet a sink worker or the launcher's tick: a deadlock is retried.
     wait_for(lambda: cluster.sql("TRUNCATE streamrec.inventory, streamrec.item_transactions, streamrec.stock_queries, "
                 "streamrec.transaction_results, streamrec.query_results, streamrec.transaction_summaries, "
-                "streamrec.transaction_alerts, streamrec.pipeline_clock, streamrec.sink_outbox") == [], 60,
+                "streamrec.transaction_alerts, streamrec.pipeline_clock, streamrec.pipeline_writers, streamrec.sink_outbox") == [], 60,
              what="tables truncated")
     cluster.sql(f"COPY streamrec.inventory (product_id, category, stock, rating) FROM '{inventory_file}' CSV")
     cluster.sql("VACUUM ANALYZE streamrec.inventory")

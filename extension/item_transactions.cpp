@@ -4,11 +4,11 @@
 // Per statement (a source batch or a psql INSERT): one read of the touched items' stock, locked
 // FOR UPDATE in item order; sequential validation in memory (extension/core/item_ledger); one
 // UPDATE of the changed items and one INSERT of the created ones; one INSERT of the results in
-// input order; one upsert of the window summaries in key order; then the event-time clock, which
-// closes windows and writes their alerts. The row locks make concurrent batches and a manual
-// `UPDATE inventory SET stock = ...` queue per item: no negative stock and no lost update. Locks
-// are always taken inventory rows (item order), summary rows (key order), clock row, so two
-// writers never wait for each other in a cycle.
+// input order; then, under the event-time clock (extension/event_clock), late transactions into
+// their summaries and the windows that close summarized, with their alerts. The row locks make
+// concurrent batches and a manual `UPDATE inventory SET stock = ...` queue per item: no negative
+// stock and no lost update. Locks are always taken inventory rows (item order), clock row, writer
+// row, summary rows (key order), so two writers never wait for each other in a cycle.
 #include <algorithm>
 #include <limits>
 #include <optional>
@@ -22,6 +22,7 @@
 #include "extension/core/item_ledger.h"
 #include "extension/core/ranking.h"
 #include "extension/error_boundary.h"
+#include "extension/event_clock.h"
 #include "extension/pipeline_stats.h"
 #include "extension/pipeline_trigger.h"
 #include "extension/spi_batch.h"
@@ -244,19 +245,6 @@ KeptPlan write_summaries(
     " ON CONFLICT (window_start, item_id) DO UPDATE SET succeeded = s.succeeded + excluded.succeeded,"
     " failed = s.failed + excluded.failed, volume = s.volume + excluded.volume",
     {TEXTARRAYOID, TIMESTAMPTZARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID});
-KeptPlan lock_clock(
-    "INSERT INTO streamrec.pipeline_clock AS k (pipeline) VALUES ('item_transactions')"
-    " ON CONFLICT (pipeline) DO UPDATE SET pipeline = k.pipeline RETURNING k.watermark, k.max_event_time",
-    {});
-KeptPlan lock_idle_clock(
-    "SELECT watermark, max_event_time FROM streamrec.pipeline_clock WHERE pipeline = 'item_transactions'"
-    " AND max_event_time IS NOT NULL AND last_arrival < clock_timestamp() - make_interval(secs => $1 / 1e6)"
-    " FOR UPDATE SKIP LOCKED",
-    {INT8OID});
-KeptPlan set_clock(
-    "UPDATE streamrec.pipeline_clock SET watermark = $1, max_event_time = $2,"
-    " last_arrival = CASE WHEN $3 THEN clock_timestamp() ELSE last_arrival END WHERE pipeline = 'item_transactions'",
-    {TIMESTAMPTZOID, TIMESTAMPTZOID, BOOLOID});
 KeptPlan write_alerts(
     "INSERT INTO streamrec.transaction_alerts (item_id, window_start, window_end, succeeded, failed, volume)"
     " SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[], $4::int8[], $5::int8[], $6::int8[])"
@@ -277,24 +265,6 @@ void write_window_summaries(const window_summaries& summaries) {
   write_summaries.run({text_array(items), timestamptz_array(starts), int8_array(succeeded), int8_array(failed),
                        int8_array(volume)},
                       false);
-}
-
-struct Clock {
-  std::optional<int64> watermark;
-  std::optional<int64> max_event_time;
-};
-
-Clock clock_from(const std::vector<Cell>& row) {
-  Clock c;
-  if (!row[0].null) c.watermark = DatumGetTimestampTz(row[0].value);
-  if (!row[1].null) c.max_event_time = DatumGetTimestampTz(row[1].value);
-  return c;
-}
-
-void save_clock(const Clock& clock, bool arrival) {
-  set_clock.run({TimestampTzGetDatum(clock.watermark.value_or(0)), TimestampTzGetDatum(clock.max_event_time.value_or(0)),
-                 BoolGetDatum(arrival)},
-                false, {!clock.watermark.has_value(), !clock.max_event_time.has_value(), false});
 }
 
 // Closes the windows whose end is in (from, to]: writes their summaries and the alerts among
@@ -365,10 +335,9 @@ Datum item_transactions_trigger(FunctionCallInfo fcinfo) {
     // The clock is locked after the stock: every lock a batch takes before it is on rows of
     // its own items. Summary rows are written only under the clock's lock (late ones here,
     // closed windows in close_windows), in key order.
-    lock_clock.run({}, false);
-    Clock clock = clock_from(fetch_result({false, false}));
-    std::optional<int64> closed_until = clock.watermark;
+    EventClock clock = lock_event_clock(kPipeline);
     window_summaries late(cfg.window_us);
+    int64 newest = batch[0].ts;
     for (std::size_t i = 0; i < batch.size(); i++) {
       const Transaction& t = batch[i];
       // Behind a closed window: it still counts in the summary, but the alert was decided.
@@ -376,12 +345,12 @@ Datum item_transactions_trigger(FunctionCallInfo fcinfo) {
         counts.late++;
         late.add(t.item, t.ts, t.quantity, outcomes[i].success);
       }
-      clock.max_event_time = std::max(clock.max_event_time.value_or(t.ts), t.ts);
+      newest = std::max(newest, t.ts);
     }
     write_window_summaries(late);
-    int64 candidate = *clock.max_event_time - cfg.watermark_delay_us;
-    clock.watermark = std::max(clock.watermark.value_or(candidate), candidate);
-    save_clock(clock, true);
+    std::optional<int64> closed_until =
+        advance_event_clock(kPipeline, clock, newest, cfg.watermark_delay_us, cfg.idle_timeout_us);
+    save_event_clock(kPipeline, clock, true);
     timer.mark("clock");
     if (!closed_until || *clock.watermark > *closed_until) {
       counts.outputs += close_windows(cfg, closed_until, *clock.watermark);
@@ -397,13 +366,14 @@ Datum close_idle_transaction_windows(FunctionCallInfo) {
   int64 alerts = 0;
   pg_call([] { return SPI_connect(); });
   TransactionsConfig cfg = transactions_config();
-  if (cfg.enabled && lock_idle_clock.run({Int64GetDatum(cfg.idle_timeout_us)}, false) > 0) {
-    Clock clock = clock_from(fetch_result({false, false}));
+  std::optional<EventClock> idle;
+  if (cfg.enabled && (idle = lock_idle_event_clock(kPipeline, cfg.idle_timeout_us))) {
+    EventClock& clock = *idle;
     int64 newest_end = window_start(*clock.max_event_time, cfg.window_us) + cfg.window_us;
     if (!clock.watermark || *clock.watermark < newest_end) {
       std::optional<int64> closed_until = clock.watermark;
       clock.watermark = newest_end;
-      save_clock(clock, false);
+      save_event_clock(kPipeline, clock, false);
       PipelineCounts counts;
       alerts = close_windows(cfg, closed_until, newest_end);
       counts.outputs = alerts;

@@ -21,6 +21,7 @@
 
 #include "extension/core/rating_windows.h"
 #include "extension/error_boundary.h"
+#include "extension/event_clock.h"
 #include "extension/pipeline_stats.h"
 #include "extension/pipeline_trigger.h"
 #include "extension/spi_batch.h"
@@ -99,19 +100,6 @@ constexpr const char* kProductAverages =
     " UPDATE streamrec.inventory i SET rating = (s.stars::float8 / s.ratings)::real"
     " FROM s JOIN l ON l.product_id = s.product_id WHERE i.product_id = s.product_id";
 
-KeptPlan lock_clock(
-    "INSERT INTO streamrec.pipeline_clock AS k (pipeline) VALUES ('ratings')"
-    " ON CONFLICT (pipeline) DO UPDATE SET pipeline = k.pipeline RETURNING k.watermark, k.max_event_time",
-    {});
-KeptPlan lock_idle_clock(
-    "SELECT watermark, max_event_time FROM streamrec.pipeline_clock WHERE pipeline = 'ratings'"
-    " AND max_event_time IS NOT NULL AND last_arrival < clock_timestamp() - make_interval(secs => $1 / 1e6)"
-    " FOR UPDATE SKIP LOCKED",
-    {INT8OID});
-KeptPlan set_clock(
-    "UPDATE streamrec.pipeline_clock SET watermark = $1, max_event_time = $2,"
-    " last_arrival = CASE WHEN $3 THEN clock_timestamp() ELSE last_arrival END WHERE pipeline = 'ratings'",
-    {TIMESTAMPTZOID, TIMESTAMPTZOID, BOOLOID});
 KeptPlan upsert_status(
     "INSERT INTO streamrec.ratings_by_club_status AS w (window_start, window_end, club_status, ratings)"
     " SELECT s, s + make_interval(secs => $4 / 1e6), c, n FROM unnest($1::timestamptz[], $2::text[], $3::int8[]) AS x(s, c, n)"
@@ -124,24 +112,6 @@ KeptPlan upsert_customer(
     " ON CONFLICT (window_start, customer_id) DO UPDATE SET full_name = excluded.full_name,"
     " ratings = w.ratings + excluded.ratings, stars = w.stars || excluded.stars",
     {TIMESTAMPTZARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT8OID});
-
-struct Clock {
-  std::optional<int64> watermark;
-  std::optional<int64> max_event_time;
-};
-
-Clock clock_from(const std::vector<Cell>& row) {
-  Clock c;
-  if (!row[0].null) c.watermark = DatumGetTimestampTz(row[0].value);
-  if (!row[1].null) c.max_event_time = DatumGetTimestampTz(row[1].value);
-  return c;
-}
-
-void save_clock(const Clock& clock, bool arrival) {
-  set_clock.run({TimestampTzGetDatum(clock.watermark.value_or(0)), TimestampTzGetDatum(clock.max_event_time.value_or(0)),
-                 BoolGetDatum(arrival)},
-                false, {!clock.watermark.has_value(), !clock.max_event_time.has_value(), false});
-}
 
 void write_windows(const RatingsConfig& cfg, const rating_windows& windows) {
   if (!windows.by_status().empty()) {
@@ -211,17 +181,17 @@ Datum ratings_trigger(FunctionCallInfo fcinfo) {
     run_sql(kProductAverages, false);
 
     if (!batch.empty()) {
-      lock_clock.run({}, false);
-      Clock clock = clock_from(fetch_result({false, false}));
+      EventClock clock = lock_event_clock(kPipeline);
       rating_windows windows(cfg.status_window_us, cfg.customer_window_us, clock.watermark);
+      int64 newest = batch.front().time;
       for (const Enriched& e : batch) {
         windows.add(e.time, e.status, e.customer, e.name, e.stars);
-        clock.max_event_time = std::max(clock.max_event_time.value_or(e.time), e.time);
+        newest = std::max(newest, e.time);
       }
       counts.late = windows.late();
       write_windows(cfg, windows);
-      clock.watermark = advance_watermark(clock.watermark, *clock.max_event_time, cfg.watermark_delay_us);
-      save_clock(clock, true);
+      advance_event_clock(kPipeline, clock, newest, cfg.watermark_delay_us, cfg.idle_timeout_us);
+      save_event_clock(kPipeline, clock, true);
     }
     count_pipeline(kPipeline, counts);
   });
@@ -232,13 +202,14 @@ Datum close_idle_rating_windows(FunctionCallInfo) {
   int64 moved = 0;
   pg_call([] { return SPI_connect(); });
   RatingsConfig cfg = ratings_config();
-  if (cfg.enabled && lock_idle_clock.run({Int64GetDatum(cfg.idle_timeout_us)}, false) > 0) {
-    Clock clock = clock_from(fetch_result({false, false}));
+  std::optional<EventClock> idle;
+  if (cfg.enabled && (idle = lock_idle_event_clock(kPipeline, cfg.idle_timeout_us))) {
+    EventClock& clock = *idle;
     std::optional<int64> next = idle_watermark(clock.watermark, *clock.max_event_time,
                                                std::min(cfg.status_window_us, cfg.customer_window_us));
     if (next) {
       clock.watermark = next;
-      save_clock(clock, false);
+      save_event_clock(kPipeline, clock, false);
       moved = 1;
     }
   }

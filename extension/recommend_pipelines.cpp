@@ -21,6 +21,7 @@
 
 #include "extension/core/ranking.h"
 #include "extension/error_boundary.h"
+#include "extension/event_clock.h"
 #include "extension/pipeline_stats.h"
 #include "extension/pipeline_trigger.h"
 #include "extension/spi_batch.h"
@@ -373,14 +374,6 @@ void write_emitted(const std::vector<Emitted>& lists, PipelineCounts& counts, St
 }
 
 // Windowed emit: the event-time clock, the pending views and closing windows.
-KeptPlan lock_clock(
-    "INSERT INTO streamrec.pipeline_clock AS k (pipeline) VALUES ($1)"
-    " ON CONFLICT (pipeline) DO UPDATE SET pipeline = k.pipeline RETURNING k.watermark, k.max_event_time",
-    {TEXTOID});
-KeptPlan set_clock(
-    "UPDATE streamrec.pipeline_clock SET watermark = $2, max_event_time = $3, last_arrival = clock_timestamp()"
-    " WHERE pipeline = $1",
-    {TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID});
 KeptPlan write_pending(
     "INSERT INTO streamrec.pending_views AS pv (user_id, window_start, product_id, event_time)"
     " SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::timestamptz[])"
@@ -390,20 +383,6 @@ KeptPlan write_pending(
 KeptPlan close_windows(
     "DELETE FROM streamrec.pending_views WHERE window_start <= $1 RETURNING user_id, product_id, window_start, event_time",
     {TIMESTAMPTZOID});
-
-struct Clock {
-  std::optional<int64> watermark;
-  std::optional<int64> max_event_time;
-};
-
-Clock lock_window_clock() {
-  lock_clock.run({text_datum("similar_products")}, false);
-  std::vector<Cell> row = fetch_result({false, false});
-  Clock clock;
-  if (!row[0].null) clock.watermark = DatumGetTimestampTz(row[0].value);
-  if (!row[1].null) clock.max_event_time = DatumGetTimestampTz(row[1].value);
-  return clock;
-}
 
 // Deletes the pending views of every window ending at or before `watermark` and returns them as
 // views at their window's end, in window then event-time order.
@@ -424,15 +403,10 @@ std::vector<View> take_closed_windows(int64 watermark, int64 width) {
   return out;
 }
 
-void save_clock(const Clock& clock) {
-  set_clock.run({text_datum("similar_products"), TimestampTzGetDatum(clock.watermark.value_or(0)),
-                 TimestampTzGetDatum(clock.max_event_time.value_or(0))},
-                false, {false, !clock.watermark.has_value(), !clock.max_event_time.has_value()});
-}
-
 // Adds the batch's views to their windows and returns the views of the windows that closed.
 std::vector<View> window_views(const SimilarProductsConfig& cfg, const std::vector<View>& views, PipelineCounts& counts) {
-  Clock clock = lock_window_clock();
+  EventClock clock = lock_event_clock("similar_products");
+  std::optional<int64> newest;
   std::map<std::pair<std::string, int64>, const View*> latest;  // (user, window start) -> view
   for (const View& v : views) {
     int64 start = window_start(v.time, cfg.emit_us);
@@ -442,7 +416,7 @@ std::vector<View> window_views(const SimilarProductsConfig& cfg, const std::vect
     }
     auto [it, inserted] = latest.emplace(std::make_pair(v.user, start), &v);
     if (!inserted && it->second->time <= v.time) it->second = &v;
-    clock.max_event_time = std::max(clock.max_event_time.value_or(v.time), v.time);
+    newest = std::max(newest.value_or(v.time), v.time);
   }
   if (!latest.empty()) {
     std::vector<std::string> users, products;
@@ -456,11 +430,8 @@ std::vector<View> window_views(const SimilarProductsConfig& cfg, const std::vect
     write_pending.run({text_array(users), timestamptz_array(starts), text_array(products), timestamptz_array(times)},
                       false);
   }
-  if (clock.max_event_time) {
-    int64 candidate = *clock.max_event_time - cfg.watermark_delay_us;
-    clock.watermark = std::max(clock.watermark.value_or(candidate), candidate);
-  }
-  save_clock(clock);
+  if (newest) advance_event_clock("similar_products", clock, *newest, cfg.watermark_delay_us, cfg.idle_timeout_us);
+  save_event_clock("similar_products", clock, true);
   if (!clock.watermark) return {};
   return take_closed_windows(*clock.watermark, cfg.emit_us);
 }
@@ -513,13 +484,13 @@ Datum close_idle_windows(FunctionCallInfo) {
         " AND EXISTS (SELECT FROM streamrec.pending_views) FOR UPDATE SKIP LOCKED",
         false);
     if (idle > 0) {
-      Clock clock = lock_window_clock();
+      EventClock clock = lock_event_clock("similar_products");
       run_sql("SELECT max(window_start) FROM streamrec.pending_views", true);
       std::vector<Cell> row = fetch_result({false});
       if (!row[0].null) {
         int64 newest_end = DatumGetTimestampTz(row[0].value) + cfg.emit_us;
         clock.watermark = std::max(clock.watermark.value_or(newest_end), newest_end);
-        save_clock(clock);
+        save_event_clock("similar_products", clock, false);
         PipelineCounts counts;
         std::vector<View> views = take_closed_windows(*clock.watermark, cfg.emit_us);
         StepTimer timer;

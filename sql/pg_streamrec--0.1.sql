@@ -806,6 +806,15 @@ CREATE TABLE streamrec.pipeline_clock (
     max_event_time  timestamptz,
     last_arrival    timestamptz
 );
+-- Each writer's newest event time: the watermark follows the slowest writer heard from within
+-- idle_timeout. A writer is a source (its name) or '' for every other session.
+CREATE TABLE streamrec.pipeline_writers (
+    pipeline        text NOT NULL,
+    writer          text NOT NULL,
+    max_event_time  timestamptz NOT NULL,
+    last_arrival    timestamptz NOT NULL,
+    PRIMARY KEY (pipeline, writer)
+);
 
 -- similar_products: results, every emitted list (the sink's relation), and per-user state.
 CREATE TABLE streamrec.recommendations (
@@ -982,7 +991,7 @@ GRANT SELECT ON streamrec.attributed_checkouts, streamrec.attribution_log, strea
 -- Pipeline state and results are written by the triggers (SECURITY DEFINER) and read by all.
 GRANT SELECT ON streamrec.recommendations, streamrec.recommendation_log, streamrec.user_purchases,
                 streamrec.pending_views, streamrec.trending_counts, streamrec.category_views,
-                streamrec.user_viewed_products, streamrec.pipeline_clock TO PUBLIC;
+                streamrec.user_viewed_products, streamrec.pipeline_clock, streamrec.pipeline_writers TO PUBLIC;
 
 -- The effective options of a pipeline: the defaults overlaid with the caller's options, each
 -- checked. Raises invalid_parameter_value with a hint for anything it cannot use.

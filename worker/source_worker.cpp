@@ -17,6 +17,7 @@
 #include "extension/error_boundary.h"
 #include "extension/shared_state.h"
 #include "worker/formats/decoder.h"
+#include "extension/event_clock.h"
 #include "worker/pg_support.h"
 #include "worker/kafka/consumer.h"
 #include "worker/worker_launch.h"
@@ -282,6 +283,7 @@ class SourceWorker {
     begin_transaction();
     config_ = load_config(launch_.name);
     commit_transaction();
+    set_event_writer(config_.name);  // the windowed pipelines' watermarks tell writers apart
     decoder_ = make_decoder(config_.decoding);
     consumer_ = std::make_unique<consumer>(consumer_settings(), [this](const std::vector<int32_t>& partitions) {
       return stored_offsets(partitions);

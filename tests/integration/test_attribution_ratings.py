@@ -54,7 +54,7 @@ class AttributionRatingsTest(StreamTestCase):
                  "streamrec.attribution_log, streamrec.ratings, streamrec.customers, streamrec.test_ratings, "
                  "streamrec.ratings_enriched, streamrec.unhappy_customers, streamrec.ratings_by_club_status, "
                  "streamrec.ratings_per_customer, streamrec.product_ratings, streamrec.inventory, "
-                 "streamrec.pipeline_clock, streamrec.dead_letters")
+                 "streamrec.pipeline_clock, streamrec.pipeline_writers, streamrec.dead_letters")
 
     def copy(self, table, text):
         conn = self.cluster.connect()

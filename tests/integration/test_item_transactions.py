@@ -38,7 +38,8 @@ class Model:
 
 class ItemTransactionsTest(StreamTestCase):
     topics = {"it.order": 1, "it.order.q": 1, "it.order.out": 1, "it.order.qout": 1, "it.order.alerts": 1,
-              "it.gen": 4, "it.gen.out": 4, "it.kill": 8, "it.bad": 1, "it.conc.a": 2, "it.conc.b": 2}
+              "it.gen": 4, "it.gen.out": 4, "it.kill": 8, "it.bad": 1, "it.conc.a": 2, "it.conc.b": 2,
+              "it.ahead": 1, "it.behind": 1}
 
     def setUp(self):
         wait_for(lambda: self.value("SELECT 1"), 60, what="server accepting connections")
@@ -48,7 +49,7 @@ class ItemTransactionsTest(StreamTestCase):
             self.sql("SELECT streamrec.disable_pipeline('item_transactions')")
         self.sql("TRUNCATE streamrec.item_transactions, streamrec.stock_queries, streamrec.transaction_results, "
                  "streamrec.query_results, streamrec.transaction_summaries, streamrec.transaction_alerts, "
-                 "streamrec.inventory, streamrec.pipeline_clock, streamrec.dead_letters")
+                 "streamrec.inventory, streamrec.pipeline_clock, streamrec.pipeline_writers, streamrec.dead_letters")
 
     def enable(self, **options):
         self.sql("SELECT streamrec.enable_pipeline('item_transactions', %s)", (json.dumps(options),))
@@ -193,6 +194,59 @@ class ItemTransactionsTest(StreamTestCase):
         self.assertEqual(dict(self.sql("SELECT product_id, stock FROM streamrec.inventory")), model.stock)
         wait_for(lambda: self.value("SELECT sum(succeeded + failed) FROM streamrec.transaction_summaries") == count, 30,
                  what="every window summarized")
+
+    def test_two_sources_a_minute_apart_close_windows_on_the_slower_one(self):
+        # Two source workers feed the table, each in event-time order, 'ahead' always a minute of
+        # event time ahead of 'behind'. The watermark follows the slower writer, so none of the
+        # 'behind' transactions is late (on the faster writer's clock a third of them would be),
+        # and every window is summarized exactly once the stream goes idle.
+        self.enable(idle_timeout="10 seconds")
+        per_topic, chunk, step_ms = 6000, 600, 50  # 600 transactions = 30 s of event time
+        base = 1719579600  # 2024-06-28 13:00:00 UTC
+
+        def lines(prefix, offset):
+            out = []
+            for i in range(per_topic):
+                t = base + i * step_ms / 1000
+                ts = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(t)) + f".{int(t * 1000) % 1000:03d}+00"
+                out.append(f"{offset + i},{prefix}-{i % 40},{1 + i % 7},{ts}")
+            return out
+
+        ahead, behind = lines("a", 0), lines("b", 100_000)
+        self.source("it_ahead", "it.ahead")
+        self.source("it_behind", "it.behind")
+        wait_for(lambda: self.value("SELECT count(*) FROM streamrec.source_stats WHERE state = 'running'") == 2, 30,
+                 what="both sources running")
+        # Both writers deliver a first chunk; then 'ahead' runs two chunks (a minute) ahead. A
+        # writer counts while it delivered within idle_timeout (10 s here).
+        chunks = per_topic // chunk
+        rounds = [(0, 0)] + [(a, None) for a in (1, 2)] + [(a, a - 2) for a in range(3, chunks)] + \
+                 [(None, b) for b in range(chunks - 2, chunks)]
+        stored = 0
+        for a, b in rounds:
+            for topic, rows, index in (("it.ahead", ahead, a), ("it.behind", behind, b)):
+                if index is not None:
+                    produce(self.sandbox.bootstrap, topic, rows[index * chunk:(index + 1) * chunk])
+                    stored += chunk
+            wait_for(lambda: self.value("SELECT count(*) FROM streamrec.transaction_results") == stored, 60,
+                     what=f"{stored} results")
+        self.assertEqual(self.value("SELECT late FROM streamrec.pipelines WHERE name = 'item_transactions'"), 0)
+        last = base + (per_topic - 1) * step_ms / 1000
+        self.assertEqual(dict(self.sql("SELECT writer, extract(epoch FROM max_event_time)::float8 "
+                                       "FROM streamrec.pipeline_writers WHERE pipeline = 'item_transactions'")),
+                         {"it_ahead": last, "it_behind": last})
+        # Restocks only: every transaction succeeds; per item per minute, count and volume.
+        windows = {}
+        for line in ahead + behind:
+            _, item, q, ts = line.split(",")
+            w = windows.setdefault((item, ts[:16]), [0, 0, 0])
+            w[0] += 1
+            w[2] += int(q)
+        wait_for(lambda: self.value("SELECT sum(succeeded) FROM streamrec.transaction_summaries") == 2 * per_topic, 40,
+                 what="every window summarized")
+        self.assertEqual({(r[0], r[1]): list(r[2:]) for r in self.sql(
+            "SELECT item_id, to_char(window_start AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'), succeeded, failed, volume "
+            "FROM streamrec.transaction_summaries")}, windows)
 
     def test_bad_input_is_dead_lettered_and_the_rest_applies(self):
         self.sql("INSERT INTO streamrec.inventory (product_id, stock) VALUES ('a', 1)")

@@ -13,7 +13,7 @@ from kafka_util import SEED_VALUE, consume, produce
 PIPELINE_TABLES = ("streamrec.clicks, streamrec.purchases, streamrec.inventory, streamrec.recommendation_log, "
                    "streamrec.recommendations, streamrec.user_purchases, streamrec.pending_views, "
                    "streamrec.trending_counts, streamrec.category_views, streamrec.user_viewed_products, "
-                   "streamrec.pipeline_clock")
+                   "streamrec.pipeline_clock, streamrec.pipeline_writers")
 T0 = datetime(2024, 6, 28, 13, 0, 0, tzinfo=timezone.utc)
 
 

@@ -120,7 +120,7 @@ SELECT streamrec.disable_pipeline('item_transactions');
 
 -- Windows of any width start at whole multiples of the width since 2000-01-01, before it too:
 -- the late count (in C++) and the closing aggregate (in SQL) agree on every window.
-TRUNCATE streamrec.transaction_summaries, streamrec.transaction_alerts, streamrec.pipeline_clock;
+TRUNCATE streamrec.transaction_summaries, streamrec.transaction_alerts, streamrec.pipeline_clock, streamrec.pipeline_writers;
 SELECT streamrec.enable_pipeline('item_transactions', '{"window": "7 seconds", "watermark_delay": "0 seconds"}');
 INSERT INTO streamrec.item_transactions
 SELECT 200 + g, 'w', 1, '1999-12-31 23:59:30+00'::timestamptz + g * interval '3 seconds' FROM generate_series(0, 20) g;
@@ -144,7 +144,7 @@ SELECT count(*) = 0 AS same FROM (
 SELECT late FROM streamrec.pipelines WHERE name = 'item_transactions';
 -- The clock reset by hand: a window that has summaries counts as closed (302 is not added to
 -- it); the window of 301, never closed, is summarized now.
-TRUNCATE streamrec.pipeline_clock;
+TRUNCATE streamrec.pipeline_clock, streamrec.pipeline_writers;
 INSERT INTO streamrec.item_transactions VALUES (302, 'w', 1, '1999-12-31 23:59:26+00'), (303, 'w', 1, '2000-01-01 00:20:00+00');
 SELECT window_start AT TIME ZONE 'UTC' AS window_start, succeeded FROM streamrec.transaction_summaries
 WHERE window_start < '1999-12-31 23:59:32+00' OR window_start > '2000-01-01 00:01:00+00' ORDER BY 1;
