@@ -1,14 +1,16 @@
 // The item_transactions pipeline (DESIGN.md section 4, seed 004, issue 6) as C++ statement-level
 // AFTER INSERT triggers on streamrec.item_transactions and streamrec.stock_queries.
 //
-// Per statement (a source batch or a psql INSERT): one read of the touched items' stock, locked
-// FOR UPDATE in item order; sequential validation in memory (extension/core/item_ledger); one
-// UPDATE of the changed items and one INSERT of the created ones; one INSERT of the results in
-// input order; then, under the event-time clock (extension/event_clock), late transactions into
-// their summaries and the windows that close summarized, with their alerts. The row locks make
-// concurrent batches and a manual `UPDATE inventory SET stock = ...` queue per item: no negative
-// stock and no lost update. Locks are always taken inventory rows (item order), clock row, writer
-// row, summary rows (key order), so two writers never wait for each other in a cycle.
+// Per statement (a source batch or a psql INSERT): the touched items' rows locked FOR NO KEY
+// UPDATE in item order and their stock read, one primary-key probe each (extension/inventory_rows:
+// PostgreSQL's C APIs, not SQL); sequential validation in memory (extension/core/item_ledger);
+// each changed row updated by the TID we locked, and one INSERT of the created items; one INSERT
+// of the results in input order; then, under the event-time clock (extension/event_clock), late
+// transactions into their summaries and the windows that close summarized, with their alerts.
+// The row locks make concurrent batches and a manual `UPDATE inventory SET stock = ...` queue
+// per item: no negative stock and no lost update. Locks are always taken inventory rows (item
+// order), clock row, writer row, summary rows (key order), so two writers never wait for each
+// other in a cycle.
 #include <algorithm>
 #include <limits>
 #include <optional>
@@ -23,6 +25,7 @@
 #include "extension/core/ranking.h"
 #include "extension/error_boundary.h"
 #include "extension/event_clock.h"
+#include "extension/inventory_rows.h"
 #include "extension/pipeline_stats.h"
 #include "extension/pipeline_trigger.h"
 #include "extension/spi_batch.h"
@@ -98,30 +101,22 @@ std::vector<Transaction> read_transactions() {
   return out;
 }
 
-KeptPlan lock_items(
-    "SELECT product_id, stock FROM streamrec.inventory WHERE product_id = ANY($1)"
-    " ORDER BY product_id COLLATE \"C\" FOR UPDATE",
-    {TEXTARRAYOID});
 KeptPlan create_items(
     "INSERT INTO streamrec.inventory (product_id, stock) SELECT * FROM unnest($1::text[], $2::int4[])"
     " ON CONFLICT (product_id) DO NOTHING RETURNING product_id",
-    {TEXTARRAYOID, INT4ARRAYOID});
-KeptPlan update_stock(
-    "UPDATE streamrec.inventory i SET stock = x.s FROM unnest($1::text[], $2::int4[]) AS x(p, s)"
-    " WHERE i.product_id = x.p",
     {TEXTARRAYOID, INT4ARRAYOID});
 KeptPlan write_results(
     "INSERT INTO streamrec.transaction_results (transaction_id, item_id, quantity, success, stock_after, ts)"
     " SELECT * FROM unnest($1::int8[], $2::text[], $3::int4[], $4::bool[], $5::int4[], $6::timestamptz[])",
     {INT8ARRAYOID, TEXTARRAYOID, INT4ARRAYOID, BOOLARRAYOID, INT4ARRAYOID, TIMESTAMPTZARRAYOID});
 
-// Locks `items` (sorted, distinct) and returns the stock of those that exist.
-std::unordered_map<std::string, int32> lock_stock(const std::vector<std::string>& items) {
-  std::unordered_map<std::string, int32> found;
-  if (items.empty()) return found;
-  uint64 n = lock_items.run({text_array(items)}, false);
-  std::vector<Cell> cells = fetch_result({true, false});
-  for (uint64 r = 0; r < n; r++) found.emplace(cells[r * 2].str(), DatumGetInt32(cells[r * 2 + 1].value));
+// Locks the rows of `items` (sorted, distinct); returns those that exist, with stock and TID.
+std::unordered_map<std::string, LockedStock> lock_stock(const std::vector<std::string>& items) {
+  std::unordered_map<std::string, LockedStock> found;
+  std::vector<LockedStock> rows = lock_inventory_rows(items);
+  found.reserve(rows.size());
+  for (std::size_t i = 0; i < rows.size(); i++)
+    if (rows[i].found) found.emplace(items[i], rows[i]);
   return found;
 }
 
@@ -133,8 +128,9 @@ std::vector<transaction_outcome> apply_transactions(const std::vector<Transactio
   std::sort(items.begin(), items.end());
   items.erase(std::unique(items.begin(), items.end()), items.end());
 
+  std::unordered_map<std::string, LockedStock> locked = lock_stock(items);
   stock_ledger ledger;
-  for (const auto& [item, stock] : lock_stock(items)) ledger.load(item, stock);
+  for (const auto& [item, row] : locked) ledger.load(item, row.stock);
   timer.mark("lock");
   std::vector<transaction_outcome> outcomes(batch.size());
   for (std::size_t i = 0; i < batch.size(); i++) outcomes[i] = ledger.apply(batch[i].item, batch[i].quantity);
@@ -162,28 +158,24 @@ std::vector<transaction_outcome> apply_transactions(const std::vector<Transactio
     for (const std::string& name : names)
       if (!inserted.count(name)) raced.push_back(name);
     if (raced.empty()) break;
-    std::unordered_map<std::string, int32> found = lock_stock(raced);
+    std::unordered_map<std::string, LockedStock> found = lock_stock(raced);
     std::unordered_set<std::string> replay(raced.begin(), raced.end());
     for (const std::string& name : raced) {
       // Found: start again from its committed stock. Gone again: unknown once more.
       auto f = found.find(name);
-      ledger.reload(name, f != found.end() ? std::optional<int32>(f->second) : std::nullopt);
+      if (f != found.end()) locked.insert_or_assign(name, f->second);
+      ledger.reload(name, f != found.end() ? std::optional<int32>(f->second.stock) : std::nullopt);
     }
     for (std::size_t i = 0; i < batch.size(); i++)
       if (replay.count(batch[i].item)) outcomes[i] = ledger.apply(batch[i].item, batch[i].quantity);
   }
 
-  std::vector<stock_ledger::final_stock> changed = ledger.changed();
-  if (!changed.empty()) {
-    std::vector<std::string> names;
-    std::vector<int32> stocks;
-    for (const auto& c : changed) {
-      names.push_back(c.item);
-      stocks.push_back(c.stock);
-    }
-    timer.mark("validate");
-    update_stock.run({text_array(names), nullable_array(stocks, {}, INT4OID)}, false);
-  }
+  // Each changed row by the TID of the version we locked (in item order, though the locks are
+  // already ours).
+  std::vector<StockWrite> writes;
+  for (const auto& c : ledger.changed()) writes.push_back({locked.at(c.item).tid, c.stock});
+  timer.mark("validate");
+  write_inventory_stock(writes);
   timer.mark("update");
   return outcomes;
 }

@@ -1,12 +1,16 @@
 """item_transactions (issue 6) end to end: transactions and stock queries from topics through
 source workers, results, query answers and alerts on output topics, checked against a plain
 sequential Python model; unknown items, a kill -9 of the source worker mid-stream, bad input
-dead-lettered, and two feeding workers plus a concurrent psql updater."""
+dead-lettered, two feeding workers plus a concurrent psql updater, and a batch waiting on rows
+that another transaction deletes, renames or updates."""
 
 import json
 import os
 import subprocess
+import threading
 import time
+
+import psycopg2
 
 from harness import StreamTestCase, datagen, wait_for
 from kafka_util import consume, kcat_produce, produce
@@ -308,3 +312,83 @@ class ItemTransactionsTest(StreamTestCase):
             self.assertEqual(final[item], 50 + (applied.get(item) or 0) + by_hand, item)
         failed = self.value("SELECT count(*) FROM streamrec.transaction_results WHERE NOT success")
         self.assertGreater(failed, 1000)  # the stock really ran dry while both wrote
+
+    def run_blocked_batch(self, values):
+        """Starts `INSERT INTO item_transactions VALUES <values>` in a thread and returns once it
+        waits for a row lock; join() the returned thread for its outcome."""
+        conn = self.cluster.connect()
+        pid = conn.get_backend_pid()
+        outcome = {}
+
+        def run():
+            try:
+                with conn.cursor() as cur:
+                    cur.execute(f"INSERT INTO streamrec.item_transactions VALUES {values}")
+            except Exception as e:  # reported by the test thread
+                outcome["error"] = e
+            finally:
+                conn.close()
+        thread = threading.Thread(target=run)
+        thread.start()
+        wait_for(lambda: self.value("SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = %s", (pid,)),
+                 30, what="the batch waiting for a row lock")
+        return thread, outcome
+
+    def test_a_batch_waits_for_rows_deleted_renamed_or_updated_meanwhile(self):
+        self.sql("INSERT INTO streamrec.inventory (product_id, stock) VALUES ('d', 10), ('k', 10), ('r', 10), ('u', 10)")
+        self.enable()
+        ts = "'2024-06-28 13:00:00+00'"
+        holder = self.cluster.connect(autocommit=False)
+        try:
+            with holder.cursor() as cur:
+                cur.execute("DELETE FROM streamrec.inventory WHERE product_id = 'd'")
+                cur.execute("UPDATE streamrec.inventory SET product_id = 'k2' WHERE product_id = 'k'")
+                cur.execute("UPDATE streamrec.inventory SET stock = 20 WHERE product_id = 'u'")
+            # Items lock in byte order d, k, r, u: the batch waits on 'd' first.
+            batch, outcome = self.run_blocked_batch(
+                f"(1, 'd', -1, {ts}), (2, 'k', -1, {ts}), (3, 'u', -15, {ts}), (4, 'r', -1, {ts}), (5, 'd', 4, {ts})")
+            holder.commit()
+            batch.join(30)
+            self.assertFalse(batch.is_alive())
+            self.assertNotIn("error", outcome)
+            # Deleted: unknown (the debit fails, the restock creates it anew); renamed: unknown
+            # ('k' is gone, its row is 'k2's now); updated: the committed 20.
+            self.assertEqual(self.sql("SELECT transaction_id, success, stock_after FROM streamrec.transaction_results "
+                                      "ORDER BY 1"),
+                             [(1, False, None), (2, False, None), (3, True, 5), (4, True, 9), (5, True, 4)])
+            self.assertEqual(self.sql("SELECT product_id, stock FROM streamrec.inventory ORDER BY 1"),
+                             [("d", 4), ("k2", 10), ("r", 9), ("u", 5)])
+
+            # A delete that rolls back: the row was there all along.
+            with holder.cursor() as cur:
+                cur.execute("DELETE FROM streamrec.inventory WHERE product_id = 'r'")
+            batch, outcome = self.run_blocked_batch(f"(6, 'r', -2, {ts})")
+            holder.rollback()
+            batch.join(30)
+            self.assertNotIn("error", outcome)
+            self.assertEqual(self.sql("SELECT success, stock_after FROM streamrec.transaction_results "
+                                      "WHERE transaction_id = 6"), [(True, 7)])
+            self.assertEqual(self.value("SELECT stock FROM streamrec.inventory WHERE product_id = 'r'"), 7)
+
+            # A lock wait cut short (lock_timeout) fails the batch cleanly: nothing applied, nothing
+            # leaked, the session goes on.
+            with holder.cursor() as cur:
+                cur.execute("UPDATE streamrec.inventory SET stock = 1 WHERE product_id = 'u'")
+            conn = self.cluster.connect()
+            try:
+                with conn.cursor() as cur:
+                    cur.execute("SET lock_timeout = '200ms'")
+                    with self.assertRaises(psycopg2.Error) as caught:
+                        cur.execute(f"INSERT INTO streamrec.item_transactions VALUES (7, 'r', -1, {ts}), (8, 'u', -1, {ts})")
+                    self.assertEqual(caught.exception.pgcode, "55P03")
+                    cur.execute("SELECT stock FROM streamrec.inventory WHERE product_id = 'r'")
+                    self.assertEqual(cur.fetchone()[0], 7)
+            finally:
+                conn.close()
+            holder.rollback()
+            self.assertEqual(self.value("SELECT count(*) FROM streamrec.transaction_results WHERE transaction_id >= 7"), 0)
+            self.assertEqual(self.sql("SELECT product_id, stock FROM streamrec.inventory ORDER BY 1"),
+                             [("d", 4), ("k2", 10), ("r", 7), ("u", 5)])
+            self.assertNotRegex(self.cluster.log_text(), r"leak|still (pinned|active)")
+        finally:
+            holder.close()

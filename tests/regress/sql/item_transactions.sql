@@ -4,6 +4,10 @@
 -- plain INSERTs fire the triggers.
 CREATE EXTENSION pg_streamrec;
 \set SHOW_CONTEXT never
+-- The pipeline counters live in shared memory per database and survive DROP EXTENSION: earlier
+-- tests' batches (pipelines) count too, so this test shows what it added.
+SELECT coalesce(sum(events), 0) AS events0, coalesce(sum(outputs), 0) AS outputs0, coalesce(sum(late), 0) AS late0
+FROM streamrec._pipeline_stats() WHERE name = 'item_transactions' \gset
 
 -- Options: defaults, validation, sinks per output topic.
 SELECT streamrec.enable_pipeline('item_transactions', '{"alert_failure_ratio": 1.5}');
@@ -86,7 +90,8 @@ INSERT INTO streamrec.item_transactions VALUES (32, 'z', 1, '2024-06-28 13:02:30
 SELECT item_id, window_start, window_end, succeeded, failed, volume FROM streamrec.transaction_alerts ORDER BY 1, 2;
 SELECT item_id, window_start, succeeded, failed, volume FROM streamrec.transaction_summaries
 WHERE item_id IN ('a', 'b') ORDER BY 1, 2;
-SELECT name, events, outputs, late, skipped, last_error FROM streamrec.pipelines;
+SELECT name, events - :events0 AS events, outputs - :outputs0 AS outputs, late - :late0 AS late, skipped, last_error
+FROM streamrec.pipelines;
 
 -- Every transaction has exactly one result; the sinks captured them for the topics.
 SELECT (SELECT count(*) FROM streamrec.item_transactions) AS transactions,
@@ -109,6 +114,56 @@ SELECT streamrec.enable_pipeline('item_transactions', '{"retention": "30 seconds
 SELECT streamrec._pipeline_tick();
 SELECT item_id, window_start FROM streamrec.transaction_summaries ORDER BY 1, 2;
 SELECT count(*) FROM streamrec.transaction_alerts;
+
+-- The stock is written by TID through the executor, as an UPDATE statement would write it. With
+-- an index on stock the updates are not HOT: every index gets the new versions. User triggers
+-- run (BEFORE ROW changes the row, AFTER STATEMENT sees the transition tables; both with the
+-- pipeline's search_path, hence public.stock_log); CHECK
+-- constraints hold (the failing batch rolls back whole).
+INSERT INTO streamrec.inventory (product_id, stock) VALUES ('h1', 1000), ('h2', 2000);
+CREATE INDEX inventory_stock_idx ON streamrec.inventory (stock);
+CREATE TABLE stock_log (product_id text, old_stock int, new_stock int, seen_by text);
+CREATE FUNCTION log_stock_row() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO public.stock_log VALUES (NEW.product_id, OLD.stock, NEW.stock, TG_NAME);
+    NEW.name := 'touched';
+    RETURN NEW;
+END $$;
+CREATE FUNCTION log_stock_statement() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO public.stock_log SELECT n.product_id, o.stock, n.stock, TG_NAME FROM old_rows o JOIN new_rows n USING (product_id);
+    RETURN NULL;
+END $$;
+CREATE TRIGGER log_stock_row BEFORE UPDATE OF stock ON streamrec.inventory
+    FOR EACH ROW EXECUTE FUNCTION log_stock_row();
+CREATE TRIGGER log_stock_statement AFTER UPDATE ON streamrec.inventory
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION log_stock_statement();
+INSERT INTO streamrec.item_transactions VALUES
+    (50, 'h1', -3, '2024-06-28 13:03:01+00'), (51, 'h2', 5, '2024-06-28 13:03:02+00'),
+    (52, 'h1', -1, '2024-06-28 13:03:03+00'), (53, 'h9', 2, '2024-06-28 13:03:04+00'),
+    (54, 'h2', -9999, '2024-06-28 13:03:05+00');
+SELECT transaction_id, success, stock_after FROM streamrec.transaction_results WHERE transaction_id >= 50 ORDER BY 1;
+SELECT product_id, old_stock, new_stock, seen_by FROM stock_log ORDER BY seen_by, product_id;
+SELECT product_id, name, stock FROM streamrec.inventory WHERE product_id LIKE 'h%' ORDER BY 1;
+SET enable_seqscan = off;
+EXPLAIN (COSTS OFF) SELECT product_id FROM streamrec.inventory WHERE stock IN (996, 2005);
+SELECT product_id FROM streamrec.inventory WHERE stock IN (996, 2005) ORDER BY 1;
+SELECT product_id FROM streamrec.inventory WHERE stock IN (1000, 2000);
+SELECT product_id, stock FROM streamrec.inventory WHERE product_id IN ('h1', 'h2') ORDER BY 1;
+RESET enable_seqscan;
+CREATE EXTENSION amcheck;
+SELECT bt_index_check('streamrec.inventory_stock_idx', true), bt_index_check('streamrec.inventory_pkey', true);
+ALTER TABLE streamrec.inventory ADD CONSTRAINT stock_below_5000 CHECK (stock < 5000);
+INSERT INTO streamrec.item_transactions VALUES (55, 'h1', 1, '2024-06-28 13:03:06+00'), (56, 'h2', 3000, '2024-06-28 13:03:07+00');
+SELECT count(*) FROM streamrec.transaction_results WHERE transaction_id >= 55;
+SELECT product_id, stock FROM streamrec.inventory WHERE product_id IN ('h1', 'h2') ORDER BY 1;
+ALTER TABLE streamrec.inventory DROP CONSTRAINT stock_below_5000;
+DROP TRIGGER log_stock_row ON streamrec.inventory;
+DROP TRIGGER log_stock_statement ON streamrec.inventory;
+DROP FUNCTION log_stock_row(), log_stock_statement();
+DROP TABLE stock_log;
+DROP INDEX streamrec.inventory_stock_idx;
+DROP EXTENSION amcheck;
 
 -- Disabled: triggers and sinks go, results stay, inserts apply nothing.
 SELECT streamrec.disable_pipeline('item_transactions');

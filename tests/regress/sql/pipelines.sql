@@ -114,6 +114,31 @@ COMMIT;
 SELECT product_ids FROM streamrec.recommendations WHERE user_id = 'bulk1';
 SELECT count(*) AS lists_with_big1001 FROM streamrec.recommendation_log
 WHERE window_end = '2024-06-28 15:00:02' AND 'big1001' = ANY (product_ids);
+-- The same when the stock changes through item_transactions, which writes the rows directly
+-- rather than with an UPDATE statement: a batch fills the cache (big1001 is out of stock), a
+-- committed restock is seen by the next batch, and a transaction's own sale by its own clicks.
+-- (repeats allowed: big1001 led lists at 15:00:01, demoted it would not show.)
+SELECT streamrec.enable_pipeline('similar_products', '{"top_k": 4, "repeats": "allow"}');
+SELECT streamrec.enable_pipeline('item_transactions');
+INSERT INTO streamrec.clicks (user_id, product_id, event_time)
+SELECT 'bulk' || g, 'big' || g, '2024-06-28 15:00:03' FROM generate_series(1, 1500) g;
+SELECT count(*) AS lists_with_big1001 FROM streamrec.recommendation_log
+WHERE window_end = '2024-06-28 15:00:03' AND 'big1001' = ANY (product_ids);
+INSERT INTO streamrec.item_transactions VALUES (1, 'big1001', 1, '2024-06-28 15:00:04');
+INSERT INTO streamrec.clicks (user_id, product_id, event_time)
+SELECT 'bulk' || g, 'big' || g, '2024-06-28 15:00:04' FROM generate_series(1, 1500) g;
+SELECT count(*) AS lists_with_big1001 FROM streamrec.recommendation_log
+WHERE window_end = '2024-06-28 15:00:04' AND 'big1001' = ANY (product_ids);
+BEGIN;
+INSERT INTO streamrec.item_transactions VALUES (2, 'big1001', -1, '2024-06-28 15:00:05');
+INSERT INTO streamrec.clicks (user_id, product_id, event_time)
+SELECT 'bulk' || g, 'big' || g, '2024-06-28 15:00:05' FROM generate_series(1, 1500) g;
+COMMIT;
+SELECT count(*) AS lists_with_big1001 FROM streamrec.recommendation_log
+WHERE window_end = '2024-06-28 15:00:05' AND 'big1001' = ANY (product_ids);
+SELECT transaction_id, success, stock_after FROM streamrec.transaction_results ORDER BY 1;
+SELECT streamrec.disable_pipeline('item_transactions');
+DELETE FROM streamrec.pipeline_clock WHERE pipeline = 'item_transactions';
 DELETE FROM streamrec.inventory WHERE category = 'big';
 
 -- min_rating drops unrated and low-rated candidates.
