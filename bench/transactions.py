@@ -12,8 +12,8 @@ item, and 1% as many stock queries into another. Then, on the same machine:
                                                                 summaries, outbox)
   end to end   sources on both topics, the pipeline, a sink    -> what we deliver: from the
                per output topic (--members 1,2: once with one   source's start until the broker
-               source worker, once with two in a group)         acknowledged the last result
-                                                                (and until every window's
+               source worker, once with two splitting the       acknowledged the last result
+               partitions)                                      (and until every window's
                                                                 summary was written)
 Prints transactions/s and the ratios, the failed share, and memory: the item state (inventory
 rows and index) and window state per million items, and the source worker's private memory."""
@@ -56,7 +56,7 @@ def load_inventory(cluster, inventory_file):
     cluster.sql("VACUUM ANALYZE streamrec.inventory")
 
 
-def end_to_end(cluster, inventory_file, args, n, queries, members):
+def end_to_end(cluster, inventory_file, args, n, queries, members, tx_parts):
     """Sources on both topics, the pipeline and its sinks, from the sources' start until the
     broker acknowledged the last result and until every window was summarized."""
     load_inventory(cluster, inventory_file)
@@ -69,11 +69,11 @@ def end_to_end(cluster, inventory_file, args, n, queries, members):
     results_before = produced(cluster, "pipeline_item_transactions")
     answers_before = produced(cluster, "pipeline_item_transactions_queries")
     names = [f"bench_tx_{members}_{i}" for i in range(members)]
-    options = {"batch_size": args.batch_size}
-    if members > 1:
-        options.update(group_id=f"bench-{members}", kafka={"session.timeout.ms": 6000, "heartbeat.interval.ms": 500})
     started = time.monotonic()
-    for name in names:
+    for i, name in enumerate(names):
+        options = {"batch_size": args.batch_size}
+        if members > 1:
+            options["partitions"] = list(range(i, tx_parts, members))
         cluster.sql("SELECT streamrec.create_source(%s, 'bench.tx', 'streamrec.item_transactions', 'csv', NULL, %s)",
                     (name, json.dumps(options)))
     cluster.sql("SELECT streamrec.create_source(%s, 'bench.q', 'streamrec.stock_queries', 'csv', NULL, %s)",
@@ -176,11 +176,11 @@ def main():
         assert cluster.value("SELECT count(*) FROM streamrec.transaction_results") == n
         cluster.sql("SELECT streamrec.disable_pipeline('item_transactions')")
 
-        # End to end, with --members source workers in one consumer group (the topic is keyed by
-        # item, so each worker owns its items' partitions).
+        # End to end, with --members source workers splitting the partitions (the topic is keyed
+        # by item, so each worker owns its items).
         runs = {}
         for members in args.members:
-            runs[members] = end_to_end(cluster, inventory_file, args, n, queries, members)
+            runs[members] = end_to_end(cluster, inventory_file, args, n, queries, members, tx_parts)
         inventory_bytes = cluster.value("SELECT pg_total_relation_size('streamrec.inventory')")
         summaries, summary_bytes = cluster.sql(
             "SELECT count(*), pg_total_relation_size('streamrec.transaction_summaries') "

@@ -209,8 +209,8 @@ END $$;
 CREATE FUNCTION streamrec._check_source_options(format text, target regclass, options jsonb) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    allowed constant text[] := ARRAY['columns', 'metadata', 'start', 'group_id', 'mode', 'schema_registry',
-                                     'schema', 'csv', 'kafka', 'batch_size', 'batch_ms', 'on_error'];
+    allowed constant text[] := ARRAY['columns', 'metadata', 'start', 'group_id', 'partitions', 'mode',
+                                     'schema_registry', 'schema', 'csv', 'kafka', 'batch_size', 'batch_ms', 'on_error'];
     metadata_kinds constant text[] := ARRAY['timestamp', 'key', 'partition', 'offset', 'topic'];
     table_columns text[];
     key text;
@@ -292,6 +292,20 @@ BEGIN
     END IF;
     IF options ? 'group_id' AND (jsonb_typeof(options -> 'group_id') <> 'string' OR options ->> 'group_id' = '') THEN
         PERFORM streamrec._bad_argument('option "group_id" must be a non-empty string', 'Example: {"group_id": "clicks-db1"}.');
+    END IF;
+    IF options ? 'partitions' THEN
+        value := options -> 'partitions';
+        IF jsonb_typeof(value) <> 'array' OR jsonb_array_length(value) = 0
+           OR EXISTS (SELECT FROM jsonb_array_elements(value) e
+                      WHERE jsonb_typeof(e) <> 'number' OR e::text !~ '^[0-9]{1,9}$')
+           OR (SELECT count(DISTINCT e::text) FROM jsonb_array_elements(value) e) <> jsonb_array_length(value) THEN
+            PERFORM streamrec._bad_argument('option "partitions" must be a non-empty array of distinct partition numbers',
+                                            'Example: {"partitions": [0, 2, 4]} for the even partitions of a six-partition topic.');
+        END IF;
+        IF options ? 'group_id' THEN
+            PERFORM streamrec._bad_argument('options "partitions" and "group_id" exclude each other',
+                                            'A consumer group assigns partitions itself; choose partitions or group_id.');
+        END IF;
     END IF;
     IF options ? 'mode' THEN
         IF coalesce(options ->> 'mode', '') NOT IN ('append', 'upsert') THEN

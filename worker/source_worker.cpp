@@ -71,6 +71,7 @@ struct SourceConfig {
   int batch_size = 10000;
   int batch_ms = 100;
   std::optional<std::string> group_id;
+  std::vector<int32_t> partitions;  // empty: all
   std::string start = "earliest";
   std::map<std::string, std::string> kafka;
   decoder_config decoding;
@@ -141,7 +142,8 @@ SELECT topic, target::oid, coalesce(brokers, current_setting('streamrec.brokers'
        coalesce(options -> 'csv' ->> 'null', ''), coalesce((options -> 'csv' ->> 'header')::bool, false),
        (SELECT array_to_string(array_agg(a.attname ORDER BY k.ord), ',')
           FROM pg_index i, unnest(i.indkey) WITH ORDINALITY k(attnum, ord), pg_attribute a
-         WHERE i.indrelid = target AND i.indisprimary AND a.attrelid = target AND a.attnum = k.attnum)
+         WHERE i.indrelid = target AND i.indisprimary AND a.attrelid = target AND a.attnum = k.attnum),
+       (SELECT string_agg(p, ',') FROM jsonb_array_elements_text(options -> 'partitions') p)
 FROM streamrec.sources WHERE name = $1
 )SQL";
 
@@ -170,6 +172,12 @@ SourceConfig load_config(const std::string& name) {
   c.decoding.csv.quote = field(15)[0];
   c.decoding.csv.null_string = field(16);
   c.decoding.csv.header = field(17) == "t";
+  std::string partitions = field(19);
+  for (size_t pos = 0; !partitions.empty() && pos != std::string::npos;) {
+    size_t comma = partitions.find(',', pos);
+    c.partitions.push_back(static_cast<int32_t>(std::stol(partitions.substr(pos, comma == std::string::npos ? comma : comma - pos))));
+    pos = comma == std::string::npos ? comma : comma + 1;
+  }
   std::string pk = field(18);
   for (size_t pos = 0; !pk.empty() && pos != std::string::npos;) {
     size_t comma = pk.find(',', pos);
@@ -319,6 +327,7 @@ class SourceWorker {
     c.brokers = config_.brokers;
     c.topic = config_.topic;
     c.group_id = config_.group_id;
+    c.partitions = config_.partitions;
     c.properties = config_.kafka;
     c.start = config_.start;
     c.client_id = "pg_streamrec-" + config_.name;

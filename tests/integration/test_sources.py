@@ -44,7 +44,7 @@ def click_csv(i):
 
 class CsvSourceTest(SourceTestCase):
     topics = {"csv.clicks": 3, "csv.bad": 1, "csv.stop": 1, "csv.pause": 1, "csv.trigger": 2, "csv.start": 1,
-              "csv.options": 1, "csv.prompt": 1}
+              "csv.options": 1, "csv.prompt": 1, "csv.split": 3}
 
     def test_exactly_once_with_offsets_per_partition(self):
         per_partition = {0: 400, 1: 350, 2: 250}
@@ -73,6 +73,25 @@ class CsvSourceTest(SourceTestCase):
                                     "WHERE source = 'clicks_csv' AND partition = 1"), 360)
         self.sql("SELECT streamrec.drop_source('clicks_csv')")
         self.assertEqual(self.value("SELECT count(*) FROM streamrec.source_offsets WHERE source = 'clicks_csv'"), 0)
+
+    def test_sources_split_a_topics_partitions_with_the_partitions_option(self):
+        per_partition = {0: 300, 1: 200, 2: 100}
+        n = 0
+        for partition, count in per_partition.items():
+            kcat_produce(self.sandbox.bootstrap, "csv.split", [f"{n + i},p{partition}" for i in range(count)], partition)
+            n += count
+        self.sql("CREATE TABLE split_rows (id int, name text)")
+        for name, partitions in (("split_even", [0, 2]), ("split_odd", [1])):
+            self.sql("SELECT streamrec.create_source(%s, 'csv.split', 'split_rows', 'csv', NULL, %s)",
+                     (name, json.dumps({"partitions": partitions})))
+        self.wait_rows("split_rows", 600)
+        self.assertEqual(self.value("SELECT count(DISTINCT id) FROM split_rows"), 600)
+        self.assertEqual(sorted(self.sql("SELECT source, partition, next_offset FROM streamrec.source_offsets "
+                                         "WHERE source LIKE 'split%%'")),
+                         [("split_even", 0, 300), ("split_even", 2, 100), ("split_odd", 1, 200)])
+        self.assertEqual(self.stats("split_odd")["rows"], 200)
+        for name in ("split_even", "split_odd"):
+            self.sql("SELECT streamrec.drop_source(%s)", (name,))
 
     def test_bad_messages_are_dead_lettered_and_the_rest_commits(self):
         self.sql("CREATE TABLE bad_target (id int PRIMARY KEY, name text NOT NULL, at timestamptz, "
@@ -222,6 +241,11 @@ class ArgumentTest(SourceTestCase):
             ("22023", ("s1", "t", "streamrec.clicks", "csv", None, '{"kafka": {"bootstrap.servers": "x"}}')),
             ("22023", ("s1", "t", "streamrec.clicks", "csv", None, '{"csv": {"delimiter": ";;"}}')),
             ("42P16", ("s1", "t", "streamrec.clicks", "csv", None, '{"mode": "upsert"}')),        # no primary key
+            ("22023", ("s1", "t", "streamrec.clicks", "csv", None, '{"partitions": []}')),
+            ("22023", ("s1", "t", "streamrec.clicks", "csv", None, '{"partitions": [0, -1]}')),
+            ("22023", ("s1", "t", "streamrec.clicks", "csv", None, '{"partitions": [1, 1]}')),
+            ("22023", ("s1", "t", "streamrec.clicks", "csv", None, '{"partitions": "0"}')),
+            ("22023", ("s1", "t", "streamrec.clicks", "csv", None, '{"partitions": [0], "group_id": "g"}')),
         ]
         for sqlstate, args in cases:
             with self.subTest(args=args):

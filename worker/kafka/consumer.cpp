@@ -459,7 +459,10 @@ std::vector<int32_t> consumer::refresh_partitions() {
   }
   std::vector<int32_t> fresh;
   for (int i = 0; i < found->partition_cnt; ++i) {
-    if (!contains_sorted(owned_, found->partitions[i].id)) fresh.push_back(found->partitions[i].id);
+    const int32_t id = found->partitions[i].id;
+    const bool wanted = config_.partitions.empty() ||
+                        std::find(config_.partitions.begin(), config_.partitions.end(), id) != config_.partitions.end();
+    if (wanted && !contains_sorted(owned_, id)) fresh.push_back(id);
   }
   std::sort(fresh.begin(), fresh.end());
   if (state_ == consumer_state::topic_missing)

@@ -66,6 +66,9 @@ struct consumer_config {
   // Set: join this consumer group (subscribe; partitions are shared among its members).
   // Unset: consume every partition of the topic, including ones added later.
   std::optional<std::string> group_id;
+  // Without a group: only these partitions (empty: all). Several sources can split a topic's
+  // partitions between them without a group's rebalances.
+  std::vector<int32_t> partitions;
   // librdkafka properties passed through (security.protocol, sasl.*, ssl.*, fetch.*, ...).
   std::map<std::string, std::string> properties;
   start_position start;
