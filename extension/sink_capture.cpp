@@ -11,6 +11,10 @@
 // way to_jsonb converts them; a statement on a table with any other column type (json,
 // composite, enum or other user-defined types, whose to_jsonb may involve casts) runs the same
 // capture in SQL instead (chunks of 1,000 rows, without the byte bound).
+//
+// A sink that names its columns (the `key` and `columns` options) installs the trigger with those
+// names after its own: then each row holds only those columns, which is all the sink reads. A
+// name the table no longer has makes the capture take every column (the sink reports it).
 #include <string>
 #include <vector>
 
@@ -105,13 +109,25 @@ JsonKind kind_of(Oid type) {
 
 // C only from here to the C++ part below: these run inside pg_call.
 
-Capture* describe(TupleDesc desc) {
+// wanted: the column names to capture (count 0: every column).
+Capture* describe(TupleDesc desc, char** wanted, int wanted_count) {
+  if (wanted_count > 0) {
+    for (int w = 0; w < wanted_count; w++) {
+      bool found = false;
+      for (int i = 0; i < desc->natts && !found; i++)
+        found = !TupleDescAttr(desc, i)->attisdropped && strcmp(NameStr(TupleDescAttr(desc, i)->attname), wanted[w]) == 0;
+      if (!found) return describe(desc, nullptr, 0);
+    }
+  }
   Capture* c = static_cast<Capture*>(palloc0(sizeof(Capture)));
   c->columns = static_cast<CapturedColumn*>(palloc0(sizeof(CapturedColumn) * (desc->natts > 0 ? desc->natts : 1)));
   c->supported = true;
   for (int i = 0; i < desc->natts; i++) {
     Form_pg_attribute att = TupleDescAttr(desc, i);
     if (att->attisdropped) continue;
+    bool take = wanted_count == 0;
+    for (int w = 0; w < wanted_count && !take; w++) take = strcmp(NameStr(att->attname), wanted[w]) == 0;
+    if (!take) continue;
     CapturedColumn* col = &c->columns[c->column_count++];
     col->attnum = i;
     col->attlen = att->attlen;
@@ -350,15 +366,16 @@ Datum sink_capture(FunctionCallInfo fcinfo) {
   TriggerData* trigger = reinterpret_cast<TriggerData*>(fcinfo->context);
   if (!TRIGGER_FIRED_AFTER(trigger->tg_event) || !TRIGGER_FIRED_FOR_STATEMENT(trigger->tg_event) ||
       !TRIGGER_FIRED_BY_INSERT(trigger->tg_event) || trigger->tg_newtable == nullptr ||
-      trigger->tg_trigger->tgnargs != 1)
+      trigger->tg_trigger->tgnargs < 1)
     throw Error(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED,
                 "streamrec._sink_capture() must be an AFTER INSERT ... REFERENCING NEW TABLE ... FOR EACH STATEMENT "
-                "trigger with the sink's name as its argument",
+                "trigger with the sink's name (and the columns it reads) as its arguments",
                 "", "streamrec.create_sink() installs it.");
   pg_call([trigger] {
     if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
     Datum sink = CStringGetTextDatum(trigger->tg_trigger->tgargs[0]);
-    Capture* capture = describe(RelationGetDescr(trigger->tg_relation));
+    Capture* capture = describe(RelationGetDescr(trigger->tg_relation), trigger->tg_trigger->tgargs + 1,
+                                trigger->tg_trigger->tgnargs - 1);
     if (capture->supported) {
       capture_rows(trigger, capture, sink);
     } else {

@@ -570,17 +570,30 @@ CREATE FUNCTION streamrec._sync_sink_trigger(sink_name text, rel regclass) RETUR
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     sink_owner oid;
+    sink_options jsonb;
+    read_columns text := '';
     trigger_name constant name := streamrec._sink_trigger_name(sink_name);
 BEGIN
-    SELECT owner INTO sink_owner FROM streamrec.sinks WHERE name = sink_name AND relation = rel;
+    SELECT owner, options INTO sink_owner, sink_options FROM streamrec.sinks WHERE name = sink_name AND relation = rel;
     IF FOUND THEN
+        -- A sink that names its value columns reads only those and its key: the capture keeps
+        -- only them (trigger arguments after the sink's name).
+        IF sink_options ? 'columns' THEN
+            SELECT string_agg(format(', %L', c), '' ORDER BY c) INTO read_columns FROM (
+                SELECT jsonb_array_elements_text(sink_options -> 'columns') AS c
+                UNION
+                SELECT jsonb_array_elements_text(CASE jsonb_typeof(sink_options -> 'key') WHEN 'array' THEN sink_options -> 'key'
+                                                      ELSE jsonb_build_array(sink_options -> 'key') END)
+            ) x WHERE c IS NOT NULL;
+        END IF;
         IF NOT has_table_privilege(sink_owner, rel, 'SELECT') THEN
             RAISE EXCEPTION 'permission denied to read %', rel
                 USING ERRCODE = 'insufficient_privilege', HINT = 'A sink ships the rows of a table its owner may SELECT.';
         END IF;
         IF NOT EXISTS (SELECT FROM pg_trigger WHERE tgrelid = rel AND tgname = trigger_name) THEN
             EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS streamrec_new_rows '
-                           'FOR EACH STATEMENT EXECUTE FUNCTION streamrec._sink_capture(%L)', trigger_name, rel, sink_name);
+                           'FOR EACH STATEMENT EXECUTE FUNCTION streamrec._sink_capture(%L%s)', trigger_name, rel, sink_name,
+                           coalesce(read_columns, ''));
         END IF;
     ELSE
         IF EXISTS (SELECT FROM pg_class WHERE oid = rel) THEN

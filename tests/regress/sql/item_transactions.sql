@@ -98,8 +98,9 @@ SELECT (SELECT count(*) FROM streamrec.item_transactions) AS transactions,
        (SELECT count(*) FROM streamrec.transaction_results) AS results,
        (SELECT coalesce(sum(rows), 0) FROM streamrec.sink_outbox WHERE sink = 'pipeline_item_transactions') AS outbox_results,
        (SELECT coalesce(sum(rows), 0) FROM streamrec.sink_outbox WHERE sink = 'pipeline_item_transactions_alerts') AS outbox_alerts;
--- (An outbox row holds a chunk of a statement's rows: a jsonb array, or the row itself.)
-SELECT r - 'processed_at' AS payload FROM streamrec.sink_outbox o,
+-- (An outbox row holds a chunk of a statement's rows: a jsonb array, or the row itself; only the
+-- columns the sink reads: its key and value columns.)
+SELECT r AS payload FROM streamrec.sink_outbox o,
     jsonb_array_elements(CASE jsonb_typeof(o.payload) WHEN 'array' THEN o.payload ELSE jsonb_build_array(o.payload) END)
     WITH ORDINALITY x(r, i)
 WHERE sink = 'pipeline_item_transactions' ORDER BY o.id, x.i LIMIT 2;
