@@ -1291,6 +1291,12 @@ BEGIN
             PERFORM streamrec._attribution_ratings_tick(c.name, (c.options ->> 'retention')::interval);
         END IF;
     END LOOP;
+    -- Writers whose source was dropped (skipping rows a batch holds: the tick may hold rows a
+    -- batch waits for).
+    DELETE FROM streamrec.pipeline_writers
+    WHERE ctid IN (SELECT w.ctid FROM streamrec.pipeline_writers w
+                   WHERE w.writer <> '' AND NOT EXISTS (SELECT FROM streamrec.sources s WHERE s.name = w.writer)
+                   FOR UPDATE SKIP LOCKED);
     PERFORM streamrec._retention_tick();
 END $$;
 REVOKE ALL ON FUNCTION streamrec._pipeline_tick() FROM PUBLIC;

@@ -251,6 +251,10 @@ class ItemTransactionsTest(StreamTestCase):
         self.assertEqual({(r[0], r[1]): list(r[2:]) for r in self.sql(
             "SELECT item_id, to_char(window_start AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'), succeeded, failed, volume "
             "FROM streamrec.transaction_summaries")}, windows)
+        # A dropped source's writer row goes with the launcher's next tick.
+        self.sql("SELECT streamrec.drop_source('it_behind')")
+        wait_for(lambda: self.sql("SELECT writer FROM streamrec.pipeline_writers") == [("it_ahead",)], 20,
+                 what="the dropped source's writer row deleted")
 
     def test_bad_input_is_dead_lettered_and_the_rest_applies(self):
         self.sql("INSERT INTO streamrec.inventory (product_id, stock) VALUES ('a', 1)")
