@@ -1400,10 +1400,8 @@ CREATE TABLE streamrec.transaction_results (
     processed_at    timestamptz NOT NULL DEFAULT now(),
     ts              timestamptz NOT NULL  -- the transaction's event time: its summary window
 );
--- Results only ever grow in processing-time order, and roughly in event-time order: BRIN
--- indexes serve retention and the aggregate of a closing window almost free.
-CREATE INDEX transaction_results_processed_idx ON streamrec.transaction_results USING brin (processed_at)
-    WITH (autosummarize = on);
+-- Results grow roughly in event-time order: a BRIN index serves the aggregate of a closing
+-- window and retention almost free.
 CREATE INDEX transaction_results_ts_idx ON streamrec.transaction_results USING brin (ts)
     WITH (autosummarize = on);
 CREATE TABLE streamrec.query_results (
@@ -1486,11 +1484,13 @@ BEGIN
     WHERE window_start < (SELECT max(window_start) FROM streamrec.transaction_summaries) - retention;
     DELETE FROM streamrec.transaction_alerts
     WHERE window_start < (SELECT max(window_start) FROM streamrec.transaction_alerts) - retention;
-    -- A result is kept until its window is closed, whatever the retention: the window's
-    -- summary is aggregated from the results when it closes.
+    -- Results on the stream's clock too, and each kept until its window is closed whatever the
+    -- retention (the window's summary is aggregated from its results when it closes). The BRIN
+    -- index is brought up to date first: a page range it has not summarized yet is read whole
+    -- by every scan, and autovacuum may take a minute to get to it.
+    PERFORM pg_catalog.brin_summarize_new_values('streamrec.transaction_results_ts_idx'::regclass);
     DELETE FROM streamrec.transaction_results
-    WHERE processed_at < now() - retention
-      AND ts < (SELECT k.watermark - (c.options ->> 'window')::interval
+    WHERE ts < (SELECT k.watermark - greatest(retention, (c.options ->> 'window')::interval)
                 FROM streamrec.pipeline_clock k, streamrec.pipeline_catalog c
                 WHERE k.pipeline = 'item_transactions' AND c.name = 'item_transactions');
     DELETE FROM streamrec.query_results WHERE answered_at < now() - retention;

@@ -115,6 +115,9 @@ SELECT streamrec.enable_pipeline('item_transactions', '{"retention": "30 seconds
 SELECT streamrec._pipeline_tick();
 SELECT item_id, window_start FROM streamrec.transaction_summaries ORDER BY 1, 2;
 SELECT count(*) FROM streamrec.transaction_alerts;
+-- Results too: older than the watermark (13:03) by the retention, or by the window (1 minute)
+-- when that is longer, so only results of closed windows go.
+SELECT transaction_id, ts FROM streamrec.transaction_results ORDER BY 1;
 
 -- The stock is written by TID through the executor, as an UPDATE statement would write it. With
 -- an index on stock the updates are not HOT: every index gets the new versions. User triggers
