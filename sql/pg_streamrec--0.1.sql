@@ -1270,7 +1270,9 @@ BEGIN
             IF c.options ->> 'emit' <> 'click' THEN
                 PERFORM streamrec._close_idle_windows();
             END IF;
-            -- The clock: the newest list's window end (by id: one probe of the primary key).
+            -- The clock: the newest list's window end (by id: one probe of the primary key). BRIN
+            -- ranges not summarized yet would be read whole by every tick: summarize them first.
+            PERFORM pg_catalog.brin_summarize_new_values('streamrec.recommendation_log_window_end_idx'::regclass);
             DELETE FROM streamrec.recommendation_log
             WHERE window_end < (SELECT window_end FROM streamrec.recommendation_log ORDER BY id DESC LIMIT 1)
                                - (c.options ->> 'retention')::interval;
@@ -1493,6 +1495,7 @@ BEGIN
     WHERE ts < (SELECT k.watermark - greatest(retention, (c.options ->> 'window')::interval)
                 FROM streamrec.pipeline_clock k, streamrec.pipeline_catalog c
                 WHERE k.pipeline = 'item_transactions' AND c.name = 'item_transactions');
+    PERFORM pg_catalog.brin_summarize_new_values('streamrec.query_results_answered_idx'::regclass);
     DELETE FROM streamrec.query_results WHERE answered_at < now() - retention;
     PERFORM streamrec._close_idle_transaction_windows();
 END $$;
@@ -1552,10 +1555,15 @@ CREATE FUNCTION streamrec._attribution_ratings_tick(pipeline text, retention int
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF pipeline = 'attribution' THEN
+        -- (BRIN ranges summarized first, or every tick reads the unsummarized ones whole.)
+        PERFORM pg_catalog.brin_summarize_new_values('streamrec.attribution_log_emitted_idx'::regclass);
         DELETE FROM streamrec.attribution_log WHERE emitted_at < now() - retention;
         DELETE FROM streamrec.attributed_checkouts
         WHERE checkout_time < (SELECT max(checkout_time) FROM streamrec.attributed_checkouts) - retention;
     ELSE
+        PERFORM pg_catalog.brin_summarize_new_values(i::regclass)
+        FROM unnest(ARRAY['streamrec.test_ratings_received_idx', 'streamrec.ratings_enriched_enriched_idx',
+                          'streamrec.unhappy_customers_detected_idx']) i;
         DELETE FROM streamrec.test_ratings WHERE received_at < now() - retention;
         DELETE FROM streamrec.ratings_enriched WHERE enriched_at < now() - retention;
         DELETE FROM streamrec.unhappy_customers WHERE detected_at < now() - retention;
