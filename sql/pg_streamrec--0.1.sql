@@ -1260,6 +1260,26 @@ REVOKE ALL ON FUNCTION streamrec._close_idle_windows() FROM PUBLIC;
 -- windows and drops pipeline state older than its retention. "Older" is measured on the
 -- stream's own clock (the newest event time in each table), so replayed history is not
 -- deleted just because it is old by the wall clock.
+-- Deletes the rows of rel whose time column col is before cutoff (nothing when cutoff is NULL),
+-- at most max_rows of them (NULL: all). The cutoff goes into the statement as a literal: planned
+-- with its value, the DELETE reads the column's index for the few old rows; a cutoff from a
+-- subquery or a parameter is planned blind (a third of the table) and scans the whole table on
+-- every tick.
+CREATE FUNCTION streamrec._delete_before(rel regclass, col name, cutoff text, cutoff_type regtype DEFAULT 'timestamptz',
+                                         max_rows int DEFAULT NULL)
+RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF cutoff IS NULL THEN
+        RETURN;
+    ELSIF max_rows IS NULL THEN
+        EXECUTE format('DELETE FROM %s WHERE %I < %L::%s', rel, col, cutoff, cutoff_type);
+    ELSE
+        EXECUTE format('DELETE FROM %1$s WHERE ctid = ANY (ARRAY(SELECT ctid FROM %1$s WHERE %2$I < %3$L::%4$s LIMIT %5$s))',
+                       rel, col, cutoff, cutoff_type, max_rows);
+    END IF;
+END $$;
+REVOKE ALL ON FUNCTION streamrec._delete_before(regclass, name, text, regtype, int) FROM PUBLIC;
+
 CREATE FUNCTION streamrec._pipeline_tick() RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -1273,20 +1293,19 @@ BEGIN
             -- The clock: the newest list's window end (by id: one probe of the primary key). BRIN
             -- ranges not summarized yet would be read whole by every tick: summarize them first.
             PERFORM pg_catalog.brin_summarize_new_values('streamrec.recommendation_log_window_end_idx'::regclass);
-            DELETE FROM streamrec.recommendation_log
-            WHERE window_end < (SELECT window_end FROM streamrec.recommendation_log ORDER BY id DESC LIMIT 1)
-                               - (c.options ->> 'retention')::interval;
+            PERFORM streamrec._delete_before('streamrec.recommendation_log', 'window_end',
+                ((SELECT window_end FROM streamrec.recommendation_log ORDER BY id DESC LIMIT 1)
+                 - (c.options ->> 'retention')::interval)::text);
         ELSIF c.name = 'trending' THEN
-            DELETE FROM streamrec.trending_counts
-            WHERE window_start < (SELECT max(window_start) FROM streamrec.trending_counts)
-                                 - (c.options ->> 'retention')::interval;
+            PERFORM streamrec._delete_before('streamrec.trending_counts', 'window_start',
+                ((SELECT max(window_start) FROM streamrec.trending_counts) - (c.options ->> 'retention')::interval)::text);
         ELSIF c.name = 'category_affinity' THEN
-            DELETE FROM streamrec.category_views
-            WHERE bucket_start < (SELECT max(bucket_start) FROM streamrec.category_views)
-                                 + interval '1 hour' - (c.options ->> 'lookback')::interval;
-            DELETE FROM streamrec.user_viewed_products
-            WHERE last_viewed < (SELECT max(bucket_start) FROM streamrec.category_views)
-                                + interval '1 hour' - (c.options ->> 'lookback')::interval;
+            PERFORM streamrec._delete_before('streamrec.category_views', 'bucket_start',
+                ((SELECT max(bucket_start) FROM streamrec.category_views)
+                 + interval '1 hour' - (c.options ->> 'lookback')::interval)::text);
+            PERFORM streamrec._delete_before('streamrec.user_viewed_products', 'last_viewed',
+                ((SELECT max(bucket_start) FROM streamrec.category_views)
+                 + interval '1 hour' - (c.options ->> 'lookback')::interval)::text);
         ELSIF c.name = 'item_transactions' THEN
             PERFORM streamrec._item_transactions_tick((c.options ->> 'retention')::interval);
         ELSIF c.name IN ('attribution', 'ratings') THEN
@@ -1482,21 +1501,21 @@ REVOKE ALL ON FUNCTION streamrec._item_transactions_trigger(), streamrec._stock_
 CREATE FUNCTION streamrec._item_transactions_tick(retention interval) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    DELETE FROM streamrec.transaction_summaries
-    WHERE window_start < (SELECT max(window_start) FROM streamrec.transaction_summaries) - retention;
-    DELETE FROM streamrec.transaction_alerts
-    WHERE window_start < (SELECT max(window_start) FROM streamrec.transaction_alerts) - retention;
+    PERFORM streamrec._delete_before('streamrec.transaction_summaries', 'window_start',
+        ((SELECT max(window_start) FROM streamrec.transaction_summaries) - retention)::text);
+    PERFORM streamrec._delete_before('streamrec.transaction_alerts', 'window_start',
+        ((SELECT max(window_start) FROM streamrec.transaction_alerts) - retention)::text);
     -- Results on the stream's clock too, and each kept until its window is closed whatever the
     -- retention (the window's summary is aggregated from its results when it closes). The BRIN
     -- index is brought up to date first: a page range it has not summarized yet is read whole
     -- by every scan, and autovacuum may take a minute to get to it.
     PERFORM pg_catalog.brin_summarize_new_values('streamrec.transaction_results_ts_idx'::regclass);
-    DELETE FROM streamrec.transaction_results
-    WHERE ts < (SELECT k.watermark - greatest(retention, (c.options ->> 'window')::interval)
-                FROM streamrec.pipeline_clock k, streamrec.pipeline_catalog c
-                WHERE k.pipeline = 'item_transactions' AND c.name = 'item_transactions');
+    PERFORM streamrec._delete_before('streamrec.transaction_results', 'ts',
+        (SELECT (k.watermark - greatest(retention, (c.options ->> 'window')::interval))::text
+         FROM streamrec.pipeline_clock k, streamrec.pipeline_catalog c
+         WHERE k.pipeline = 'item_transactions' AND c.name = 'item_transactions'));
     PERFORM pg_catalog.brin_summarize_new_values('streamrec.query_results_answered_idx'::regclass);
-    DELETE FROM streamrec.query_results WHERE answered_at < now() - retention;
+    PERFORM streamrec._delete_before('streamrec.query_results', 'answered_at', (now() - retention)::text);
     PERFORM streamrec._close_idle_transaction_windows();
 END $$;
 REVOKE ALL ON FUNCTION streamrec._item_transactions_tick(interval) FROM PUBLIC;
@@ -1557,20 +1576,20 @@ BEGIN
     IF pipeline = 'attribution' THEN
         -- (BRIN ranges summarized first, or every tick reads the unsummarized ones whole.)
         PERFORM pg_catalog.brin_summarize_new_values('streamrec.attribution_log_emitted_idx'::regclass);
-        DELETE FROM streamrec.attribution_log WHERE emitted_at < now() - retention;
-        DELETE FROM streamrec.attributed_checkouts
-        WHERE checkout_time < (SELECT max(checkout_time) FROM streamrec.attributed_checkouts) - retention;
+        PERFORM streamrec._delete_before('streamrec.attribution_log', 'emitted_at', (now() - retention)::text);
+        PERFORM streamrec._delete_before('streamrec.attributed_checkouts', 'checkout_time',
+            ((SELECT max(checkout_time) FROM streamrec.attributed_checkouts) - retention)::text);
     ELSE
         PERFORM pg_catalog.brin_summarize_new_values(i::regclass)
         FROM unnest(ARRAY['streamrec.test_ratings_received_idx', 'streamrec.ratings_enriched_enriched_idx',
                           'streamrec.unhappy_customers_detected_idx']) i;
-        DELETE FROM streamrec.test_ratings WHERE received_at < now() - retention;
-        DELETE FROM streamrec.ratings_enriched WHERE enriched_at < now() - retention;
-        DELETE FROM streamrec.unhappy_customers WHERE detected_at < now() - retention;
-        DELETE FROM streamrec.ratings_by_club_status
-        WHERE window_start < (SELECT max(window_start) FROM streamrec.ratings_by_club_status) - retention;
-        DELETE FROM streamrec.ratings_per_customer
-        WHERE window_start < (SELECT max(window_start) FROM streamrec.ratings_per_customer) - retention;
+        PERFORM streamrec._delete_before('streamrec.test_ratings', 'received_at', (now() - retention)::text);
+        PERFORM streamrec._delete_before('streamrec.ratings_enriched', 'enriched_at', (now() - retention)::text);
+        PERFORM streamrec._delete_before('streamrec.unhappy_customers', 'detected_at', (now() - retention)::text);
+        PERFORM streamrec._delete_before('streamrec.ratings_by_club_status', 'window_start',
+            ((SELECT max(window_start) FROM streamrec.ratings_by_club_status) - retention)::text);
+        PERFORM streamrec._delete_before('streamrec.ratings_per_customer', 'window_start',
+            ((SELECT max(window_start) FROM streamrec.ratings_per_customer) - retention)::text);
         PERFORM streamrec._close_idle_rating_windows();
     END IF;
 END $$;
@@ -1651,11 +1670,13 @@ CREATE FUNCTION streamrec._retention_tick() RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     r streamrec.retention;
+    cutoff text;
+    cutoff_type regtype;
 BEGIN
     FOR r IN SELECT * FROM streamrec.retention ORDER BY relation::oid LOOP
-        EXECUTE format('DELETE FROM %1$s WHERE ctid = ANY (ARRAY(SELECT ctid FROM %1$s WHERE %2$I < '
-                       '(SELECT max(%2$I) FROM %1$s) - $1 LIMIT 100000))', r.relation, r.time_column)
-        USING r.keep;
+        EXECUTE format('SELECT (max(%1$I) - $1)::text, pg_typeof(max(%1$I) - $1) FROM %2$s', r.time_column, r.relation)
+            INTO cutoff, cutoff_type USING r.keep;
+        PERFORM streamrec._delete_before(r.relation, r.time_column, cutoff, cutoff_type, 100000);
     END LOOP;
 END $$;
 REVOKE ALL ON FUNCTION streamrec._retention_tick() FROM PUBLIC;

@@ -34,5 +34,15 @@ SELECT count(*), min(event_time) FROM streamrec.clicks;
 SELECT streamrec.set_retention('streamrec.clicks', 'event_time', NULL);
 SELECT count(*) FROM streamrec.retention;
 
+-- A date column: the cutoff keeps its type (max(day) - keep is a timestamp: the day before the
+-- newest at midnight stays).
+CREATE TABLE daily (day date, n int);
+SELECT streamrec.set_retention('daily', 'day', '1 day');
+INSERT INTO daily VALUES ('2024-06-26', 1), ('2024-06-27', 2), ('2024-06-28', 3);
+SELECT streamrec._pipeline_tick();
+SELECT day, n FROM daily ORDER BY day;
+SELECT streamrec.set_retention('daily', 'day', NULL);
+DROP TABLE daily;
+
 DROP ROLE retention_outsider;
 DROP EXTENSION pg_streamrec;
