@@ -1261,13 +1261,13 @@ REVOKE ALL ON FUNCTION streamrec._close_idle_windows() FROM PUBLIC;
 -- stream's own clock (the newest event time in each table), so replayed history is not
 -- deleted just because it is old by the wall clock.
 -- Deletes the rows of rel whose time column col is before cutoff (nothing when cutoff is NULL),
--- at most max_rows of them (NULL: all). The cutoff goes into the statement as a literal: planned
--- with its value, the DELETE reads the column's index for the few old rows; a cutoff from a
--- subquery or a parameter is planned blind (a third of the table) and scans the whole table on
--- every tick.
+-- at most max_rows of them (NULL: all), through the column's index (every table this runs on
+-- has one): the tick runs every second, and a sequential scan of a large table each time (what
+-- the planner picks for a cutoff it cannot see, or for a growing table not analyzed yet) would
+-- cost far more than the few old rows. The cutoff goes in as a literal of its own type.
 CREATE FUNCTION streamrec._delete_before(rel regclass, col name, cutoff text, cutoff_type regtype DEFAULT 'timestamptz',
                                          max_rows int DEFAULT NULL)
-RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET enable_seqscan = off AS $$
 BEGIN
     IF cutoff IS NULL THEN
         RETURN;
