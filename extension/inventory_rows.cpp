@@ -17,6 +17,7 @@
 #include "extension/inventory_rows.h"
 
 #include "extension/pipeline_stats.h"
+#include "extension/table_statement.h"
 
 extern "C" {
 #include "access/genam.h"
@@ -36,7 +37,6 @@ extern "C" {
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
-#include "utils/rls.h"
 #include "utils/snapmgr.h"
 }
 
@@ -94,15 +94,6 @@ RangeTblEntry* inventory_rte(Relation rel, const InventoryColumns& columns) {
   return rte;
 }
 
-// What the executor checks before it reads rows FOR UPDATE or updates them.
-void check_inventory_access(RangeTblEntry* rte) {
-  ExecCheckRTPerms(list_make1(rte), true);
-  if (check_enable_rls(rte->relid, InvalidOid, false) == RLS_ENABLED)
-    ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-                    errmsg("item_transactions does not apply row-level security policies to streamrec.inventory"),
-                    errhint("Disable FORCE ROW LEVEL SECURITY on streamrec.inventory.")));
-}
-
 // The primary key on product_id, and its equality function.
 Relation open_primary_key(Relation rel, AttrNumber product_id, RegProcedure* equal) {
   Oid index_oid = RelationGetPrimaryKeyIndex(rel);
@@ -131,7 +122,7 @@ bool same_text(Datum value, const char* key, int length) {
 void lock_rows(const char* const* keys, const int* lengths, int n, LockedStock* out) {
   InventoryColumns columns;
   Relation rel = open_inventory(&columns);
-  check_inventory_access(inventory_rte(rel, columns));
+  check_table_access(inventory_rte(rel, columns));
   RegProcedure equal;
   Relation index = open_primary_key(rel, columns.product_id, &equal);
   MemoryContext work = AllocSetContextCreate(CurrentMemoryContext, "streamrec inventory locks", ALLOCSET_DEFAULT_SIZES);
@@ -238,32 +229,16 @@ void update_row(EState* estate, ResultRelInfo* target, EPQState* epq, ItemPointe
   list_free(recheck);
 }
 
-// write_inventory_stock() inside one pg_call: one UPDATE statement's executor state (as the apply
-// worker builds it), then each row by its TID.
+// write_inventory_stock() inside one pg_call: one UPDATE statement (table_statement.h), then each
+// row by its TID.
 void write_rows(const StockWrite* rows, int n) {
   InventoryColumns columns;
   Relation rel = open_inventory(&columns);
-  CommandCounterIncrement();
-  PushActiveSnapshot(GetTransactionSnapshot());
-  EState* estate = CreateExecutorState();
-  MemoryContext caller = MemoryContextSwitchTo(estate->es_query_cxt);
-
-  RangeTblEntry* rte = inventory_rte(rel, columns);
-  check_inventory_access(rte);
-  ExecInitRangeTable(estate, list_make1(rte));
-  estate->es_snapshot = GetActiveSnapshot();
-  estate->es_output_cid = GetCurrentCommandId(true);
-  ResultRelInfo* target = makeNode(ResultRelInfo);
-  InitResultRelInfo(target, rel, 1, nullptr, 0);
-  estate->es_opened_result_relations = lappend(estate->es_opened_result_relations, target);
-  CheckValidResultRel(target, CMD_UPDATE);
-  ExecOpenIndices(target, false);
+  TableStatement statement;
+  begin_table_statement(&statement, rel, inventory_rte(rel, columns), CMD_UPDATE);
+  EState* estate = statement.estate;
   EPQState epq;
   EvalPlanQualInit(&epq, estate, nullptr, NIL, -1);
-  TransitionCaptureState* capture = MakeTransitionCaptureState(rel->trigdesc, RelationGetRelid(rel), CMD_UPDATE);
-
-  AfterTriggerBeginQuery();
-  ExecBSUpdateTriggers(estate, target);
   TupleTableSlot* old_row = table_slot_create(rel, &estate->es_tupleTable);
   TupleTableSlot* new_row = ExecInitExtraTupleSlot(estate, RelationGetDescr(rel), &TTSOpsVirtual);
   int natts = RelationGetDescr(rel)->natts;
@@ -284,20 +259,11 @@ void write_rows(const StockWrite* rows, int n) {
     ExecStoreVirtualTuple(new_row);
     ExecMaterializeSlot(new_row);  // its own copy: the old version's page changes under the update
     EvalPlanQualSetSlot(&epq, new_row);
-    update_row(estate, target, &epq, &tid, new_row, capture);
+    update_row(estate, statement.target, &epq, &tid, new_row, statement.capture);
   }
-  ExecASUpdateTriggers(estate, target, capture);
-  AfterTriggerEndQuery(estate);  // fires the AFTER triggers queued above
-
   EvalPlanQualEnd(&epq);
-  ExecCloseResultRelations(estate);  // the indices, and relations the triggers' machinery opened
-  ExecCloseRangeTableRelations(estate);
-  ExecResetTupleTable(estate->es_tupleTable, false);
-  MemoryContextSwitchTo(caller);
-  FreeExecutorState(estate);
-  PopActiveSnapshot();
+  end_table_statement(&statement);  // AFTER triggers fire; the next statements see the new stock
   table_close(rel, NoLock);
-  CommandCounterIncrement();  // the trigger's next statements see the new stock
 }
 
 }  // namespace

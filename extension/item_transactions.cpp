@@ -4,8 +4,8 @@
 // Per statement (a source batch or a psql INSERT): the touched items' rows locked FOR NO KEY
 // UPDATE in item order and their stock read, one primary-key probe each (extension/inventory_rows:
 // PostgreSQL's C APIs, not SQL); sequential validation in memory (extension/core/item_ledger);
-// each changed row updated by the TID we locked, and one INSERT of the created items; one INSERT
-// of the results in input order; then, under the event-time clock (extension/event_clock), late
+// each changed row updated by the TID we locked, and one INSERT of the created items; the results
+// inserted in input order as COPY inserts rows (extension/table_statement); then, under the event-time clock (extension/event_clock), late
 // transactions into their summaries and the windows that close summarized, with their alerts.
 // The row locks make concurrent batches and a manual `UPDATE inventory SET stock = ...` queue
 // per item: no negative stock and no lost update. Locks are always taken inventory rows (item
@@ -29,12 +29,17 @@
 #include "extension/pipeline_stats.h"
 #include "extension/pipeline_trigger.h"
 #include "extension/spi_batch.h"
+#include "extension/table_statement.h"
 
 extern "C" {
+#include "access/table.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
+#include "nodes/makefuncs.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
+#include "utils/rel.h"
 #include "utils/timestamp.h"
 }
 
@@ -105,11 +110,6 @@ KeptPlan create_items(
     "INSERT INTO streamrec.inventory (product_id, stock) SELECT * FROM unnest($1::text[], $2::int4[])"
     " ON CONFLICT (product_id) DO NOTHING RETURNING product_id",
     {TEXTARRAYOID, INT4ARRAYOID});
-KeptPlan write_results(
-    "INSERT INTO streamrec.transaction_results (transaction_id, item_id, quantity, success, stock_after, ts)"
-    " SELECT * FROM unnest($1::int8[], $2::text[], $3::int4[], $4::bool[], $5::int4[], $6::timestamptz[])",
-    {INT8ARRAYOID, TEXTARRAYOID, INT4ARRAYOID, BOOLARRAYOID, INT4ARRAYOID, TIMESTAMPTZARRAYOID});
-
 // Locks the rows of `items` (sorted, distinct); returns those that exist, with stock and TID.
 std::unordered_map<std::string, LockedStock> lock_stock(const std::vector<std::string>& items) {
   std::unordered_map<std::string, LockedStock> found;
@@ -180,26 +180,71 @@ std::vector<transaction_outcome> apply_transactions(const std::vector<Transactio
   return outcomes;
 }
 
-void write_transaction_results(const std::vector<Transaction>& batch, const std::vector<transaction_outcome>& outcomes) {
-  std::vector<int64> ids;
-  std::vector<bool> id_nulls, success, stock_nulls;
-  std::vector<std::string_view> items;
-  std::vector<int32> quantities, stocks;
-  std::vector<int64> times;
-  for (std::size_t i = 0; i < batch.size(); i++) {
-    ids.push_back(batch[i].id);
-    times.push_back(batch[i].ts);
-    id_nulls.push_back(batch[i].id_null);
-    items.push_back(batch[i].item);
-    quantities.push_back(batch[i].quantity);
-    success.push_back(outcomes[i].success);
-    stocks.push_back(outcomes[i].stock_after.value_or(0));
-    stock_nulls.push_back(!outcomes[i].stock_after.has_value());
+// The results of a batch, as the RowSource of insert_table_rows() reads them.
+struct ResultRows {
+  const Transaction* batch;
+  const transaction_outcome* outcomes;
+  std::size_t count;
+  std::size_t next;
+};
+
+// The inserted columns, in the order result_row() fills them; processed_at takes its default.
+constexpr const char* kResultColumns[] = {"transaction_id", "item_id", "quantity", "success", "stock_after", "ts"};
+constexpr Oid kResultTypes[] = {INT8OID, TEXTOID, INT4OID, BOOLOID, INT4OID, TIMESTAMPTZOID};
+constexpr int kResultColumnCount = 6;
+
+bool result_row(void* arg, Datum* values, bool* nulls) {
+  ResultRows* rows = static_cast<ResultRows*>(arg);
+  if (rows->next == rows->count) return false;
+  const Transaction& t = rows->batch[rows->next];
+  const transaction_outcome& o = rows->outcomes[rows->next];
+  rows->next++;
+  values[0] = Int64GetDatum(t.id);
+  nulls[0] = t.id_null;
+  values[1] = PointerGetDatum(cstring_to_text_with_len(t.item.data(), static_cast<int>(t.item.size())));
+  nulls[1] = false;
+  values[2] = Int32GetDatum(t.quantity);
+  nulls[2] = false;
+  values[3] = BoolGetDatum(o.success);
+  nulls[3] = false;
+  nulls[4] = !o.stock_after.has_value();
+  values[4] = Int32GetDatum(nulls[4] ? 0 : *o.stock_after);
+  values[5] = TimestampTzGetDatum(t.ts);
+  nulls[5] = false;
+  return true;
+}
+
+// insert_results() inside one pg_call: streamrec.transaction_results opened as an INSERT opens
+// it, its columns found by name.
+void insert_results(ResultRows* rows) {
+  RangeVar* name = makeRangeVar(const_cast<char*>("streamrec"), const_cast<char*>("transaction_results"), -1);
+  Relation rel = table_open(RangeVarGetRelid(name, RowExclusiveLock, false), NoLock);
+  TupleDesc desc = RelationGetDescr(rel);
+  AttrNumber columns[kResultColumnCount];
+  for (int c = 0; c < kResultColumnCount; c++) {
+    columns[c] = InvalidAttrNumber;
+    for (int i = 0; i < desc->natts; i++) {
+      Form_pg_attribute att = TupleDescAttr(desc, i);
+      if (!att->attisdropped && att->atttypid == kResultTypes[c] && strcmp(NameStr(att->attname), kResultColumns[c]) == 0)
+        columns[c] = att->attnum;
+    }
+    if (columns[c] == InvalidAttrNumber)
+      ereport(ERROR, (errcode(ERRCODE_INVALID_TABLE_DEFINITION),
+                      errmsg("streamrec.transaction_results has no column %s of type %s", kResultColumns[c],
+                             format_type_be(kResultTypes[c])),
+                      errhint("Restore the table as the extension created it.")));
   }
-  write_results.run({nullable_array(ids, id_nulls, INT8OID), text_array(items), nullable_array(quantities, {}, INT4OID),
-                     nullable_array(success, {}, BOOLOID), nullable_array(stocks, stock_nulls, INT4OID),
-                     timestamptz_array(times)},
-                    false);
+  insert_table_rows(rel, columns, kResultColumnCount, result_row, rows);
+  table_close(rel, NoLock);
+}
+
+// One result per transaction, in input order, inserted the way COPY inserts (table_statement.h):
+// a page of rows at a time into the heap, then the BRIN indexes, the sinks' capture and any
+// user trigger, as an INSERT statement would fire them.
+void write_transaction_results(const std::vector<Transaction>& batch, const std::vector<transaction_outcome>& outcomes) {
+  ResultRows rows{batch.data(), outcomes.data(), batch.size(), 0};
+  ResultRows* source = &rows;
+  pg_call([source] { insert_results(source); });
 }
 
 // ------------------------------------------------------------------------------------------

@@ -169,6 +169,62 @@ DROP TABLE stock_log;
 DROP INDEX streamrec.inventory_stock_idx;
 DROP EXTENSION amcheck;
 
+-- The results go in as COPY inserts rows (a page at a time into the heap), firing what an INSERT
+-- fires: a user's AFTER ROW trigger and AFTER STATEMENT trigger with a transition table see every
+-- row, in input order, and so does the sink's capture; with a BEFORE ROW trigger the rows go one
+-- at a time (each sees the rows before it) and the trigger may change them; a failing CHECK
+-- constraint rolls back the whole batch.
+SELECT streamrec.enable_pipeline('item_transactions', '{"retention": "30 seconds", "output_brokers": "127.0.0.1:9", "output_topic": "transaction.results"}');
+CREATE TABLE result_log (transaction_id bigint, quantity int, stock_after int, seen_by text, n bigint);
+CREATE FUNCTION log_result_row() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_WHEN = 'BEFORE' THEN NEW.quantity := NEW.quantity * 10; END IF;
+    INSERT INTO public.result_log VALUES (NEW.transaction_id, NEW.quantity, NEW.stock_after, TG_NAME,
+        (SELECT count(*) FROM streamrec.transaction_results WHERE transaction_id >= 60));
+    RETURN NEW;
+END $$;
+CREATE FUNCTION log_result_statement() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO public.result_log SELECT transaction_id, quantity, stock_after, TG_NAME, row_number() OVER () FROM new_results;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER log_result_after_row AFTER INSERT ON streamrec.transaction_results
+    FOR EACH ROW EXECUTE FUNCTION log_result_row();
+CREATE TRIGGER log_result_statement AFTER INSERT ON streamrec.transaction_results
+    REFERENCING NEW TABLE AS new_results FOR EACH STATEMENT EXECUTE FUNCTION log_result_statement();
+INSERT INTO streamrec.item_transactions VALUES
+    (60, 'h1', -1, '2024-06-28 13:03:10+00'), (61, 'h9', 1, '2024-06-28 13:03:11+00'),
+    (62, 'nothing', -1, '2024-06-28 13:03:12+00'), (63, 'h1', -2, '2024-06-28 13:03:13+00');
+SELECT transaction_id, quantity, stock_after, seen_by, n FROM result_log ORDER BY seen_by, n, transaction_id;
+CREATE TRIGGER log_result_before_row BEFORE INSERT ON streamrec.transaction_results
+    FOR EACH ROW EXECUTE FUNCTION log_result_row();
+TRUNCATE result_log;
+-- (processed_at is its default, now(): the time of the inserting transaction.)
+BEGIN;
+INSERT INTO streamrec.item_transactions VALUES
+    (64, 'h1', -1, '2024-06-28 13:03:14+00'), (65, 'h1', 2, '2024-06-28 13:03:15+00'), (66, 'h1', -3, '2024-06-28 13:03:16+00');
+SELECT transaction_id, quantity, stock_after, seen_by, n FROM result_log ORDER BY seen_by, n, transaction_id;
+SELECT transaction_id, quantity, success, stock_after, processed_at = now() AS this_transaction
+FROM streamrec.transaction_results WHERE transaction_id >= 60 ORDER BY 1;
+COMMIT;
+SELECT r AS payload FROM streamrec.sink_outbox o,
+    jsonb_array_elements(CASE jsonb_typeof(o.payload) WHEN 'array' THEN o.payload ELSE jsonb_build_array(o.payload) END)
+    WITH ORDINALITY x(r, i)
+WHERE sink = 'pipeline_item_transactions' AND (r ->> 'transaction_id')::int >= 60 ORDER BY o.id, x.i;
+DROP TRIGGER log_result_before_row ON streamrec.transaction_results;
+DROP TRIGGER log_result_after_row ON streamrec.transaction_results;
+DROP TRIGGER log_result_statement ON streamrec.transaction_results;
+DROP FUNCTION log_result_row(), log_result_statement();
+DROP TABLE result_log;
+ALTER TABLE streamrec.transaction_results ADD CONSTRAINT no_777 CHECK (quantity <> 777);
+\set VERBOSITY terse
+INSERT INTO streamrec.item_transactions VALUES (67, 'h1', 1, '2024-06-28 13:03:17+00'), (68, 'h1', 777, '2024-06-28 13:03:18+00');
+\set VERBOSITY default
+SELECT count(*) FROM streamrec.transaction_results WHERE transaction_id >= 67;
+SELECT count(*) FROM streamrec.item_transactions WHERE transaction_id >= 67;
+SELECT product_id, stock FROM streamrec.inventory WHERE product_id = 'h1';
+ALTER TABLE streamrec.transaction_results DROP CONSTRAINT no_777;
+
 -- Disabled: triggers and sinks go, results stay, inserts apply nothing.
 SELECT streamrec.disable_pipeline('item_transactions');
 SELECT name, enabled, sinks FROM streamrec.pipelines;
