@@ -38,7 +38,8 @@ KeptPlan record_writer(
     " SET max_event_time = greatest(w.max_event_time, excluded.max_event_time), last_arrival = excluded.last_arrival"
     " RETURNING w.max_event_time)"
     " SELECT least((SELECT max_event_time FROM w), (SELECT min(o.max_event_time) FROM streamrec.pipeline_writers o"
-    " WHERE o.pipeline = $1 AND o.writer <> $2 AND o.last_arrival >= clock_timestamp() - make_interval(secs => $4 / 1e6)))",
+    " WHERE o.pipeline = $1 AND o.writer <> $2 AND o.last_arrival >= clock_timestamp() - make_interval(secs => $4 / "
+    "1e6)))",
     {TEXTOID, TEXTOID, TIMESTAMPTZOID, INT8OID});
 KeptPlan set_clock(
     "UPDATE streamrec.pipeline_clock SET watermark = $2, max_event_time = $3,"
@@ -70,9 +71,9 @@ std::optional<int64> advance_event_clock(const char* pipeline, EventClock& clock
                                          int64 idle_us) {
   std::optional<int64> before = clock.watermark;
   clock.max_event_time = std::max(clock.max_event_time.value_or(batch_max), batch_max);
-  record_writer.run({text_datum(pipeline), text_datum(event_writer()), TimestampTzGetDatum(batch_max),
-                     Int64GetDatum(idle_us)},
-                    false);
+  record_writer.run(
+      {text_datum(pipeline), text_datum(event_writer()), TimestampTzGetDatum(batch_max), Int64GetDatum(idle_us)},
+      false);
   int64 slowest = DatumGetTimestampTz(fetch_result({false})[0].value);
   clock.watermark = advance_watermark(clock.watermark, slowest, delay_us);
   return before;

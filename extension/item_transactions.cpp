@@ -5,12 +5,12 @@
 // UPDATE in item order and their stock read, one primary-key probe each (extension/inventory_rows:
 // PostgreSQL's C APIs, not SQL); sequential validation in memory (extension/core/item_ledger);
 // each changed row updated by the TID we locked, and one INSERT of the created items; the results
-// inserted in input order as COPY inserts rows (extension/table_statement); then, under the event-time clock (extension/event_clock), late
-// transactions into their summaries and the windows that close summarized, with their alerts.
-// The row locks make concurrent batches and a manual `UPDATE inventory SET stock = ...` queue
-// per item: no negative stock and no lost update. Locks are always taken inventory rows (item
-// order), clock row, writer row, summary rows (key order), so two writers never wait for each
-// other in a cycle.
+// inserted in input order as COPY inserts rows (extension/table_statement); then, under the
+// event-time clock (extension/event_clock), late transactions into their summaries and the
+// windows that close summarized, with their alerts. The row locks make concurrent batches and a
+// manual `UPDATE inventory SET stock = ...` queue per item: no negative stock and no lost update.
+// Locks are always taken inventory rows (item order), clock row, writer row, summary rows (key
+// order), so two writers never wait for each other in a cycle.
 #include <algorithm>
 #include <limits>
 #include <optional>
