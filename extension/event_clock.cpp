@@ -21,10 +21,12 @@ std::string& event_writer() {
   return writer;
 }
 
+// Locked as an UPDATE of its columns locks it (the batch then updates it once); created the
+// first time (a racing creator is waited for by ON CONFLICT).
 KeptPlan lock_clock(
-    "INSERT INTO streamrec.pipeline_clock AS k (pipeline) VALUES ($1)"
-    " ON CONFLICT (pipeline) DO UPDATE SET pipeline = k.pipeline RETURNING k.watermark, k.max_event_time",
-    {TEXTOID});
+    "SELECT watermark, max_event_time FROM streamrec.pipeline_clock WHERE pipeline = $1 FOR NO KEY UPDATE", {TEXTOID});
+KeptPlan create_clock("INSERT INTO streamrec.pipeline_clock (pipeline) VALUES ($1) ON CONFLICT (pipeline) DO NOTHING",
+                      {TEXTOID});
 KeptPlan lock_idle_clock(
     "SELECT watermark, max_event_time FROM streamrec.pipeline_clock WHERE pipeline = $1"
     " AND max_event_time IS NOT NULL AND last_arrival < clock_timestamp() - make_interval(secs => $2 / 1e6)"
@@ -58,7 +60,13 @@ EventClock clock_from(const std::vector<Cell>& row) {
 void set_event_writer(const std::string& source_name) { event_writer() = source_name; }
 
 EventClock lock_event_clock(const char* pipeline) {
-  lock_clock.run({text_datum(pipeline)}, false);
+  Datum name = text_datum(pipeline);
+  if (lock_clock.run({name}, false) == 0) {
+    create_clock.run({name}, false);
+    if (lock_clock.run({name}, false) == 0)
+      throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE, std::string("the clock of ") + pipeline + " vanished", "",
+                  "Something deleted its streamrec.pipeline_clock row while a batch created it; the batch is retried.");
+  }
   return clock_from(fetch_result({false, false}));
 }
 

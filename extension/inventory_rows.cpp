@@ -53,7 +53,8 @@ struct InventoryColumns {
 Relation open_inventory(InventoryColumns* columns) {
   RangeVar* name = makeRangeVar(const_cast<char*>("streamrec"), const_cast<char*>("inventory"), -1);
   Relation rel = table_open(RangeVarGetRelid(name, RowExclusiveLock, false), NoLock);
-  if (rel->rd_rel->relkind != RELKIND_RELATION || rel->rd_rel->relam != HEAP_TABLE_AM_OID)
+  if (rel->rd_rel->relkind != RELKIND_RELATION || rel->rd_rel->relispartition ||
+      rel->rd_rel->relam != HEAP_TABLE_AM_OID)
     ereport(ERROR, (errcode(ERRCODE_WRONG_OBJECT_TYPE), errmsg("streamrec.inventory must be a plain heap table"),
                     errhint("item_transactions locks and updates its rows directly.")));
   TupleDesc desc = RelationGetDescr(rel);
@@ -166,13 +167,6 @@ void lock_rows(const char* const* keys, const int* lengths, int n, LockedStock* 
     switch (result) {
       case TM_Ok:
         break;
-      case TM_SelfModified:
-        // Changed by this very command (a trigger of ours would have to do it): as ExecLockRows.
-        if (failure.cmax != cid)
-          ereport(ERROR, (errcode(ERRCODE_TRIGGERED_DATA_CHANGE_VIOLATION),
-                          errmsg("inventory row to be locked was already modified by an operation triggered by the "
-                                 "current command")));
-        continue;
       case TM_Updated:
       case TM_Deleted:
         if (xact_snapshot)
@@ -240,7 +234,9 @@ void write_rows(const StockWrite* rows, int n) {
   EPQState epq;
   EvalPlanQualInit(&epq, estate, nullptr, NIL, -1);
   TupleTableSlot* old_row = table_slot_create(rel, &estate->es_tupleTable);
-  TupleTableSlot* new_row = ExecInitExtraTupleSlot(estate, RelationGetDescr(rel), &TTSOpsVirtual);
+  // The table's own slot type, as UPDATE's new-tuple slot: materializing it forms the heap tuple
+  // the update then stores, with no second copy.
+  TupleTableSlot* new_row = table_slot_create(rel, &estate->es_tupleTable);
   int natts = RelationGetDescr(rel)->natts;
   for (int i = 0; i < n; i++) {
     CHECK_FOR_INTERRUPTS();
@@ -257,6 +253,7 @@ void write_rows(const StockWrite* rows, int n) {
     new_row->tts_values[columns.stock - 1] = Int32GetDatum(rows[i].stock);
     new_row->tts_isnull[columns.stock - 1] = false;
     ExecStoreVirtualTuple(new_row);
+    new_row->tts_tableOid = RelationGetRelid(rel);  // as ExecUpdatePrepareSlot: tableoid for CHECKs and triggers
     ExecMaterializeSlot(new_row);  // its own copy: the old version's page changes under the update
     EvalPlanQualSetSlot(&epq, new_row);
     update_row(estate, statement.target, &epq, &tid, new_row, statement.capture);

@@ -12,12 +12,10 @@
 // Locks are always taken inventory rows (item order), clock row, writer row, summary rows (key
 // order), so two writers never wait for each other in a cycle.
 #include <algorithm>
-#include <limits>
 #include <optional>
 #include <string>
 #include <unordered_map>
 #include <tuple>
-#include <type_traits>
 #include <unordered_set>
 #include <vector>
 
@@ -193,7 +191,7 @@ constexpr const char* kResultColumns[] = {"transaction_id", "item_id", "quantity
 constexpr Oid kResultTypes[] = {INT8OID, TEXTOID, INT4OID, BOOLOID, INT4OID, TIMESTAMPTZOID};
 constexpr int kResultColumnCount = 6;
 
-bool result_row(void* arg, Datum* values, bool* nulls) {
+bool result_row(void* arg, Datum* values, bool* nulls) noexcept {
   ResultRows* rows = static_cast<ResultRows*>(arg);
   if (rows->next == rows->count) return false;
   const Transaction& t = rows->batch[rows->next];
@@ -323,34 +321,34 @@ int64 close_windows(const TransactionsConfig& cfg, std::optional<int64> from, in
                        TimestampTzGetDatum(origin), Int64GetDatum(cfg.alert_min_transactions)},
                       false);
   std::vector<Cell> cells = fetch_result({true, false, false, false, false});
-  std::vector<std::string> items;
-  std::vector<int64> starts, ends, succeeded, failed, volume;
+  struct Alert {
+    int64 start;
+    std::string item;
+    window_summary counts;
+  };
+  std::vector<Alert> alerts;
   for (uint64 r = 0; r < n; r++) {
     const Cell* row = &cells[r * 5];
     window_summary s{DatumGetInt64(row[2].value), DatumGetInt64(row[3].value), DatumGetInt64(row[4].value)};
-    if (!window_alerts(s, cfg.alert_failure_ratio, cfg.alert_min_transactions)) continue;
-    items.push_back(row[0].str());
-    starts.push_back(DatumGetTimestampTz(row[1].value));
-    ends.push_back(starts.back() + cfg.window_us);
-    succeeded.push_back(s.succeeded);
-    failed.push_back(s.failed);
-    volume.push_back(s.volume);
+    if (window_alerts(s, cfg.alert_failure_ratio, cfg.alert_min_transactions))
+      alerts.push_back({DatumGetTimestampTz(row[1].value), row[0].str(), s});
   }
-  if (items.empty()) return 0;
-  // Key order, like every other writer of these rows.
-  std::vector<std::size_t> order(items.size());
-  for (std::size_t i = 0; i < order.size(); i++) order[i] = i;
-  std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
-    return std::tie(starts[a], items[a]) < std::tie(starts[b], items[b]);
-  });
-  auto permute = [&order](const auto& v) {
-    std::decay_t<decltype(v)> out;
-    for (std::size_t i : order) out.push_back(v[i]);
-    return out;
-  };
-  return static_cast<int64>(write_alerts.run({text_array(permute(items)), timestamptz_array(permute(starts)),
-                                              timestamptz_array(permute(ends)), int8_array(permute(succeeded)),
-                                              int8_array(permute(failed)), int8_array(permute(volume))},
+  if (alerts.empty()) return 0;
+  // In primary-key order (the aggregate returns them by item).
+  std::sort(alerts.begin(), alerts.end(),
+            [](const Alert& a, const Alert& b) { return std::tie(a.start, a.item) < std::tie(b.start, b.item); });
+  std::vector<std::string_view> items;
+  std::vector<int64> starts, ends, succeeded, failed, volume;
+  for (const Alert& a : alerts) {
+    items.push_back(a.item);
+    starts.push_back(a.start);
+    ends.push_back(a.start + cfg.window_us);
+    succeeded.push_back(a.counts.succeeded);
+    failed.push_back(a.counts.failed);
+    volume.push_back(a.counts.volume);
+  }
+  return static_cast<int64>(write_alerts.run({text_array(items), timestamptz_array(starts), timestamptz_array(ends),
+                                              int8_array(succeeded), int8_array(failed), int8_array(volume)},
                                              false));
 }
 

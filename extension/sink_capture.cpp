@@ -14,7 +14,8 @@
 //
 // A sink that names its columns (the `key` and `columns` options) installs the trigger with those
 // names after its own: then each row holds only those columns, which is all the sink reads. A
-// name the table no longer has makes the capture take every column (the sink reports it).
+// name the table no longer has (a renamed column) makes the capture take every column under the
+// table's current names, as it does for a sink without a column list.
 #include <string>
 #include <vector>
 
@@ -170,7 +171,16 @@ void push_scalar(JsonbParseState** state, JsonbIteratorToken token, const Captur
       break;
     }
     case JsonKind::number: {
-      // A valid JSON number becomes one; NaN and infinities stay strings.
+      // A valid JSON number becomes one; NaN and infinities stay strings. A finite numeric is
+      // that number already (to_jsonb's trip through its text gives the same value and scale).
+      if (col->type == NUMERICOID) {
+        Numeric n = DatumGetNumeric(value);
+        if (!numeric_is_nan(n) && !numeric_is_inf(n)) {
+          v.type = jbvNumeric;
+          v.val.numeric = n;
+          break;
+        }
+      }
       char* out = OidOutputFunctionCall(col->output_function, value);
       int len = static_cast<int>(strlen(out));
       if (IsValidJsonNumber(out, len)) {
@@ -356,7 +366,7 @@ constexpr const char* kCaptureSql = R"SQL(
 INSERT INTO streamrec.sink_outbox(sink, payload, rows)
 SELECT $1, CASE WHEN count(*) = 1 THEN jsonb_agg(c.js ORDER BY c.n) -> 0 ELSE jsonb_agg(c.js ORDER BY c.n) END, count(*)
 FROM (SELECT pg_catalog.to_jsonb(r.*) AS js, row_number() OVER () - 1 AS n FROM streamrec_new_rows r) c
-GROUP BY c.n / 1000 ORDER BY c.n / 1000
+GROUP BY c.n / $2 ORDER BY c.n / $2
 )SQL";
 
 Datum sink_capture(FunctionCallInfo fcinfo) {
@@ -371,6 +381,8 @@ Datum sink_capture(FunctionCallInfo fcinfo) {
                 "streamrec._sink_capture() must be an AFTER INSERT ... REFERENCING NEW TABLE ... FOR EACH STATEMENT "
                 "trigger with the sink's name (and the columns it reads) as its arguments",
                 "", "streamrec.create_sink() installs it.");
+  // Statement triggers fire for statements that inserted nothing too.
+  if (tuplestore_tuple_count(trigger->tg_newtable) == 0) return PointerGetDatum(nullptr);
   pg_call([trigger] {
     if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
     Datum sink = CStringGetTextDatum(trigger->tg_trigger->tgargs[0]);
@@ -380,8 +392,9 @@ Datum sink_capture(FunctionCallInfo fcinfo) {
       capture_rows(trigger, capture, sink);
     } else {
       if (SPI_register_trigger_data(trigger) != SPI_OK_TD_REGISTER) elog(ERROR, "SPI_register_trigger_data failed");
-      Oid type = TEXTOID;
-      if (SPI_execute_with_args(kCaptureSql, 1, &type, &sink, nullptr, false, 0) != SPI_OK_INSERT)
+      Oid types[2] = {TEXTOID, INT8OID};
+      Datum args[2] = {sink, Int64GetDatum(kChunkRows)};
+      if (SPI_execute_with_args(kCaptureSql, 2, types, args, nullptr, false, 0) != SPI_OK_INSERT)
         elog(ERROR, "cannot insert into streamrec.sink_outbox");
     }
     SPI_finish();

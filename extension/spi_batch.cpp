@@ -108,18 +108,24 @@ Datum text_array(const std::vector<std::string_view>& values) {
 
 Datum datum_array(const std::vector<Datum>& elements, const std::vector<bool>& nulls, Oid type) {
   int n = static_cast<int>(elements.size());
-  std::vector<char> null_flags(elements.size() + 1, 0);  // std::vector<bool> has no data()
-  for (std::size_t i = 0; i < nulls.size() && i < elements.size(); i++) null_flags[i] = nulls[i];
+  std::vector<char> null_flags;  // std::vector<bool> has no data(); empty: no NULL element
+  if (!nulls.empty()) {
+    null_flags.assign(elements.size(), 0);
+    for (std::size_t i = 0; i < nulls.size() && i < elements.size(); i++) null_flags[i] = nulls[i];
+  }
   const Datum* e = elements.data();
-  const char* f = null_flags.data();
+  const char* f = null_flags.empty() ? nullptr : null_flags.data();
   return pg_call([n, e, f, type] {
     if (n == 0) return PointerGetDatum(construct_empty_array(type));
     int16 typlen;
     bool byval;
     char align;
     get_typlenbyvalalign(type, &typlen, &byval, &align);
-    bool* flags = static_cast<bool*>(palloc(sizeof(bool) * n));
-    for (int i = 0; i < n; i++) flags[i] = f[i] != 0;
+    bool* flags = nullptr;
+    if (f != nullptr) {
+      flags = static_cast<bool*>(palloc(sizeof(bool) * n));
+      for (int i = 0; i < n; i++) flags[i] = f[i] != 0;
+    }
     int dims[1] = {n};
     int lbs[1] = {1};
     return PointerGetDatum(construct_md_array(const_cast<Datum*>(e), flags, 1, dims, lbs, type, typlen, byval, align));

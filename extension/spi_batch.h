@@ -55,6 +55,8 @@ Datum int8_array(const std::vector<int64>& values);
 // An array of bool, int32 or int64 values (type: BOOLOID, INT4OID, INT8OID, ...), with NULLs.
 template <typename T>
 Datum nullable_array(const std::vector<T>& values, const std::vector<bool>& nulls, Oid type) {
+  static_assert(std::is_same_v<T, bool> || std::is_same_v<T, int32> || std::is_same_v<T, int64>,
+                "nullable_array takes bool, int32 or int64 elements");
   std::vector<Datum> elements;
   elements.reserve(values.size());
   for (const T& v : values) {

@@ -120,10 +120,11 @@ void flush_rows(TableStatement* statement, TupleTableSlot** slots, int count, Bu
 }  // namespace
 
 int64 insert_table_rows(Relation rel, const AttrNumber* columns, int column_count, RowSource next, void* arg) {
-  if (rel->rd_rel->relkind != RELKIND_RELATION)
+  if (rel->rd_rel->relkind != RELKIND_RELATION || rel->rd_rel->relispartition)
     ereport(ERROR, (errcode(ERRCODE_WRONG_OBJECT_TYPE),
                     errmsg("\"%s\" must be a plain table", RelationGetRelationName(rel)),
-                    errhint("Its rows are inserted directly, as COPY does; partitioned and foreign tables are not.")));
+                    errhint("Its rows are inserted directly, as COPY does; partitioned tables, their partitions "
+                            "and foreign tables are not.")));
   RangeTblEntry* rte = makeNode(RangeTblEntry);
   rte->rtekind = RTE_RELATION;
   rte->relid = RelationGetRelid(rel);

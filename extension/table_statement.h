@@ -49,7 +49,8 @@ void end_table_statement(TableStatement* statement);
 // Fills the values of one row's inserted columns, in the order given to insert_table_rows();
 // returns false when there are no more rows. Runs in a per-row memory context (reset before
 // the next row), inside the same pg_call as insert_table_rows().
-typedef bool (*RowSource)(void* arg, Datum* values, bool* nulls);
+// noexcept: it runs inside pg_call, where a C++ exception must not unwind through PG_TRY.
+typedef bool (*RowSource)(void* arg, Datum* values, bool* nulls) noexcept;
 
 // Inserts the rows of `next` into rel (opened with RowExclusiveLock; a plain table) as one
 // INSERT statement, the way COPY FROM does: `columns` (attribute numbers) from the source, the

@@ -671,8 +671,11 @@ class SinkWorker {
         // the outbox), and are delivered in order once it is back.
         {"message.timeout.ms", "0"},
         {"linger.ms", "2"},
-        // The whole window fits librdkafka's queue: producing never waits for queue space.
+        // The whole window fits librdkafka's queue: producing never waits for queue space. No
+        // byte bound either (the window's rows are held by this worker anyway): a byte limit
+        // could refuse a large message and take a smaller one after it, out of order.
         {"queue.buffering.max.messages", std::to_string(std::max<size_t>(100000, max_in_flight_ + 1000))},
+        {"queue.buffering.max.kbytes", "2147483647"},
         // Java clients' partitioner: the same key lands on the same partition as theirs would.
         {"partitioner", "murmur2_random"},
         {"client.id", "pg_streamrec-sink-" + config_.name},
@@ -1106,15 +1109,17 @@ class SinkWorker {
     WorkerSlot* slot = worker_slot(launch_.slot);
     TimestampTz now = GetCurrentTimestamp();
     size_t produced = batch.messages;
+    // Built before the spinlock: nothing that may allocate or throw runs while it is held.
+    std::string error = batch.failed.empty() ? std::string()
+                                             : "a row of outbox chunk " + std::to_string(batch.failed.back().id) +
+                                                   ": " + batch.failed.back().error;
     SpinLockAcquire(&slot->mutex);
     slot->stats.messages += static_cast<int64>(produced);
     slot->stats.rows += static_cast<int64>(produced);
     slot->stats.dead_letters += static_cast<int64>(batch.failed.size());
     slot->stats.batches++;
     if (produced > 0) slot->stats.last_message_at = now;
-    if (!batch.failed.empty()) {
-      std::string error =
-          "a row of outbox chunk " + std::to_string(batch.failed.back().id) + ": " + batch.failed.back().error;
+    if (!error.empty()) {
       strlcpy(slot->stats.last_error, error.c_str(), sizeof slot->stats.last_error);
       slot->stats.last_error_at = now;
     }

@@ -147,6 +147,17 @@ SELECT topic, target::oid, coalesce(brokers, current_setting('streamrec.brokers'
 FROM streamrec.sources WHERE name = $1
 )SQL";
 
+// "a,b,c" -> a, b, c; "" -> nothing (the lists kConfigSql joins with commas).
+std::vector<std::string> split_commas(const std::string& joined) {
+  std::vector<std::string> out;
+  for (size_t pos = 0; !joined.empty() && pos != std::string::npos;) {
+    size_t comma = joined.find(',', pos);
+    out.push_back(joined.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos));
+    pos = comma == std::string::npos ? comma : comma + 1;
+  }
+  return out;
+}
+
 SourceConfig load_config(const std::string& name) {
   SourceConfig c;
   c.name = name;
@@ -172,18 +183,8 @@ SourceConfig load_config(const std::string& name) {
   c.decoding.csv.quote = field(15)[0];
   c.decoding.csv.null_string = field(16);
   c.decoding.csv.header = field(17) == "t";
-  std::string partitions = field(19);
-  for (size_t pos = 0; !partitions.empty() && pos != std::string::npos;) {
-    size_t comma = partitions.find(',', pos);
-    c.partitions.push_back(static_cast<int32_t>(std::stol(partitions.substr(pos, comma == std::string::npos ? comma : comma - pos))));
-    pos = comma == std::string::npos ? comma : comma + 1;
-  }
-  std::string pk = field(18);
-  for (size_t pos = 0; !pk.empty() && pos != std::string::npos;) {
-    size_t comma = pk.find(',', pos);
-    c.primary_key.push_back(pk.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos));
-    pos = comma == std::string::npos ? comma : comma + 1;
-  }
+  c.primary_key = split_commas(field(18));
+  for (const std::string& p : split_commas(field(19))) c.partitions.push_back(static_cast<int32_t>(std::stol(p)));
 
   if (spi_exec("SELECT key, value #>> '{}' FROM streamrec.sources, jsonb_each(coalesce(options -> 'kafka', '{}')) "
                "WHERE name = $1",

@@ -135,8 +135,10 @@ std::vector<producer::refused_message> producer::produce_batch(std::string_view 
   for (size_t i = 0; i < messages.size(); i++) {
     const rd_kafka_resp_err_t err = batch_[i].err;
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-      // Nothing frees queue space during the call, so the messages it found no room for are
-      // the last ones; one accepted after them would be out of order.
+      // Nothing frees queue space during the call, so with a message-count limit the messages
+      // it found no room for are the last ones (a byte limit could refuse a large message and
+      // take a smaller one after it: the sink sets none); one accepted after them would be out
+      // of order.
       if (queue_was_full)
         throw kafka_error("Kafka producer queue had room again within one batch (topic " + std::string(topic) +
                               "): messages may be out of order",
