@@ -15,6 +15,8 @@ PG_MODULE_MAGIC;
 char* streamrec_database = nullptr;
 char* streamrec_brokers = nullptr;
 int streamrec_max_workers = 8;
+int streamrec_max_workers_per_role = 0;
+int streamrec_max_clock_skew_s = 3600;
 
 void _PG_init(void);
 }
@@ -33,6 +35,17 @@ void define_settings() {
                           "Maximum number of source and sink workers the launcher runs at once.",
                           "Each worker takes one of max_worker_processes.", &streamrec_max_workers, 8, 0,
                           1024, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+  DefineCustomIntVariable("streamrec.max_workers_per_role",
+                          "Maximum number of source and sink workers the launcher runs for any one owning role.",
+                          "0 means no cap beyond streamrec.max_workers.", &streamrec_max_workers_per_role, 0, 0,
+                          1024, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+  // An event time further ahead of the wall clock than this is stored but moves no clock: one
+  // wild timestamp must not make retention delete history or close every window at once.
+  DefineCustomIntVariable("streamrec.max_clock_skew",
+                          "How far past the wall clock an event time may move retention clocks and watermarks.",
+                          "Later event times are stored and counted as future but move no clock.",
+                          &streamrec_max_clock_skew_s, 3600, 0, 10 * 365 * 86400, PGC_SIGHUP, GUC_UNIT_S, nullptr, nullptr,
+                          nullptr);
   MarkGUCPrefixReserved("streamrec");
 }
 
