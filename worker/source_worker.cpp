@@ -316,6 +316,7 @@ class SourceWorker {
         if (!finish(*pending, next.get())) next.reset();  // rewound: those messages come again
       } else if (!next) {
         update_lag();
+        store_started_offsets();
       }
       pending = std::move(next);
     }
@@ -673,6 +674,26 @@ class SourceWorker {
                   {TEXTOID, text_datum(offsets), false}},
                  false) != SPI_OK_INSERT)
       throw Error(ERRCODE_INTERNAL_ERROR, "cannot write streamrec.source_offsets");
+  }
+
+  // A partition that started at `start` (latest, a time) and has nothing to read yet gets its
+  // offset stored at once, not with its first message: a restart then continues from there
+  // instead of applying `start` again and skipping what arrived meanwhile.
+  void store_started_offsets() {
+    for (const auto& [p, offset] : consumer_->take_started_offsets()) started_offsets_[p] = offset;
+    if (started_offsets_.empty()) return;
+    try {
+      begin_transaction();
+      check_generation();
+      write_offsets(Batch{});
+      commit_transaction();
+      started_offsets_.clear();
+    } catch (const CatalogChanged&) {
+      abort_transaction();
+      worker_stop_requested = true;  // the launcher starts a fresh worker if the source still runs
+    } catch (const std::exception&) {
+      abort_transaction();  // kept in started_offsets_: stored with the next batch or idle pass
+    }
   }
 
   // on_error = stop: nothing of the batch commits; the source is paused with the reason.

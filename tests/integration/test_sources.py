@@ -167,10 +167,10 @@ class CsvSourceTest(SourceTestCase):
         kcat_produce(self.sandbox.bootstrap, "csv.start", [f"{i},old" for i in range(5)], 0)
         self.sql("SELECT streamrec.create_source('from_latest', 'csv.start', 'start_latest', 'csv', NULL, "
                  "'{\"start\": \"latest\"}')")
-        # The partition's starting offset is stored with the first batch; wait until it runs.
-        wait_for(lambda: self.stats("from_latest")["state"] == "running" and self.stats("from_latest")["pid"], 10,
-                 what="latest source running")
-        time.sleep(1.5)
+        # The partition's starting offset (the end) is stored as soon as the worker resolved it:
+        # only then is a new message certain to come after the start.
+        wait_for(lambda: self.value("SELECT next_offset FROM streamrec.source_offsets WHERE source = 'from_latest'")
+                 == 5, 30, what="latest start offset stored")
         kcat_produce(self.sandbox.bootstrap, "csv.start", ["10,new", "11,new"], 0)
         self.wait_rows("start_latest", 2)
         self.assertEqual(self.sql("SELECT id FROM start_latest ORDER BY id"), [(10,), (11,)])
@@ -456,7 +456,10 @@ class FaultTest(SourceTestCase):
         self.sql("SELECT streamrec.create_source('member_a', 'fault.group', 'group_a', 'csv', NULL, %s)", (options,))
         self.wait_rows("group_a", 2000, timeout=60)
         self.sql("SELECT streamrec.create_source('member_b', 'fault.group', 'group_b', 'csv', NULL, %s)", (options,))
-        time.sleep(12)  # the mock rebalances after session.timeout.ms
+        # The mock rebalances within session.timeout.ms of the second member joining: count from
+        # its worker's start (which a loaded machine delays), not from create_source.
+        self.source_pid("member_b")
+        time.sleep(12)
         produce(self.sandbox.bootstrap, "fault.group", [f"{i},second" for i in range(2000, 4000)])
         wait_for(lambda: self.value("SELECT (SELECT count(*) FROM group_a) + (SELECT count(*) FROM group_b)") >= 4000,
                  90, what="both members to consume")
