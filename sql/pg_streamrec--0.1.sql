@@ -1280,12 +1280,15 @@ BEGIN
 END $$;
 REVOKE ALL ON FUNCTION streamrec._delete_before(regclass, name, text, regtype, int) FROM PUBLIC;
 
+-- Each pipeline's part, the writers' clean-up and the retention of input tables run in
+-- subtransactions of their own: one that fails (logged as a WARNING) stops none of the others.
 CREATE FUNCTION streamrec._pipeline_tick() RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     c streamrec.pipeline_catalog;
 BEGIN
     FOR c IN SELECT * FROM streamrec.pipeline_catalog WHERE enabled ORDER BY name LOOP
+      BEGIN
         IF c.name = 'similar_products' THEN
             IF c.options ->> 'emit' <> 'click' THEN
                 PERFORM streamrec._close_idle_windows();
@@ -1311,13 +1314,20 @@ BEGIN
         ELSIF c.name IN ('attribution', 'ratings') THEN
             PERFORM streamrec._attribution_ratings_tick(c.name, (c.options ->> 'retention')::interval);
         END IF;
+      EXCEPTION WHEN OTHERS THEN
+        RAISE WARNING 'pg_streamrec: periodic work of pipeline % failed: %', c.name, SQLERRM;
+      END;
     END LOOP;
     -- Writers whose source was dropped (skipping rows a batch holds: the tick may hold rows a
     -- batch waits for).
+    BEGIN
     DELETE FROM streamrec.pipeline_writers
     WHERE ctid IN (SELECT w.ctid FROM streamrec.pipeline_writers w
                    WHERE w.writer <> '' AND NOT EXISTS (SELECT FROM streamrec.sources s WHERE s.name = w.writer)
                    FOR UPDATE SKIP LOCKED);
+    EXCEPTION WHEN OTHERS THEN
+        RAISE WARNING 'pg_streamrec: clean-up of pipeline writers failed: %', SQLERRM;
+    END;
     PERFORM streamrec._retention_tick();
 END $$;
 REVOKE ALL ON FUNCTION streamrec._pipeline_tick() FROM PUBLIC;
@@ -1598,25 +1608,39 @@ REVOKE ALL ON FUNCTION streamrec._attribution_ratings_tick(text, interval) FROM 
 -- ---------------------------------------------------------------------------------------------
 -- Retention of input tables (DESIGN.md section 3): the domain tables keep history for audit
 -- until set_retention bounds them. The launcher's tick deletes rows older than `keep` on the
--- table's own clock (the newest value of its time column, one index probe), at most 100,000
--- rows per table per tick, so a backlog drains over a few ticks without long transactions.
+-- table's own clock (the newest value of its time column not past the wall clock plus
+-- streamrec.max_clock_skew, one index probe), at most 100,000 rows per table per tick, so a
+-- backlog drains over a few ticks without long transactions. Each bound belongs to the role
+-- that set it, and the tick deletes as that role (streamrec._retain_as).
 -- ---------------------------------------------------------------------------------------------
 CREATE TABLE streamrec.retention (
     relation     regclass PRIMARY KEY,
     time_column  name NOT NULL,
-    keep         interval NOT NULL CHECK (keep > interval '0')
+    keep         interval NOT NULL CHECK (keep > interval '0'),
+    owner        oid NOT NULL,          -- the role that set it; the tick deletes as this role
+    last_error   text,                  -- why the last tick could not apply it, NULL once it could
+    last_error_at timestamptz
 );
 COMMENT ON TABLE streamrec.retention IS 'How long each bounded input table keeps its rows (streamrec.set_retention)';
 REVOKE ALL ON streamrec.retention FROM PUBLIC;
 GRANT SELECT, INSERT, UPDATE, DELETE ON streamrec.retention TO streamrec_admin;
+-- Each admin sees and changes only its own bounds, and a bound it writes is always its own.
+ALTER TABLE streamrec.retention ENABLE ROW LEVEL SECURITY;
+CREATE POLICY own_retention ON streamrec.retention
+    USING (owner = (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = current_user))
+    WITH CHECK (owner = (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = current_user));
 SELECT pg_catalog.pg_extension_config_dump('streamrec.retention', '');
 
 -- Gives the retained time column an index (the clock probe and the range delete need one),
 -- following the catalog only. SECURITY DEFINER: the domain tables belong to the extension.
+-- Only for a bound whose owner may delete from the table (the row's owner is always the role that
+-- wrote it: the policy above).
 CREATE FUNCTION streamrec._retention_index(rel regclass) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    col name := (SELECT r.time_column FROM streamrec.retention r WHERE r.relation = rel);
+    col name := (SELECT r.time_column FROM streamrec.retention r
+                 WHERE r.relation = rel AND has_table_privilege(r.owner, rel, 'SELECT')
+                   AND has_table_privilege(r.owner, rel, 'DELETE'));
 BEGIN
     IF col IS NOT NULL AND NOT EXISTS (
         SELECT FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
@@ -1656,27 +1680,130 @@ BEGIN
         PERFORM streamrec._bad_argument(format('column "%s" is %s, not a time', time_column, column_type),
                                         'Retention needs a timestamptz, timestamp or date column.');
     END IF;
-    IF NOT has_table_privilege(relation, 'DELETE') THEN
+    -- As the DELETE the tick runs as the caller would need: DELETE, and SELECT for its WHERE.
+    IF NOT has_table_privilege(relation, 'SELECT') OR NOT has_table_privilege(relation, 'DELETE') THEN
         RAISE EXCEPTION 'permission denied to delete from %', relation
-            USING ERRCODE = 'insufficient_privilege', HINT = 'Retention deletes old rows: it needs DELETE on the table.';
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'Retention deletes old rows as you: it needs SELECT and DELETE on the table.';
     END IF;
-    INSERT INTO streamrec.retention AS r (relation, time_column, keep)
-    VALUES (set_retention.relation, set_retention.time_column, set_retention.keep)
-    ON CONFLICT ON CONSTRAINT retention_pkey DO UPDATE SET time_column = excluded.time_column, keep = excluded.keep;
+    BEGIN
+        INSERT INTO streamrec.retention AS r (relation, time_column, keep, owner)
+        VALUES (set_retention.relation, set_retention.time_column, set_retention.keep,
+                (SELECT o.oid FROM pg_roles o WHERE o.rolname = current_user))
+        ON CONFLICT ON CONSTRAINT retention_pkey
+        DO UPDATE SET time_column = excluded.time_column, keep = excluded.keep, last_error = NULL, last_error_at = NULL;
+    EXCEPTION WHEN insufficient_privilege THEN
+        -- Only the bound's owner passes the policy for its row.
+        RAISE EXCEPTION 'the retention of % was set by another role', relation
+            USING ERRCODE = 'insufficient_privilege', HINT = 'Only the role that set a bound may change or lift it.';
+    END;
     PERFORM streamrec._retention_index(relation);
 END $$;
 
+-- One table's retention, as its owner (called through streamrec._retain_as, never as the
+-- launcher's superuser). The clock is the newest time in the table that is not past the wall
+-- clock plus streamrec.max_clock_skew (one probe of the column's index), so a row dated far in
+-- the future is kept but moves no clock; rows older than that clock minus keep are deleted,
+-- at most 100,000 per tick.
+CREATE FUNCTION streamrec._retain(rel regclass, col name, keep interval) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    cutoff text;
+    cutoff_type regtype;
+BEGIN
+    EXECUTE format('SELECT (%1$I - $1)::text, pg_typeof(%1$I - $1) FROM %2$s WHERE %1$I <= $2 ORDER BY %1$I DESC LIMIT 1',
+                   col, rel)
+        INTO cutoff, cutoff_type
+        USING keep, now() + current_setting('streamrec.max_clock_skew')::interval;
+    PERFORM streamrec._delete_before(rel, col, cutoff, cutoff_type, 100000);
+END $$;
+REVOKE ALL ON FUNCTION streamrec._retain(regclass, name, interval) FROM PUBLIC;
+-- Invoker's rights: an admin calling either deletes only what its own DELETE could.
+GRANT EXECUTE ON FUNCTION streamrec._retain(regclass, name, interval) TO streamrec_admin;
+GRANT EXECUTE ON FUNCTION streamrec._delete_before(regclass, name, text, regtype, int) TO streamrec_admin;
+
+CREATE FUNCTION streamrec._retain_as(owner oid, rel regclass, col name, keep interval) RETURNS void
+    AS 'MODULE_PATHNAME', 'streamrec_retain_as' LANGUAGE C SET search_path = pg_catalog, pg_temp;
+REVOKE ALL ON FUNCTION streamrec._retain_as(oid, regclass, name, interval) FROM PUBLIC;
+
+-- Each table in a subtransaction of its own: one that fails (privilege revoked, a trigger's
+-- error) keeps its rows and its error (in last_error, logged once when it changes) and stops
+-- no other table. Bounds of dropped tables or dropped owners go away.
 CREATE FUNCTION streamrec._retention_tick() RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     r streamrec.retention;
-    cutoff text;
-    cutoff_type regtype;
+    failure text;
 BEGIN
+    DELETE FROM streamrec.retention t
+    WHERE NOT EXISTS (SELECT FROM pg_class c WHERE c.oid = t.relation)
+       OR NOT EXISTS (SELECT FROM pg_roles o WHERE o.oid = t.owner);
     FOR r IN SELECT * FROM streamrec.retention ORDER BY relation::oid LOOP
-        EXECUTE format('SELECT (max(%1$I) - $1)::text, pg_typeof(max(%1$I) - $1) FROM %2$s', r.time_column, r.relation)
-            INTO cutoff, cutoff_type USING r.keep;
-        PERFORM streamrec._delete_before(r.relation, r.time_column, cutoff, cutoff_type, 100000);
+        BEGIN
+            PERFORM streamrec._retain_as(r.owner, r.relation, r.time_column, r.keep);
+            IF r.last_error IS NOT NULL THEN
+                UPDATE streamrec.retention t SET last_error = NULL, last_error_at = NULL WHERE t.relation = r.relation;
+            END IF;
+        EXCEPTION WHEN OTHERS THEN
+            GET STACKED DIAGNOSTICS failure = MESSAGE_TEXT;
+            IF r.last_error IS DISTINCT FROM failure THEN
+                RAISE WARNING 'pg_streamrec: retention of % failed: %', r.relation, failure;
+                UPDATE streamrec.retention t SET last_error = failure, last_error_at = now() WHERE t.relation = r.relation;
+            END IF;
+        END;
     END LOOP;
 END $$;
 REVOKE ALL ON FUNCTION streamrec._retention_tick() FROM PUBLIC;
+
+-- A dropped table's bound goes with it. SECURITY DEFINER: whoever drops the table may not see
+-- the bound (another role's row); it only ever deletes the bounds of tables just dropped.
+CREATE FUNCTION streamrec._retention_dropped() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    DELETE FROM streamrec.retention t
+    WHERE t.relation::oid IN (SELECT d.objid FROM pg_event_trigger_dropped_objects() d
+                              WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0);
+END $$;
+REVOKE ALL ON FUNCTION streamrec._retention_dropped() FROM PUBLIC;
+CREATE EVENT TRIGGER streamrec_retention_dropped ON sql_drop
+    WHEN TAG IN ('DROP TABLE', 'DROP SCHEMA', 'DROP OWNED')
+    EXECUTE FUNCTION streamrec._retention_dropped();
+
+-- ---------------------------------------------------------------------------------------------
+-- Owners' dependencies. sources.owner, sinks.owner and retention.owner are role OIDs, which
+-- PostgreSQL does not track; a grant is tracked (pg_shdepend). Each role that owns a source, sink
+-- or retention bound holds EXECUTE on this function, so DROP ROLE refuses to drop it ("privileges
+-- for function streamrec._owns_sources_sinks_or_retention()") until they are dropped. DROP OWNED
+-- BY revokes it: the role can then be dropped, its sources and sinks stay (only a superuser sees
+-- them), the launcher starts no worker for them and says why, and the tick drops its bounds.
+-- ---------------------------------------------------------------------------------------------
+CREATE FUNCTION streamrec._owns_sources_sinks_or_retention() RETURNS void
+LANGUAGE plpgsql AS $$ BEGIN END $$;
+REVOKE ALL ON FUNCTION streamrec._owns_sources_sinks_or_retention() FROM PUBLIC;
+
+-- SECURITY DEFINER: only the function's owner may grant on it. It grants to the row's owner and
+-- revokes once that role owns no row in any of the three tables; it runs no code of theirs.
+CREATE FUNCTION streamrec._track_owner() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF TG_OP <> 'INSERT' AND (TG_OP = 'DELETE' OR OLD.owner IS DISTINCT FROM NEW.owner)
+       AND EXISTS (SELECT FROM pg_roles r WHERE r.oid = OLD.owner)
+       AND NOT EXISTS (SELECT FROM streamrec.sources s WHERE s.owner = OLD.owner)
+       AND NOT EXISTS (SELECT FROM streamrec.sinks k WHERE k.owner = OLD.owner)
+       AND NOT EXISTS (SELECT FROM streamrec.retention t WHERE t.owner = OLD.owner) THEN
+        EXECUTE format('REVOKE EXECUTE ON FUNCTION streamrec._owns_sources_sinks_or_retention() FROM %I',
+                       pg_get_userbyid(OLD.owner));
+    END IF;
+    IF TG_OP <> 'DELETE' AND EXISTS (SELECT FROM pg_roles r WHERE r.oid = NEW.owner) THEN
+        EXECUTE format('GRANT EXECUTE ON FUNCTION streamrec._owns_sources_sinks_or_retention() TO %I',
+                       pg_get_userbyid(NEW.owner));
+    END IF;
+    RETURN NULL;
+END $$;
+REVOKE ALL ON FUNCTION streamrec._track_owner() FROM PUBLIC;
+CREATE TRIGGER track_owner AFTER INSERT OR DELETE OR UPDATE OF owner ON streamrec.sources
+    FOR EACH ROW EXECUTE FUNCTION streamrec._track_owner();
+CREATE TRIGGER track_owner AFTER INSERT OR DELETE OR UPDATE OF owner ON streamrec.sinks
+    FOR EACH ROW EXECUTE FUNCTION streamrec._track_owner();
+CREATE TRIGGER track_owner AFTER INSERT OR DELETE OR UPDATE OF owner ON streamrec.retention
+    FOR EACH ROW EXECUTE FUNCTION streamrec._track_owner();

@@ -12,7 +12,9 @@
 #include "extension/error_boundary.h"
 #include "extension/settings.h"
 #include "extension/shared_state.h"
+#include "worker/pg_support.h"
 #include "worker/worker_launch.h"
+#include "worker/worker_main.h"
 
 extern "C" {
 #include "access/xact.h"
@@ -53,7 +55,9 @@ struct CatalogEntry {
   WorkerKind kind;
   std::string name;
   Oid owner;
+  std::string owner_name;
   std::string signature;  // changes whenever the worker must restart to see new settings
+  std::string blocked;    // why the owner cannot run a worker now (role dropped, no LOGIN), or ""
 };
 
 // What the launcher saw in its database during the last pass.
@@ -76,19 +80,30 @@ int64 count_rows(const char* query) {
   return std::stoll(text_value(0, 1));
 }
 
+// Every name is schema-qualified (and search_path pinned): this runs as the bootstrap superuser.
 void read_runnable(WorkerKind kind, const char* table, std::vector<CatalogEntry>& out) {
-  std::string query = std::string("SELECT name, owner, md5(concat_ws('|', owner, topic, ") +
+  std::string query = std::string("SELECT c.name, c.owner, pg_catalog.md5(pg_catalog.concat_ws('|', c.owner, c.topic, c.") +
                       (kind == WorkerKind::source ? "target" : "relation") +
-                      "::oid, format, brokers, options, generation)) FROM streamrec." + table +
-                      " WHERE NOT paused ORDER BY name";
+                      "::pg_catalog.oid, c.format, c.brokers, c.options, c.generation)), r.rolname, "
+                      "CASE WHEN r.oid IS NULL THEN 'dropped' WHEN NOT r.rolcanlogin THEN 'nologin' ELSE '' END "
+                      "FROM streamrec." + table + " c LEFT JOIN pg_catalog.pg_roles r ON r.oid = c.owner "
+                      "WHERE NOT c.paused ORDER BY c.name";
   const char* sql = query.c_str();
   int rc = pg_call([sql] { return SPI_execute(sql, true, 0); });
   if (rc != SPI_OK_SELECT) throw Error(ERRCODE_INTERNAL_ERROR, "cannot read streamrec." + std::string(table));
   uint64 rows = SPI_processed;
   for (uint64 i = 0; i < rows; i++) {
     int row = static_cast<int>(i);
-    out.push_back(CatalogEntry{kind, text_value(row, 1), static_cast<Oid>(std::stoul(text_value(row, 2))),
-                               text_value(row, 3)});
+    Oid owner = static_cast<Oid>(std::stoul(text_value(row, 2)));
+    std::string owner_state = text_value(row, 5);
+    std::string blocked;
+    if (owner_state == "dropped")
+      blocked = "the owner role (OID " + std::to_string(owner) +
+                ") no longer exists; a superuser can drop it with streamrec.drop_" +
+                (kind == WorkerKind::source ? "source" : "sink") + "()";
+    else if (owner_state == "nologin")
+      blocked = "the owner role \"" + text_value(row, 4) + "\" cannot log in; ALTER ROLE ... LOGIN lets its worker start";
+    out.push_back(CatalogEntry{kind, text_value(row, 1), owner, text_value(row, 4), text_value(row, 3), blocked});
   }
 }
 
@@ -102,6 +117,7 @@ CatalogView read_catalog() {
     StartTransactionCommand();
     PushActiveSnapshot(GetTransactionSnapshot());
   });
+  pin_search_path();
   view.installed = pg_call([] { return OidIsValid(get_extension_oid("pg_streamrec", true)); });
   if (view.installed) {
     pg_call([] { return SPI_connect(); });
@@ -126,6 +142,7 @@ void pipeline_tick() {
     StartTransactionCommand();
     PushActiveSnapshot(GetTransactionSnapshot());
   });
+  pin_search_path();
   pg_call([] { return SPI_connect(); });
   pg_call([] { return SPI_execute("SELECT streamrec._pipeline_tick()", false, 0); });
   pg_call([] { return SPI_finish(); });
@@ -144,6 +161,7 @@ struct ManagedWorker {
   TimestampTz started_at = 0;
   TimestampTz next_start_at = 0;  // backoff after failures
   int failures = 0;
+  std::string waiting;  // why it is not started (reported in its slot), or ""
 };
 
 class Launcher {
@@ -204,6 +222,7 @@ class Launcher {
       bool alive = is_alive(w);
       auto want = wanted.find(it->first);
       bool still_wanted = want != wanted.end() && want->second->signature == w.entry.signature;
+      bool may_run = still_wanted && want->second->blocked.empty();
       if (!alive) {
         if (w.handle != nullptr && !w.stopping) note_exit(w, now);
         if (!still_wanted || w.stopping) {
@@ -211,7 +230,7 @@ class Launcher {
           it = workers_.erase(it);
           continue;
         }
-      } else if (!still_wanted && !w.stopping) {
+      } else if (!may_run && !w.stopping) {
         w.stopping = true;
         if (w.handle != nullptr) pg_call([&w] { TerminateBackgroundWorker(w.handle); });
       }
@@ -219,11 +238,26 @@ class Launcher {
     }
 
     int running = 0;
-    for (auto& [key, w] : workers_) running += is_alive(w) ? 1 : 0;
+    std::map<Oid, int> running_per_role;
+    for (auto& [key, w] : workers_) {
+      if (!is_alive(w)) continue;
+      running++;
+      running_per_role[w.entry.owner]++;
+    }
     for (const CatalogEntry& e : runnable) {
       auto it = workers_.find({e.kind, e.name});
       if (it != workers_.end() && (is_alive(it->second) || it->second.stopping)) continue;
+      if (!e.blocked.empty()) {
+        report_waiting(e, "waiting for its owner", e.blocked);
+        continue;
+      }
       if (it != workers_.end() && now < it->second.next_start_at) continue;
+      if (streamrec_max_workers_per_role > 0 && running_per_role[e.owner] >= streamrec_max_workers_per_role) {
+        report_waiting(e, "waiting for its role's worker quota",
+                       "streamrec.max_workers_per_role (" + std::to_string(streamrec_max_workers_per_role) +
+                           ") workers of role \"" + e.owner_name + "\" are running");
+        continue;
+      }
       if (running >= streamrec_max_workers) {
         if (!warned_max_workers_)
           log("streamrec.max_workers (%d) reached; \"%s\" waits for a free worker", streamrec_max_workers,
@@ -233,9 +267,24 @@ class Launcher {
       }
       ManagedWorker& w = workers_[{e.kind, e.name}];
       w.entry = e;
-      if (start(w, now)) running++;
+      if (start(w, now)) {
+        running++;
+        running_per_role[e.owner]++;
+      }
     }
     if (running < streamrec_max_workers) warned_max_workers_ = false;
+  }
+
+  // A runnable source or sink the launcher does not start now: its slot (claimed for it, so the
+  // stats views show it) says why, once, until that changes.
+  void report_waiting(const CatalogEntry& e, const char* state, const std::string& why) {
+    ManagedWorker& w = workers_[{e.kind, e.name}];
+    w.entry = e;
+    if (w.slot < 0) w.slot = find_worker_slot(e.kind, e.name.c_str());
+    if (w.slot < 0) w.slot = claim_worker_slot(e.kind, e.name.c_str());
+    if (w.slot < 0 || w.waiting == why) return;
+    set_worker_state(w.slot, state, why);
+    w.waiting = why;
   }
 
   bool is_alive(ManagedWorker& w) {
@@ -253,6 +302,15 @@ class Launcher {
     w.failures++;
     long delay_ms = std::min<long>(30000, 500L << std::min(w.failures, 6));
     w.next_start_at = TimestampTzPlusMilliseconds(now, delay_ms);
+  }
+
+  static void clear_last_error(int index) {
+    WorkerSlot* slot = worker_slot(index);
+    if (slot == nullptr) return;
+    SpinLockAcquire(&slot->mutex);
+    slot->stats.last_error[0] = '\0';
+    slot->stats.last_error_at = 0;
+    SpinLockRelease(&slot->mutex);
   }
 
   void pfree_handle(ManagedWorker& w) {
@@ -292,6 +350,8 @@ class Launcher {
     w.handle = handle;
     w.stopping = false;
     w.started_at = now;
+    if (!w.waiting.empty()) clear_last_error(w.slot);  // why it waited is no longer true
+    w.waiting.clear();
     return true;
   }
 
@@ -339,6 +399,8 @@ extern "C" void streamrec_launcher_main(Datum) {
   pqsignal(SIGTERM, handle_sigterm);
   BackgroundWorkerUnblockSignals();
   BackgroundWorkerInitializeConnection(streamrec_database, nullptr, 0);
+  // As pin_search_path() (then again at each transaction); nothing in this frame needs unwinding.
+  SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION);
 
   MemoryContext pass_context =
       AllocSetContextCreate(TopMemoryContext, "pg_streamrec launcher pass", ALLOCSET_DEFAULT_SIZES);

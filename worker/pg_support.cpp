@@ -5,6 +5,7 @@
 extern "C" {
 #include "access/xact.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/snapmgr.h"
 }
 
@@ -50,12 +51,17 @@ std::optional<std::string> spi_text(uint64 row, int column) {
   return std::string(v);
 }
 
+void pin_search_path() {
+  pg_call([] { SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION); });
+}
+
 void begin_transaction() {
   pg_call([] {
     SetCurrentStatementStartTimestamp();
     StartTransactionCommand();
     PushActiveSnapshot(GetTransactionSnapshot());
   });
+  pin_search_path();
   pg_call([] { return SPI_connect(); });
 }
 

@@ -31,7 +31,13 @@ Datum bytea_datum(std::string_view bytes);
 // quote_identifier() for a C++ string.
 std::string quote_ident(const std::string& identifier);
 
-// A transaction with a snapshot and SPI connected, and its end.
+// Sets this session's search_path to pg_catalog, pg_temp: objects a role planted in a writable
+// schema (public, before PostgreSQL 15) are never found by the launcher's or a worker's SQL.
+// Called right after connecting and again at the start of every transaction, so a setting that
+// user code (a trigger) changed for the session never outlives the transaction it changed it in.
+void pin_search_path();
+
+// A transaction with a snapshot and SPI connected (search_path pinned), and its end.
 void begin_transaction();
 void commit_transaction();
 void abort_transaction();

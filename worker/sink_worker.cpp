@@ -145,8 +145,8 @@ cols AS (
              ELSE a.atttypid IN ('text'::regtype, 'varchar'::regtype, 'int2'::regtype, 'int4'::regtype,
                                  'int8'::regtype, 'bool'::regtype, 'timestamptz'::regtype, 'timestamp'::regtype)
              END AS direct
-  FROM s JOIN pg_attribute a ON a.attrelid = s.relation
-  JOIN pg_type t ON t.oid = a.atttypid
+  FROM s JOIN pg_catalog.pg_attribute a ON a.attrelid = s.relation
+  JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
   WHERE a.attnum > 0 AND NOT a.attisdropped),
 keys AS (
   SELECT e.col, e.ord FROM s,

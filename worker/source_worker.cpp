@@ -109,8 +109,8 @@ cols AS (
               WHEN a.atttypid IN ('json'::regtype, 'jsonb'::regtype) THEN 'json'
               WHEN a.atttypid = 'bool'::regtype THEN 'boolean'
               ELSE 'text' END AS kind
-  FROM s JOIN pg_attribute a ON a.attrelid = s.target
-  JOIN pg_type t ON t.oid = a.atttypid
+  FROM s JOIN pg_catalog.pg_attribute a ON a.attrelid = s.target
+  JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
   WHERE a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''),
 meta AS (SELECT m.key AS col, m.value #>> '{}' AS what FROM s, jsonb_each(coalesce(s.options -> 'metadata', '{}')) m),
 mapped AS (
@@ -141,7 +141,7 @@ SELECT topic, target::oid, coalesce(brokers, current_setting('streamrec.brokers'
        coalesce(options -> 'csv' ->> 'delimiter', ','), coalesce(options -> 'csv' ->> 'quote', '"'),
        coalesce(options -> 'csv' ->> 'null', ''), coalesce((options -> 'csv' ->> 'header')::bool, false),
        (SELECT array_to_string(array_agg(a.attname ORDER BY k.ord), ',')
-          FROM pg_index i, unnest(i.indkey) WITH ORDINALITY k(attnum, ord), pg_attribute a
+          FROM pg_catalog.pg_index i, unnest(i.indkey) WITH ORDINALITY k(attnum, ord), pg_catalog.pg_attribute a
          WHERE i.indrelid = target AND i.indisprimary AND a.attrelid = target AND a.attnum = k.attnum),
        (SELECT string_agg(p, ',') FROM jsonb_array_elements_text(options -> 'partitions') p)
 FROM streamrec.sources WHERE name = $1
@@ -597,7 +597,7 @@ class SourceWorker {
 
   void ensure_stage() {
     if (stage_oid_ != InvalidOid) return;
-    std::string sql = "CREATE TEMP TABLE IF NOT EXISTS streamrec_stage (LIKE " + target_name() +
+    std::string sql = "CREATE TEMP TABLE IF NOT EXISTS pg_temp.streamrec_stage (LIKE " + target_name() +
                       " INCLUDING DEFAULTS); ALTER TABLE pg_temp.streamrec_stage ADD COLUMN IF NOT EXISTS "
                       "streamrec_seq bigint GENERATED ALWAYS AS IDENTITY";
     spi_exec(sql.c_str(), {}, false);
@@ -608,7 +608,7 @@ class SourceWorker {
     auto found = upsert_sql_.find(present);
     if (found != upsert_sql_.end()) return found->second;
     std::string all, keys, updates;
-    if (spi_exec("SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) FROM pg_attribute "
+    if (spi_exec("SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) FROM pg_catalog.pg_attribute "
                  "WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped AND attgenerated = ''",
                  {{OIDOID, ObjectIdGetDatum(config_.target), false}}, true) == SPI_OK_SELECT)
       all = spi_text(0, 1).value_or("");

@@ -19,6 +19,7 @@ extern "C" {
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
+#include "utils/guc.h"
 }
 
 namespace streamrec {
@@ -43,6 +44,8 @@ void run_background_worker(WorkerKind kind, const char* label) {
   pqsignal(SIGHUP, SignalHandlerForConfigReload);
   BackgroundWorkerUnblockSignals();
   BackgroundWorkerInitializeConnectionByOid(launch.database, launch.owner, 0);
+  // As pin_search_path() (then again at each transaction); nothing in this frame needs unwinding yet.
+  SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION);
   if (!take_worker_slot(launch.slot, kind, launch.name)) {
     ereport(LOG, (errmsg("pg_streamrec %s \"%s\": another worker is already running; exiting", label, launch.name)));
     proc_exit(0);

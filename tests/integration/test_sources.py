@@ -205,7 +205,8 @@ class CsvSourceTest(SourceTestCase):
     def test_statement_triggers_with_transition_tables_fire(self):
         self.sql("CREATE TABLE trig_target (id int, name text)")
         self.sql("CREATE TABLE trig_log (rows int)")
-        self.sql("CREATE FUNCTION trig_count() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        # The worker's search_path is pg_catalog, pg_temp: the function names its own.
+        self.sql("CREATE FUNCTION trig_count() RETURNS trigger LANGUAGE plpgsql SET search_path = public AS $$ BEGIN "
                  "INSERT INTO trig_log SELECT count(*) FROM new_rows; RETURN NULL; END $$")
         self.sql("CREATE TRIGGER counting AFTER INSERT ON trig_target REFERENCING NEW TABLE AS new_rows "
                  "FOR EACH STATEMENT EXECUTE FUNCTION trig_count()")
