@@ -56,6 +56,7 @@ extern "C" {
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/rls.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
@@ -768,6 +769,12 @@ class SinkWorker {
     if (select_ok != ACLCHECK_OK)
       throw Error(ERRCODE_INSUFFICIENT_PRIVILEGE, "permission denied to read the sink's relation", "",
                   "The worker runs as the sink's owner; GRANT SELECT on the relation to that role.");
+    // Row-level security enabled after create_sink: the owner may no longer see every row.
+    if (pg_call([relation] { return check_enable_rls(relation, InvalidOid, true); }) == RLS_ENABLED)
+      throw Error(ERRCODE_FEATURE_NOT_SUPPORTED,
+                  "row-level security on the sink's relation applies to the sink's owner", "",
+                  "A sink ships every inserted row, so its owner must see them all: disable row-level security, or "
+                  "let the owner bypass it (BYPASSRLS, or owning the table without FORCE ROW LEVEL SECURITY).");
   }
 
   // Reads one batch (rows committed late into a range already passed, else the rows after the
