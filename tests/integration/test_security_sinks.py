@@ -241,3 +241,61 @@ class RowLevelSecurityTest(RoleTestCase):
         self.as_role("rose", "SELECT streamrec.drop_source('rls_own')")
         e = self.expect_error("0A000", "rose", "SELECT streamrec.create_source('rls_own', 'rls.src_own', 'rose.src')")
         self.assertEqual(e.diag.message_primary, "rose.src has row-level security enabled")
+
+
+class UndeliverableRowTest(RoleTestCase):
+    topics = {"big.sync": 1, "big.broker": 1, "big.invalid": 1}
+
+    def check_broker_refusal(self, name, topic, error, reason):
+        # The broker refuses the middle row for good (the sandbox answers its Produce request
+        # with `error`, as a broker with a smaller message.max.bytes would): the row is kept as
+        # failed and every other row reaches the topic exactly once, in order.
+        table = name + "_rows"
+        self.sql(f"CREATE TABLE {table} (id int, body text)")
+        self.sql(f"SELECT streamrec.create_sink('{name}', '{table}', '{topic}')")
+        self.sql(f"INSERT INTO {table} VALUES (1, 'before')")
+        self.assertEqual([v for *_, v in consume(self.sandbox.bootstrap, topic, 1)], [b"1,before"])
+        self.sandbox.fail_produce(error)
+        self.sql(f"INSERT INTO {table} VALUES (2, repeat('x', 3000))")
+        stats = wait_for(lambda: (lambda s: s if s["failed"] == 1 and s["pending"] == 0 else None)(
+            self.sink_stats(name)), 30, what=f"refused row counted (now {self.sink_stats(name)})")
+        self.assertIn(reason, stats["last_error"])
+        self.sql(f"INSERT INTO {table} SELECT g, 'after' || g FROM generate_series(3, 5) g")
+        messages = consume(self.sandbox.bootstrap, topic, 4)
+        self.assertEqual([v for *_, v in messages], [b"1,before", b"3,after3", b"4,after4", b"5,after5"])
+        self.assertEqual([o for _, o, *_ in messages], [0, 1, 2, 3])
+        stats = wait_for(lambda: (lambda s: s if s["pending"] == 0 and s["produced"] == 4 else None)(
+            self.sink_stats(name)), 30, what=f"sink {name} drained (now {self.sink_stats(name)})")
+        self.assertEqual(stats["failed"], 1)
+        kept = self.sql(f"SELECT payload ->> 'id', length(payload ->> 'body'), rows, error FROM streamrec.sink_outbox "
+                        f"WHERE sink = '{name}'")
+        self.assertEqual([k[:3] for k in kept], [("2", 3000, 1)])
+        self.assertIn(reason, kept[0][3])
+        self.sql(f"SELECT streamrec.drop_sink('{name}')")
+
+    def test_a_row_the_broker_refuses_as_too_large_is_kept_apart_and_the_rest_sent_once(self):
+        # The example: a row larger than the broker accepts was retried with its whole window
+        # forever, re-sending the rest.
+        self.check_broker_refusal("big_broker", "big.broker", 10, "too large")  # MESSAGE_TOO_LARGE
+
+    def test_any_record_the_broker_refuses_for_good_is_kept_apart(self):
+        self.check_broker_refusal("big_invalid", "big.invalid", 87, "failed to validate record")  # INVALID_RECORD
+
+    def test_a_row_larger_than_the_producer_accepts_is_kept_apart(self):
+        # message.max.bytes 1000: a 5,000-byte row can never be sent. It is kept as failed; the
+        # rest of its window is produced once, in order.
+        self.sql("CREATE TABLE big_rows (id int, body text)")
+        self.sql("SELECT streamrec.create_sink('big_sync', 'big_rows', 'big.sync', 'csv', NULL, "
+                 "'{\"kafka\": {\"message.max.bytes\": \"1000\"}}')")
+        self.sql("INSERT INTO big_rows SELECT g, CASE WHEN g = 3 THEN repeat('x', 5000) ELSE 'r' || g END "
+                 "FROM generate_series(1, 6) g")
+        self.sql("INSERT INTO big_rows VALUES (7, 'after')")
+        messages = consume(self.sandbox.bootstrap, "big.sync", 6)
+        self.assertEqual([v for *_, v in messages], [b"1,r1", b"2,r2", b"4,r4", b"5,r5", b"6,r6", b"7,after"])
+        stats = wait_for(lambda: (lambda s: s if s["failed"] == 1 and s["pending"] == 0 else None)(
+            self.sink_stats("big_sync")), 20, what=f"failed row counted (now {self.sink_stats('big_sync')})")
+        self.assertEqual(stats["produced"], 6)
+        kept = self.sql("SELECT payload ->> 'id', length(payload ->> 'body'), rows, error FROM streamrec.sink_outbox "
+                        "WHERE sink = 'big_sync'")
+        self.assertEqual([k[:3] for k in kept], [("3", 5000, 1)])
+        self.assertIn("too large", kept[0][3])
