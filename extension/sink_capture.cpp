@@ -12,6 +12,13 @@
 // composite, enum or other user-defined types, whose to_jsonb may involve casts) runs the same
 // capture in SQL instead (chunks of 1,000 rows, without the byte bound).
 //
+// The trigger is SECURITY DEFINER (whoever inserts must be able to append to the outbox), so it
+// never runs code a user controls with the extension owner's rights: the SQL capture, whose
+// to_jsonb calls the casts to json and the output functions of user-defined types, runs as the
+// sink's owner in a security-restricted operation, and only the outbox insert runs as the
+// definer. Nor does it ship rows the sink's owner may not read: a table on which row-level
+// security applies to the owner (check_enable_rls) is refused, at create_sink and here.
+//
 // A sink that names its columns (the `key` and `columns` options) installs the trigger with those
 // names after its own: then each row holds only those columns, which is all the sink reads. A
 // name the table no longer has (a renamed column) makes the capture take every column under the
@@ -32,15 +39,20 @@ extern "C" {
 #include "executor/executor.h"
 #include "executor/spi.h"
 #include "executor/tuptable.h"
+#include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
+#include "utils/guc.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/numeric.h"
 #include "utils/rel.h"
+#include "utils/rls.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
 #include "utils/tuplestore.h"
 }
 
@@ -361,13 +373,90 @@ void capture_rows(TriggerData* trigger, const Capture* capture, Datum sink) {
 namespace streamrec {
 namespace {
 
-// The same capture in SQL, for tables with a column type capture_rows does not take on.
+// The same capture in SQL, for tables with a column type capture_rows does not take on: one
+// result row per chunk (its payload and row count), in order.
 constexpr const char* kCaptureSql = R"SQL(
-INSERT INTO streamrec.sink_outbox(sink, payload, rows)
-SELECT $1, CASE WHEN count(*) = 1 THEN jsonb_agg(c.js ORDER BY c.n) -> 0 ELSE jsonb_agg(c.js ORDER BY c.n) END, count(*)
-FROM (SELECT pg_catalog.to_jsonb(r.*) AS js, row_number() OVER () - 1 AS n FROM streamrec_new_rows r) c
-GROUP BY c.n / $2 ORDER BY c.n / $2
+SELECT CASE WHEN pg_catalog.count(*) = 1 THEN pg_catalog.jsonb_agg(c.js ORDER BY c.n) OPERATOR(pg_catalog.->) 0
+            ELSE pg_catalog.jsonb_agg(c.js ORDER BY c.n) END,
+       pg_catalog.count(*)
+FROM (SELECT pg_catalog.to_jsonb(r.*) AS js, pg_catalog.row_number() OVER () - 1 AS n FROM streamrec_new_rows r) c
+GROUP BY c.n / $1 ORDER BY c.n / $1
 )SQL";
+
+SPIPlanPtr owner_plan = nullptr;  // kept for the backend's life
+
+// The sink's owner, as of the latest committed catalog (the trigger exists only while its sink
+// does; a transaction whose snapshot predates create_sink still finds it).
+Oid sink_owner(Datum sink) {
+  if (owner_plan == nullptr) {
+    Oid types[1] = {TEXTOID};
+    SPIPlanPtr plan = SPI_prepare("SELECT owner FROM streamrec.sinks WHERE name = $1", 1, types);
+    if (plan == nullptr) elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+    if (SPI_keepplan(plan) != 0) elog(ERROR, "SPI_keepplan failed");
+    owner_plan = plan;
+  }
+  Datum args[1] = {sink};
+  if (SPI_execute_snapshot(owner_plan, args, nullptr, GetLatestSnapshot(), InvalidSnapshot, true, false, 1) !=
+          SPI_OK_SELECT ||
+      SPI_processed != 1)
+    ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                    errmsg("sink \"%s\" of this outbox trigger does not exist", TextDatumGetCString(sink)),
+                    errhint("streamrec.create_sink() installs the trigger and streamrec.drop_sink() removes it.")));
+  bool is_null = false;
+  Oid owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &is_null));
+  if (is_null || !SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(owner)))
+    ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
+                    errmsg("the owner of sink \"%s\" no longer exists", TextDatumGetCString(sink)),
+                    errhint("Drop the sink with streamrec.drop_sink() and create it again.")));
+  return owner;
+}
+
+// Row-level security that applies to the owner (as it would to the owner's own SELECT) would
+// hide rows from it: such a table's rows are not captured at all.
+void refuse_row_level_security(Relation rel, Datum sink, Oid owner) {
+  if (check_enable_rls(RelationGetRelid(rel), owner, true) != RLS_ENABLED) return;
+  ereport(ERROR,
+          (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+           errmsg("sink \"%s\" cannot capture rows of %s: row-level security applies to the sink's owner",
+                  TextDatumGetCString(sink), RelationGetRelationName(rel)),
+           errhint("A sink ships every inserted row, so its owner must see them all: drop the sink (or its trigger), "
+                   "or disable row-level security, or let the owner bypass it (BYPASSRLS, or owning the table "
+                   "without FORCE ROW LEVEL SECURITY).")));
+}
+
+// The SQL capture: to_jsonb (user-defined casts and output functions included) runs as the
+// sink's owner in a security-restricted operation, with any setting it changes undone; the
+// chunks go into the outbox as the definer.
+void capture_in_sql(TriggerData* trigger, Datum sink, Oid owner) {
+  if (SPI_register_trigger_data(trigger) != SPI_OK_TD_REGISTER) elog(ERROR, "SPI_register_trigger_data failed");
+  Oid definer = InvalidOid;
+  int security_context = 0;
+  GetUserIdAndSecContext(&definer, &security_context);
+  int guc_level = NewGUCNestLevel();
+  SetUserIdAndSecContext(owner, security_context | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+  int rc = 0;
+  PG_TRY();
+  {
+    Oid types[1] = {INT8OID};
+    Datum args[1] = {Int64GetDatum(kChunkRows)};
+    rc = SPI_execute_with_args(kCaptureSql, 1, types, args, nullptr, true, 0);
+  }
+  PG_FINALLY();
+  { SetUserIdAndSecContext(definer, security_context); }
+  PG_END_TRY();
+  AtEOXact_GUC(false, guc_level);
+  if (rc != SPI_OK_SELECT) elog(ERROR, "cannot read the statement's rows: %s", SPI_result_code_string(rc));
+  SPITupleTable* chunks = SPI_tuptable;
+  uint64 count = SPI_processed;
+  for (uint64 i = 0; i < count; i++) {
+    bool payload_null = false;
+    bool rows_null = false;
+    Datum payload = SPI_getbinval(chunks->vals[i], chunks->tupdesc, 1, &payload_null);
+    Datum rows = SPI_getbinval(chunks->vals[i], chunks->tupdesc, 2, &rows_null);
+    if (payload_null || rows_null) elog(ERROR, "the SQL capture returned an empty chunk");
+    insert_chunk(sink, DatumGetJsonbP(payload), DatumGetInt64(rows));
+  }
+}
 
 Datum sink_capture(FunctionCallInfo fcinfo) {
   if (!CALLED_AS_TRIGGER(fcinfo))
@@ -386,17 +475,17 @@ Datum sink_capture(FunctionCallInfo fcinfo) {
   pg_call([trigger] {
     if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
     Datum sink = CStringGetTextDatum(trigger->tg_trigger->tgargs[0]);
-    Capture* capture = describe(RelationGetDescr(trigger->tg_relation), trigger->tg_trigger->tgargs + 1,
-                                trigger->tg_trigger->tgnargs - 1);
-    if (capture->supported) {
+    Relation rel = trigger->tg_relation;
+    Capture* capture =
+        describe(RelationGetDescr(rel), trigger->tg_trigger->tgargs + 1, trigger->tg_trigger->tgnargs - 1);
+    // The owner is looked up only when needed: the C++ capture calls built-in code only.
+    Oid owner = InvalidOid;
+    if (rel->rd_rel->relrowsecurity || !capture->supported) owner = sink_owner(sink);
+    if (rel->rd_rel->relrowsecurity) refuse_row_level_security(rel, sink, owner);
+    if (capture->supported)
       capture_rows(trigger, capture, sink);
-    } else {
-      if (SPI_register_trigger_data(trigger) != SPI_OK_TD_REGISTER) elog(ERROR, "SPI_register_trigger_data failed");
-      Oid types[2] = {TEXTOID, INT8OID};
-      Datum args[2] = {sink, Int64GetDatum(kChunkRows)};
-      if (SPI_execute_with_args(kCaptureSql, 2, types, args, nullptr, false, 0) != SPI_OK_INSERT)
-        elog(ERROR, "cannot insert into streamrec.sink_outbox");
-    }
+    else
+      capture_in_sql(trigger, sink, owner);
     SPI_finish();
   });
   return PointerGetDatum(nullptr);

@@ -415,7 +415,7 @@ BEGIN
         RAISE EXCEPTION 'permission denied to insert into %', target
             USING ERRCODE = 'insufficient_privilege', HINT = 'The source''s worker runs as you and needs INSERT on its target.';
     END IF;
-    IF (SELECT relrowsecurity FROM pg_class WHERE oid = target) THEN
+    IF pg_catalog.row_security_active(target::oid) THEN
         RAISE EXCEPTION '% has row-level security enabled', target
             USING ERRCODE = 'feature_not_supported', HINT = 'COPY cannot fill a table with row-level security; use a staging table.';
     END IF;
@@ -727,6 +727,11 @@ BEGIN
     IF NOT has_table_privilege(relation, 'SELECT') THEN
         RAISE EXCEPTION 'permission denied to read %', relation
             USING ERRCODE = 'insufficient_privilege', HINT = 'The sink''s worker runs as you and needs SELECT on the relation.';
+    END IF;
+    IF pg_catalog.row_security_active(relation::oid) THEN
+        RAISE EXCEPTION '% has row-level security enabled', relation
+            USING ERRCODE = 'feature_not_supported',
+                  HINT = 'A sink ships every inserted row, so its owner must see them all: disable row-level security, or own the table (without FORCE ROW LEVEL SECURITY), or have BYPASSRLS.';
     END IF;
     PERFORM streamrec._check_sink_options(format, relation, options);
     INSERT INTO streamrec.sinks(name, relation, topic, format, brokers, options)

@@ -21,6 +21,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "extension/error_boundary.h"
@@ -56,6 +57,7 @@ extern "C" {
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/rls.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
@@ -562,13 +564,38 @@ struct InFlightBatch {
   int64 max_id = INT64_MIN;
   std::vector<ItemPointerData> tids;  // its outbox rows: deleted once all messages are acknowledged
   std::vector<FailedRow> failed;      // rows no format can hold: kept when the batch retires
-  size_t messages = 0;                // produced
+  // Every message handed to librdkafka, by its place in the batch (the low bits of its delivery
+  // tag): its outbox id and row of the chunk.
+  std::vector<std::pair<int64, int>> sent;
+  // Messages the broker refused for good because of the row itself (see row_refusal): kept
+  // apart, with the error, when the batch retires.
+  std::vector<std::pair<size_t, rd_kafka_resp_err_t>> refused_rows;
+  size_t messages = 0;  // produced
   size_t acknowledged = 0;
   size_t refused = 0;
   std::chrono::steady_clock::time_point sent_at;
 
-  bool complete() const { return acknowledged + refused == messages; }
+  bool complete() const { return acknowledged + refused + refused_rows.size() == messages; }
 };
+
+// A message's delivery tag: its batch's sequence number and its place in the batch.
+constexpr int kTagIndexBits = 24;  // a batch holds fewer than batch_size + 1,000 messages
+
+// Errors with which the broker refuses a record for what it is (too large, invalid): sending it
+// again cannot help, so it is kept apart like a row no format can hold. Anything else (the topic,
+// authorization, the connection) is the sink's problem and retried.
+bool row_refusal(rd_kafka_resp_err_t err) {
+  switch (err) {
+    case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_INVALID_MSG_SIZE:
+    case RD_KAFKA_RESP_ERR_INVALID_MSG:
+    case RD_KAFKA_RESP_ERR_INVALID_RECORD:
+    case RD_KAFKA_RESP_ERR_INVALID_TIMESTAMP:
+      return true;
+    default:
+      return false;
+  }
+}
 
 // Outbox ids (lo, hi] a read went past while transactions that may still add rows there were
 // running (ids are handed out at insert, rows become visible at commit). Once those transactions
@@ -706,11 +733,14 @@ class SinkWorker {
 
   // Delivery reports (served by poll on this thread): count them against their batch. Reports
   // of batches given up by recover_from_failure find no batch and are ignored.
-  void on_delivery(uint64_t seq, rd_kafka_resp_err_t err) {
+  void on_delivery(uint64_t tag, rd_kafka_resp_err_t err) {
+    uint64_t seq = tag >> kTagIndexBits;
     if (window_.empty() || seq < window_.front().seq || seq > window_.back().seq) return;
     InFlightBatch& batch = window_[seq - window_.front().seq];
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
       batch.acknowledged++;
+    else if (row_refusal(err))
+      batch.refused_rows.emplace_back(static_cast<size_t>(tag & ((uint64_t{1} << kTagIndexBits) - 1)), err);
     else
       batch.refused++;
   }
@@ -768,6 +798,12 @@ class SinkWorker {
     if (select_ok != ACLCHECK_OK)
       throw Error(ERRCODE_INSUFFICIENT_PRIVILEGE, "permission denied to read the sink's relation", "",
                   "The worker runs as the sink's owner; GRANT SELECT on the relation to that role.");
+    // Row-level security enabled after create_sink: the owner may no longer see every row.
+    if (pg_call([relation] { return check_enable_rls(relation, InvalidOid, true); }) == RLS_ENABLED)
+      throw Error(ERRCODE_FEATURE_NOT_SUPPORTED,
+                  "row-level security on the sink's relation applies to the sink's owner", "",
+                  "A sink ships every inserted row, so its owner must see them all: disable row-level security, or "
+                  "let the owner bypass it (BYPASSRLS, or owning the table without FORCE ROW LEVEL SECURITY).");
   }
 
   // Reads one batch (rows committed late into a range already passed, else the rows after the
@@ -920,7 +956,8 @@ class SinkWorker {
       producer::batch_message out;
       if (m.has_key) out.key = std::string_view(staged_bytes_).substr(m.key_offset, m.key_length);
       out.value = std::string_view(staged_bytes_).substr(m.value_offset, m.value_length);
-      out.tag = batch.seq;
+      out.tag = (batch.seq << kTagIndexBits) | batch.sent.size();
+      batch.sent.emplace_back(m.id, m.chunk_index);
       chunk_.push_back(out);
     }
     std::vector<producer::refused_message> refused = producer_->produce_batch(config_.topic, chunk_);
@@ -958,6 +995,11 @@ class SinkWorker {
     Oid keep_types[3] = {TEXTOID, TEXTOID, TEXTOID};
     keep_plan_ = keep_plan("INSERT INTO streamrec.sink_outbox(sink, payload, error) VALUES ($1, $2::jsonb, $3)", 3,
                            keep_types);
+    Oid refused_types[4] = {TEXTOID, INT8OID, INT4OID, TEXTOID};
+    keep_refused_plan_ = keep_plan(
+        "INSERT INTO streamrec.sink_outbox(sink, payload, error) SELECT o.sink, CASE WHEN $3 < 0 THEN o.payload "
+        "ELSE o.payload -> $3 END, $4 FROM streamrec.sink_outbox o WHERE o.sink = $1 AND o.id = $2",
+        4, refused_types);
   }
 
   static SPIPlanPtr keep_plan(const char* sql, int nargs, Oid* types) {
@@ -1048,6 +1090,15 @@ class SinkWorker {
   void acknowledge(size_t count) {
     for (size_t i = 0; i < count; i++) {
       const InFlightBatch& batch = window_[i];
+      // Rows the broker refused for good: copied out of their chunk before it is deleted.
+      for (const auto& [index, err] : batch.refused_rows) {
+        const auto& [id, chunk_index] = batch.sent[index];
+        Datum args[4] = {name_datum_, Int64GetDatum(id), Int32GetDatum(chunk_index),
+                         text_datum(std::string("Kafka refused the message: ") + rd_kafka_err2str(err))};
+        SPIPlanPtr plan = keep_refused_plan_;
+        if (pg_call([plan, &args] { return SPI_execute_plan(plan, args, nullptr, false, 0); }) != SPI_OK_INSERT)
+          throw Error(ERRCODE_INTERNAL_ERROR, "cannot keep a refused row in streamrec.sink_outbox");
+      }
       if (!batch.tids.empty()) {
         Datum args[4] = {name_datum_, tid_array_datum(batch.tids), Int64GetDatum(batch.min_id),
                          Int64GetDatum(batch.max_id)};
@@ -1108,15 +1159,18 @@ class SinkWorker {
   void record_batch(const InFlightBatch& batch) {
     WorkerSlot* slot = worker_slot(launch_.slot);
     TimestampTz now = GetCurrentTimestamp();
-    size_t produced = batch.messages;
+    size_t produced = batch.messages - batch.refused_rows.size();
     // Built before the spinlock: nothing that may allocate or throw runs while it is held.
-    std::string error = batch.failed.empty() ? std::string()
-                                             : "a row of outbox chunk " + std::to_string(batch.failed.back().id) +
-                                                   ": " + batch.failed.back().error;
+    std::string error;
+    if (!batch.refused_rows.empty())
+      error = "a row of outbox chunk " + std::to_string(batch.sent[batch.refused_rows.back().first].first) +
+              ": Kafka refused the message: " + rd_kafka_err2str(batch.refused_rows.back().second);
+    else if (!batch.failed.empty())
+      error = "a row of outbox chunk " + std::to_string(batch.failed.back().id) + ": " + batch.failed.back().error;
     SpinLockAcquire(&slot->mutex);
     slot->stats.messages += static_cast<int64>(produced);
     slot->stats.rows += static_cast<int64>(produced);
-    slot->stats.dead_letters += static_cast<int64>(batch.failed.size());
+    slot->stats.dead_letters += static_cast<int64>(batch.failed.size() + batch.refused_rows.size());
     slot->stats.batches++;
     if (produced > 0) slot->stats.last_message_at = now;
     if (!error.empty()) {
@@ -1163,6 +1217,7 @@ class SinkWorker {
   SPIPlanPtr read_plan_ = nullptr;
   SPIPlanPtr delete_plan_ = nullptr;
   SPIPlanPtr keep_plan_ = nullptr;
+  SPIPlanPtr keep_refused_plan_ = nullptr;
   Datum name_datum_ = 0;
   MemoryContext row_context_ = nullptr;
   MemoryContext chunk_context_ = nullptr;  // the payload of the outbox row being read

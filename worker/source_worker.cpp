@@ -46,6 +46,7 @@ extern "C" {
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/rls.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -509,6 +510,13 @@ class SourceWorker {
     if (insert_ok != ACLCHECK_OK)
       throw Error(ERRCODE_INSUFFICIENT_PRIVILEGE, "permission denied to insert into the source's target table", "",
                   "The worker runs as the source's owner; GRANT INSERT on the target to that role.");
+    // The COPY path does not apply row-level security, and create_source only refused it at
+    // creation: policies enabled since then stop the source before anything is stored.
+    if (pg_call([relid] { return check_enable_rls(relid, InvalidOid, true); }) == RLS_ENABLED)
+      throw Error(ERRCODE_FEATURE_NOT_SUPPORTED,
+                  "row-level security on the source's target table applies to the source's owner", "",
+                  "Sources do not apply row-level security policies: disable it, or let the owner bypass it "
+                  "(BYPASSRLS, or owning the table without FORCE ROW LEVEL SECURITY), or fill a staging table.");
   }
 
   // Errors that mean "this row is bad": dead-letter it. Anything else (cancel, lack of memory,

@@ -203,6 +203,10 @@ class Sandbox:
     def topic_present(self, name):
         return self._admin(f"/admin/topics/{urllib.parse.quote(name, safe='')}/present")
 
+    def fail_produce(self, error, count=1):
+        """The next `count` Produce requests are refused with Kafka error code `error`."""
+        return self._admin(f"/admin/produce/fail?error={int(error)}&count={int(count)}")
+
     def registry_down(self, seconds):
         """Registry endpoints answer 503 for `seconds` (0: back up now)."""
         return self._admin(f"/admin/registry/down?seconds={seconds}")

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <stdexcept>
+#include <vector>
 
 namespace streamrec {
 
@@ -71,6 +72,15 @@ AdminResult MockKafkaCluster::set_topic_missing(const std::string &name, bool mi
   // Fetch on partitions a client already knows keep working.
   rd_kafka_mock_topic_set_error(cluster_.get(), name.c_str(),
                                 missing ? RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART : RD_KAFKA_RESP_ERR_NO_ERROR);
+  return {};
+}
+
+// Kafka protocol ApiKey of Produce requests (rdkafka_mock.h takes the number).
+constexpr int16_t kProduceApiKey = 0;
+
+AdminResult MockKafkaCluster::fail_produce_requests(int count, int error) {
+  std::vector<rd_kafka_resp_err_t> errors(static_cast<size_t>(count), static_cast<rd_kafka_resp_err_t>(error));
+  rd_kafka_mock_push_request_errors_array(cluster_.get(), kProduceApiKey, errors.size(), errors.data());
   return {};
 }
 

@@ -27,6 +27,7 @@ class MockKafkaCluster final : public ClusterControl {
   AdminResult set_broker_up(int32_t broker_id, bool up) override;
   AdminResult create_topic(const std::string &name, int partitions) override;
   AdminResult set_topic_missing(const std::string &name, bool missing, int partitions) override;
+  AdminResult fail_produce_requests(int count, int error) override;
 
  private:
   struct HandleDeleter {

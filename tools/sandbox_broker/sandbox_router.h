@@ -49,6 +49,13 @@ class ClusterControl {
   // missing: Metadata answers UNKNOWN_TOPIC_OR_PART for the topic; present: it answers normally
   // again. Either creates the topic with `partitions` first if it does not exist.
   virtual AdminResult set_topic_missing(const std::string &name, bool missing, int partitions) = 0;
+  // The next `count` Produce requests are answered with Kafka error code `error` for every
+  // partition (a broker refusing a record for good, e.g. 10 MESSAGE_TOO_LARGE).
+  virtual AdminResult fail_produce_requests(int count, int error) {
+    (void)count;
+    (void)error;
+    return {AdminStatus::failed, "not supported"};
+  }
 };
 
 class SandboxRouter {
