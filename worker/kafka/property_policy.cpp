@@ -19,8 +19,11 @@ constexpr auto S = kafka_property_access::superuser;
 constexpr auto R = kafka_property_access::reserved;
 
 constexpr std::string_view runs_kinit =
-    "librdkafka runs it as (or substitutes it into) a shell command executed as the database server's "
-    "operating-system user";
+    "librdkafka runs it as a shell command, as the database server's operating-system user";
+constexpr std::string_view in_kinit =
+    "librdkafka substitutes it into the kinit shell command it runs as the database server's operating-system user";
+constexpr std::string_view times_kinit =
+    "it sets how often librdkafka runs the kinit shell command as the database server's operating-system user";
 constexpr std::string_view sends_file =
     "librdkafka reads the file as the database server's operating-system user and sends its contents "
     "to the identity provider";
@@ -120,10 +123,10 @@ constexpr property_rule rules[] = {
     {"retries", A, {}},
     {"retry.backoff.max.ms", A, {}},
     {"retry.backoff.ms", A, {}},
-    {"sasl.kerberos.keytab", S, runs_kinit},
+    {"sasl.kerberos.keytab", S, in_kinit},
     {"sasl.kerberos.kinit.cmd", S, runs_kinit},
-    {"sasl.kerberos.min.time.before.relogin", S, runs_kinit},
-    {"sasl.kerberos.principal", S, runs_kinit},
+    {"sasl.kerberos.min.time.before.relogin", S, times_kinit},
+    {"sasl.kerberos.principal", S, in_kinit},
     {"sasl.kerberos.service.name", A, {}},
     {"sasl.mechanism", A, {}},
     {"sasl.mechanisms", A, {}},
@@ -265,8 +268,8 @@ std::optional<kafka_property_problem> check_kafka_properties(const std::map<std:
     p.access = kafka_property_access::superuser;
     p.property = mechanism != properties.end() ? mechanism->first : "sasl.mechanism";
     p.message = "only a superuser may use SASL mechanism GSSAPI (Kerberos)";
-    p.detail = std::string("It is superuser-only because ") + std::string(runs_kinit) +
-               " (kinit); it is librdkafka's default mechanism under a SASL security.protocol.";
+    p.detail = "With it librdkafka runs kinit, a shell command, as the database server's operating-system user; "
+               "it is librdkafka's default mechanism under a SASL security.protocol.";
     p.hint = "Set sasl.mechanism to PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER, or have a superuser "
              "create the source or sink.";
     return p;
