@@ -205,6 +205,16 @@ EXCEPTION WHEN others THEN
                                     'Use earliest, latest or an ISO timestamp such as 2024-06-28T13:00:00Z.');
 END $$;
 
+-- The librdkafka property allow-list (worker/kafka/property_policy.cpp): refuses a "kafka"
+-- option the calling role may not set (42501 for superuser-only properties, 22023 for reserved
+-- and unknown ones); the source and sink workers check their owner against it again at start.
+CREATE FUNCTION streamrec._check_kafka_properties(properties jsonb) RETURNS void
+    AS 'MODULE_PATHNAME', 'streamrec_check_kafka_properties' LANGUAGE C STABLE STRICT
+    SET search_path = pg_catalog, pg_temp;
+-- True for a property naming a credential (password, secret, private key, ...): views show ***.
+CREATE FUNCTION streamrec._kafka_property_is_secret(name text) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'streamrec_kafka_property_is_secret' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
 -- Validates every option of a source against its format and target table.
 CREATE FUNCTION streamrec._check_source_options(format text, target regclass, options jsonb) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -366,10 +376,7 @@ BEGIN
             PERFORM streamrec._bad_argument('option "kafka" must map librdkafka property names to values',
                                             'Example: {"kafka": {"security.protocol": "SASL_SSL", "sasl.mechanism": "PLAIN"}}.');
         END IF;
-        IF value ?| ARRAY['bootstrap.servers', 'group.id', 'enable.auto.commit', 'enable.auto.offset.store'] THEN
-            PERFORM streamrec._bad_argument('option "kafka" may not set bootstrap.servers, group.id or offset commits',
-                                            'Use the brokers argument and the group_id option; offsets are kept in PostgreSQL.');
-        END IF;
+        PERFORM streamrec._check_kafka_properties(value);
     END IF;
     FOREACH key IN ARRAY ARRAY['batch_size', 'batch_ms'] LOOP
         IF options ? key AND (jsonb_typeof(options -> key) <> 'number' OR (options ->> key) !~ '^[0-9]+$'
@@ -686,10 +693,7 @@ BEGIN
             PERFORM streamrec._bad_argument('option "kafka" must map librdkafka property names to values',
                                             'Example: {"kafka": {"security.protocol": "SASL_SSL", "compression.type": "lz4"}}.');
         END IF;
-        IF value ?| ARRAY['bootstrap.servers', 'enable.idempotence', 'transactional.id', 'acks'] THEN
-            PERFORM streamrec._bad_argument('option "kafka" may not set bootstrap.servers, enable.idempotence, acks or transactional.id',
-                                            'Use the brokers argument; sinks always use the idempotent producer with acks=all.');
-        END IF;
+        PERFORM streamrec._check_kafka_properties(value);
     END IF;
     IF options ? 'batch_size' AND (jsonb_typeof(options -> 'batch_size') <> 'number' OR (options ->> 'batch_size') !~ '^[0-9]+$'
                                    OR (options ->> 'batch_size')::numeric NOT BETWEEN 1 AND 1000000) THEN
@@ -1126,7 +1130,10 @@ BEGIN
         ELSIF key = 'output_options' THEN
             IF jsonb_typeof(value) <> 'object' THEN
                 PERFORM streamrec._bad_argument('option "output_options" must be a JSON object of sink options',
-                                                'e.g. ''{"output_options": {"kafka": {"acks": "all"}}}''');
+                                                'e.g. ''{"output_options": {"kafka": {"compression.type": "lz4"}}}''');
+            END IF;
+            IF value ? 'kafka' THEN
+                PERFORM streamrec._check_kafka_properties(value -> 'kafka');
             END IF;
         END IF;
     END LOOP;
@@ -1351,8 +1358,25 @@ RETURNS SETOF record AS 'MODULE_PATHNAME', 'streamrec_pipeline_stats' LANGUAGE C
 -- events: input rows the pipeline read; outputs: result rows it wrote; skipped: events that
 -- yield nothing (a click on a product not in the inventory, an empty candidate list); late:
 -- events behind a closed window, counted and dropped.
+-- A pipeline's options as the pipelines view shows them: the values of credential properties
+-- in output_options.kafka, and a user:password in its schema_registry URL, as ***.
+CREATE FUNCTION streamrec._mask_pipeline_options(options jsonb) RETURNS jsonb
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT CASE WHEN jsonb_typeof(masked #> '{output_options,schema_registry}') = 'string'
+                THEN jsonb_set(masked, '{output_options,schema_registry}',
+                               to_jsonb(regexp_replace(masked #>> '{output_options,schema_registry}',
+                                                       '^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#]*@', '\1***@')))
+                ELSE masked END
+    FROM (SELECT CASE WHEN jsonb_typeof(options #> '{output_options,kafka}') = 'object'
+                      THEN jsonb_set(options, '{output_options,kafka}',
+                                     coalesce((SELECT jsonb_object_agg(p.key, CASE WHEN streamrec._kafka_property_is_secret(p.key)
+                                                                                   THEN '"***"'::jsonb ELSE p.value END)
+                                               FROM jsonb_each(options #> '{output_options,kafka}') p), '{}'))
+                      ELSE options END AS masked) m
+$$;
+
 CREATE VIEW streamrec.pipelines AS
-SELECT c.name, c.enabled, c.options,
+SELECT c.name, c.enabled, streamrec._mask_pipeline_options(c.options) AS options,
        coalesce(s.events, 0) AS events, coalesce(s.outputs, 0) AS outputs,
        s.last_error, coalesce(s.skipped, 0) AS skipped, coalesce(s.late, 0) AS late,
        c.sinks, s.last_error_at, c.enabled_at

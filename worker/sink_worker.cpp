@@ -32,6 +32,7 @@
 #include "worker/formats/timestamp_text.h"
 #include "worker/kafka/producer.h"
 #include "worker/pg_support.h"
+#include "worker/kafka_guard.h"
 #include "worker/worker_launch.h"
 #include "worker/worker_main.h"
 
@@ -242,6 +243,7 @@ SinkConfig load_config(const std::string& name) {
                {{TEXTOID, name_datum, false}}, true) != SPI_OK_SELECT)
     throw Error(ERRCODE_INTERNAL_ERROR, "cannot read kafka options");
   for (uint64 i = 0; i < SPI_processed; i++) c.kafka[spi_text(i, 1).value_or("")] = spi_text(i, 2).value_or("");
+  refuse_forbidden_kafka_properties(c.kafka, "sink \"" + name + "\"");
 
   if (spi_exec(kColumnsSql, {{TEXTOID, name_datum, false}}, true) != SPI_OK_SELECT)
     throw Error(ERRCODE_INTERNAL_ERROR, "cannot read the relation's columns");

@@ -19,6 +19,7 @@
 #include "worker/formats/decoder.h"
 #include "extension/event_clock.h"
 #include "worker/pg_support.h"
+#include "worker/kafka_guard.h"
 #include "worker/kafka/consumer.h"
 #include "worker/worker_launch.h"
 #include "worker/worker_main.h"
@@ -192,6 +193,7 @@ SourceConfig load_config(const std::string& name) {
                {{TEXTOID, name_datum, false}}, true) != SPI_OK_SELECT)
     throw Error(ERRCODE_INTERNAL_ERROR, "cannot read kafka options");
   for (uint64 i = 0; i < SPI_processed; i++) c.kafka[spi_text(i, 1).value_or("")] = spi_text(i, 2).value_or("");
+  refuse_forbidden_kafka_properties(c.kafka, "source \"" + name + "\"");
 
   if (spi_exec(kBindingsSql, {{TEXTOID, name_datum, false}}, true) != SPI_OK_SELECT)
     throw Error(ERRCODE_INTERNAL_ERROR, "cannot read the target's columns");

@@ -202,10 +202,18 @@ TEST(Consumer, InvalidPropertyThrowsLibrdkafkasMessage) {
     consumer c(config, nullptr);
     FAIL() << "expected kafka_error";
   } catch (const kafka_error& e) {
-    EXPECT_NE(std::string(e.what()).find("No such configuration property"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("no.such.property"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("no such property"), std::string::npos) << e.what();
   }
-  config.properties = {{"security.protocol", "carrier-pigeon"}};
-  EXPECT_THROW(consumer(config, nullptr), kafka_error);
+  // The value never shows, secret-looking name or not (librdkafka's own message quotes it).
+  config.properties = {{"security.protocol", "carrier-pigeon-s3cr3t"}};
+  try {
+    consumer c(config, nullptr);
+    FAIL() << "expected kafka_error";
+  } catch (const kafka_error& e) {
+    EXPECT_NE(std::string(e.what()).find("security.protocol"), std::string::npos) << e.what();
+    EXPECT_EQ(std::string(e.what()).find("s3cr3t"), std::string::npos) << e.what();
+  }
 }
 
 TEST(Consumer, ConsumesAllPartitionsFromStoredOffsetsAndTracksLag) {

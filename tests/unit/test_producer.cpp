@@ -186,6 +186,20 @@ TEST(Producer, InvalidPropertyThrowsAtConstruction) {
     EXPECT_NE(std::string(e.what()).find("no.such.property"), std::string::npos) << e.what();
   }
   EXPECT_THROW(producer("127.0.0.1:9092", {{"acks", "banana"}}), kafka_error);
+  // The value never shows (librdkafka's own message quotes it).
+  try {
+    producer p("127.0.0.1:9092", {{"compression.type", "s3cr3t-value"}});
+    FAIL() << "expected kafka_error";
+  } catch (const kafka_error& e) {
+    EXPECT_NE(std::string(e.what()).find("compression.type"), std::string::npos) << e.what();
+    EXPECT_EQ(std::string(e.what()).find("s3cr3t"), std::string::npos) << e.what();
+  }
+  try {
+    producer p("127.0.0.1:9092", {{"security.protocol", "sasl_plaintext"}, {"sasl.mechanism", "NOPE-S3CR3T"}});
+    FAIL() << "expected kafka_error";
+  } catch (const kafka_error& e) {
+    EXPECT_EQ(std::string(e.what()).find("S3CR3T"), std::string::npos) << e.what();
+  }
 }
 
 TEST(Producer, DeliveryFailuresAreCountedAndReported) {

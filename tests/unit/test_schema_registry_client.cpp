@@ -227,8 +227,45 @@ TEST(SchemaRegistryClient, ServerErrorsAndThrottlingAreTransient) {
     } catch (const registry_error& e) {
       EXPECT_TRUE(e.transient()) << status;
       EXPECT_EQ(e.http_status(), status);
-      EXPECT_NE(std::string(e.what()).find("overloaded"), std::string::npos) << e.what();
+      // A body that is no registry error object is never quoted.
+      EXPECT_EQ(std::string(e.what()).find("overloaded"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("HTTP " + std::to_string(status)), std::string::npos) << e.what();
     }
+  }
+}
+
+TEST(SchemaRegistryClient, AnswersOfOtherServersAreNeverQuoted) {
+  // A URL pointed at some internal HTTP service: status and a fixed description, never its body.
+  for (const auto& [status, body] :
+       std::vector<std::pair<int, std::string>>{{403, "root:x:0:0:SECRET-BODY"},
+                                                {401, R"({"message":"SECRET-BODY","token":"t"})"},
+                                                {404, R"({"error_code":"40403","message":"SECRET-BODY"})"},
+                                                {200, "SECRET-BODY"},
+                                                {200, R"(["SECRET-BODY"])"}}) {
+    canned_http_server server([status = status, body = body](const http_request&) { return http_response(status, body); });
+    schema_registry_client client(server.url());
+    try {
+      client.schema_by_id(1);
+      FAIL() << "expected registry_error for " << body;
+    } catch (const registry_error& e) {
+      EXPECT_EQ(std::string(e.what()).find("SECRET"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("HTTP " + std::to_string(status)), std::string::npos) << e.what();
+      EXPECT_EQ(e.http_status(), status);
+    }
+  }
+}
+
+TEST(SchemaRegistryClient, CredentialsInTheUrlAreNotShown) {
+  canned_http_server server([](const http_request&) { return http_response(500, "down"); });
+  std::string url = server.url();
+  url.insert(url.find("://") + 3, "user:pa55word@");
+  schema_registry_client client(url);
+  try {
+    client.schema_by_id(1);
+    FAIL() << "expected registry_error";
+  } catch (const registry_error& e) {
+    EXPECT_EQ(std::string(e.what()).find("pa55word"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("***@"), std::string::npos) << e.what();
   }
 }
 
@@ -241,6 +278,7 @@ TEST(SchemaRegistryClient, GarbageSuccessBodyIsPermanent) {
   } catch (const registry_error& e) {
     EXPECT_FALSE(e.transient());
     EXPECT_NE(std::string(e.what()).find("not a JSON object"), std::string::npos) << e.what();
+    EXPECT_EQ(std::string(e.what()).find("proxy"), std::string::npos) << e.what();
   }
   canned_http_server no_id([](const http_request&) { return http_response(200, R"({"ok":true})"); });
   schema_registry_client client2(no_id.url());

@@ -38,20 +38,40 @@ bool transient_curl_error(CURLcode code) {
   }
 }
 
+// The URL as messages show it: a user:password@ in it (basic authentication) becomes ***@.
+std::string shown_url(const std::string& url) {
+  const size_t scheme = url.find("://");
+  if (scheme == std::string::npos) return url;
+  const size_t host = scheme + 3;
+  const size_t at = url.find('@', host);
+  if (at == std::string::npos || url.find_first_of("/?#", host) < at) return url;
+  return url.substr(0, host) + "***" + url.substr(at);
+}
+
 bool transient_http_status(long status) { return status >= 500 || status == 408 || status == 429; }
 
-// Best effort: registries answer errors with {"error_code": N, "message": "..."}.
+// Registries answer errors with {"error_code": N, "message": "..."}. Only a body of exactly
+// that shape is quoted (its message, cut at 200 bytes): the URL may point at any HTTP server the
+// database server can reach, and the text ends up in last_error and the server log, so the body
+// of anything else is never shown.
 void describe_error_body(const std::string& body, std::string& message, int& error_code) {
   simdjson::dom::parser parser;
   simdjson::dom::element doc;
-  if (parser.parse(body).get(doc) != simdjson::SUCCESS) {
-    if (!body.empty()) message = body.substr(0, 200);
+  simdjson::dom::object object;
+  if (parser.parse(body).get(doc) != simdjson::SUCCESS || doc.get_object().get(object) != simdjson::SUCCESS ||
+      object.size() != 2) {
+    if (!body.empty()) message = "the answer is not a schema registry error (body not shown)";
     return;
   }
   int64_t code = 0;
-  if (doc["error_code"].get_int64().get(code) == simdjson::SUCCESS) error_code = static_cast<int>(code);
   std::string_view text;
-  if (doc["message"].get_string().get(text) == simdjson::SUCCESS) message = std::string(text);
+  if (doc["error_code"].get_int64().get(code) != simdjson::SUCCESS ||
+      doc["message"].get_string().get(text) != simdjson::SUCCESS) {
+    message = "the answer is not a schema registry error (body not shown)";
+    return;
+  }
+  error_code = static_cast<int>(code);
+  message = std::string(text.substr(0, 200));
 }
 
 }  // namespace
@@ -119,7 +139,7 @@ schema_registry_client::response schema_registry_client::perform(const char* met
   if (code != CURLE_OK) {
     std::string detail = error_buffer[0] != '\0' ? error_buffer : curl_easy_strerror(code);
     const bool transient = transient_curl_error(code);
-    throw registry_error(std::string("schema registry ") + method + " " + url + " failed: " + detail +
+    throw registry_error(std::string("schema registry ") + method + " " + shown_url(url) + " failed: " + detail +
                              (transient ? " (transient, will retry)" : ""),
                          transient, 0, url);
   }
@@ -130,7 +150,7 @@ schema_registry_client::response schema_registry_client::perform(const char* met
     describe_error_body(result.body, message, registry_code);
     const bool transient = transient_http_status(result.status);
     std::string text =
-        std::string("schema registry ") + method + " " + url + " returned HTTP " + std::to_string(result.status);
+        std::string("schema registry ") + method + " " + shown_url(url) + " returned HTTP " + std::to_string(result.status);
     if (!message.empty()) text += ": " + message;
     if (registry_code != 0) text += " (error_code " + std::to_string(registry_code) + ")";
     if (transient) text += " (transient, will retry)";
@@ -146,15 +166,17 @@ simdjson::dom::element parse_success_body(simdjson::dom::parser& parser, const s
                                           const std::string& url, long status) {
   simdjson::dom::element doc;
   if (parser.parse(body).get(doc) != simdjson::SUCCESS || !doc.is_object()) {
-    throw registry_error("schema registry " + url + " returned HTTP " + std::to_string(status) +
-                             " with a body that is not a JSON object: " + body.substr(0, 200),
+    throw registry_error("schema registry " + shown_url(url) + " returned HTTP " + std::to_string(status) +
+                             " with a body that is not a JSON object (" + std::to_string(body.size()) +
+                             " bytes, not shown): is the URL a schema registry?",
                          false, status, url);
   }
   return doc;
 }
 
 [[noreturn]] void missing_field(const std::string& url, long status, const char* field) {
-  throw registry_error("schema registry " + url + " returned HTTP " + std::to_string(status) + " without a valid \"" +
+  throw registry_error("schema registry " + shown_url(url) + " returned HTTP " + std::to_string(status) +
+                           " without a valid \"" +
                            field + "\" field",
                        false, status, url);
 }

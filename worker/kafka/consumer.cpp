@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "worker/formats/timestamp_text.h"
+#include "worker/kafka/property_policy.h"
 
 namespace streamrec {
 
@@ -201,10 +202,9 @@ consumer::consumer(const consumer_config& config, offset_lookup lookup)
   auto set = [&conf](const std::string& name, const std::string& value) {
     char errstr[512];
     if (rd_kafka_conf_set(conf.get(), name.c_str(), value.c_str(), errstr, sizeof errstr) != RD_KAFKA_CONF_OK) {
-      // The message may reach a stats view other roles can read: never echo a credential.
-      const bool secret = name.find("password") != std::string::npos || name.find("secret") != std::string::npos ||
-                          name.find("key") != std::string::npos || name.find("jaas") != std::string::npos;
-      throw kafka_error("invalid Kafka consumer property " + name + "=" + (secret ? "<hidden>" : value) + ": " + errstr,
+      // The message reaches last_error and the server log: it names the property, never a value
+      // (librdkafka's own message quotes it).
+      throw kafka_error("invalid Kafka consumer property \"" + name + "\": " + describe_refused_property(errstr),
                         RD_KAFKA_RESP_ERR__INVALID_ARG);
     }
   };
@@ -248,7 +248,9 @@ consumer::consumer(const consumer_config& config, offset_lookup lookup)
   char errstr[512];
   // rd_kafka_new takes ownership of the configuration only on success.
   handle_ = rd_kafka_new(RD_KAFKA_CONSUMER, conf.get(), errstr, sizeof errstr);
-  if (handle_ == nullptr) throw kafka_error(std::string("cannot create Kafka consumer: ") + errstr);
+  if (handle_ == nullptr) {
+    throw kafka_error("cannot create Kafka consumer: " + redact_property_values(errstr, config.properties));
+  }
   (void)conf.release();
 
   // Every callback (errors and statistics included) is served by the consumer queue, i.e. on

@@ -7,6 +7,8 @@
 #include <cstring>
 #include <utility>
 
+#include "worker/kafka/property_policy.h"
+
 namespace streamrec {
 
 namespace {
@@ -19,7 +21,9 @@ void set_property(rd_kafka_conf_t* conf, const std::string& name, const std::str
   char errstr[512];
   if (rd_kafka_conf_set(conf, name.c_str(), value.c_str(), errstr, sizeof errstr) != RD_KAFKA_CONF_OK) {
     rd_kafka_conf_destroy(conf);
-    throw kafka_error("invalid Kafka producer property " + name + "=" + value + ": " + errstr,
+    // The message reaches last_error and the server log: it names the property, never a value
+    // (librdkafka's own message quotes it).
+    throw kafka_error("invalid Kafka producer property \"" + name + "\": " + describe_refused_property(errstr),
                       RD_KAFKA_RESP_ERR__INVALID_ARG);
   }
 }
@@ -38,7 +42,7 @@ producer::producer(const std::string& bootstrap_servers, const properties& extra
   handle_ = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
   if (handle_ == nullptr) {
     rd_kafka_conf_destroy(conf);  // rd_kafka_new takes ownership only on success
-    throw kafka_error(std::string("cannot create Kafka producer: ") + errstr);
+    throw kafka_error("cannot create Kafka producer: " + redact_property_values(errstr, extra));
   }
 }
 

@@ -20,6 +20,21 @@ SELECT streamrec.create_source('s1', 't', 'src_target', 'csv', 'b:9092', '{"star
 SELECT streamrec.create_source('s1', 't', 'src_target', 'csv', 'b:9092', '{"batch_ms": 0}');
 SELECT streamrec.create_source('s1', 't', 'src_target', 'csv', 'b:9092', '{"on_error": "ignore"}');
 SELECT streamrec.create_source('s1', 't', 'src_target', 'csv', 'b:9092', '{"kafka": {"group.id": "x"}}');
+-- The kafka option is an allow-list: unknown properties are refused with the list as the hint;
+-- properties that run programs or load code are for superusers only (this session is one).
+SELECT streamrec.create_source('s1', 't', 'src_target', 'csv', 'b:9092', '{"kafka": {"no.such.property": 1}}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT streamrec._check_kafka_properties('{"sasl.kerberos.kinit.cmd": "true", "debug": "broker"}');
+CREATE ROLE sources_regress_admin;
+GRANT streamrec_admin TO sources_regress_admin;
+SET ROLE sources_regress_admin;
+SELECT streamrec._check_kafka_properties('{"security.protocol": "SASL_PLAINTEXT", "sasl.mechanisms": "GSSAPI", "sasl.kerberos.kinit.cmd": "id > proof.txt"}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT streamrec._check_kafka_properties('{"security.protocol": "SASL_SSL"}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT streamrec._check_kafka_properties('{"security.protocol": "SASL_SSL", "sasl.mechanism": "SCRAM-SHA-512", "sasl.username": "u", "sasl.password": "p", "linger.ms": 5}');
+RESET ROLE;
+DROP ROLE sources_regress_admin;
 SELECT streamrec.create_source('s1', 't', 'src_target', 'csv', 'b:9092', '{"csv": {"delimiter": "\""}}');
 SELECT streamrec.create_source('s1', 't', 'streamrec.clicks', 'csv', 'b:9092', '{"mode": "upsert"}');
 \echo :LAST_ERROR_SQLSTATE
