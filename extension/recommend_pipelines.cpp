@@ -68,7 +68,7 @@ KeptPlan read_similar_config(
 SimilarProductsConfig similar_config() {
   SimilarProductsConfig cfg;
   if (read_similar_config.run({}, true) == 0) return cfg;
-  std::vector<Cell> row = fetch_result({false, false, true, false, true, false, false, false});
+  std::vector<Cell> row = fetch_result({false, false, true, false, false, false, false, false});
   cfg.enabled = DatumGetBool(row[7].value);
   cfg.top_k = DatumGetInt32(row[0].value);
   if (!row[1].null) cfg.min_rating = DatumGetFloat4(row[1].value);

@@ -1035,6 +1035,7 @@ DECLARE
     key text;
     value jsonb;
     choices text[];
+    width_us int8;
 BEGIN
     defaults := CASE pipeline
         WHEN 'similar_products' THEN jsonb_build_object(
@@ -1108,10 +1109,12 @@ BEGIN
             -- 365.25 days there, so '-1 year 365 days 6 hours' compares positive but is 0 wide),
             -- from 1 microsecond (0 for a delay or repeat window) up to 1000 years.
             BEGIN
-                IF jsonb_typeof(value) <> 'string'
-                   OR (extract(epoch FROM (value #>> '{}')::interval) * 1000000)::int8
-                      NOT BETWEEN CASE WHEN key IN ('watermark_delay', 'repeat_window') THEN 0 ELSE 1 END
-                              AND 31557600000000000 THEN
+                IF jsonb_typeof(value) <> 'string' THEN
+                    RAISE invalid_parameter_value;
+                END IF;
+                width_us := (extract(epoch FROM (value #>> '{}')::interval) * 1000000)::int8;
+                IF width_us < (CASE WHEN key IN ('watermark_delay', 'repeat_window') THEN 0 ELSE 1 END)
+                   OR width_us > 31557600000000000 THEN
                     RAISE invalid_parameter_value;
                 END IF;
             EXCEPTION WHEN invalid_parameter_value OR invalid_datetime_format OR datetime_field_overflow

@@ -11,7 +11,7 @@ constexpr std::int64_t kSecond = 1000000;
 constexpr std::int64_t kHour = 3600 * kSecond;
 // 2024-06-28 13:00:00 UTC on PostgreSQL's epoch (2000-01-01), and 9999-12-31 on the same.
 constexpr std::int64_t kNow = INT64_C(772894800) * kSecond;
-constexpr std::int64_t kYear9999 = INT64_C(252423993600) * kSecond;
+constexpr std::int64_t kYear9999 = INT64_C(252455529600) * kSecond;
 
 TEST(ClockLimit, IsTheWallClockPlusTheSkewAndSaturates) {
   EXPECT_EQ(clock_limit(kNow, kHour), kNow + kHour);
