@@ -18,6 +18,7 @@
 #include <string>
 
 #include "extension/error_boundary.h"
+#include "extension/event_clock.h"
 #include "extension/pipeline_stats.h"
 #include "extension/pipeline_trigger.h"
 #include "extension/spi_batch.h"
@@ -42,7 +43,7 @@ AttributionConfig attribution_config() {
   if (read_config.run({}, true) == 0) return cfg;
   std::vector<Cell> row = fetch_result({false, false});
   cfg.enabled = DatumGetBool(row[0].value);
-  cfg.lookback_us = DatumGetInt64(row[1].value);
+  cfg.lookback_us = checked_option_us(kPipeline, "lookback", DatumGetInt64(row[1].value));
   return cfg;
 }
 
@@ -91,6 +92,10 @@ Datum attribution_checkouts_trigger(FunctionCallInfo fcinfo) {
     PipelineCounts counts;
     counts.outputs = static_cast<int64>(run_sql(sql.c_str(), false));
     counts.events = counts.outputs;
+    // A checkout beyond the clock limit is attributed like any other (retention's clock, the
+    // newest checkout time, ignores it): counted as future.
+    run_sql("SELECT count(*) FROM streamrec_new_rows WHERE checkout_time > streamrec._clock_limit()", true);
+    counts.future = DatumGetInt64(fetch_result({false})[0].value);
     count_pipeline(kPipeline, counts);
   });
 }
@@ -127,8 +132,11 @@ Datum attribution_clicks_trigger(FunctionCallInfo fcinfo) {
         " ORDER BY checkout_id COLLATE \"C\"";
     PipelineCounts counts;
     counts.outputs = static_cast<int64>(run_sql(sql.c_str(), false));
-    uint64 clicks = run_sql("SELECT count(*) FROM streamrec_new_rows", true);
-    if (clicks > 0) counts.events = DatumGetInt64(fetch_result({false})[0].value);
+    run_sql("SELECT count(*), count(*) FILTER (WHERE event_time > streamrec._clock_limit()) FROM streamrec_new_rows",
+            true);
+    std::vector<Cell> row = fetch_result({false, false});
+    counts.events = DatumGetInt64(row[0].value);
+    counts.future = DatumGetInt64(row[1].value);
     count_pipeline(kPipeline, counts);
   });
 }

@@ -3,6 +3,8 @@
 #include <cstring>
 #include <new>
 
+#include "extension/core/event_time.h"
+
 extern "C" {
 #include "miscadmin.h"
 }
@@ -38,6 +40,14 @@ void capture_current_exception(CaughtError& out) noexcept {
     copy_text(out.message, sizeof out.message, e.what());
     copy_text(out.detail, sizeof out.detail, e.detail().c_str());
     copy_text(out.hint, sizeof out.hint, e.hint().c_str());
+  } catch (const window_error& e) {
+    bool width = e.what_kind() == window_error::kind::bad_width;
+    out.sqlstate = width ? ERRCODE_INVALID_PARAMETER_VALUE : ERRCODE_DATETIME_VALUE_OUT_OF_RANGE;
+    copy_text(out.message, sizeof out.message, e.what());
+    copy_text(out.hint, sizeof out.hint,
+              width ? "Set the pipeline's window options again with streamrec.enable_pipeline(): each must be at least "
+                      "1 microsecond wide."
+                    : "The event's time is too near the end of the timestamp range for its window.");
   } catch (const std::bad_alloc&) {
     out.sqlstate = ERRCODE_OUT_OF_MEMORY;
     copy_text(out.message, sizeof out.message, "out of memory in pg_streamrec");

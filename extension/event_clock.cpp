@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <vector>
 
-#include "extension/core/rating_windows.h"
+#include "extension/core/event_time.h"
+#include "extension/error_boundary.h"
+#include "extension/settings.h"
 #include "extension/spi_batch.h"
 #include "worker/pg_support.h"
 
@@ -57,6 +59,22 @@ EventClock clock_from(const std::vector<Cell>& row) {
 
 }  // namespace
 
+int64 clock_limit_now() {
+  int64 now = pg_call([] { return GetCurrentTimestamp(); });
+  return clock_limit(now, static_cast<int64>(streamrec_max_clock_skew_s) * USECS_PER_SEC);
+}
+
+int64 checked_option_us(const char* pipeline, const char* option, int64 us, bool zero_ok) {
+  if (us > 0 || (zero_ok && us == 0)) return us;
+  throw Error(ERRCODE_INVALID_PARAMETER_VALUE,
+              std::string("option \"") + option + "\" of pipeline " + pipeline + " is " + std::to_string(us) +
+                  " microseconds wide",
+              "",
+              std::string("Set it again with streamrec.enable_pipeline('") + pipeline +
+                  "', ...): an interval must be at least 1 microsecond wide (a year counts as 365.25 days, a month as "
+                  "30 days).");
+}
+
 void set_event_writer(const std::string& source_name) { event_writer() = source_name; }
 
 EventClock lock_event_clock(const char* pipeline) {
@@ -78,12 +96,14 @@ std::optional<EventClock> lock_idle_event_clock(const char* pipeline, int64 idle
 std::optional<int64> advance_event_clock(const char* pipeline, EventClock& clock, int64 batch_max, int64 delay_us,
                                          int64 idle_us) {
   std::optional<int64> before = clock.watermark;
+  int64 limit = clock_limit_now();
+  batch_max = std::min(batch_max, limit);
   clock.max_event_time = std::max(clock.max_event_time.value_or(batch_max), batch_max);
   record_writer.run(
       {text_datum(pipeline), text_datum(event_writer()), TimestampTzGetDatum(batch_max), Int64GetDatum(idle_us)},
       false);
   int64 slowest = DatumGetTimestampTz(fetch_result({false})[0].value);
-  clock.watermark = advance_watermark(clock.watermark, slowest, delay_us);
+  clock.watermark = advance_watermark(clock.watermark, slowest, delay_us, limit);
   return before;
 }
 
@@ -93,4 +113,10 @@ void save_event_clock(const char* pipeline, const EventClock& clock, bool arriva
                 false, {false, !clock.watermark.has_value(), !clock.max_event_time.has_value(), false});
 }
 
+namespace {
+Datum sql_clock_limit(FunctionCallInfo) { return TimestampTzGetDatum(clock_limit_now()); }
+}  // namespace
+
 }  // namespace streamrec
+
+STREAMREC_SQL_FUNCTION(streamrec_clock_limit, streamrec::sql_clock_limit)

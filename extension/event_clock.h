@@ -8,6 +8,9 @@
 // within idle_timeout, minus watermark_delay, and never moves back: two source workers of one
 // consumer group, each ahead or behind the other, close a window only when both are past it (a
 // window does not close on the faster worker's clock and make the slower one's events late).
+//
+// No clock moves past the clock limit (the wall clock plus streamrec.max_clock_skew): the
+// pipelines leave future events out of what they pass here, and the clock is clamped anyway.
 #pragma once
 
 #include <optional>
@@ -24,6 +27,15 @@ struct EventClock {
   std::optional<int64> max_event_time;
 };
 
+// The latest time a clock may reach now: the wall clock plus streamrec.max_clock_skew. SQL
+// code reads the same limit from streamrec._clock_limit().
+int64 clock_limit_now();
+
+// A width or delay option as the pipeline uses it (microseconds), refused with a clean ERROR
+// (22023) when it is not at least 1 microsecond (0 allowed with zero_ok): enable_pipeline checks
+// every option, but the catalog row may have been changed by hand since.
+int64 checked_option_us(const char* pipeline, const char* option, int64 us, bool zero_ok = false);
+
 // The source worker tells whose batches this backend stores (once, at start).
 void set_event_writer(const std::string& source_name);
 
@@ -34,8 +46,8 @@ EventClock lock_event_clock(const char* pipeline);
 // The clock row if no event arrived for idle_us and no batch holds it, locked; nothing otherwise.
 std::optional<EventClock> lock_idle_event_clock(const char* pipeline, int64 idle_us);
 
-// With the clock locked: records this writer's newest event time (batch_max) and moves the
-// clock (max_event_time, watermark) as described above. Returns the watermark before the move.
+// With the clock locked: records this writer's newest event time (batch_max, clamped to the
+// clock limit) and moves the clock (max_event_time, watermark) as described above. Returns the watermark before the move.
 std::optional<int64> advance_event_clock(const char* pipeline, EventClock& clock, int64 batch_max, int64 delay_us,
                                          int64 idle_us);
 

@@ -68,9 +68,9 @@ TransactionsConfig transactions_config() {
   if (read_config.run({}, true) == 0) return cfg;
   std::vector<Cell> row = fetch_result({false, false, false, false, false, false});
   cfg.enabled = DatumGetBool(row[0].value);
-  cfg.window_us = DatumGetInt64(row[1].value);
-  cfg.watermark_delay_us = DatumGetInt64(row[2].value);
-  cfg.idle_timeout_us = DatumGetInt64(row[3].value);
+  cfg.window_us = checked_option_us(kPipeline, "window", DatumGetInt64(row[1].value));
+  cfg.watermark_delay_us = checked_option_us(kPipeline, "watermark_delay", DatumGetInt64(row[2].value), true);
+  cfg.idle_timeout_us = checked_option_us(kPipeline, "idle_timeout", DatumGetInt64(row[3].value));
   cfg.alert_failure_ratio = DatumGetFloat8(row[4].value);
   cfg.alert_min_transactions = DatumGetInt64(row[5].value);
   return cfg;
@@ -372,24 +372,33 @@ Datum item_transactions_trigger(FunctionCallInfo fcinfo) {
     // closed windows in close_windows), in key order.
     EventClock clock = lock_event_clock(kPipeline);
     window_summaries late(cfg.window_us);
-    int64 newest = batch[0].ts;
+    int64 limit = clock_limit_now();
+    std::optional<int64> newest;
     for (std::size_t i = 0; i < batch.size(); i++) {
       const Transaction& t = batch[i];
+      // Beyond the clock limit: applied to the stock and given its result like any other, but
+      // it moves no clock; its window is summarized if the watermark ever reaches it.
+      if (is_future(t.ts, limit)) {
+        counts.future++;
+        continue;
+      }
       // Behind a closed window: it still counts in the summary, but the alert was decided.
-      if (clock.watermark && window_start(t.ts, cfg.window_us) + cfg.window_us <= *clock.watermark) {
+      if (clock.watermark && window_end(window_start(t.ts, cfg.window_us), cfg.window_us) <= *clock.watermark) {
         counts.late++;
         late.add(t.item, t.ts, t.quantity, outcomes[i].success);
       }
-      newest = std::max(newest, t.ts);
+      newest = std::max(newest.value_or(t.ts), t.ts);
     }
     write_window_summaries(late);
-    std::optional<int64> closed_until =
-        advance_event_clock(kPipeline, clock, newest, cfg.watermark_delay_us, cfg.idle_timeout_us);
-    save_event_clock(kPipeline, clock, true);
-    timer.mark("clock");
-    if (!closed_until || *clock.watermark > *closed_until) {
-      counts.outputs += close_windows(cfg, closed_until, *clock.watermark);
-      timer.mark("close");
+    if (newest) {  // a batch of future transactions only is no arrival: the clock stays as it is
+      std::optional<int64> closed_until =
+          advance_event_clock(kPipeline, clock, *newest, cfg.watermark_delay_us, cfg.idle_timeout_us);
+      save_event_clock(kPipeline, clock, true);
+      timer.mark("clock");
+      if (!closed_until || *clock.watermark > *closed_until) {
+        counts.outputs += close_windows(cfg, closed_until, *clock.watermark);
+        timer.mark("close");
+      }
     }
     count_pipeline(kPipeline, counts);
     timer.report(kPipeline, batch.size());
@@ -404,7 +413,8 @@ Datum close_idle_transaction_windows(FunctionCallInfo) {
   std::optional<EventClock> idle;
   if (cfg.enabled && (idle = lock_idle_event_clock(kPipeline, cfg.idle_timeout_us))) {
     EventClock& clock = *idle;
-    int64 newest_end = window_start(*clock.max_event_time, cfg.window_us) + cfg.window_us;
+    int64 newest_end =
+        std::min(window_end(window_start(*clock.max_event_time, cfg.window_us), cfg.window_us), clock_limit_now());
     if (!clock.watermark || *clock.watermark < newest_end) {
       std::optional<int64> closed_until = clock.watermark;
       clock.watermark = newest_end;

@@ -72,6 +72,7 @@ void on_transaction_end(XactEvent event, void*) {
       s->counts.outputs += pending[i].counts.outputs;
       s->counts.skipped += pending[i].counts.skipped;
       s->counts.late += pending[i].counts.late;
+      s->counts.future += pending[i].counts.future;
     }
     SpinLockRelease(&shared->mutex);
   }
@@ -94,8 +95,8 @@ void emit_rows(FunctionCallInfo fcinfo) {
     PipelineSlot copy = shared->slots[i];
     SpinLockRelease(&shared->mutex);
     if (copy.database != MyDatabaseId) continue;
-    Datum values[7];
-    bool nulls[7] = {};
+    Datum values[8];
+    bool nulls[8] = {};
     values[0] = CStringGetTextDatum(copy.name);
     values[1] = Int64GetDatum(copy.counts.events);
     values[2] = Int64GetDatum(copy.counts.outputs);
@@ -105,6 +106,7 @@ void emit_rows(FunctionCallInfo fcinfo) {
     nulls[5] = copy.last_error[0] == '\0';
     values[6] = TimestampTzGetDatum(copy.last_error_at);
     nulls[6] = copy.last_error_at == 0;
+    values[7] = Int64GetDatum(copy.counts.future);
     tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
   }
 }
@@ -147,6 +149,7 @@ void count_pipeline(const char* pipeline, const PipelineCounts& counts) {
       pending[i].counts.outputs += counts.outputs;
       pending[i].counts.skipped += counts.skipped;
       pending[i].counts.late += counts.late;
+      pending[i].counts.future += counts.future;
       return;
     }
   }

@@ -1,5 +1,5 @@
-// Pipeline counters (streamrec.pipelines): events read, outputs written, skipped and late
-// events, the last error. A trigger adds to a backend-local tally; the tally reaches shared
+// Pipeline counters (streamrec.pipelines): events read, outputs written, skipped, late and
+// future events (later than the clock limit), the last error. A trigger adds to a backend-local tally; the tally reaches shared
 // memory only when the transaction commits, so a rolled-back batch counts nothing.
 #pragma once
 
@@ -17,6 +17,7 @@ struct PipelineCounts {
   int64 outputs = 0;
   int64 skipped = 0;
   int64 late = 0;
+  int64 future = 0;
 };
 
 // Adds to the current transaction's tally of `pipeline` (applied at commit).

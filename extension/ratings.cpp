@@ -10,7 +10,8 @@
 //      inventory.rating to the product's average (rows locked in product order);
 //   4. the clock row is locked, the enriched ratings are summed per event-time window in memory
 //      (extension/core/rating_windows; a rating behind a closed window is counted late and left
-//      out of it), the sums upserted in key order, and the watermark advanced.
+//      out of it; one beyond the clock limit is counted future and left out of every window), the
+//      sums upserted in key order, and the watermark advanced.
 // Lock order: product_ratings rows, inventory rows (product order), the clock row, window rows
 // (key order). Two feeding workers therefore never wait for each other in a cycle, and none
 // waits on item_transactions (which locks inventory rows, then its own tables).
@@ -57,10 +58,10 @@ RatingsConfig ratings_config() {
   if (read_config.run({}, true) == 0) return cfg;
   std::vector<Cell> row = fetch_result({false, false, false, false, false});
   cfg.enabled = DatumGetBool(row[0].value);
-  cfg.status_window_us = DatumGetInt64(row[1].value);
-  cfg.customer_window_us = DatumGetInt64(row[2].value);
-  cfg.watermark_delay_us = DatumGetInt64(row[3].value);
-  cfg.idle_timeout_us = DatumGetInt64(row[4].value);
+  cfg.status_window_us = checked_option_us(kPipeline, "status_window", DatumGetInt64(row[1].value));
+  cfg.customer_window_us = checked_option_us(kPipeline, "customer_window", DatumGetInt64(row[2].value));
+  cfg.watermark_delay_us = checked_option_us(kPipeline, "watermark_delay", DatumGetInt64(row[3].value), true);
+  cfg.idle_timeout_us = checked_option_us(kPipeline, "idle_timeout", DatumGetInt64(row[4].value));
   return cfg;
 }
 
@@ -183,15 +184,24 @@ Datum ratings_trigger(FunctionCallInfo fcinfo) {
     if (!batch.empty()) {
       EventClock clock = lock_event_clock(kPipeline);
       rating_windows windows(cfg.status_window_us, cfg.customer_window_us, clock.watermark);
-      int64 newest = batch.front().time;
+      int64 limit = clock_limit_now();
+      std::optional<int64> newest;
       for (const Enriched& e : batch) {
+        // Beyond the clock limit: enriched (and averaged) like any rating, but left out of the
+        // windows and moving no clock.
+        if (is_future(e.time, limit)) {
+          counts.future++;
+          continue;
+        }
         windows.add(e.time, e.status, e.customer, e.name, e.stars);
-        newest = std::max(newest, e.time);
+        newest = std::max(newest.value_or(e.time), e.time);
       }
       counts.late = windows.late();
       write_windows(cfg, windows);
-      advance_event_clock(kPipeline, clock, newest, cfg.watermark_delay_us, cfg.idle_timeout_us);
-      save_event_clock(kPipeline, clock, true);
+      if (newest) {
+        advance_event_clock(kPipeline, clock, *newest, cfg.watermark_delay_us, cfg.idle_timeout_us);
+        save_event_clock(kPipeline, clock, true);
+      }
     }
     count_pipeline(kPipeline, counts);
   });
@@ -206,7 +216,8 @@ Datum close_idle_rating_windows(FunctionCallInfo) {
   if (cfg.enabled && (idle = lock_idle_event_clock(kPipeline, cfg.idle_timeout_us))) {
     EventClock& clock = *idle;
     std::optional<int64> next = idle_watermark(clock.watermark, *clock.max_event_time,
-                                               std::min(cfg.status_window_us, cfg.customer_window_us));
+                                               std::min(cfg.status_window_us, cfg.customer_window_us),
+                                               clock_limit_now());
     if (next) {
       clock.watermark = next;
       save_event_clock(kPipeline, clock, false);

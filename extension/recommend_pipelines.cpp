@@ -59,7 +59,7 @@ struct SimilarProductsConfig {
 KeptPlan read_similar_config(
     "SELECT (o->>'top_k')::int, (o->>'min_rating')::real, o->>'repeats',"
     " (extract(epoch FROM (o->>'repeat_window')::interval) * 1000000)::int8,"
-    " CASE WHEN o->>'emit' = 'click' THEN 0 ELSE (extract(epoch FROM (o->>'emit')::interval) * 1000000)::int8 END,"
+    " CASE WHEN o->>'emit' = 'click' THEN NULL ELSE (extract(epoch FROM (o->>'emit')::interval) * 1000000)::int8 END,"
     " (extract(epoch FROM (o->>'watermark_delay')::interval) * 1000000)::int8,"
     " (extract(epoch FROM (o->>'idle_timeout')::interval) * 1000000)::int8, c.enabled"
     " FROM streamrec.pipeline_catalog c, LATERAL (SELECT c.options AS o) x WHERE c.name = 'similar_products'",
@@ -73,10 +73,10 @@ SimilarProductsConfig similar_config() {
   cfg.top_k = DatumGetInt32(row[0].value);
   if (!row[1].null) cfg.min_rating = DatumGetFloat4(row[1].value);
   if (auto policy = parse_repeat_policy(row[2].view())) cfg.repeats = *policy;
-  cfg.repeat_window_us = DatumGetInt64(row[3].value);
-  cfg.emit_us = DatumGetInt64(row[4].value);
-  cfg.watermark_delay_us = DatumGetInt64(row[5].value);
-  cfg.idle_timeout_us = DatumGetInt64(row[6].value);
+  cfg.repeat_window_us = checked_option_us("similar_products", "repeat_window", DatumGetInt64(row[3].value), true);
+  if (!row[4].null) cfg.emit_us = checked_option_us("similar_products", "emit", DatumGetInt64(row[4].value));
+  cfg.watermark_delay_us = checked_option_us("similar_products", "watermark_delay", DatumGetInt64(row[5].value), true);
+  cfg.idle_timeout_us = checked_option_us("similar_products", "idle_timeout", DatumGetInt64(row[6].value));
   return cfg;
 }
 
@@ -89,7 +89,7 @@ KeptPlan read_option_us(
 int64 option_us(const char* pipeline, const char* key, int64 fallback) {
   if (read_option_us.run({text_datum(pipeline), text_datum(key)}, true) == 0) return fallback;
   std::vector<Cell> row = fetch_result({false});
-  return row[0].null ? fallback : DatumGetInt64(row[0].value);
+  return row[0].null ? fallback : checked_option_us(pipeline, key, DatumGetInt64(row[0].value));
 }
 
 // A page view of the batch.
@@ -99,20 +99,29 @@ struct View {
   int64 time = 0;  // event time, or the window's end
 };
 
-// The batch's page views in input order; `events` counts every row of the statement.
-std::vector<View> read_page_views(int64* events) {
+// The batch's page views in input order; counts.events counts every row of the statement. A
+// view later than the clock limit is left out and counted as future: a recommender's state and
+// clocks (windows, pending views, each user's latest list, trending windows, affinity buckets)
+// never take a time past the limit. The click itself stays in streamrec.clicks.
+std::vector<View> read_page_views(PipelineCounts& counts) {
   uint64 n = run_sql(
       "SELECT user_id, product_id, event_time, event_type = 'page_view' AND product_id IS NOT NULL"
       " FROM streamrec_new_rows",
       true);
-  *events = static_cast<int64>(n);
+  counts.events = static_cast<int64>(n);
   std::vector<Cell> cells = fetch_result({true, true, false, false});
+  int64 limit = clock_limit_now();
   std::vector<View> views;
   views.reserve(n);
   for (uint64 r = 0; r < n; r++) {
     const Cell* row = &cells[r * 4];
     if (!DatumGetBool(row[3].value)) continue;
-    views.push_back(View{row[0].str(), row[1].str(), DatumGetTimestampTz(row[2].value)});
+    int64 time = DatumGetTimestampTz(row[2].value);
+    if (is_future(time, limit)) {
+      counts.future++;
+      continue;
+    }
+    views.push_back(View{row[0].str(), row[1].str(), time});
   }
   return views;
 }
@@ -410,7 +419,7 @@ std::vector<View> window_views(const SimilarProductsConfig& cfg, const std::vect
   std::map<std::pair<std::string, int64>, const View*> latest;  // (user, window start) -> view
   for (const View& v : views) {
     int64 start = window_start(v.time, cfg.emit_us);
-    if (clock.watermark && start + cfg.emit_us <= *clock.watermark) {
+    if (clock.watermark && window_end(start, cfg.emit_us) <= *clock.watermark) {
       counts.late++;
       continue;
     }
@@ -442,7 +451,7 @@ Datum similar_products_trigger(FunctionCallInfo fcinfo) {
     if (!cfg.enabled) return;
     PipelineCounts counts;
     StepTimer timer;
-    std::vector<View> views = read_page_views(&counts.events);
+    std::vector<View> views = read_page_views(counts);
     timer.mark("read");
     if (cfg.emit_us > 0) {
       std::vector<View> closed = window_views(cfg, views, counts);
@@ -488,7 +497,7 @@ Datum close_idle_windows(FunctionCallInfo) {
       run_sql("SELECT max(window_start) FROM streamrec.pending_views", true);
       std::vector<Cell> row = fetch_result({false});
       if (!row[0].null) {
-        int64 newest_end = DatumGetTimestampTz(row[0].value) + cfg.emit_us;
+        int64 newest_end = std::min(window_end(DatumGetTimestampTz(row[0].value), cfg.emit_us), clock_limit_now());
         clock.watermark = std::max(clock.watermark.value_or(newest_end), newest_end);
         save_event_clock("similar_products", clock, false);
         PipelineCounts counts;
@@ -549,7 +558,7 @@ Datum trending_trigger(FunctionCallInfo fcinfo) {
   return run_pipeline_trigger(fcinfo, "trending", [] {
     int64 width = option_us("trending", "window", kHourUs);
     PipelineCounts counts;
-    std::vector<View> views = read_page_views(&counts.events);
+    std::vector<View> views = read_page_views(counts);
     std::map<std::pair<int64, std::string_view>, int64> views_per;
     for (const View& v : views) views_per[{window_start(v.time, width), v.product}]++;
     if (!views_per.empty()) {
@@ -584,7 +593,7 @@ KeptPlan write_viewed_products(
 Datum category_affinity_trigger(FunctionCallInfo fcinfo) {
   return run_pipeline_trigger(fcinfo, "category_affinity", [] {
     PipelineCounts counts;
-    std::vector<View> views = read_page_views(&counts.events);
+    std::vector<View> views = read_page_views(counts);
     std::vector<std::string> products;
     for (const View& v : views) products.push_back(v.product);
     std::shared_ptr<const InventoryView> inventory =

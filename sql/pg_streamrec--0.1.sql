@@ -851,6 +851,11 @@ CREATE TABLE streamrec.pipeline_writers (
     last_arrival    timestamptz NOT NULL,
     PRIMARY KEY (pipeline, writer)
 );
+-- The latest time any clock may reach: the wall clock plus streamrec.max_clock_skew. Later
+-- event times are stored and counted as future; no watermark and no retention clock (the newest
+-- row of a pipeline's table) moves past this.
+CREATE FUNCTION streamrec._clock_limit() RETURNS timestamptz
+    AS 'MODULE_PATHNAME', 'streamrec_clock_limit' LANGUAGE C STABLE;
 
 -- similar_products: results, every emitted list (the sink's relation), and per-user state.
 CREATE TABLE streamrec.recommendations (
@@ -1039,6 +1044,7 @@ DECLARE
     key text;
     value jsonb;
     choices text[];
+    width_us int8;
 BEGIN
     defaults := CASE pipeline
         WHEN 'similar_products' THEN jsonb_build_object(
@@ -1108,19 +1114,26 @@ BEGIN
         ELSIF key IN ('repeat_window', 'watermark_delay', 'idle_timeout', 'retention', 'window', 'lookback', 'emit',
                      'status_window', 'customer_window') THEN
             CONTINUE WHEN key = 'emit' AND value = '"click"';
+            -- Checked by its width in microseconds, as the pipelines use it (a year counts as
+            -- 365.25 days there, so '-1 year 365 days 6 hours' compares positive but is 0 wide),
+            -- from 1 microsecond (0 for a delay or repeat window) up to 1000 years.
             BEGIN
-                IF jsonb_typeof(value) <> 'string' OR (value #>> '{}')::interval < interval '0'
-                   OR ((value #>> '{}')::interval = interval '0'
-                       AND key IN ('window', 'lookback', 'emit', 'retention', 'idle_timeout', 'status_window',
-                                   'customer_window')) THEN
+                IF jsonb_typeof(value) <> 'string' THEN
+                    RAISE invalid_parameter_value;
+                END IF;
+                width_us := (extract(epoch FROM (value #>> '{}')::interval) * 1000000)::int8;
+                IF width_us < (CASE WHEN key IN ('watermark_delay', 'repeat_window') THEN 0 ELSE 1 END)
+                   OR width_us > 31557600000000000 THEN
                     RAISE invalid_parameter_value;
                 END IF;
             EXCEPTION WHEN invalid_parameter_value OR invalid_datetime_format OR datetime_field_overflow
-                           OR interval_field_overflow THEN
+                           OR interval_field_overflow OR numeric_value_out_of_range THEN
                 PERFORM streamrec._bad_argument(
                     format('option "%s" must be a positive interval%s, not %s', key,
                            CASE WHEN key = 'emit' THEN ' or "click"' ELSE '' END, value),
-                    format('e.g. ''{"%s": "%s"}''', key, CASE WHEN key = 'emit' THEN '5 seconds' ELSE defaults ->> key END));
+                    format('e.g. ''{"%s": "%s"}''; its width counts a year as 365.25 days and a month as 30 days, and must be %s up to 1000 years.',
+                           key, CASE WHEN key = 'emit' THEN '5 seconds' ELSE defaults ->> key END,
+                           CASE WHEN key IN ('watermark_delay', 'repeat_window') THEN 'from 0' ELSE 'from 1 microsecond' END));
             END;
         ELSIF key IN ('output_topic', 'output_brokers', 'query_output_topic', 'alert_output_topic', 'enriched_output_topic') THEN
             IF jsonb_typeof(value) <> 'string' OR value #>> '{}' = '' THEN
@@ -1270,8 +1283,9 @@ REVOKE ALL ON FUNCTION streamrec._close_idle_windows() FROM PUBLIC;
 
 -- Periodic work, run by the launcher about once a second in its own transaction: closes idle
 -- windows and drops pipeline state older than its retention. "Older" is measured on the
--- stream's own clock (the newest event time in each table), so replayed history is not
--- deleted just because it is old by the wall clock.
+-- stream's own clock (the newest event time in each table, not counting rows past
+-- streamrec._clock_limit()), so replayed history is not deleted just because it is old by the
+-- wall clock, and one row dated far ahead does not delete everything behind it.
 -- Deletes the rows of rel whose time column col is before cutoff (nothing when cutoff is NULL),
 -- at most max_rows of them (NULL: all), through the column's index (every table this runs on
 -- has one): the tick runs every second, and a sequential scan of a large table each time (what
@@ -1309,17 +1323,19 @@ BEGIN
             -- ranges not summarized yet would be read whole by every tick: summarize them first.
             PERFORM pg_catalog.brin_summarize_new_values('streamrec.recommendation_log_window_end_idx'::regclass);
             PERFORM streamrec._delete_before('streamrec.recommendation_log', 'window_end',
-                ((SELECT window_end FROM streamrec.recommendation_log ORDER BY id DESC LIMIT 1)
+                ((SELECT window_end FROM streamrec.recommendation_log WHERE window_end <= streamrec._clock_limit()
+                  ORDER BY id DESC LIMIT 1)
                  - (c.options ->> 'retention')::interval)::text);
         ELSIF c.name = 'trending' THEN
             PERFORM streamrec._delete_before('streamrec.trending_counts', 'window_start',
-                ((SELECT max(window_start) FROM streamrec.trending_counts) - (c.options ->> 'retention')::interval)::text);
+                ((SELECT max(window_start) FROM streamrec.trending_counts WHERE window_start <= streamrec._clock_limit())
+                 - (c.options ->> 'retention')::interval)::text);
         ELSIF c.name = 'category_affinity' THEN
             PERFORM streamrec._delete_before('streamrec.category_views', 'bucket_start',
-                ((SELECT max(bucket_start) FROM streamrec.category_views)
+                ((SELECT max(bucket_start) FROM streamrec.category_views WHERE bucket_start <= streamrec._clock_limit())
                  + interval '1 hour' - (c.options ->> 'lookback')::interval)::text);
             PERFORM streamrec._delete_before('streamrec.user_viewed_products', 'last_viewed',
-                ((SELECT max(bucket_start) FROM streamrec.category_views)
+                ((SELECT max(bucket_start) FROM streamrec.category_views WHERE bucket_start <= streamrec._clock_limit())
                  + interval '1 hour' - (c.options ->> 'lookback')::interval)::text);
         ELSIF c.name = 'item_transactions' THEN
             PERFORM streamrec._item_transactions_tick((c.options ->> 'retention')::interval);
@@ -1352,12 +1368,9 @@ CREATE FUNCTION streamrec.recommend(user_id text, product_id text, k int DEFAULT
 -- Counters since server start, counted when the pipeline's transaction commits.
 CREATE FUNCTION streamrec._pipeline_stats(OUT name text, OUT events bigint, OUT outputs bigint,
                                           OUT skipped bigint, OUT late bigint, OUT last_error text,
-                                          OUT last_error_at timestamptz)
+                                          OUT last_error_at timestamptz, OUT future bigint)
 RETURNS SETOF record AS 'MODULE_PATHNAME', 'streamrec_pipeline_stats' LANGUAGE C VOLATILE;
 
--- events: input rows the pipeline read; outputs: result rows it wrote; skipped: events that
--- yield nothing (a click on a product not in the inventory, an empty candidate list); late:
--- events behind a closed window, counted and dropped.
 -- A pipeline's options as the pipelines view shows them: the values of credential properties
 -- in output_options.kafka, and a user:password in its schema_registry URL, as ***.
 CREATE FUNCTION streamrec._mask_pipeline_options(options jsonb) RETURNS jsonb
@@ -1375,11 +1388,15 @@ LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
                       ELSE options END AS masked) m
 $$;
 
+-- events: input rows the pipeline read; outputs: result rows it wrote; skipped: events that
+-- yield nothing (a click on a product not in the inventory, an empty candidate list); late:
+-- events behind a closed window, counted and dropped; future: events later than the clock limit
+-- (wall clock + streamrec.max_clock_skew), stored and counted but moving no clock.
 CREATE VIEW streamrec.pipelines AS
 SELECT c.name, c.enabled, streamrec._mask_pipeline_options(c.options) AS options,
        coalesce(s.events, 0) AS events, coalesce(s.outputs, 0) AS outputs,
        s.last_error, coalesce(s.skipped, 0) AS skipped, coalesce(s.late, 0) AS late,
-       c.sinks, s.last_error_at, c.enabled_at
+       c.sinks, s.last_error_at, c.enabled_at, coalesce(s.future, 0) AS future
 FROM streamrec.pipeline_catalog c
 LEFT JOIN streamrec._pipeline_stats() s ON s.name = c.name;
 GRANT SELECT ON streamrec.pipelines TO PUBLIC;
@@ -1414,7 +1431,8 @@ BEGIN
            coalesce((c.options ->> 'top_categories')::int, 3)
     INTO lookback, lim, top_categories
     FROM (SELECT 1) one LEFT JOIN streamrec.pipeline_catalog c ON c.name = 'category_affinity';
-    clock := (SELECT max(b.bucket_start) FROM streamrec.category_views b) + interval '1 hour';
+    clock := (SELECT max(b.bucket_start) FROM streamrec.category_views b WHERE b.bucket_start <= streamrec._clock_limit())
+             + interval '1 hour';
     SELECT ARRAY(SELECT pick.product_id
                  FROM (SELECT v.category, sum(v.views) AS views
                        FROM streamrec.category_views v
@@ -1541,16 +1559,18 @@ CREATE FUNCTION streamrec._item_transactions_tick(retention interval) RETURNS vo
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     PERFORM streamrec._delete_before('streamrec.transaction_summaries', 'window_start',
-        ((SELECT max(window_start) FROM streamrec.transaction_summaries) - retention)::text);
+        ((SELECT max(window_start) FROM streamrec.transaction_summaries WHERE window_start <= streamrec._clock_limit())
+         - retention)::text);
     PERFORM streamrec._delete_before('streamrec.transaction_alerts', 'window_start',
-        ((SELECT max(window_start) FROM streamrec.transaction_alerts) - retention)::text);
+        ((SELECT max(window_start) FROM streamrec.transaction_alerts WHERE window_start <= streamrec._clock_limit())
+         - retention)::text);
     -- Results on the stream's clock too, and each kept until its window is closed whatever the
     -- retention (the window's summary is aggregated from its results when it closes). The BRIN
     -- index is brought up to date first: a page range it has not summarized yet is read whole
     -- by every scan, and autovacuum may take a minute to get to it.
     PERFORM pg_catalog.brin_summarize_new_values('streamrec.transaction_results_ts_idx'::regclass);
     PERFORM streamrec._delete_before('streamrec.transaction_results', 'ts',
-        (SELECT (k.watermark - greatest(retention, (c.options ->> 'window')::interval))::text
+        (SELECT (least(k.watermark, streamrec._clock_limit()) - greatest(retention, (c.options ->> 'window')::interval))::text
          FROM streamrec.pipeline_clock k, streamrec.pipeline_catalog c
          WHERE k.pipeline = 'item_transactions' AND c.name = 'item_transactions'));
     PERFORM pg_catalog.brin_summarize_new_values('streamrec.query_results_answered_idx'::regclass);
@@ -1617,7 +1637,8 @@ BEGIN
         PERFORM pg_catalog.brin_summarize_new_values('streamrec.attribution_log_emitted_idx'::regclass);
         PERFORM streamrec._delete_before('streamrec.attribution_log', 'emitted_at', (now() - retention)::text);
         PERFORM streamrec._delete_before('streamrec.attributed_checkouts', 'checkout_time',
-            ((SELECT max(checkout_time) FROM streamrec.attributed_checkouts) - retention)::text);
+            ((SELECT max(checkout_time) FROM streamrec.attributed_checkouts WHERE checkout_time <= streamrec._clock_limit())
+             - retention)::text);
     ELSE
         PERFORM pg_catalog.brin_summarize_new_values(i::regclass)
         FROM unnest(ARRAY['streamrec.test_ratings_received_idx', 'streamrec.ratings_enriched_enriched_idx',
@@ -1626,9 +1647,11 @@ BEGIN
         PERFORM streamrec._delete_before('streamrec.ratings_enriched', 'enriched_at', (now() - retention)::text);
         PERFORM streamrec._delete_before('streamrec.unhappy_customers', 'detected_at', (now() - retention)::text);
         PERFORM streamrec._delete_before('streamrec.ratings_by_club_status', 'window_start',
-            ((SELECT max(window_start) FROM streamrec.ratings_by_club_status) - retention)::text);
+            ((SELECT max(window_start) FROM streamrec.ratings_by_club_status WHERE window_start <= streamrec._clock_limit())
+             - retention)::text);
         PERFORM streamrec._delete_before('streamrec.ratings_per_customer', 'window_start',
-            ((SELECT max(window_start) FROM streamrec.ratings_per_customer) - retention)::text);
+            ((SELECT max(window_start) FROM streamrec.ratings_per_customer WHERE window_start <= streamrec._clock_limit())
+             - retention)::text);
         PERFORM streamrec._close_idle_rating_windows();
     END IF;
 END $$;
@@ -1743,7 +1766,7 @@ BEGIN
     EXECUTE format('SELECT (%1$I - $1)::text, pg_typeof(%1$I - $1) FROM %2$s WHERE %1$I <= $2 ORDER BY %1$I DESC LIMIT 1',
                    col, rel)
         INTO cutoff, cutoff_type
-        USING keep, now() + current_setting('streamrec.max_clock_skew')::interval;
+        USING keep, streamrec._clock_limit();
     PERFORM streamrec._delete_before(rel, col, cutoff, cutoff_type, 100000);
 END $$;
 REVOKE ALL ON FUNCTION streamrec._retain(regclass, name, interval) FROM PUBLIC;

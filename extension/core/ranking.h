@@ -17,6 +17,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "extension/core/event_time.h"  // window_start, used with the ranking by the pipelines
+
 namespace streamrec {
 
 enum class repeat_policy { demote, exclude, allow };
@@ -58,13 +60,5 @@ class product_catalog {
   std::unordered_map<std::string_view, std::uint32_t> by_id_;      // product_id -> products_ index
   bool finished_ = false;
 };
-
-// The start of the tumbling window of `width` microseconds holding time `t` (both microseconds
-// on one epoch; floor division, so times before the epoch land in the right window too).
-inline std::int64_t window_start(std::int64_t t, std::int64_t width) {
-  std::int64_t q = t / width;
-  if (t % width != 0 && t < 0) q -= 1;
-  return q * width;
-}
 
 }  // namespace streamrec

@@ -6,12 +6,6 @@
 
 namespace streamrec {
 
-std::int64_t advance_watermark(std::optional<std::int64_t> watermark, std::int64_t max_event_time,
-                               std::int64_t delay_us) {
-  std::int64_t candidate = max_event_time - delay_us;
-  return watermark ? std::max(*watermark, candidate) : candidate;
-}
-
 bool rating_windows::add(std::int64_t event_time_us, std::string_view club_status, std::string_view customer_id,
                          std::string_view full_name, std::int32_t stars) {
   bool on_time = true;
@@ -31,13 +25,6 @@ bool rating_windows::add(std::int64_t event_time_us, std::string_view club_statu
   }
   if (!on_time) late_++;
   return on_time;
-}
-
-std::optional<std::int64_t> idle_watermark(std::optional<std::int64_t> watermark, std::int64_t max_event_time,
-                                           std::int64_t smallest_width_us) {
-  std::int64_t end = window_start(max_event_time, smallest_width_us) + smallest_width_us;
-  if (watermark && *watermark >= end) return std::nullopt;
-  return end;
 }
 
 }  // namespace streamrec

@@ -15,12 +15,9 @@
 #include <utility>
 #include <vector>
 
-namespace streamrec {
+#include "extension/core/event_time.h"
 
-// The watermark after events up to max_event_time: max event time minus the delay, never
-// moving backwards.
-std::int64_t advance_watermark(std::optional<std::int64_t> watermark, std::int64_t max_event_time,
-                               std::int64_t delay_us);
+namespace streamrec {
 
 class rating_windows {
  public:
@@ -45,7 +42,7 @@ class rating_windows {
 
   // A closed window: its end is at or before the watermark.
   static bool closed(std::int64_t start, std::int64_t width, std::optional<std::int64_t> watermark) {
-    return watermark && start + width <= *watermark;
+    return watermark && window_end(start, width) <= *watermark;
   }
 
  private:
@@ -56,11 +53,5 @@ class rating_windows {
   std::map<key, customer_window> by_customer_;
   std::int64_t late_ = 0;
 };
-
-// A stream that went quiet for the idle timeout: the watermark moves to the end of the window
-// (of the smaller width) holding the newest event, so every window but a longer one still
-// running closes; nullopt when that closes nothing new.
-std::optional<std::int64_t> idle_watermark(std::optional<std::int64_t> watermark, std::int64_t max_event_time,
-                                           std::int64_t smallest_width_us);
 
 }  // namespace streamrec

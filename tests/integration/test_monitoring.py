@@ -98,6 +98,7 @@ class MonitoringTest(StreamTestCase):
         self.assertEqual(series(metrics, "streamrec_pipeline_outputs", name="ratings"), 3)
         self.assertEqual(series(metrics, "streamrec_pipeline_skipped", name="ratings"), 1)
         self.assertEqual(series(metrics, "streamrec_pipeline_late", name="ratings"), 0)
+        self.assertEqual(series(metrics, "streamrec_pipeline_future", name="ratings"), 0)
         self.assertEqual(series(metrics, "streamrec_pipeline_enabled", name="ratings"), 1)
         self.assertEqual(series(metrics, "streamrec_pipeline_has_error", name="ratings"), 0)
         self.assertEqual(series(metrics, "streamrec_pipeline_enabled", name="attribution"), 1)

@@ -53,12 +53,13 @@ TEST(RatingWindows, NegativeTimesLandInTheirWindow) {
 }
 
 TEST(RatingWindows, WatermarkNeverMovesBackAndIdleClosesTheSmallWindow) {
-  EXPECT_EQ(advance_watermark(std::nullopt, 10 * kSecond, kSecond), 9 * kSecond);
-  EXPECT_EQ(advance_watermark(20 * kSecond, 10 * kSecond, kSecond), 20 * kSecond);
-  EXPECT_EQ(advance_watermark(5 * kSecond, 10 * kSecond, 0), 10 * kSecond);
-  EXPECT_EQ(idle_watermark(std::nullopt, 70 * kSecond, kMinute), 2 * kMinute);
-  EXPECT_EQ(idle_watermark(69 * kSecond, 70 * kSecond, kMinute), 2 * kMinute);
-  EXPECT_EQ(idle_watermark(2 * kMinute, 70 * kSecond, kMinute), std::nullopt);
+  constexpr std::int64_t kNoLimit = INT64_MAX;
+  EXPECT_EQ(advance_watermark(std::nullopt, 10 * kSecond, kSecond, kNoLimit), 9 * kSecond);
+  EXPECT_EQ(advance_watermark(20 * kSecond, 10 * kSecond, kSecond, kNoLimit), 20 * kSecond);
+  EXPECT_EQ(advance_watermark(5 * kSecond, 10 * kSecond, 0, kNoLimit), 10 * kSecond);
+  EXPECT_EQ(idle_watermark(std::nullopt, 70 * kSecond, kMinute, kNoLimit), 2 * kMinute);
+  EXPECT_EQ(idle_watermark(69 * kSecond, 70 * kSecond, kMinute, kNoLimit), 2 * kMinute);
+  EXPECT_EQ(idle_watermark(2 * kMinute, 70 * kSecond, kMinute, kNoLimit), std::nullopt);
 }
 
 }  // namespace
