@@ -535,7 +535,7 @@ BEGIN
     PERFORM streamrec._check_source_options(NEW.format, NEW.target, NEW.options);
     RETURN NEW;
 END $$;
-CREATE TRIGGER streamrec_source_row_check BEFORE INSERT OR UPDATE ON streamrec.sources
+CREATE TRIGGER check_source_row BEFORE INSERT OR UPDATE ON streamrec.sources
     FOR EACH ROW EXECUTE FUNCTION streamrec._source_row_check();
 
 -- A source's dead letters go with it, however it is deleted.
@@ -545,7 +545,7 @@ BEGIN
     DELETE FROM streamrec.dead_letters d WHERE d.source = OLD.name AND d.owner = OLD.owner;
     RETURN NULL;
 END $$;
-CREATE TRIGGER streamrec_source_deleted AFTER DELETE ON streamrec.sources
+CREATE TRIGGER drop_source_dead_letters AFTER DELETE ON streamrec.sources
     FOR EACH ROW EXECUTE FUNCTION streamrec._source_deleted();
 
 -- Live statistics of source and sink workers from shared memory.
@@ -889,7 +889,7 @@ BEGIN
     PERFORM streamrec._check_sink_options(NEW.format, NEW.relation, NEW.options);
     RETURN NEW;
 END $$;
-CREATE TRIGGER streamrec_sink_row_check BEFORE INSERT OR UPDATE ON streamrec.sinks
+CREATE TRIGGER check_sink_row BEFORE INSERT OR UPDATE ON streamrec.sinks
     FOR EACH ROW EXECUTE FUNCTION streamrec._sink_row_check();
 
 -- A sink's outbox trigger and undelivered rows go with it, however it is deleted.
@@ -899,7 +899,7 @@ BEGIN
     PERFORM streamrec._sync_sink_trigger(OLD.name, OLD.relation);
     RETURN NULL;
 END $$;
-CREATE TRIGGER streamrec_sink_deleted AFTER DELETE ON streamrec.sinks
+CREATE TRIGGER drop_sink_capture AFTER DELETE ON streamrec.sinks
     FOR EACH ROW EXECUTE FUNCTION streamrec._sink_deleted();
 
 -- produced: acknowledged by the broker since the worker started; pending and failed: rows (not
@@ -988,7 +988,7 @@ BEGIN
     END IF;
     RETURN NEW;
 END $$;
-CREATE TRIGGER streamrec_pipeline_row_check BEFORE INSERT OR UPDATE ON streamrec.pipeline_catalog
+CREATE TRIGGER check_pipeline_row BEFORE INSERT OR UPDATE ON streamrec.pipeline_catalog
     FOR EACH ROW EXECUTE FUNCTION streamrec._pipeline_row_check();
 
 -- Event-time clocks of windowed pipelines: the watermark (max event time minus the delay),
