@@ -183,6 +183,9 @@ class SecurityRolesTest(unittest.TestCase):
         self.as_role("adm1", "SELECT streamrec.pause_sink('sync_b_sink')")
         pending = self.value("SELECT sum(rows) FROM streamrec.sink_outbox WHERE sink = 'sync_b_sink'")
         self.assertEqual(pending, 5)
+        # Outbox rows are their sink owner's: "Adm1" is not adm1.
+        self.assertEqual(self.as_role("adm1", "SELECT sum(rows) FROM streamrec.sink_outbox"), [(5,)])
+        self.assertEqual(self.as_role('"Adm1"', "SELECT count(*) FROM streamrec.sink_outbox"), [(0,)])
         # The example: another admin names the sink with a relation it does not ship.
         self.as_role('"Adm1"', "SELECT streamrec._sync_sink_trigger('sync_b_sink', 'shared_t')")
         self.as_role('"Adm1"', "SELECT streamrec._sync_sink_trigger('sync_b_sink', 'sync_b')")
