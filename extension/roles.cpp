@@ -37,8 +37,8 @@ ProcessUtility_hook_type previous_process_utility = nullptr;
 
 // Tables that sources fill and pipelines read: the deployment's own data, whose privileges
 // the DBA grants. Every other table of the extension is internal and shared by all admins.
-const char* const kInputTables[] = {"inventory", "clicks",    "purchases",         "users",        "checkouts",
-                                    "customers", "ratings",   "item_transactions", "stock_queries"};
+const char* const kInputTables[] = {"inventory", "clicks",  "purchases",         "users",        "checkouts",
+                                    "customers", "ratings", "item_transactions", "stock_queries"};
 
 bool is_extension_member(Oid relid, Oid extension) {
   bool member = false;
