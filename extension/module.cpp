@@ -1,5 +1,6 @@
 // Module entry: refuses to load outside shared_preload_libraries, defines the GUCs and
 // registers the launcher background worker.
+#include "extension/roles.h"
 #include "extension/settings.h"
 #include "extension/shared_state.h"
 
@@ -74,5 +75,6 @@ extern "C" void _PG_init(void) {
   }
   define_settings();
   streamrec::install_shared_state_hooks();
+  streamrec::install_lock_guard();
   register_launcher();
 }

@@ -4,7 +4,10 @@
 #include "extension/shared_state.h"
 
 extern "C" {
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
 #include "funcapi.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 }
@@ -14,13 +17,47 @@ namespace {
 
 constexpr int kStatColumns = 12;
 
+// The names of the caller's own sources (kind 's') or sinks: a worker's state and errors are
+// its owner's to see (and every superuser's). Returns -1 for a superuser (no filter); else the
+// count, with the names in *names (allocated in the caller's memory context).
+int own_worker_names(char kind, char*** names) {
+  if (superuser()) return -1;
+  Oid arg_types[1] = {OIDOID};
+  Datum args[1] = {ObjectIdGetDatum(GetUserId())};
+  SPI_connect();
+  const char* query = kind == static_cast<char>(WorkerKind::source)
+                          ? "SELECT name FROM streamrec.sources WHERE owner = $1"
+                          : "SELECT name FROM streamrec.sinks WHERE owner = $1";
+  if (SPI_execute_with_args(query, 1, arg_types, args, nullptr, true, 0) != SPI_OK_SELECT)
+    elog(ERROR, "could not read the owners of pg_streamrec workers");
+  int count = static_cast<int>(SPI_processed);
+  *names = static_cast<char**>(SPI_palloc(sizeof(char*) * (count + 1)));
+  for (int i = 0; i < count; i++) {
+    char* name = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+    (*names)[i] = static_cast<char*>(SPI_palloc(strlen(name) + 1));
+    strcpy((*names)[i], name);
+  }
+  SPI_finish();
+  return count;
+}
+
+bool is_own(const char* name, char** names, int count) {
+  if (count < 0) return true;
+  for (int i = 0; i < count; i++)
+    if (strncmp(names[i], name, NAMEDATALEN) == 0) return true;
+  return false;
+}
+
 // Only PostgreSQL C calls and plain data here, so it runs as one pg_call.
 void emit_rows(FunctionCallInfo fcinfo, char kind) {
   InitMaterializedSRF(fcinfo, 0);
   ReturnSetInfo* rsinfo = reinterpret_cast<ReturnSetInfo*>(fcinfo->resultinfo);
+  char** own_names = nullptr;
+  int own_count = own_worker_names(kind, &own_names);
   for (int i = 0; i < worker_slot_count(); i++) {
     SlotSnapshot snap;
     if (!snapshot_worker_slot(i, &snap) || static_cast<char>(snap.kind) != kind) continue;
+    if (!is_own(snap.name, own_names, own_count)) continue;
     Datum values[kStatColumns];
     bool nulls[kStatColumns] = {};
     const WorkerStats& s = snap.stats;

@@ -1,6 +1,11 @@
 -- pg_streamrec 0.1: catalog, domain tables and entry points.
 \echo Use "CREATE EXTENSION pg_streamrec" to load this file. \quit
 
+-- The role the caller acts as, by OID: owners are compared as OIDs (a name cast such as
+-- current_user::text::regrole folds "Adm1" into adm1).
+CREATE FUNCTION streamrec._current_role() RETURNS oid
+    AS 'MODULE_PATHNAME', 'streamrec_current_role' LANGUAGE C STABLE PARALLEL SAFE;
+
 -- ---------------------------------------------------------------------------------------------
 -- Catalog: what the launcher runs. Only superusers (and, later, streamrec_admin) touch these;
 -- options may hold Kafka credentials, so nothing here is readable by PUBLIC.
@@ -13,7 +18,7 @@ CREATE TABLE streamrec.sources (
     brokers     text,
     options     jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(options) = 'object'),
     paused      boolean NOT NULL DEFAULT false,
-    owner       oid NOT NULL DEFAULT ((current_user)::regrole)::oid,
+    owner       oid NOT NULL DEFAULT streamrec._current_role(),
     created_at  timestamptz NOT NULL DEFAULT now(),
     generation  int NOT NULL DEFAULT 0,   -- bumped to make the launcher restart the worker
     last_error  text,                     -- set when on_error = stop stopped the source
@@ -38,7 +43,8 @@ CREATE TABLE streamrec.dead_letters (
     key         bytea,
     payload     bytea,
     error       text NOT NULL,
-    received_at timestamptz NOT NULL DEFAULT now()
+    received_at timestamptz NOT NULL DEFAULT now(),
+    owner       oid NOT NULL DEFAULT streamrec._current_role()  -- the source's owner (who wrote it)
 );
 CREATE INDEX dead_letters_source_idx ON streamrec.dead_letters (source, received_at);
 COMMENT ON TABLE streamrec.dead_letters IS 'Messages a source could not decode or store, with their raw bytes and the reason';
@@ -51,7 +57,7 @@ CREATE TABLE streamrec.sinks (
     brokers     text,
     options     jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(options) = 'object'),
     paused      boolean NOT NULL DEFAULT false,
-    owner       oid NOT NULL DEFAULT ((current_user)::regrole)::oid,
+    owner       oid NOT NULL DEFAULT streamrec._current_role(),
     created_at  timestamptz NOT NULL DEFAULT now(),
     generation  int NOT NULL DEFAULT 0,
     last_error  text,
@@ -77,10 +83,14 @@ ALTER TABLE streamrec.sources ENABLE ROW LEVEL SECURITY;
 ALTER TABLE streamrec.sinks ENABLE ROW LEVEL SECURITY;
 ALTER TABLE streamrec.source_offsets ENABLE ROW LEVEL SECURITY;
 ALTER TABLE streamrec.dead_letters ENABLE ROW LEVEL SECURITY;
-CREATE POLICY own_sources ON streamrec.sources USING (owner = current_user::text::regrole::oid);
-CREATE POLICY own_sinks ON streamrec.sinks USING (owner = current_user::text::regrole::oid);
+CREATE POLICY own_sources ON streamrec.sources USING (owner = streamrec._current_role());
+CREATE POLICY own_sinks ON streamrec.sinks USING (owner = streamrec._current_role());
+-- Offsets go with their source (ON DELETE CASCADE) and source names are unique, so the
+-- caller's visible sources are its own. Dead letters carry their writer (the source's owner):
+-- they stay private to it even once the source is dropped and its name taken by another role
+-- (drop_source deletes them anyway).
 CREATE POLICY own_offsets ON streamrec.source_offsets USING (source IN (SELECT name FROM streamrec.sources));
-CREATE POLICY own_dead_letters ON streamrec.dead_letters USING (source IN (SELECT name FROM streamrec.sources));
+CREATE POLICY own_dead_letters ON streamrec.dead_letters USING (owner = streamrec._current_role());
 
 -- pg_dump keeps the catalog's rows (offsets included) with the extension.
 SELECT pg_catalog.pg_extension_config_dump('streamrec.sources', '');
@@ -488,6 +498,63 @@ BEGIN
     WHERE s.name = reset_source.name;
 END $$;
 
+-- Whether the caller (by OID) is a superuser.
+CREATE FUNCTION streamrec._caller_is_superuser() RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT coalesce((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid = streamrec._current_role()), false)
+$$;
+
+-- Every row of streamrec.sources passes the same checks however it is written (create_source,
+-- or its owner's own INSERT or UPDATE): a non-superuser's row is owned by the role that inserts
+-- it and keeps that owner; the target and options are checked as create_source checks them.
+-- Invoker's rights: the privileges checked are the caller's and the owner's.
+CREATE FUNCTION streamrec._source_row_check() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    caller_is_superuser constant boolean := streamrec._caller_is_superuser();
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        IF NOT caller_is_superuser THEN
+            NEW.owner := streamrec._current_role();
+        END IF;
+    ELSE
+        IF NEW.name IS DISTINCT FROM OLD.name THEN
+            RAISE EXCEPTION 'source "%" cannot be renamed', OLD.name
+                USING ERRCODE = 'feature_not_supported', HINT = 'Create a source of the new name and drop the old one.';
+        END IF;
+        IF NEW.owner IS DISTINCT FROM OLD.owner AND NOT caller_is_superuser THEN
+            RAISE EXCEPTION 'permission denied to change the owner of source "%"', OLD.name
+                USING ERRCODE = 'insufficient_privilege', HINT = 'Only a superuser can give a source to another role.';
+        END IF;
+        IF (NEW.target, NEW.format, NEW.options, NEW.topic, NEW.brokers, NEW.owner)
+           IS NOT DISTINCT FROM (OLD.target, OLD.format, OLD.options, OLD.topic, OLD.brokers, OLD.owner) THEN
+            RETURN NEW;  -- paused, generation, last_error: nothing to check
+        END IF;
+    END IF;
+    IF (SELECT c.relkind FROM pg_catalog.pg_class c WHERE c.oid = NEW.target) NOT IN ('r', 'p') THEN
+        RAISE EXCEPTION '% is not a table', NEW.target
+            USING ERRCODE = 'wrong_object_type', HINT = 'A source fills an ordinary or partitioned table.';
+    END IF;
+    IF NOT caller_is_superuser AND NOT pg_catalog.has_table_privilege(NEW.owner, NEW.target, 'INSERT') THEN
+        RAISE EXCEPTION 'permission denied to insert into %', NEW.target
+            USING ERRCODE = 'insufficient_privilege', HINT = 'The source''s worker runs as its owner and needs INSERT on its target.';
+    END IF;
+    PERFORM streamrec._check_source_options(NEW.format, NEW.target, NEW.options);
+    RETURN NEW;
+END $$;
+CREATE TRIGGER check_source_row BEFORE INSERT OR UPDATE ON streamrec.sources
+    FOR EACH ROW EXECUTE FUNCTION streamrec._source_row_check();
+
+-- A source's dead letters go with it, however it is deleted.
+CREATE FUNCTION streamrec._source_deleted() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    DELETE FROM streamrec.dead_letters d WHERE d.source = OLD.name AND d.owner = OLD.owner;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER drop_source_dead_letters AFTER DELETE ON streamrec.sources
+    FOR EACH ROW EXECUTE FUNCTION streamrec._source_deleted();
+
 -- Live statistics of source and sink workers from shared memory.
 CREATE FUNCTION streamrec._worker_stats(kind "char",
     OUT name text, OUT pid int, OUT state text, OUT messages bigint, OUT rows bigint, OUT bytes bigint,
@@ -570,9 +637,11 @@ LANGUAGE sql IMMUTABLE AS $$
 $$;
 
 -- Makes the relation's outbox trigger match the catalog: installs it while the sink exists,
--- drops it (and the sink's outbox rows) once it does not. SECURITY DEFINER so that SELECT on the
+-- drops it once no sink of that name ships the relation, and drops the outbox rows of a name
+-- only once no sink of that name exists at all. SECURITY DEFINER so that SELECT on the
 -- relation is enough to sink it (the trigger only copies rows its owner may read anyway); safe
--- for any admin to call, since it only ever follows the catalog.
+-- for any admin to call with any arguments, since it only ever follows the catalog (it cannot
+-- see its caller) and drops nothing but the extension's own capture triggers.
 CREATE FUNCTION streamrec._sync_sink_trigger(sink_name text, rel regclass) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -603,10 +672,13 @@ BEGIN
                            coalesce(read_columns, ''));
         END IF;
     ELSE
-        IF EXISTS (SELECT FROM pg_class WHERE oid = rel) THEN
-            EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', trigger_name, rel);
+        IF EXISTS (SELECT FROM pg_trigger t WHERE t.tgrelid = rel AND t.tgname = trigger_name
+                                            AND t.tgfoid = 'streamrec._sink_capture()'::regprocedure) THEN
+            EXECUTE format('DROP TRIGGER %I ON %s', trigger_name, rel);
         END IF;
-        DELETE FROM streamrec.sink_outbox WHERE sink = sink_name;
+        IF NOT EXISTS (SELECT FROM streamrec.sinks k WHERE k.name = sink_name) THEN
+            DELETE FROM streamrec.sink_outbox WHERE sink = sink_name;
+        END IF;
     END IF;
 END $$;
 REVOKE ALL ON FUNCTION streamrec._sync_sink_trigger(text, regclass) FROM PUBLIC;
@@ -789,6 +861,56 @@ BEGIN
     WHERE s.name = resume_sink.name;
 END $$;
 
+-- As for sources: a non-superuser's sink is owned by the role that inserts it and keeps that
+-- owner, its name and relation never change (the outbox trigger is named after it), and the
+-- relation and options are checked as create_sink checks them.
+CREATE FUNCTION streamrec._sink_row_check() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    caller_is_superuser constant boolean := streamrec._caller_is_superuser();
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        IF NOT caller_is_superuser THEN
+            NEW.owner := streamrec._current_role();
+        END IF;
+    ELSE
+        IF NEW.name IS DISTINCT FROM OLD.name OR NEW.relation IS DISTINCT FROM OLD.relation THEN
+            RAISE EXCEPTION 'sink "%" cannot be renamed or moved to another relation', OLD.name
+                USING ERRCODE = 'feature_not_supported', HINT = 'Create a new sink and drop the old one.';
+        END IF;
+        IF NEW.owner IS DISTINCT FROM OLD.owner AND NOT caller_is_superuser THEN
+            RAISE EXCEPTION 'permission denied to change the owner of sink "%"', OLD.name
+                USING ERRCODE = 'insufficient_privilege', HINT = 'Only a superuser can give a sink to another role.';
+        END IF;
+        IF (NEW.format, NEW.options, NEW.topic, NEW.brokers, NEW.owner)
+           IS NOT DISTINCT FROM (OLD.format, OLD.options, OLD.topic, OLD.brokers, OLD.owner) THEN
+            RETURN NEW;  -- paused, generation, last_error: nothing to check
+        END IF;
+    END IF;
+    IF (SELECT c.relkind FROM pg_catalog.pg_class c WHERE c.oid = NEW.relation) NOT IN ('r', 'p') THEN
+        RAISE EXCEPTION '% is not a table', NEW.relation
+            USING ERRCODE = 'wrong_object_type', HINT = 'A sink produces the rows inserted into an ordinary or partitioned table.';
+    END IF;
+    IF NOT caller_is_superuser AND NOT pg_catalog.has_table_privilege(NEW.owner, NEW.relation, 'SELECT') THEN
+        RAISE EXCEPTION 'permission denied to read %', NEW.relation
+            USING ERRCODE = 'insufficient_privilege', HINT = 'The sink''s worker runs as its owner and needs SELECT on the relation.';
+    END IF;
+    PERFORM streamrec._check_sink_options(NEW.format, NEW.relation, NEW.options);
+    RETURN NEW;
+END $$;
+CREATE TRIGGER check_sink_row BEFORE INSERT OR UPDATE ON streamrec.sinks
+    FOR EACH ROW EXECUTE FUNCTION streamrec._sink_row_check();
+
+-- A sink's outbox trigger and undelivered rows go with it, however it is deleted.
+CREATE FUNCTION streamrec._sink_deleted() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM streamrec._sync_sink_trigger(OLD.name, OLD.relation);
+    RETURN NULL;
+END $$;
+CREATE TRIGGER drop_sink_capture AFTER DELETE ON streamrec.sinks
+    FOR EACH ROW EXECUTE FUNCTION streamrec._sink_deleted();
+
 -- produced: acknowledged by the broker since the worker started; pending and failed: rows (not
 -- outbox rows: a chunk counts its rows) waiting for delivery, and kept because no format could
 -- encode them.
@@ -828,11 +950,55 @@ CREATE TABLE streamrec.pipeline_catalog (
     enabled     boolean NOT NULL DEFAULT true,
     options     jsonb NOT NULL,       -- every option, defaults filled in
     sinks       text[],               -- the sinks created for its output topics, if any
-    enabled_at  timestamptz NOT NULL DEFAULT now()
+    enabled_at  timestamptz NOT NULL DEFAULT now(),
+    owner       oid NOT NULL DEFAULT streamrec._current_role()  -- who enabled it (its sinks are that role's)
 );
 COMMENT ON TABLE streamrec.pipeline_catalog IS 'Enabled pipelines and their effective options (see the streamrec.pipelines view)';
 REVOKE ALL ON streamrec.pipeline_catalog FROM PUBLIC;
 GRANT SELECT, INSERT, UPDATE ON streamrec.pipeline_catalog TO streamrec_admin;
+
+-- An enabled pipeline belongs to the role that enabled it: only that role (or a superuser)
+-- changes or disables it; a disabled one goes to whoever enables it next. Options written
+-- directly are checked as enable_pipeline checks them.
+CREATE FUNCTION streamrec._check_pipeline_owner(pipeline streamrec.pipeline_catalog) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF pipeline.enabled AND pipeline.owner <> streamrec._current_role() AND NOT streamrec._caller_is_superuser() THEN
+        RAISE EXCEPTION 'permission denied to change pipeline "%"', pipeline.name
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = format('It was enabled by role %s.', coalesce((SELECT quote_ident(r.rolname) FROM pg_catalog.pg_roles r
+                                                                          WHERE r.oid = pipeline.owner), pipeline.owner::text)),
+                  HINT = 'That role or a superuser can change or disable it.';
+    END IF;
+END $$;
+
+CREATE FUNCTION streamrec._pipeline_row_check() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    kept_owner oid;
+BEGIN
+    IF TG_OP = 'UPDATE' THEN
+        PERFORM streamrec._check_pipeline_owner(OLD);
+        IF NEW.name IS DISTINCT FROM OLD.name THEN
+            RAISE EXCEPTION 'pipeline "%" cannot be renamed', OLD.name
+                USING ERRCODE = 'feature_not_supported', HINT = 'Use enable_pipeline and disable_pipeline.';
+        END IF;
+    END IF;
+    IF NOT streamrec._caller_is_superuser() THEN
+        kept_owner := CASE WHEN TG_OP = 'UPDATE' AND OLD.enabled THEN OLD.owner ELSE streamrec._current_role() END;
+        IF TG_OP = 'UPDATE' AND NEW.owner IS DISTINCT FROM OLD.owner AND NEW.owner IS DISTINCT FROM kept_owner THEN
+            RAISE EXCEPTION 'permission denied to change the owner of pipeline "%"', OLD.name
+                USING ERRCODE = 'insufficient_privilege', HINT = 'Only a superuser can give a pipeline to another role.';
+        END IF;
+        NEW.owner := kept_owner;
+    END IF;
+    IF TG_OP = 'INSERT' OR NEW.options IS DISTINCT FROM OLD.options THEN
+        PERFORM streamrec._pipeline_options(NEW.name, NEW.options);
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER check_pipeline_row BEFORE INSERT OR UPDATE ON streamrec.pipeline_catalog
+    FOR EACH ROW EXECUTE FUNCTION streamrec._pipeline_row_check();
 
 -- Event-time clocks of windowed pipelines: the watermark (max event time minus the delay),
 -- and the wall-clock time of the last event, for the idle timeout.
@@ -1025,14 +1191,20 @@ CREATE TABLE streamrec.product_ratings (
     ratings     bigint NOT NULL,
     stars       bigint NOT NULL           -- inventory.rating = stars / ratings
 );
+-- Pipeline state and results are written by the triggers (SECURITY DEFINER). Those that name a
+-- user or customer (ids, names, e-mail, what each viewed, bought or rated) are personal data,
+-- read like the input tables they come from: by streamrec_admin (and superusers), and by any
+-- reader role the DBA grants SELECT. Aggregates without a person in them are read by all.
+REVOKE ALL ON streamrec.attributed_checkouts, streamrec.attribution_log, streamrec.test_ratings,
+              streamrec.ratings_enriched, streamrec.unhappy_customers, streamrec.ratings_per_customer,
+              streamrec.recommendations, streamrec.recommendation_log, streamrec.user_purchases,
+              streamrec.pending_views, streamrec.category_views, streamrec.user_viewed_products FROM PUBLIC;
 GRANT SELECT ON streamrec.attributed_checkouts, streamrec.attribution_log, streamrec.test_ratings,
-                streamrec.ratings_enriched, streamrec.unhappy_customers, streamrec.ratings_by_club_status,
-                streamrec.ratings_per_customer, streamrec.product_ratings TO PUBLIC;
-
--- Pipeline state and results are written by the triggers (SECURITY DEFINER) and read by all.
-GRANT SELECT ON streamrec.recommendations, streamrec.recommendation_log, streamrec.user_purchases,
-                streamrec.pending_views, streamrec.trending_counts, streamrec.category_views,
-                streamrec.user_viewed_products, streamrec.pipeline_clock, streamrec.pipeline_writers TO PUBLIC;
+                streamrec.ratings_enriched, streamrec.unhappy_customers, streamrec.ratings_per_customer,
+                streamrec.recommendations, streamrec.recommendation_log, streamrec.user_purchases,
+                streamrec.pending_views, streamrec.category_views, streamrec.user_viewed_products TO streamrec_admin;
+GRANT SELECT ON streamrec.ratings_by_club_status, streamrec.product_ratings, streamrec.trending_counts,
+                streamrec.pipeline_clock, streamrec.pipeline_writers TO PUBLIC;
 
 -- The effective options of a pipeline: the defaults overlaid with the caller's options, each
 -- checked. Raises invalid_parameter_value with a hint for anything it cannot use.
@@ -1224,6 +1396,9 @@ BEGIN
     -- One enable at a time per pipeline; a running batch finishes with the old options first.
     PERFORM pg_advisory_xact_lock(hashtext('streamrec.enable_pipeline'), hashtext(name));
     SELECT * INTO previous FROM streamrec.pipeline_catalog c WHERE c.name = enable_pipeline.name FOR UPDATE;
+    IF FOUND THEN
+        PERFORM streamrec._check_pipeline_owner(previous);
+    END IF;
     PERFORM streamrec.drop_sink(s) FROM unnest(previous.sinks) s;
     FOR t IN SELECT * FROM streamrec._pipeline_outputs(name) o WHERE effective ->> o.topic_option IS NOT NULL LOOP
         PERFORM streamrec.create_sink(t.sink_name, t.rel, effective ->> t.topic_option, effective ->> 'output_format',
@@ -1252,6 +1427,7 @@ BEGIN
         RAISE EXCEPTION 'pipeline "%" is not enabled', name
             USING ERRCODE = 'undefined_object', HINT = 'SELECT name FROM streamrec.pipelines WHERE enabled lists them.';
     END IF;
+    PERFORM streamrec._check_pipeline_owner(previous);
     PERFORM streamrec.drop_sink(s) FROM unnest(previous.sinks) s;
     UPDATE streamrec.pipeline_catalog c SET enabled = false, sinks = NULL WHERE c.name = disable_pipeline.name;
     PERFORM streamrec._sync_pipeline_triggers(name);
@@ -1364,6 +1540,9 @@ REVOKE ALL ON FUNCTION streamrec._pipeline_tick() FROM PUBLIC;
 CREATE FUNCTION streamrec.recommend(user_id text, product_id text, k int DEFAULT 6) RETURNS text[]
     AS 'MODULE_PATHNAME', 'streamrec_recommend' LANGUAGE C STABLE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp;
+-- It ranks from the user's own purchases and recent lists: read like user_purchases.
+REVOKE ALL ON FUNCTION streamrec.recommend(text, text, int) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION streamrec.recommend(text, text, int) TO streamrec_admin;
 
 -- Counters since server start, counted when the pipeline's transaction commits.
 CREATE FUNCTION streamrec._pipeline_stats(OUT name text, OUT events bigint, OUT outputs bigint,
@@ -1458,7 +1637,11 @@ END $$;
 CREATE VIEW streamrec.user_recommendations AS
 SELECT u.user_id, streamrec._affinity_products(u.user_id) AS product_ids
 FROM (SELECT DISTINCT v.user_id FROM streamrec.category_views v) u;
-GRANT SELECT ON streamrec.user_recommendations TO PUBLIC;
+-- Per user, from what each viewed: read like category_views (SECURITY DEFINER underneath).
+REVOKE ALL ON streamrec.user_recommendations FROM PUBLIC;
+GRANT SELECT ON streamrec.user_recommendations TO streamrec_admin;
+REVOKE ALL ON FUNCTION streamrec._affinity_products(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION streamrec._affinity_products(text) TO streamrec_admin;
 
 SELECT pg_catalog.pg_extension_config_dump('streamrec.pipeline_catalog', '');
 
@@ -1679,14 +1862,15 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON streamrec.retention TO streamrec_admin;
 -- Each admin sees and changes only its own bounds, and a bound it writes is always its own.
 ALTER TABLE streamrec.retention ENABLE ROW LEVEL SECURITY;
 CREATE POLICY own_retention ON streamrec.retention
-    USING (owner = (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = current_user))
-    WITH CHECK (owner = (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = current_user));
+    USING (owner = streamrec._current_role()) WITH CHECK (owner = streamrec._current_role());
 SELECT pg_catalog.pg_extension_config_dump('streamrec.retention', '');
 
 -- Gives the retained time column an index (the clock probe and the range delete need one),
 -- following the catalog only. SECURITY DEFINER: the domain tables belong to the extension.
--- Only for a bound whose owner may delete from the table (the row's owner is always the role that
--- wrote it: the policy above).
+-- Safe for any admin with any argument: it only indexes a table's built-in time column that
+-- the retention catalog names, for a bound whose owner may delete from the table (the row's
+-- owner is always the role that wrote it: the policy above; built-in types: no comparison code
+-- of the caller's runs).
 CREATE FUNCTION streamrec._retention_index(rel regclass) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -1694,7 +1878,12 @@ DECLARE
                  WHERE r.relation = rel AND has_table_privilege(r.owner, rel, 'SELECT')
                    AND has_table_privilege(r.owner, rel, 'DELETE'));
 BEGIN
-    IF col IS NOT NULL AND NOT EXISTS (
+    IF col IS NOT NULL
+       AND (SELECT c.relkind FROM pg_class c WHERE c.oid = rel) IN ('r', 'p')
+       AND (SELECT a.atttypid FROM pg_attribute a WHERE a.attrelid = rel AND a.attname = col AND a.attnum > 0
+                                                    AND NOT a.attisdropped)
+           IN ('timestamptz'::regtype, 'timestamp'::regtype, 'date'::regtype)
+       AND NOT EXISTS (
         SELECT FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
         WHERE i.indrelid = rel AND a.attname = col) THEN
         EXECUTE format('CREATE INDEX %I ON %s (%I)',
