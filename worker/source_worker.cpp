@@ -189,7 +189,8 @@ SourceConfig load_config(const std::string& name) {
 
   if (spi_exec("SELECT coalesce((options ->> 'batch_bytes')::bigint, 67108864), "
                "coalesce((options ->> 'max_decoded_bytes')::bigint, 67108864) FROM streamrec.sources WHERE name = $1",
-               {{TEXTOID, name_datum, false}}, true) != SPI_OK_SELECT || SPI_processed != 1)
+               {{TEXTOID, name_datum, false}}, true) != SPI_OK_SELECT ||
+      SPI_processed != 1)
     throw Error(ERRCODE_UNDEFINED_OBJECT, "source \"" + name + "\" no longer exists");
   c.batch_bytes = std::stoull(field(1));
   c.decoding.max_decoded_bytes = std::stoull(field(2));
@@ -407,7 +408,8 @@ class SourceWorker {
       failures_ = 0;
       if (flight.batch.left_over.empty()) return true;
       // Ended early at batch_bytes: what was left out comes again, before the next batch.
-      std::map<int32_t, int64_t> again = next != nullptr ? next->messages->first_offsets() : std::map<int32_t, int64_t>{};
+      std::map<int32_t, int64_t> again =
+          next != nullptr ? next->messages->first_offsets() : std::map<int32_t, int64_t>{};
       for (const auto& [p, o] : flight.batch.left_over) again[p] = o;
       consumer_->rewind(again);
       return false;
@@ -451,7 +453,8 @@ class SourceWorker {
         return {};
       }
       if (batch.lines.size() >= config_.batch_bytes) {
-        for (size_t j = i; j < messages.size(); j++) batch.left_over.emplace(messages.view(j).partition, messages.view(j).offset);
+        for (size_t j = i; j < messages.size(); j++)
+          batch.left_over.emplace(messages.view(j).partition, messages.view(j).offset);
         break;
       }
       message_view m = messages.view(i);

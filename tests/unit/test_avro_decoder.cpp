@@ -415,9 +415,8 @@ TEST(AvroDecoder, MessagesPastMaxDecodedBytesAreFormatErrorsBeforeTheyGrow) {
   decoder_config one_config = avro_config(one_schema, {column("d")});
   one_config.max_decoded_bytes = 100000;
   auto one = make_decoder(one_config);
-  EXPECT_TRUE(contains(error_of<format_error>([&] {
-                         decode_payload(*one, avro_bytes().string_value(std::string(50000, '\x11')).str());
-                       }),
+  EXPECT_TRUE(contains(error_of<format_error>(
+                           [&] { decode_payload(*one, avro_bytes().string_value(std::string(50000, '\x11')).str()); }),
                        "max_decoded_bytes (100000 bytes"));
   EXPECT_EQ(decode_payload(*one, avro_bytes().string_value(std::string(20000, '\x11')).str()).line.size(),
             48165U);  // 20,000 bytes of 0x11... print as 48,164 digits

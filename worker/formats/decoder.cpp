@@ -38,10 +38,10 @@ std::unique_ptr<decoder> make_decoder(const decoder_config& config) {
       // The registry answered that it has no such schema: the message names an id that was
       // never registered there, and waiting will not change that, so it is dead-lettered.
       if (e.http_status() == 404) {
-        throw format_error("schema id " + std::to_string(schema_id) + " is not known to the schema registry (HTTP 404" +
-                           (e.registry_error_code() != 0 ? ", error_code " + std::to_string(e.registry_error_code())
-                                                         : std::string()) +
-                           ")");
+        throw format_error(
+            "schema id " + std::to_string(schema_id) + " is not known to the schema registry (HTTP 404" +
+            (e.registry_error_code() != 0 ? ", error_code " + std::to_string(e.registry_error_code()) : std::string()) +
+            ")");
       }
       // Down, overloaded, refusing our credentials or not a registry at all: never dead-letter
       // good data because of the registry; wait and retry.
