@@ -230,7 +230,8 @@ CREATE FUNCTION streamrec._check_source_options(format text, target regclass, op
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     allowed constant text[] := ARRAY['columns', 'metadata', 'start', 'group_id', 'partitions', 'mode',
-                                     'schema_registry', 'schema', 'csv', 'kafka', 'batch_size', 'batch_ms', 'on_error'];
+                                     'schema_registry', 'schema', 'csv', 'kafka', 'batch_size', 'batch_ms', 'on_error',
+                                     'batch_bytes', 'max_decoded_bytes'];
     metadata_kinds constant text[] := ARRAY['timestamp', 'key', 'partition', 'offset', 'topic'];
     table_columns text[];
     key text;
@@ -395,6 +396,15 @@ BEGIN
             PERFORM streamrec._bad_argument(format('option "%s" must be a whole number from 1 to %s', key,
                                                    CASE key WHEN 'batch_size' THEN 1000000 ELSE 600000 END),
                                             'Defaults: batch_size 10000 messages, batch_ms 100 milliseconds.');
+        END IF;
+    END LOOP;
+    -- Bounds on decoded bytes: what one message may expand to, and where a batch ends early.
+    FOREACH key IN ARRAY ARRAY['batch_bytes', 'max_decoded_bytes'] LOOP
+        IF options ? key AND (jsonb_typeof(options -> key) <> 'number' OR (options ->> key) !~ '^[0-9]+$'
+                              OR (options ->> key)::numeric < 1024 OR (options ->> key)::numeric > 1073741823) THEN
+            PERFORM streamrec._bad_argument(format('option "%s" must be a whole number of bytes from 1024 to 1073741823', key),
+                                            'Defaults: batch_bytes 67108864 (64 MB of decoded rows per batch), '
+                                            'max_decoded_bytes 67108864 (64 MB per message; a message decoding to more is dead-lettered).');
         END IF;
     END LOOP;
     IF options ? 'on_error' AND coalesce(options ->> 'on_error', '') NOT IN ('dead_letter', 'stop') THEN

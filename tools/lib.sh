@@ -10,7 +10,7 @@ PYTHON=/usr/bin/python3
 STREAMREC_PACKAGES=(
   build-essential cmake pkg-config git ca-certificates procps util-linux
   postgresql-15 postgresql-server-dev-15
-  librdkafka-dev libavro-dev libcurl4-openssl-dev libsimdjson-dev libmicrohttpd-dev
+  librdkafka-dev libavro-dev libcurl4-openssl-dev libsimdjson-dev libmicrohttpd-dev libgmp-dev
   libgtest-dev googletest libbenchmark-dev
   kcat python3 python3-psycopg2 python3-confluent-kafka python3-avro
   prometheus-postgres-exporter

@@ -72,6 +72,7 @@ struct SourceConfig {
   bool stop_on_error = false;
   int batch_size = 10000;
   int batch_ms = 100;
+  size_t batch_bytes = size_t{64} << 20;  // decoded COPY text at which a batch ends early
   std::optional<std::string> group_id;
   std::vector<int32_t> partitions;  // empty: all
   std::string start = "earliest";
@@ -188,6 +189,14 @@ SourceConfig load_config(const std::string& name) {
   c.primary_key = split_commas(field(18));
   for (const std::string& p : split_commas(field(19))) c.partitions.push_back(static_cast<int32_t>(std::stol(p)));
 
+  if (spi_exec("SELECT coalesce((options ->> 'batch_bytes')::bigint, 67108864), "
+               "coalesce((options ->> 'max_decoded_bytes')::bigint, 67108864) FROM streamrec.sources WHERE name = $1",
+               {{TEXTOID, name_datum, false}}, true) != SPI_OK_SELECT ||
+      SPI_processed != 1)
+    throw Error(ERRCODE_UNDEFINED_OBJECT, "source \"" + name + "\" no longer exists");
+  c.batch_bytes = std::stoull(field(1));
+  c.decoding.max_decoded_bytes = std::stoull(field(2));
+
   if (spi_exec("SELECT key, value #>> '{}' FROM streamrec.sources, jsonb_each(coalesce(options -> 'kafka', '{}')) "
                "WHERE name = $1",
                {{TEXTOID, name_datum, false}}, true) != SPI_OK_SELECT)
@@ -279,6 +288,10 @@ struct Batch {
   std::map<int32_t, int64_t> next_offsets;  // per partition: last offset + 1
   const consumer_batch* source = nullptr;  // the consumed messages, alive while the batch is stored
   size_t decode_failures = 0;             // dead letters that never reached COPY
+  // Per partition, the first offset of the messages left out when the batch reached
+  // batch_bytes: they are consumed again after this batch commits.
+  std::map<int32_t, int64_t> left_over;
+  bool interrupted = false;  // SIGTERM (a stop, pause or change) came during decoding: store nothing
   int64 bytes = 0;
   TimestampTz last_message_at = 0;
 };
@@ -385,6 +398,7 @@ class SourceWorker {
     for (const auto& [p, o] : flight.messages->first_offsets()) rewind_to[p] = o;
     std::string transient = flight.decoded.get();  // rethrows what the decoder threw unexpectedly
     if (next != nullptr) next->decoded.wait();
+    if (flight.batch.interrupted) return false;  // stopping: the stored offsets say where to go on
     if (!transient.empty()) {
       consumer_->rewind(rewind_to);
       set_state("waiting for schema registry", transient);
@@ -396,7 +410,13 @@ class SourceWorker {
     try {
       store(flight.batch);
       failures_ = 0;
-      return true;
+      if (flight.batch.left_over.empty()) return true;
+      // Ended early at batch_bytes: what was left out comes again, before the next batch.
+      std::map<int32_t, int64_t> again =
+          next != nullptr ? next->messages->first_offsets() : std::map<int32_t, int64_t>{};
+      for (const auto& [p, o] : flight.batch.left_over) again[p] = o;
+      consumer_->rewind(again);
+      return false;
     } catch (const CatalogChanged&) {
       abort_transaction();
       worker_stop_requested = true;  // the launcher starts a fresh worker if the source still runs
@@ -430,6 +450,17 @@ class SourceWorker {
   std::string decode(const consumer_batch& messages, Batch& batch) {
     column_mask present;
     for (size_t i = 0; i < messages.size(); i++) {
+      // Between messages: a stop request ends decoding at once (one message's decode is
+      // bounded by max_decoded_bytes), and a batch that holds batch_bytes of rows ends early.
+      if (worker_stop_requested) {
+        batch.interrupted = true;
+        return {};
+      }
+      if (batch.lines.size() >= config_.batch_bytes) {
+        for (size_t j = i; j < messages.size(); j++)
+          batch.left_over.emplace(messages.view(j).partition, messages.view(j).offset);
+        break;
+      }
       message_view m = messages.view(i);
       batch.next_offsets[m.partition] = m.offset + 1;
       batch.bytes += static_cast<int64>(m.payload ? m.payload->size() : 0);
@@ -521,12 +552,20 @@ class SourceWorker {
                   "(BYPASSRLS, or owning the table without FORCE ROW LEVEL SECURITY), or fill a staging table.");
   }
 
-  // Errors that mean "this row is bad": dead-letter it. Anything else (cancel, lack of memory,
-  // a deadlock, a missing privilege) is the batch's problem: roll back and retry later.
+  // Whether an error of a COPY may be caused by one of its rows, so halving the range finds and
+  // dead-letters that row. Only failures of the server or of the moment are the batch's problem
+  // and retry it whole: a lost connection (08), exhausted server resources (53: disk full, out
+  // of memory, too many connections), a lock, serialization or deadlock conflict (40, 55P03),
+  // operator intervention (57: shutdown, and a cancel or statement_timeout, which would only
+  // recur on every half), system errors (58) and internal errors (XX). Everything else, whatever
+  // its class (a data error, a constraint, a key too long for its index, an array nested too
+  // deep, a row-level security refusal, a trigger's RAISE with its own SQLSTATE), follows the row.
   static bool is_row_error(int sqlstate) {
     int error_class = ERRCODE_TO_CATEGORY(sqlstate);
-    return error_class == ERRCODE_DATA_EXCEPTION || error_class == ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION ||
-           error_class == ERRCODE_TO_CATEGORY(ERRCODE_RAISE_EXCEPTION);
+    return error_class != ERRCODE_CONNECTION_EXCEPTION && error_class != ERRCODE_INSUFFICIENT_RESOURCES &&
+           error_class != ERRCODE_TRANSACTION_ROLLBACK && sqlstate != ERRCODE_LOCK_NOT_AVAILABLE &&
+           error_class != ERRCODE_OPERATOR_INTERVENTION && error_class != ERRCODE_SYSTEM_ERROR &&
+           error_class != ERRCODE_INTERNAL_ERROR;
   }
 
   // COPYs messages [lo, hi) of one run; on a row error, halves the range until each failing

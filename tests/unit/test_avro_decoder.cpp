@@ -5,9 +5,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <gmp.h>
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
@@ -334,6 +336,108 @@ TEST(AvroDecoder, DecimalsOfAnyLength) {
   EXPECT_EQ(decimal_of(std::string(12, '\0')), "0.00000\n");
   EXPECT_EQ(decimal_of("\x7f"), "0.00127\n");
   EXPECT_EQ(decimal_of("\x80"), "-0.00128\n");
+}
+
+// The unscaled value 10^digits - 1 (all nines) in two's complement big-endian bytes.
+std::string nines_unscaled(size_t digits, bool negative) {
+  mpz_t value;
+  mpz_init(value);
+  mpz_ui_pow_ui(value, 10, digits);
+  mpz_sub_ui(value, value, 1);
+  if (negative) mpz_neg(value, value);
+  // Room for the sign bit, then two's complement by hand: 2^(8 * size) + value.
+  const size_t size = mpz_sizeinbase(value, 2) / 8 + 1;
+  if (negative) {
+    mpz_t power;
+    mpz_init(power);
+    mpz_setbit(power, size * 8);
+    mpz_add(value, power, value);
+    mpz_clear(power);
+  }
+  std::string bytes(size, '\0');
+  size_t written = 0;
+  mpz_export(bytes.data(), &written, 1, 1, 1, 0, value);
+  mpz_clear(value);
+  return std::string(size - written, '\0') + bytes.substr(0, written);
+}
+
+TEST(AvroDecoder, DecimalsOfHundredsOfKilobytesPrintInLinearishTime) {
+  const std::string schema = record_schema(R"(
+    {"name": "d", "type": {"type": "bytes", "logicalType": "decimal", "precision": 30, "scale": 3}})");
+  auto d = plain_avro(schema, {column("d")});
+  const size_t digits = 720000;  // about 300 kB of unscaled bytes
+  for (const bool negative : {false, true}) {
+    const std::string unscaled = nines_unscaled(digits, negative);
+    ASSERT_GT(unscaled.size(), 290000U);
+    const auto started = std::chrono::steady_clock::now();
+    const std::string line = decode_payload(*d, avro_bytes().string_value(unscaled).str()).line;
+    const auto took = std::chrono::steady_clock::now() - started;
+    // Digit-by-digit long division took tens of seconds here; GMP takes milliseconds.
+    EXPECT_LT(took, std::chrono::seconds(3));
+    const std::string expected =
+        std::string(negative ? "-" : "") + std::string(digits - 3, '9') + "." + std::string(3, '9') + "\n";
+    EXPECT_EQ(line.size(), expected.size());
+    EXPECT_TRUE(line == expected);
+  }
+}
+
+TEST(AvroDecoder, MessagesPastMaxDecodedBytesAreFormatErrorsBeforeTheyGrow) {
+  // The example: an array of empty decimals with scale 16383, each one 16 kB of text from one
+  // byte. 70,000 of them once took 4.3 GB; now decoding stops at the limit.
+  const std::string schema = record_schema(R"(
+    {"name": "id", "type": "int"},
+    {"name": "amounts", "type": {"type": "array", "items":
+      {"type": "bytes", "logicalType": "decimal", "precision": 20, "scale": 16383}}})");
+  decoder_config config = avro_config(schema, {column("id"), column("amounts", column_kind::array)});
+  config.max_decoded_bytes = 1 << 20;
+  auto d = make_decoder(config);
+  avro_bytes bomb;
+  bomb.long_value(7).long_value(70000);
+  for (int i = 0; i < 70000; ++i) bomb.string_value("");
+  bomb.long_value(0);
+  std::string line = "earlier\n";
+  column_mask present;
+  const auto started = std::chrono::steady_clock::now();
+  const std::string error = error_of<format_error>([&] { (void)d->decode(message_with(bomb.str()), line, present); });
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(2));
+  EXPECT_TRUE(contains(error, "decodes to more than max_decoded_bytes (1048576 bytes")) << error;
+  EXPECT_EQ(line, "earlier\n");
+  // A few of them fit and decode exactly.
+  avro_bytes few;
+  few.long_value(8).long_value(2).string_value("").string_value("\x01").long_value(0);
+  const std::string zero = "0." + std::string(16383, '0');
+  const std::string tiny = "0." + std::string(16382, '0') + "1";
+  EXPECT_EQ(decode_payload(*d, few.str()).line, "8\t{" + zero + "," + tiny + "}\n");
+
+  // One decimal whose digits alone pass the limit is refused before it is printed.
+  const std::string one_schema = record_schema(R"(
+    {"name": "d", "type": {"type": "bytes", "logicalType": "decimal", "precision": 30, "scale": 0}})");
+  decoder_config one_config = avro_config(one_schema, {column("d")});
+  one_config.max_decoded_bytes = 100000;
+  auto one = make_decoder(one_config);
+  EXPECT_TRUE(contains(error_of<format_error>(
+                           [&] { decode_payload(*one, avro_bytes().string_value(std::string(50000, '\x11')).str()); }),
+                       "max_decoded_bytes (100000 bytes"));
+  EXPECT_EQ(decode_payload(*one, avro_bytes().string_value(std::string(20000, '\x11')).str()).line.size(),
+            48165U);  // 20,000 bytes of 0x11... print as 48,164 digits
+  // Records and maps into JSON columns count too.
+  const std::string map_schema = record_schema(R"(
+    {"name": "m", "type": {"type": "map", "values": {"type": "bytes", "logicalType": "decimal", "precision": 9,
+                                                      "scale": 16383}}})");
+  decoder_config map_config = avro_config(map_schema, {column("m", column_kind::json)});
+  map_config.max_decoded_bytes = 1 << 20;
+  auto maps = make_decoder(map_config);
+  avro_bytes map_bomb;
+  map_bomb.long_value(1000);
+  for (int i = 0; i < 1000; ++i) map_bomb.string_value(std::to_string(i)).string_value("");
+  map_bomb.long_value(0);
+  EXPECT_THROW(decode_payload(*maps, map_bomb.str()), format_error);
+}
+
+TEST(AvroDecoder, DefaultMaxDecodedBytesIs64MiB) {
+  decoder_config config = avro_config(record_schema(R"({"name": "a", "type": "string"})"), {column("a")});
+  EXPECT_EQ(config.max_decoded_bytes, size_t{64} << 20);
+  EXPECT_EQ(make_decoder(config)->max_decoded_bytes(), size_t{64} << 20);
 }
 
 TEST(AvroDecoder, BytesAsByteaOrText) {
@@ -717,9 +821,30 @@ TEST(AvroDecoder, RealRegistryClient) {
   EXPECT_EQ(decode_payload(*d, message).line, "user\\t27\tadd_to_cart\n");
   EXPECT_EQ(decode_payload(*d, message).line, "user\\t27\tadd_to_cart\n");
   EXPECT_EQ(registry.requests(), 1);
-  // An id the registry answers 404 for: wait and retry, never dead-letter.
-  const std::string error = error_of<transient_error>([&] { decode_payload(*d, confluent::frame(22, "x")); });
-  EXPECT_TRUE(contains(error, "404")) << error;
+}
+
+TEST(AvroDecoder, SchemaIdsTheRegistryDoesNotKnowAreTheMessagesFault) {
+  tiny_registry registry({{21, click_schema}});
+  decoder_config config = config_for(wire_format::avro, {column("user_id"), column("kind")});
+  config.schema_registry_url = registry.url();
+  auto d = make_decoder(config);
+  // The registry answers 404: the message names an id that does not exist there.
+  std::string line = "earlier\n";
+  column_mask present;
+  const std::string error =
+      error_of<format_error>([&] { (void)d->decode(message_with(confluent::frame(22, "x")), line, present); });
+  EXPECT_EQ(error, "schema id 22 is not known to the schema registry (HTTP 404, error_code 40403)");
+  EXPECT_EQ(line, "earlier\n");
+  EXPECT_EQ(registry.requests(), 1);
+  // A run of messages naming it costs no further request while it is remembered.
+  EXPECT_EQ(error_of<format_error>([&] { decode_payload(*d, confluent::frame(22, "y")); }), error);
+  EXPECT_EQ(registry.requests(), 1);
+  // A negative id is refused without asking.
+  EXPECT_EQ(error_of<format_error>([&] { decode_payload(*d, std::string("\x00\xff\xff\xff\xfe", 5) + "x"); }),
+            "schema id -2 is negative: no schema registry assigns such an id");
+  EXPECT_EQ(registry.requests(), 1);
+  // Known ids still decode.
+  EXPECT_EQ(decode_payload(*d, confluent::frame(21, click_bytes(true).str())).line, "user\\t27\tadd_to_cart\n");
 }
 
 TEST(AvroDecoder, RegistryServerErrorsAndRefusedConnectionsAreTransient) {
@@ -728,6 +853,13 @@ TEST(AvroDecoder, RegistryServerErrorsAndRefusedConnectionsAreTransient) {
   config.schema_registry_url = failing.url();
   auto d = make_decoder(config);
   EXPECT_THROW(decode_payload(*d, confluent::frame(1, "x")), transient_error);
+  EXPECT_THROW(decode_payload(*d, confluent::frame(1, "x")), transient_error);
+  EXPECT_EQ(failing.requests(), 2);  // a failing registry is asked again each time
+  // A registry that refuses our credentials is not the message's fault either.
+  tiny_registry refusing({}, 401);
+  config.schema_registry_url = refusing.url();
+  auto unauthorized = make_decoder(config);
+  EXPECT_THROW(decode_payload(*unauthorized, confluent::frame(1, "x")), transient_error);
 
   // A port nobody listens on.
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);

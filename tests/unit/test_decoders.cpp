@@ -167,6 +167,30 @@ TEST(CsvDecoder, ErrorsLeaveTheLineUntouched) {
   EXPECT_EQ(line, "row one\n");
 }
 
+TEST(CsvDecoder, LinesPastMaxDecodedBytesAreFormatErrors) {
+  decoder_config config = text_columns(wire_format::csv, {"a", "b"});
+  config.max_decoded_bytes = 1024;
+  auto d = make_decoder(config);
+  std::string line = "row one\n";
+  column_mask present;
+  // Tabs double when COPY-escaped: 600 of them make 1,200 bytes of text.
+  const std::string tabs = "x," + std::string(600, '\t');
+  const std::string error = error_of<format_error>([&] { (void)d->decode(message_with(tabs), line, present); });
+  EXPECT_EQ(error, "the message decodes to more than max_decoded_bytes (1024 bytes; at least 1203 seen)");
+  EXPECT_EQ(line, "row one\n");
+  EXPECT_TRUE(d->decode(message_with("x," + std::string(500, 'y')), line, present));
+  EXPECT_EQ(line, "row one\nx\t" + std::string(500, 'y') + "\n");
+}
+
+TEST(JsonDecoder, LinesPastMaxDecodedBytesAreFormatErrors) {
+  decoder_config config = text_columns(wire_format::json, {"a"});
+  config.max_decoded_bytes = 4096;
+  auto d = make_decoder(config);
+  const std::string big = "{\"a\": \"" + std::string(5000, 'z') + "\"}";
+  EXPECT_TRUE(contains(error_of<format_error>([&] { decode_payload(*d, big); }), "max_decoded_bytes (4096 bytes"));
+  EXPECT_EQ(decode_payload(*d, R"({"a": "fits"})").line, "fits\n");
+}
+
 TEST(CsvDecoder, NulByteIsAFormatError) {
   auto d = csv_decoder_for({"a", "b"});
   EXPECT_THROW(decode_payload(*d, std::string_view("x,y\0z", 5)), format_error);

@@ -8,8 +8,10 @@
 // lets logical types through (avro-c 1.11 drops logicalType, so we read it from the schema JSON
 // ourselves), and bounds every length, count and depth by the bytes actually present, so a
 // corrupt message is a format_error instead of a multi-gigabyte allocation.
+#include <gmp.h>
 #include <simdjson.h>
 
+#include <chrono>
 #include <charconv>
 #include <cmath>
 #include <cstring>
@@ -334,9 +336,28 @@ std::unique_ptr<compiled_schema> compile_schema(std::string_view schema_json,
 
 // --- decimal text -------------------------------------------------------------------------------------
 
+// An mpz_t that is cleared however the scope ends.
+class big_integer {
+ public:
+  big_integer() { mpz_init(value_); }
+  ~big_integer() { mpz_clear(value_); }
+  big_integer(const big_integer&) = delete;
+  big_integer& operator=(const big_integer&) = delete;
+  mpz_ptr get() { return value_; }
+
+ private:
+  mpz_t value_;
+};
+
+// The most decimal digits an unscaled value of `size` bytes can have: 8 * log10(2) < 2.41 per
+// byte, plus one.
+size_t max_decimal_digits(size_t size) { return size * 241 / 100 + 1; }
+
 // Two's complement big-endian unscaled integer and a scale as exact decimal text, any length.
-void append_decimal_bytes(std::string& out, std::string_view bytes, int32_t scale, std::vector<uint32_t>& limbs,
-                          std::string& digits) {
+// Values past 64 bits go through GMP, whose conversion to decimal is subquadratic, so a
+// decimal of hundreds of kilobytes prints in milliseconds instead of the seconds a digit-by-
+// digit long division takes.
+void append_decimal_bytes(std::string& out, std::string_view bytes, int32_t scale, std::string& digits) {
   const bool negative = !bytes.empty() && (static_cast<unsigned char>(bytes[0]) & 0x80) != 0;
   digits.clear();
   if (bytes.size() <= 8) {
@@ -345,44 +366,17 @@ void append_decimal_bytes(std::string& out, std::string_view bytes, int32_t scal
     for (const char c : bytes) bits = bits << 8 | static_cast<unsigned char>(c);
     append_uint(digits, negative ? ~bits + 1 : bits);
   } else {
-    // Magnitude in base 10^9 limbs, least significant first. A negative number's magnitude is
-    // its bitwise complement plus one; the one is added after the loop.
-    limbs.clear();
-    for (const char c : bytes) {
-      const auto byte = static_cast<unsigned char>(negative ? ~c : c);
-      uint64_t carry = byte;
-      for (uint32_t& limb : limbs) {
-        const uint64_t v = uint64_t{limb} * 256 + carry;
-        limb = static_cast<uint32_t>(v % 1'000'000'000);
-        carry = v / 1'000'000'000;
-      }
-      if (carry != 0) limbs.push_back(static_cast<uint32_t>(carry));
-    }
+    // The bytes as an unsigned number; a negative value's magnitude is 2^(8 * size) minus it.
+    big_integer magnitude;
+    mpz_import(magnitude.get(), bytes.size(), 1, 1, 1, 0, bytes.data());
     if (negative) {
-      uint64_t carry = 1;
-      for (uint32_t& limb : limbs) {
-        const uint64_t v = uint64_t{limb} + carry;
-        limb = static_cast<uint32_t>(v % 1'000'000'000);
-        carry = v / 1'000'000'000;
-        if (carry == 0) break;
-      }
-      if (carry != 0) limbs.push_back(static_cast<uint32_t>(carry));
+      big_integer power;
+      mpz_setbit(power.get(), static_cast<mp_bitcnt_t>(bytes.size()) * 8);
+      mpz_sub(magnitude.get(), power.get(), magnitude.get());
     }
-    while (!limbs.empty() && limbs.back() == 0) limbs.pop_back();
-    if (limbs.empty()) {
-      digits.push_back('0');
-    } else {
-      append_uint(digits, limbs.back());
-      for (size_t i = limbs.size() - 1; i-- > 0;) {
-        char buf[9];
-        uint32_t v = limbs[i];
-        for (int d = 8; d >= 0; --d) {
-          buf[d] = static_cast<char>('0' + v % 10);
-          v /= 10;
-        }
-        digits.append(buf, 9);
-      }
-    }
+    digits.resize(mpz_sizeinbase(magnitude.get(), 10) + 2);
+    mpz_get_str(digits.data(), 10, magnitude.get());
+    digits.resize(std::strlen(digits.c_str()));  // mpz_sizeinbase may count one digit too many
   }
 
   if (negative && digits != "0") out.push_back('-');
@@ -454,7 +448,11 @@ class avro_decoder final : public decoder {
     if (last_schema_ != nullptr && schema_id == last_schema_id_) return *last_schema_;
     auto found = by_id_.find(schema_id);
     if (found == by_id_.end()) {
-      const std::string text = fetch_(schema_id);  // transient_error propagates: retry the batch
+      if (schema_id < 0) {
+        throw format_error("schema id " + std::to_string(schema_id) +
+                           " is negative: no schema registry assigns such an id");
+      }
+      const std::string text = fetch_known(schema_id);  // transient_error propagates: retry the batch
       auto compiled = compile_schema(text, bindings_);
       if (!compiled->error.empty()) {
         compiled->error = "schema id " + std::to_string(schema_id) + " is not a usable Avro schema: " + compiled->error;
@@ -465,6 +463,30 @@ class avro_decoder final : public decoder {
     last_schema_id_ = schema_id;
     last_schema_ = found->second.get();
     return *last_schema_;
+  }
+
+  // fetch_, remembering for a while the ids the registry said it does not know, so a run of
+  // messages naming one costs one request, not one each (it may still be registered later).
+  std::string fetch_known(int32_t schema_id) {
+    const auto now = std::chrono::steady_clock::now();
+    if (const auto unknown = unknown_ids_.find(schema_id); unknown != unknown_ids_.end()) {
+      if (now < unknown->second.until) throw format_error(unknown->second.error);
+      unknown_ids_.erase(unknown);
+    }
+    try {
+      return fetch_(schema_id);
+    } catch (const format_error& e) {
+      if (unknown_ids_.size() >= max_unknown_ids) unknown_ids_.clear();
+      unknown_ids_[schema_id] = unknown_id{e.what(), now + unknown_id_memory};
+      throw;
+    }
+  }
+
+  // Throws format_error when the message's text so far plus `more` bytes would pass
+  // max_decoded_bytes. The text so far is the finished columns plus the column being built.
+  void expect_output(size_t more) const {
+    const size_t so_far = slots_.buffered() + scratch_.size() + element_scratch_.size();
+    if (so_far + more > max_decoded_bytes()) too_large(so_far + more);
   }
 
   [[noreturn]] void fail(const std::string& what) const {
@@ -751,7 +773,9 @@ class avro_decoder final : public decoder {
       case avro_kind::fixed: {
         const std::string_view data = n.kind == avro_kind::bytes ? read_length_prefixed() : read_span(n.fixed_size);
         if (n.logical == avro_logical::decimal) {
-          append_decimal_bytes(scalar_text_, data, n.scale, decimal_limbs_, decimal_digits_);
+          // Checked before printing: "-", the digits, "0." and the zeros a scale adds.
+          expect_output(max_decimal_digits(data.size()) + static_cast<size_t>(n.scale) + 3);
+          append_decimal_bytes(scalar_text_, data, n.scale, decimal_digits_);
           return {scalar_class::number, scalar_text_};
         }
         return {scalar_class::bytes, data};
@@ -814,6 +838,8 @@ class avro_decoder final : public decoder {
       }
     }
     slots_.commit(binding);
+    scratch_.clear();  // counted in the slot now
+    expect_output(0);
   }
 
   // JSON text of any value: unions as their branch's value, bytes as "\x.." strings, logical
@@ -854,6 +880,7 @@ class avro_decoder final : public decoder {
               out.push_back(':');
             }
             render_json(item, out, depth + 1);
+            expect_output(0);
           }
         }
         out.push_back(is_map ? '}' : ']');
@@ -891,7 +918,10 @@ class avro_decoder final : public decoder {
     literal.begin_array();
     int64_t bytes;
     while (const int64_t count = read_block(bytes, node(item).zero_size)) {
-      for (int64_t i = 0; i < count; ++i) render_element(item, literal, depth + 1);
+      for (int64_t i = 0; i < count; ++i) {
+        render_element(item, literal, depth + 1);
+        expect_output(0);
+      }
     }
     literal.end_array();
   }
@@ -914,6 +944,7 @@ class avro_decoder final : public decoder {
         element_scratch_.clear();
         render_json(index, element_scratch_, depth);
         literal.element(element_scratch_);
+        element_scratch_.clear();  // counted in the literal now
         return;
       default:
         break;
@@ -944,6 +975,13 @@ class avro_decoder final : public decoder {
   std::unordered_map<int32_t, std::unique_ptr<compiled_schema>> by_id_;
   int32_t last_schema_id_ = 0;
   const compiled_schema* last_schema_ = nullptr;
+  struct unknown_id {
+    std::string error;
+    std::chrono::steady_clock::time_point until;
+  };
+  static constexpr size_t max_unknown_ids = 1024;
+  static constexpr std::chrono::seconds unknown_id_memory{10};
+  std::unordered_map<int32_t, unknown_id> unknown_ids_;
 
   // The message being decoded.
   const compiled_schema* schema_ = nullptr;
@@ -958,7 +996,6 @@ class avro_decoder final : public decoder {
   std::string scratch_;                   // a column's JSON text or array literal before COPY escaping
   std::string element_scratch_;           // an array element's JSON text
   std::string scalar_text_;               // a scalar's text (numbers, times, decimals)
-  std::vector<uint32_t> decimal_limbs_;
   std::string decimal_digits_;
   std::string hex_;
 };

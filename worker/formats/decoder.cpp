@@ -1,5 +1,6 @@
 #include "worker/formats/decoder.h"
 
+#include <string>
 #include <utility>
 
 #include "worker/formats/decoder_support.h"
@@ -10,11 +11,18 @@ namespace streamrec {
 bool decoder::decode(const message_view& message, std::string& line, column_mask& present) {
   const size_t rollback = line.size();
   try {
-    return decode_into(message, line, present);
+    const bool stored = decode_into(message, line, present);
+    if (line.size() - rollback > max_decoded_bytes_) too_large(line.size() - rollback);
+    return stored;
   } catch (...) {
     line.resize(rollback);
     throw;
   }
+}
+
+void decoder::too_large(size_t at_least) const {
+  throw format_error("the message decodes to more than max_decoded_bytes (" + std::to_string(max_decoded_bytes_) +
+                     " bytes; at least " + std::to_string(at_least) + " seen)");
 }
 
 std::unique_ptr<decoder> make_decoder(const decoder_config& config) {
@@ -27,14 +35,24 @@ std::unique_ptr<decoder> make_decoder(const decoder_config& config) {
     try {
       return client->schema_by_id(schema_id);
     } catch (const registry_error& e) {
-      // Down, overloaded, or not (yet) knowing the id: DESIGN section 5 says wait and retry,
-      // never dead-letter good data because of the registry.
+      // The registry answered that it has no such schema: the message names an id that was
+      // never registered there, and waiting will not change that, so it is dead-lettered.
+      if (e.http_status() == 404) {
+        throw format_error(
+            "schema id " + std::to_string(schema_id) + " is not known to the schema registry (HTTP 404" +
+            (e.registry_error_code() != 0 ? ", error_code " + std::to_string(e.registry_error_code()) : std::string()) +
+            ")");
+      }
+      // Down, overloaded, refusing our credentials or not a registry at all: never dead-letter
+      // good data because of the registry; wait and retry.
       throw transient_error("schema id " + std::to_string(schema_id) + ": " + e.what());
     }
   });
 }
 
-std::unique_ptr<decoder> make_decoder(const decoder_config& config, schema_fetcher fetch) {
+namespace {
+
+std::unique_ptr<decoder> make_unbounded_decoder(const decoder_config& config, schema_fetcher fetch) {
   switch (config.format) {
     case wire_format::csv:
       return make_csv_decoder(config);
@@ -51,6 +69,14 @@ std::unique_ptr<decoder> make_decoder(const decoder_config& config, schema_fetch
       return make_avro_decoder(config, std::move(fetch));
   }
   throw std::invalid_argument("unknown wire format");
+}
+
+}  // namespace
+
+std::unique_ptr<decoder> make_decoder(const decoder_config& config, schema_fetcher fetch) {
+  std::unique_ptr<decoder> made = make_unbounded_decoder(config, std::move(fetch));
+  made->set_max_decoded_bytes(config.max_decoded_bytes);
+  return made;
 }
 
 }  // namespace streamrec

@@ -73,6 +73,11 @@ struct decoder_config {
   std::string schema_registry_url;
   // ... or plain Avro with this inline writer schema.
   std::string inline_schema;
+  // The most COPY text one message may decode to. A message over it is a format_error (dead
+  // letter), raised as soon as the decoder sees it coming, so a small message that expands
+  // (Avro decimals with a large scale, arrays of nulls) never takes more memory than this.
+  size_t max_decoded_bytes = default_max_decoded_bytes;
+  static constexpr size_t default_max_decoded_bytes = size_t{64} << 20;
 };
 
 // Which bindings a message supplied. Absent fields (json keys that are not there, Avro fields
@@ -80,8 +85,9 @@ struct decoder_config {
 // DEFAULT applies; explicit nulls are NULL. Messages in a batch are grouped by this mask.
 using column_mask = std::vector<bool>;
 
-// Raised when the schema registry cannot be reached or does not (yet) know a schema id:
-// the batch must be retried later, never dead-lettered.
+// Raised when the schema registry cannot be reached or cannot answer now (a 5xx, a timeout):
+// the batch must be retried later, never dead-lettered. A registry that answers that it does
+// not know a schema id has answered: that message is a format_error.
 class transient_error : public std::runtime_error {
  public:
   explicit transient_error(const std::string& message) : std::runtime_error(message) {}
@@ -95,18 +101,27 @@ class decoder {
   // binding) and returns true.
   // Returns false when the message is deliberately skipped (a csv header record): nothing is
   // appended and `present` is untouched; the message is consumed (its offset advances).
-  // Throws format_error for bytes that can never decode (dead-letter them) and
-  // transient_error for a registry outage (retry the batch). When it throws, `line` is left as
-  // it was, so a batch buffer never holds half a row.
+  // Throws format_error for bytes that can never decode (dead-letter them), including a line
+  // longer than max_decoded_bytes, and transient_error for a registry outage (retry the batch).
+  // When it throws, `line` is left as it was, so a batch buffer never holds half a row.
   [[nodiscard]] bool decode(const message_view& message, std::string& line, column_mask& present);
 
+  void set_max_decoded_bytes(size_t limit) { max_decoded_bytes_ = limit; }
+  size_t max_decoded_bytes() const { return max_decoded_bytes_; }
+
  protected:
-  // The format's work; decode() adds the rollback on error.
+  // The format's work; decode() adds the rollback on error and the check of the line's size
+  // (formats whose output can outgrow their input check earlier, with too_large()).
   virtual bool decode_into(const message_view& message, std::string& line, column_mask& present) = 0;
+  [[noreturn]] void too_large(size_t at_least) const;
+
+ private:
+  size_t max_decoded_bytes_ = decoder_config::default_max_decoded_bytes;
 };
 
 // Returns the writer schema (JSON text) registered under a Confluent schema id. Throws
-// transient_error when it cannot answer now (registry down, id not known yet).
+// transient_error when it cannot answer now (registry down or failing) and format_error when
+// the registry answered that it has no such id.
 using schema_fetcher = std::function<std::string(int32_t schema_id)>;
 
 // Throws std::invalid_argument for a configuration no message could satisfy (delimiter equal

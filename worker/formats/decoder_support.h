@@ -49,6 +49,8 @@ class value_slots {
   void set_absent(size_t index) { slots_[index].current = state::absent; }
 
   state state_of(size_t index) const { return slots_[index].current; }
+  // Bytes of text held for this message so far.
+  size_t buffered() const { return buffer_.size(); }
   std::string_view text(size_t index) const {
     return std::string_view(buffer_).substr(slots_[index].offset, slots_[index].length);
   }

@@ -1,0 +1,290 @@
+"""One bad message costs one dead letter: every error a single row can cause is isolated and
+dead-lettered while server and conflict errors retry the batch; schema ids the registry does not
+know are the message's fault; what one message may decode to, and a batch may hold, is bounded."""
+
+import io
+import json
+import random
+import string
+import time
+import unittest
+
+import avro.io
+import avro.schema
+import psycopg2
+
+from harness import StreamTestCase, wait_for
+from kafka_util import kcat_produce, produce
+
+
+class BadInputTestCase(StreamTestCase):
+    def stats(self, name):
+        rows = self.cluster.sql("SELECT row_to_json(s) FROM streamrec.source_stats s WHERE name = %s", (name,))
+        return rows[0][0] if rows else None
+
+    def wait_offset(self, source, offset, timeout=60):
+        wait_for(lambda: self.value("SELECT max(next_offset) FROM streamrec.source_offsets WHERE source = %s",
+                                    (source,)) == offset, timeout, what=f"{source} past offset {offset - 1}")
+
+    def letters(self, source):
+        return self.sql("SELECT \"offset\", payload, error FROM streamrec.dead_letters WHERE source = %s "
+                        "ORDER BY \"offset\"", (source,))
+
+
+def encoder(schema):
+    parsed = avro.schema.parse(json.dumps(schema))
+
+    def encode(record):
+        buffer = io.BytesIO()
+        avro.io.DatumWriter(parsed).write(record, avro.io.BinaryEncoder(buffer))
+        return buffer.getvalue()
+    return encode
+
+
+def avro_long(value):
+    """Avro's zig-zag varint."""
+    zigzag = (value << 1) ^ (value >> 63)
+    out = bytearray()
+    while zigzag >= 0x80:
+        out.append((zigzag & 0x7f) | 0x80)
+        zigzag >>= 7
+    out.append(zigzag)
+    return bytes(out)
+
+
+class RowErrorTest(BadInputTestCase):
+    topics = {"bad.index": 1, "bad.nested": 1, "bad.trigger": 1, "bad.retry": 1}
+
+    def test_key_too_long_for_its_index_is_dead_lettered(self):
+        # 54000 program_limit_exceeded: an incompressible 9,000-byte key passes btree's limit.
+        self.sql("CREATE TABLE index_rows (k text PRIMARY KEY, n int)")
+        rng = random.Random(12)
+        long_key = "".join(rng.choice(string.ascii_letters + string.digits) for _ in range(9000))
+        # 3,000 bytes fit a page but not btree's third of one.
+        messages = ["a,1", f"{long_key},2", "b,3", f"{long_key[:3000]},4"]
+        kcat_produce(self.sandbox.bootstrap, "bad.index", messages, 0)
+        self.sql("SELECT streamrec.create_source('index_src', 'bad.index', 'index_rows')")
+        self.wait_offset("index_src", 4)
+        self.assertEqual(self.sql("SELECT k, n FROM index_rows ORDER BY n"), [("a", 1), ("b", 3)])
+        letters = self.letters("index_src")
+        self.assertEqual([(o, bytes(p).decode()) for o, p, _ in letters], [(1, messages[1]), (3, messages[3])])
+        self.assertIn("index row requires 9016 bytes, maximum size is 8191", letters[0][2])
+        self.assertIn("index row size 3016 exceeds btree version 4 maximum 2704", letters[1][2])
+        self.assertEqual(self.stats("index_src")["dead_letters"], 2)
+
+    def test_json_array_nested_deeper_than_postgresql_arrays_is_dead_lettered(self):
+        # 54000 again, from array_in: PostgreSQL arrays have at most 6 dimensions.
+        self.sql("CREATE TABLE nested_rows (id int, v int[])")
+        messages = ['{"id": 1, "v": [1, 2]}', '{"id": 2, "v": [[[[[[[1]]]]]]]}', '{"id": 3, "v": [[1, 2], [3, 4]]}']
+        produce(self.sandbox.bootstrap, "bad.nested", messages, partition=0)
+        self.sql("SELECT streamrec.create_source('nested_src', 'bad.nested', 'nested_rows', 'json')")
+        self.wait_offset("nested_src", 3)
+        self.assertEqual(self.sql("SELECT id, v FROM nested_rows ORDER BY id"), [(1, [1, 2]), (3, [[1, 2], [3, 4]])])
+        letters = self.letters("nested_src")
+        self.assertEqual([(o, bytes(p).decode()) for o, p, _ in letters], [(1, messages[1])])
+        self.assertIn("number of array dimensions (7) exceeds the maximum allowed (6)", letters[0][2])
+
+    def test_trigger_errors_of_any_other_class_are_dead_lettered(self):
+        # A trigger's own SQLSTATE (U0001), a syntax-or-access class (42P01), a feature class
+        # (0A000) and the plain RAISE (P0001): each follows its row.
+        self.sql("CREATE TABLE trigger_rows (id int, name text)")
+        self.sql("""CREATE FUNCTION trigger_rows_check() RETURNS trigger LANGUAGE plpgsql AS $$
+                    BEGIN
+                      IF NEW.name LIKE 'code:%' THEN
+                        RAISE EXCEPTION 'refused %', NEW.name USING ERRCODE = substr(NEW.name, 6);
+                      END IF;
+                      RETURN NEW;
+                    END $$""")
+        self.sql("CREATE TRIGGER check_rows BEFORE INSERT ON trigger_rows FOR EACH ROW EXECUTE FUNCTION "
+                 "trigger_rows_check()")
+        messages = ["1,ok", "2,code:U0001", "3,code:42P01", "4,code:0A000", "5,code:P0001", "6,fine"]
+        kcat_produce(self.sandbox.bootstrap, "bad.trigger", messages, 0)
+        self.sql("SELECT streamrec.create_source('trigger_src', 'bad.trigger', 'trigger_rows')")
+        self.wait_offset("trigger_src", 6)
+        self.assertEqual(self.sql("SELECT id, name FROM trigger_rows ORDER BY id"), [(1, "ok"), (6, "fine")])
+        letters = self.letters("trigger_src")
+        self.assertEqual([(o, bytes(p).decode()) for o, p, _ in letters], [(i, messages[i]) for i in (1, 2, 3, 4)])
+        for (_, _, error), code in zip(letters, ("U0001", "42P01", "0A000", "P0001")):
+            self.assertIn(f"refused code:{code}", error)
+        stats = self.stats("trigger_src")
+        self.assertEqual((stats["messages"], stats["rows"], stats["dead_letters"]), (6, 2, 4))
+
+    def test_server_and_conflict_errors_retry_the_batch_and_dead_letter_nothing(self):
+        # Serialization (40001), lock not available (55P03), a cancel (57014), a server
+        # resource limit (53400) and a system error (58030) are the moment's fault: the batch
+        # waits and retries, whole, and goes through once the cause is gone.
+        self.sql("CREATE TABLE retry_rows (id int, name text)")
+        self.sql("CREATE TABLE retry_cause (code text)")
+        self.sql("INSERT INTO retry_cause VALUES ('40001')")
+        self.sql("""CREATE FUNCTION retry_rows_check() RETURNS trigger LANGUAGE plpgsql AS $$
+                    DECLARE cause text := (SELECT code FROM retry_cause LIMIT 1);
+                    BEGIN
+                      IF cause IS NOT NULL THEN
+                        RAISE EXCEPTION 'transient %', cause USING ERRCODE = cause;
+                      END IF;
+                      RETURN NEW;
+                    END $$""")
+        self.sql("CREATE TRIGGER check_rows BEFORE INSERT ON retry_rows FOR EACH ROW EXECUTE FUNCTION "
+                 "retry_rows_check()")
+        kcat_produce(self.sandbox.bootstrap, "bad.retry", ["1,a", "2,b", "3,c"], 0)
+        self.sql("SELECT streamrec.create_source('retry_src', 'bad.retry', 'retry_rows')")
+        for code in ("40001", "55P03", "57014", "53400", "58030"):
+            self.sql("UPDATE retry_cause SET code = %s", (code,))
+            wait_for(lambda: (lambda s: s["state"] == "retrying" and f"transient {code}" in (s["last_error"] or ""))(
+                self.stats("retry_src")), 40, what=f"retrying on {code} (now {self.stats('retry_src')})")
+            self.assertEqual(self.value("SELECT count(*) FROM streamrec.dead_letters WHERE source = 'retry_src'"), 0)
+            self.assertEqual(self.value("SELECT count(*) FROM retry_rows"), 0)
+            self.assertEqual(self.value("SELECT count(*) FROM streamrec.source_offsets WHERE source = 'retry_src'"), 0)
+        self.sql("DELETE FROM retry_cause")
+        self.wait_offset("retry_src", 3)
+        self.assertEqual(self.sql("SELECT id, name FROM retry_rows ORDER BY id"), [(1, "a"), (2, "b"), (3, "c")])
+        self.assertEqual(self.value("SELECT count(*) FROM streamrec.dead_letters WHERE source = 'retry_src'"), 0)
+
+
+class RegistryNotFoundTest(BadInputTestCase):
+    topics = {"reg.unknown": 1}
+
+    def test_unknown_and_negative_schema_ids_are_dead_lettered_and_the_stream_goes_on(self):
+        schema = {"type": "record", "name": "Item", "fields": [{"name": "id", "type": "int"},
+                                                              {"name": "name", "type": "string"}]}
+        status, body = self.sandbox.http("POST", "/subjects/reg.unknown-value/versions",
+                                         {"schema": json.dumps(schema)})
+        self.assertEqual(status, 200, body)
+        schema_id = body["id"]
+        encode = encoder(schema)
+
+        def framed(sid, record):
+            return b"\x00" + sid.to_bytes(4, "big", signed=True) + encode(record)
+
+        messages = [framed(schema_id, {"id": 1, "name": "first"}),
+                    framed(schema_id + 1000, {"id": 2, "name": "unknown id"}),
+                    framed(-1, {"id": 3, "name": "negative id"}),
+                    framed(schema_id, {"id": 4, "name": "last"})]
+        produce(self.sandbox.bootstrap, "reg.unknown", messages, partition=0)
+        self.sql("CREATE TABLE reg_items (id int, name text)")
+        self.sql("SELECT streamrec.create_source('reg_unknown', 'reg.unknown', 'reg_items', 'avro', NULL, %s)",
+                 (json.dumps({"schema_registry": self.sandbox.registry_url}),))
+        self.wait_offset("reg_unknown", 4)
+        self.assertEqual(self.sql("SELECT id, name FROM reg_items ORDER BY id"), [(1, "first"), (4, "last")])
+        letters = self.letters("reg_unknown")
+        self.assertEqual([(o, bytes(p)) for o, p, _ in letters], [(1, messages[1]), (2, messages[2])])
+        self.assertEqual(letters[0][2], f"schema id {schema_id + 1000} is not known to the schema registry "
+                                        "(HTTP 404, error_code 40403)")
+        self.assertEqual(letters[1][2], "schema id -1 is negative: no schema registry assigns such an id")
+        self.assertEqual(self.stats("reg_unknown")["state"], "running")
+
+
+class DecodeBoundTest(BadInputTestCase):
+    topics = {"bound.bomb": 1, "bound.decimal": 1, "bound.batch": 1, "bound.limit": 1}
+
+    decimals_schema = {"type": "record", "name": "Amounts", "fields": [
+        {"name": "id", "type": "int"},
+        {"name": "amounts", "type": {"type": "array", "items": {"type": "bytes", "logicalType": "decimal",
+                                                                 "precision": 20, "scale": 16383}}}]}
+
+    def peak_memory_kb(self, pid):
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+        raise AssertionError("no VmHWM")
+
+    def test_array_of_empty_decimals_with_a_huge_scale_is_dead_lettered_with_bounded_memory(self):
+        # 70,000 empty decimals of scale 16,383: a 70 kB message that once grew to 4.3 GB.
+        bomb = avro_long(1) + avro_long(70000) + avro_long(0) * 70000 + avro_long(0)
+        good = avro_long(2) + avro_long(2) + avro_long(0) + avro_long(1) + b"\x05" + avro_long(0)
+        self.assertLess(len(bomb), 71000)
+        self.sql("CREATE TABLE amounts (id int, amounts numeric[])")
+        self.sql("SELECT streamrec.create_source('bomb_src', 'bound.bomb', 'amounts', 'avro', NULL, %s)",
+                 (json.dumps({"schema": self.decimals_schema}),))
+        pid = wait_for(lambda: self.stats("bomb_src")["pid"], 20, what="worker of bomb_src")
+        wait_for(lambda: self.stats("bomb_src")["state"] == "running", 20, what="bomb_src running")
+        started = time.monotonic()
+        produce(self.sandbox.bootstrap, "bound.bomb", [bomb, good], partition=0)
+        self.wait_offset("bomb_src", 2, timeout=60)
+        took = time.monotonic() - started
+        self.assertLess(took, 30)
+        letters = self.letters("bomb_src")
+        self.assertEqual([(o, bytes(p)) for o, p, _ in letters], [(0, bomb)])
+        self.assertIn("decodes to more than max_decoded_bytes (67108864 bytes", letters[0][2])
+        self.assertEqual(self.value("SELECT amounts[2]::text FROM amounts WHERE id = 2"),
+                         "0." + "0" * 16382 + "5")
+        self.assertEqual(self.value("SELECT amounts[1] = 0 FROM amounts WHERE id = 2"), True)
+        self.assertEqual(self.stats("bomb_src")["pid"], pid)  # the same worker, still running
+        self.assertLess(self.peak_memory_kb(pid), 1024 * 1024, "worker peak memory above 1 GB")
+
+    def test_a_big_but_legal_decimal_decodes_in_bounded_time(self):
+        # About 300 kB of unscaled bytes: 720,000 nines, printed into a text column.
+        digits = 720000
+        schema = {"type": "record", "name": "Big", "fields": [
+            {"name": "id", "type": "int"},
+            {"name": "d", "type": {"type": "bytes", "logicalType": "decimal", "precision": 800000, "scale": 2}}]}
+        unscaled = 10 ** digits - 1
+        raw = unscaled.to_bytes(unscaled.bit_length() // 8 + 1, "big", signed=True)
+        self.assertGreater(len(raw), 290000)
+        message = avro_long(1) + avro_long(len(raw)) + raw
+        self.sql("CREATE TABLE big_decimals (id int, d text)")
+        produce(self.sandbox.bootstrap, "bound.decimal", [message, avro_long(2) + avro_long(1) + b"\x07"],
+                partition=0)
+        started = time.monotonic()
+        self.sql("SELECT streamrec.create_source('decimal_src', 'bound.decimal', 'big_decimals', 'avro', NULL, %s)",
+                 (json.dumps({"schema": schema}),))
+        self.wait_offset("decimal_src", 2, timeout=60)
+        self.assertLess(time.monotonic() - started, 20)
+        self.assertEqual(self.sql("SELECT length(d), d = repeat('9', %s) || '.99' FROM big_decimals WHERE id = 1",
+                                  (digits - 2,)), [(digits + 1, True)])
+        self.assertEqual(self.value("SELECT d FROM big_decimals WHERE id = 2"), "0.07")
+        # Pausing right after answers at once: no decode holds the worker.
+        started = time.monotonic()
+        self.sql("SELECT streamrec.pause_source('decimal_src')")
+        wait_for(lambda: self.stats("decimal_src")["pid"] is None, 20, what="worker to exit")
+        self.assertLess(time.monotonic() - started, 10)
+
+    def test_max_decoded_bytes_dead_letters_what_decodes_to_more(self):
+        self.sql("CREATE TABLE limited_rows (id int, body text)")
+        messages = [json.dumps({"id": 1, "body": "x" * 500}), json.dumps({"id": 2, "body": "y" * 3000}),
+                    json.dumps({"id": 3, "body": "z" * 1000})]
+        produce(self.sandbox.bootstrap, "bound.limit", messages, partition=0)
+        self.sql("SELECT streamrec.create_source('limit_src', 'bound.limit', 'limited_rows', 'json', NULL, "
+                 "'{\"max_decoded_bytes\": 2048}')")
+        self.wait_offset("limit_src", 3)
+        self.assertEqual(self.sql("SELECT id, length(body) FROM limited_rows ORDER BY id"), [(1, 500), (3, 1000)])
+        letters = self.letters("limit_src")
+        self.assertEqual([(o, bytes(p).decode()) for o, p, _ in letters], [(1, messages[1])])
+        self.assertEqual(letters[0][2], "the message decodes to more than max_decoded_bytes (2048 bytes; "
+                                        "at least 3003 seen)")
+
+    def test_batch_bytes_ends_batches_early_and_loses_nothing(self):
+        self.sql("CREATE TABLE batched_rows (id int, body text)")
+        kcat_produce(self.sandbox.bootstrap, "bound.batch", [f"{i},{'b' * 300}" for i in range(40)], 0)
+        self.sql("SELECT streamrec.create_source('batch_src', 'bound.batch', 'batched_rows', 'csv', NULL, "
+                 "'{\"batch_bytes\": 1024}')")
+        self.wait_offset("batch_src", 40)
+        time.sleep(0.5)
+        self.assertEqual(self.sql("SELECT count(*), count(DISTINCT id), min(id), max(id) FROM batched_rows"),
+                         [(40, 40, 0, 39)])
+        stats = self.stats("batch_src")
+        self.assertEqual((stats["messages"], stats["rows"], stats["dead_letters"]), (40, 40, 0))
+        # 305 bytes a row: a batch ends once it holds 1,024, so at most four rows each.
+        self.assertGreaterEqual(stats["batches"], 10)
+
+    def test_bad_byte_bounds_are_refused(self):
+        self.sql("CREATE TABLE bounds_rows (id int)")
+        for options in ({"batch_bytes": 10}, {"max_decoded_bytes": "big"}, {"max_decoded_bytes": 2000000000},
+                        {"batch_bytes": 1.5}):
+            with self.assertRaises(psycopg2.Error) as caught:
+                self.sql("SELECT streamrec.create_source('bounds_src', 't', 'bounds_rows', 'csv', NULL, %s)",
+                         (json.dumps(options),))
+            key = next(iter(options))
+            self.assertEqual(caught.exception.pgcode, "22023")
+            self.assertEqual(caught.exception.diag.message_primary,
+                             f'option "{key}" must be a whole number of bytes from 1024 to 1073741823')
+            self.assertIn("max_decoded_bytes 67108864", caught.exception.diag.message_hint)
+        self.assertEqual(self.value("SELECT count(*) FROM streamrec.sources WHERE name = 'bounds_src'"), 0)
+        self.sql("SELECT streamrec.create_source('bounds_src', 't', 'bounds_rows', 'csv', NULL, "
+                 "'{\"batch_bytes\": 1024, \"max_decoded_bytes\": 1073741823}')")
+        self.sql("SELECT streamrec.drop_source('bounds_src')")
+
+
+if __name__ == "__main__":
+    unittest.main()
