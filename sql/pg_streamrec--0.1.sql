@@ -1862,7 +1862,7 @@ CREATE TABLE streamrec.retention (
     relation     regclass PRIMARY KEY,
     time_column  name NOT NULL,
     keep         interval NOT NULL CHECK (keep > interval '0'),
-    owner        oid NOT NULL,          -- the role that set it; the tick deletes as this role
+    owner        oid NOT NULL DEFAULT streamrec._current_role(),  -- who set it; the tick deletes as this role
     last_error   text,                  -- why the last tick could not apply it, NULL once it could
     last_error_at timestamptz
 );
