@@ -43,6 +43,10 @@ void retain_as_owner(Oid owner, Datum relation, Datum time_column, Datum keep) {
 }
 
 Datum retain_as(FunctionCallInfo fcinfo) {
+  // It acts as any role it is given: only the launcher's superuser may call it, whatever was granted.
+  if (!pg_call([] { return superuser(); }))
+    throw Error(ERRCODE_INSUFFICIENT_PRIVILEGE, "permission denied for streamrec._retain_as", "",
+                "Only the launcher (a superuser) runs retention as a bound's owner.");
   if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2) || PG_ARGISNULL(3))
     throw Error(ERRCODE_NULL_VALUE_NOT_ALLOWED, "streamrec._retain_as arguments must not be NULL", "",
                 "Pass the owner, the relation, its time column and how long to keep rows.");

@@ -457,10 +457,11 @@ class FaultTest(SourceTestCase):
         self.sql("SELECT streamrec.create_source('member_a', 'fault.group', 'group_a', 'csv', NULL, %s)", (options,))
         self.wait_rows("group_a", 2000, timeout=60)
         self.sql("SELECT streamrec.create_source('member_b', 'fault.group', 'group_b', 'csv', NULL, %s)", (options,))
-        # The mock rebalances within session.timeout.ms of the second member joining: count from
-        # its worker's start (which a loaded machine delays), not from create_source.
-        self.source_pid("member_b")
-        time.sleep(12)
+        # Wait for the rebalance to end: the second member stores the start offsets of the
+        # partitions it was given as soon as it has them (in the eager protocol every member gave
+        # its partitions up before that), so nothing produced from now on is in flight anywhere.
+        wait_for(lambda: self.value("SELECT count(*) FROM streamrec.source_offsets WHERE source = 'member_b'"), 120,
+                 what="the second member's partitions")
         produce(self.sandbox.bootstrap, "fault.group", [f"{i},second" for i in range(2000, 4000)])
         wait_for(lambda: self.value("SELECT (SELECT count(*) FROM group_a) + (SELECT count(*) FROM group_b)") >= 4000,
                  90, what="both members to consume")

@@ -680,14 +680,26 @@ void consumer::rewind(const std::map<int32_t, int64_t>& next_offsets) {
 }
 
 void consumer::seek(const std::map<int32_t, int64_t>& offsets) {
-  partition_list list(rd_kafka_topic_partition_list_new(static_cast<int>(offsets.size())));
-  for (const auto& [p, offset] : offsets)
-    rd_kafka_topic_partition_list_add(list.get(), topic_.c_str(), p)->offset = offset;
   // Waiting makes librdkafka drop what it prefetched from the old position before we return.
-  if (rd_kafka_error_t* error =
-          rd_kafka_seek_partitions(handle_, list.get(), static_cast<int>(config_.metadata_timeout.count()))) {
-    const std::string text = std::string("cannot rewind topic ") + topic_ + ": " + rd_kafka_error_string(error);
+  // Its wait for the seeks' replies can give up before the timeout (seen on a loaded machine,
+  // long before it): a seek is idempotent, so it is asked again until the timeout has passed.
+  const auto deadline = std::chrono::steady_clock::now() + config_.metadata_timeout;
+  partition_list list;
+  for (;;) {
+    list.reset(rd_kafka_topic_partition_list_new(static_cast<int>(offsets.size())));
+    for (const auto& [p, offset] : offsets)
+      rd_kafka_topic_partition_list_add(list.get(), topic_.c_str(), p)->offset = offset;
+    const auto remaining =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    rd_kafka_error_t* error =
+        rd_kafka_seek_partitions(handle_, list.get(), static_cast<int>(std::max<int64_t>(remaining.count(), 1)));
+    if (error == nullptr) break;
     const rd_kafka_resp_err_t code = rd_kafka_error_code(error);
+    if (code == RD_KAFKA_RESP_ERR__TIMED_OUT && std::chrono::steady_clock::now() < deadline) {
+      rd_kafka_error_destroy(error);
+      continue;
+    }
+    const std::string text = std::string("cannot rewind topic ") + topic_ + ": " + rd_kafka_error_string(error);
     rd_kafka_error_destroy(error);
     throw kafka_error(text, code);
   }
