@@ -965,7 +965,9 @@ CREATE TABLE streamrec.pipeline_catalog (
 );
 COMMENT ON TABLE streamrec.pipeline_catalog IS 'Enabled pipelines and their effective options (see the streamrec.pipelines view)';
 REVOKE ALL ON streamrec.pipeline_catalog FROM PUBLIC;
-GRANT SELECT, INSERT, UPDATE ON streamrec.pipeline_catalog TO streamrec_admin;
+-- Every column but options: another admin's output_options may hold credentials (the
+-- streamrec.pipelines view shows every pipeline's options with secrets masked).
+GRANT SELECT (name, enabled, sinks, enabled_at, owner), INSERT, UPDATE ON streamrec.pipeline_catalog TO streamrec_admin;
 
 -- An enabled pipeline belongs to the role that enabled it: only that role (or a superuser)
 -- changes or disables it; a disabled one goes to whoever enables it next. Options written
@@ -1383,6 +1385,21 @@ END $$;
 REVOKE ALL ON FUNCTION streamrec._sync_pipeline_triggers(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION streamrec._sync_pipeline_triggers(text) TO streamrec_admin;
 
+-- The extension's own transaction-level locks (extension/roles.cpp): like pg_advisory_xact_lock,
+-- but in a lock space SQL's advisory lock functions cannot reach, so no role can hold them to
+-- stall the pipelines. Only the SECURITY DEFINER code below calls it.
+CREATE FUNCTION streamrec._xact_lock(space int, key int) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'streamrec_xact_lock' LANGUAGE C VOLATILE STRICT;
+REVOKE ALL ON FUNCTION streamrec._xact_lock(int, int) FROM PUBLIC;
+
+-- One enable or disable at a time per pipeline. SECURITY DEFINER: it takes that one lock only.
+CREATE FUNCTION streamrec._lock_pipeline(pipeline text) RETURNS void
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT FROM streamrec._xact_lock(pg_catalog.hashtext('streamrec.enable_pipeline'), pg_catalog.hashtext(pipeline))
+$$;
+REVOKE ALL ON FUNCTION streamrec._lock_pipeline(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION streamrec._lock_pipeline(text) TO streamrec_admin;
+
 -- Turns a pipeline on (or changes its options): installs its triggers and, with output_topic,
 -- its sink. Enabling similar_products rebuilds user_purchases from the purchases table.
 CREATE FUNCTION streamrec.enable_pipeline(name text, options jsonb DEFAULT '{}') RETURNS void
@@ -1404,8 +1421,10 @@ BEGIN
     END IF;
     effective := streamrec._pipeline_options(name, options);
     -- One enable at a time per pipeline; a running batch finishes with the old options first.
-    PERFORM pg_advisory_xact_lock(hashtext('streamrec.enable_pipeline'), hashtext(name));
-    SELECT * INTO previous FROM streamrec.pipeline_catalog c WHERE c.name = enable_pipeline.name FOR UPDATE;
+    PERFORM streamrec._lock_pipeline(name);
+    -- (options are not readable by admins: another role's may hold credentials)
+    SELECT c.name, c.enabled, NULL, c.sinks, c.enabled_at, c.owner INTO previous
+    FROM streamrec.pipeline_catalog c WHERE c.name = enable_pipeline.name FOR UPDATE;
     IF FOUND THEN
         PERFORM streamrec._check_pipeline_owner(previous);
     END IF;
@@ -1418,7 +1437,7 @@ BEGIN
     INSERT INTO streamrec.pipeline_catalog AS c (name, enabled, options, sinks)
     VALUES (enable_pipeline.name, true, effective, sink_names)
     ON CONFLICT ON CONSTRAINT pipeline_catalog_pkey
-    DO UPDATE SET enabled = true, options = excluded.options, sinks = excluded.sinks,
+    DO UPDATE SET enabled = true, options = effective, sinks = sink_names,  -- (excluded.options needs SELECT on it)
                   enabled_at = CASE WHEN c.enabled THEN c.enabled_at ELSE now() END;
     PERFORM streamrec._sync_pipeline_triggers(name);
 END $$;
@@ -1431,8 +1450,9 @@ DECLARE
     t record;
 BEGIN
     PERFORM streamrec._require_admin();
-    PERFORM pg_advisory_xact_lock(hashtext('streamrec.enable_pipeline'), hashtext(name));
-    SELECT * INTO previous FROM streamrec.pipeline_catalog c WHERE c.name = disable_pipeline.name AND c.enabled FOR UPDATE;
+    PERFORM streamrec._lock_pipeline(name);
+    SELECT c.name, c.enabled, NULL, c.sinks, c.enabled_at, c.owner INTO previous
+    FROM streamrec.pipeline_catalog c WHERE c.name = disable_pipeline.name AND c.enabled FOR UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'pipeline "%" is not enabled', name
             USING ERRCODE = 'undefined_object', HINT = 'SELECT name FROM streamrec.pipelines WHERE enabled lists them.';

@@ -5,6 +5,7 @@ blocking locks on the shared internal tables, worker statistics shown to their o
 result tables with personal data read like their inputs. No broker is needed: sources and sinks
 point at a closed port."""
 
+import json
 import unittest
 
 import psycopg2
@@ -161,7 +162,7 @@ class SecurityRolesTest(unittest.TestCase):
                      'permission denied to change pipeline "trending"')
         self.refused("adm1", "SELECT streamrec.enable_pipeline('trending', '{\"top_n\": 5}')", "42501")
         self.refused("adm1", "UPDATE streamrec.pipeline_catalog SET enabled = false WHERE name = 'trending'", "42501")
-        self.refused('"Adm1"', "UPDATE streamrec.pipeline_catalog SET options = options || '{\"top_n\": 0}' "
+        self.refused('"Adm1"', "UPDATE streamrec.pipeline_catalog SET options = '{\"top_n\": 0}' "
                                "WHERE name = 'trending'", "22023")
         self.refused("adm1", "INSERT INTO streamrec.pipeline_catalog(name, options) "
                              "VALUES ('ratings', '{\"status_window\": \"-1 minute\"}')", "22023")
@@ -208,7 +209,7 @@ class SecurityRolesTest(unittest.TestCase):
 
     def test_retention_index_only_indexes_builtin_time_columns(self):
         self.sql("CREATE TABLE ri_t (id int, at text)")
-        self.sql("INSERT INTO streamrec.retention VALUES ('ri_t', 'at', '1 day')")
+        self.sql("INSERT INTO streamrec.retention VALUES ('ri_t', 'at', '1 day', %s)", (self.oid("adm1"),))
         self.as_role("adm1", "SELECT streamrec._retention_index('ri_t')")
         self.assertEqual(self.value("SELECT count(*) FROM pg_index WHERE indrelid = 'ri_t'::regclass"), 0)
         self.sql("DELETE FROM streamrec.retention WHERE relation = 'ri_t'::regclass")
@@ -276,6 +277,82 @@ class SecurityRolesTest(unittest.TestCase):
         self.sql("CREATE ROLE reader_granted")
         self.sql("GRANT SELECT ON streamrec.ratings_enriched, streamrec.unhappy_customers TO reader_granted")
         self.assertEqual(self.as_role("reader_granted", "SELECT count(*) FROM streamrec.unhappy_customers"), [(0,)])
+
+    # --- 7. pipeline options: credentials are their owner's ------------------------------------
+    def test_pipeline_options_are_read_masked_only(self):
+        options = {"output_topic": "attributions",
+                   "output_options": {"kafka": {"security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": "PLAIN",
+                                                "sasl.username": "svc", "sasl.password": "hunter2"}}}
+        self.as_role('"Adm1"', "SELECT streamrec.enable_pipeline('attribution', %s)", (json.dumps(options),))
+        self.assertEqual(self.value("SELECT options #>> '{output_options,kafka,sasl.password}' "
+                                    "FROM streamrec.pipeline_catalog WHERE name = 'attribution'"), "hunter2")
+        # The example: another admin reads the catalog's options.
+        for role in ("adm1", '"Adm1"'):
+            for query in ("SELECT options FROM streamrec.pipeline_catalog",
+                          "SELECT * FROM streamrec.pipeline_catalog",
+                          "SELECT name FROM streamrec.pipeline_catalog WHERE options::text LIKE '%hunter2%'",
+                          "UPDATE streamrec.pipeline_catalog SET enabled = enabled "
+                          "WHERE name = 'attribution' AND options::text LIKE '%hunter2%'",
+                          "UPDATE streamrec.pipeline_catalog SET sinks = sinks WHERE name = 'nope' RETURNING options"):
+                with self.subTest(role=role, query=query):
+                    self.refused(role, query, "42501", "permission denied for table pipeline_catalog", hint=False)
+        # The class: what admins read is the masked view, and the catalog's other columns.
+        self.assertEqual(self.as_role("adm1", "SELECT name, enabled, sinks, owner FROM streamrec.pipeline_catalog "
+                                             "WHERE name = 'attribution'"),
+                         [("attribution", True, ["pipeline_attribution"], self.oid('"Adm1"'))])
+        shown = self.as_role("adm1", "SELECT options::text FROM streamrec.pipelines WHERE name = 'attribution'")[0][0]
+        self.assertNotIn("hunter2", shown)
+        self.assertEqual(json.loads(shown)["output_options"]["kafka"]["sasl.password"], "***")
+        self.assertEqual(self.as_role("reader_nobody", "SELECT count(*) FROM streamrec.pipelines "
+                                                       "WHERE options::text LIKE '%hunter2%'"), [(0,)])
+        # enable_pipeline and disable_pipeline work as before for their owner, and refuse others.
+        self.refused("adm1", "SELECT streamrec.disable_pipeline('attribution')", "42501",
+                     'permission denied to change pipeline "attribution"')
+        self.as_role('"Adm1"', "SELECT streamrec.enable_pipeline('attribution', %s)",
+                     (json.dumps(dict(options, lookback="2 hours")),))
+        self.assertEqual(self.value("SELECT options ->> 'lookback' FROM streamrec.pipeline_catalog "
+                                    "WHERE name = 'attribution'"), "2 hours")
+        self.as_role('"Adm1"', "SELECT streamrec.disable_pipeline('attribution')")
+        self.as_role("adm1", "SELECT streamrec.enable_pipeline('attribution')")
+        self.assertEqual(self.value("SELECT owner FROM streamrec.pipeline_catalog WHERE name = 'attribution'"),
+                         self.oid("adm1"))
+        self.as_role("adm1", "SELECT streamrec.disable_pipeline('attribution')")
+        self.assertEqual(self.value("SELECT count(*) FROM streamrec.sinks"), 0)
+
+    # --- 8. nobody stalls a pipeline with advisory locks ----------------------------------------
+    def test_advisory_locks_of_other_roles_stall_no_pipeline(self):
+        self.sql("SELECT streamrec.enable_pipeline('attribution')")
+        holder = self.cluster.connect()
+        try:
+            with holder.cursor() as cur:
+                cur.execute("SET ROLE reader_nobody")
+                # The example: every user bucket of the attribution triggers, held by a role
+                # without any privilege, stalled every insert into clicks and checkouts.
+                cur.execute("SELECT count(pg_advisory_lock(hashtext('streamrec.attribution'), b)) "
+                            "FROM generate_series(0, 255) b")
+                # The class: the lock that serializes enable_pipeline and disable_pipeline.
+                cur.execute("SELECT pg_advisory_lock(hashtext('streamrec.enable_pipeline'), hashtext(p)) "
+                            "FROM unnest(ARRAY['attribution', 'trending']) p")
+            self.sql("SET lock_timeout = '5s'; "
+                     "INSERT INTO streamrec.clicks(click_id, user_id, product_id, event_time) "
+                     "VALUES ('k1', 'u1', 'p1', now() - interval '1 minute')")
+            self.sql("SET lock_timeout = '5s'; "
+                     "INSERT INTO streamrec.checkouts VALUES ('c1', 'u1', 'p1', 'card', 10, now())")
+            self.assertEqual(self.value("SELECT click_id FROM streamrec.attributed_checkouts WHERE checkout_id = 'c1'"),
+                             "k1")
+            self.as_role("adm1", "SET lock_timeout = '5s'; SELECT streamrec.enable_pipeline('trending')")
+            self.as_role("adm1", "SET lock_timeout = '5s'; SELECT streamrec.disable_pipeline('trending')")
+        finally:
+            holder.close()
+            self.sql("SELECT streamrec.disable_pipeline('attribution')")
+        # The extension's own locks are out of reach of SQL, for admins too.
+        for role in ("reader_nobody", "adm1"):
+            self.refused(role, "SELECT streamrec._xact_lock(1, 2)", "42501",
+                         "permission denied for function _xact_lock", hint=False)
+        self.sql("DELETE FROM streamrec.attribution_log")
+        self.sql("DELETE FROM streamrec.attributed_checkouts")
+        self.sql("DELETE FROM streamrec.checkouts")
+        self.sql("DELETE FROM streamrec.clicks")
 
     def refused_read(self, role, query):
         with self.assertRaises(psycopg2.Error) as caught:

@@ -50,7 +50,9 @@ SELECT pg_temp.try_enable('ratings', '{"watermark_delay": "0"}'), pg_temp.try_en
 SELECT count(*) FROM streamrec.pipeline_catalog WHERE enabled;
 
 -- A zero width written into the catalog by hand still reaches the triggers: a clean ERROR with
--- SQLSTATE and hint, no floating-point exception, the server up.
+-- SQLSTATE and hint, no floating-point exception, the server up. (The catalog's row check,
+-- which refuses them, is set aside for this.)
+ALTER TABLE streamrec.pipeline_catalog DISABLE TRIGGER check_pipeline_row;
 SELECT streamrec.enable_pipeline('trending');
 UPDATE streamrec.pipeline_catalog SET options = options || '{"window": "-1 year 365 days 6 hours"}' WHERE name = 'trending';
 INSERT INTO streamrec.clicks (user_id, product_id, event_time) VALUES ('z', '1', '2024-07-02 10:00:00');
@@ -70,6 +72,7 @@ SELECT streamrec.enable_pipeline('ratings');
 UPDATE streamrec.pipeline_catalog SET options = options || '{"status_window": "-1 year 365 days 6 hours"}' WHERE name = 'ratings';
 INSERT INTO streamrec.ratings VALUES ('r', 'c', '1', 5, 'web', 'ok', '2024-07-02 10:00:00');
 SELECT streamrec.disable_pipeline('ratings');
+ALTER TABLE streamrec.pipeline_catalog ENABLE TRIGGER check_pipeline_row;
 -- An event time at the end of the range: its window cannot be computed (22008), not a crash.
 SELECT streamrec.enable_pipeline('trending');
 INSERT INTO streamrec.clicks (user_id, product_id, event_time) VALUES ('z', '1', '-infinity');
