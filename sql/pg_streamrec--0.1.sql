@@ -549,6 +549,10 @@ BEGIN
         RAISE EXCEPTION 'permission denied to insert into %', NEW.target
             USING ERRCODE = 'insufficient_privilege', HINT = 'The source''s worker runs as its owner and needs INSERT on its target.';
     END IF;
+    IF NOT caller_is_superuser AND pg_catalog.row_security_active(NEW.target::oid) THEN
+        RAISE EXCEPTION '% has row-level security enabled', NEW.target
+            USING ERRCODE = 'feature_not_supported', HINT = 'COPY cannot fill a table with row-level security; use a staging table.';
+    END IF;
     PERFORM streamrec._check_source_options(NEW.format, NEW.target, NEW.options);
     RETURN NEW;
 END $$;
@@ -675,6 +679,15 @@ BEGIN
         IF NOT has_table_privilege(sink_owner, rel, 'SELECT') THEN
             RAISE EXCEPTION 'permission denied to read %', rel
                 USING ERRCODE = 'insufficient_privilege', HINT = 'A sink ships the rows of a table its owner may SELECT.';
+        END IF;
+        -- Row-level security that applies to the owner (as check_enable_rls decides): such a
+        -- table's every insert would fail in the capture (the internal tables among them).
+        IF (SELECT c.relrowsecurity AND (c.relforcerowsecurity OR NOT pg_has_role(sink_owner, c.relowner, 'USAGE'))
+            FROM pg_class c WHERE c.oid = rel)
+           AND NOT (SELECT r.rolsuper OR r.rolbypassrls FROM pg_roles r WHERE r.oid = sink_owner) THEN
+            RAISE EXCEPTION '% has row-level security enabled', rel
+                USING ERRCODE = 'feature_not_supported',
+                      HINT = 'A sink ships every inserted row, so its owner must see them all: disable row-level security, or own the table (without FORCE ROW LEVEL SECURITY), or have BYPASSRLS.';
         END IF;
         IF NOT EXISTS (SELECT FROM pg_trigger WHERE tgrelid = rel AND tgname = trigger_name) THEN
             EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS streamrec_new_rows '
@@ -904,6 +917,11 @@ BEGIN
     IF NOT caller_is_superuser AND NOT pg_catalog.has_table_privilege(NEW.owner, NEW.relation, 'SELECT') THEN
         RAISE EXCEPTION 'permission denied to read %', NEW.relation
             USING ERRCODE = 'insufficient_privilege', HINT = 'The sink''s worker runs as its owner and needs SELECT on the relation.';
+    END IF;
+    IF NOT caller_is_superuser AND pg_catalog.row_security_active(NEW.relation::oid) THEN
+        RAISE EXCEPTION '% has row-level security enabled', NEW.relation
+            USING ERRCODE = 'feature_not_supported',
+                  HINT = 'A sink ships every inserted row, so its owner must see them all: disable row-level security, or own the table (without FORCE ROW LEVEL SECURITY), or have BYPASSRLS.';
     END IF;
     PERFORM streamrec._check_sink_options(NEW.format, NEW.relation, NEW.options);
     RETURN NEW;

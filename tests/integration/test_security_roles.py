@@ -207,6 +207,40 @@ class SecurityRolesTest(unittest.TestCase):
         self.assertEqual(self.as_role('"Adm1"', "SELECT pending FROM streamrec.sink_stats"), [(0,)])
         self.as_role('"Adm1"', "SELECT streamrec.drop_sink('sync_b_sink')")
 
+    def test_catalog_rows_on_tables_with_row_level_security_are_refused(self):
+        self.sql("CREATE TABLE rls_ok (id int)")
+        self.sql('GRANT SELECT, INSERT ON rls_ok TO "Adm1"')
+        self.as_role('"Adm1"', "SELECT streamrec.create_sink('rls_victim', 'rls_ok', 't')")
+        # The example: a sink row written directly on the outbox itself (create_sink refuses it);
+        # _sync_sink_trigger then put a capture trigger on the outbox, and every capture of every
+        # sink (so every insert into a sinked table) failed on its row-level security.
+        for rel in ("streamrec.sink_outbox", "streamrec.sources", "streamrec.dead_letters"):
+            with self.subTest(rel=rel):
+                self.refused("adm1", f"INSERT INTO streamrec.sinks(name, relation, topic) VALUES ('loop', '{rel}', 't')",
+                             "0A000", f"{rel} has row-level security enabled")
+        self.as_role("adm1", "SELECT streamrec._sync_sink_trigger('loop', 'streamrec.sink_outbox')")
+        self.assertEqual(self.value("SELECT count(*) FROM pg_trigger WHERE tgrelid = 'streamrec.sink_outbox'::regclass "
+                                    "AND NOT tgisinternal"), 0)
+        self.sql("INSERT INTO rls_ok VALUES (1)")
+        self.assertEqual(self.as_role('"Adm1"', "SELECT pending FROM streamrec.sink_stats"), [(1,)])
+        # The class: a user table with row-level security, for sources too, and a sink row that
+        # exists anyway (written by a superuser) gets no capture trigger.
+        self.sql("CREATE TABLE rls_t (id int)")
+        self.sql("ALTER TABLE rls_t ENABLE ROW LEVEL SECURITY")
+        self.sql("CREATE POLICY mine ON rls_t USING (id > 0)")
+        self.sql("GRANT SELECT, INSERT ON rls_t TO adm1")
+        self.refused("adm1", "INSERT INTO streamrec.sinks(name, relation, topic) VALUES ('rls_s', 'rls_t', 't')",
+                     "0A000", "rls_t has row-level security enabled")
+        self.refused("adm1", "INSERT INTO streamrec.sources(name, topic, target) VALUES ('rls_src', 't', 'rls_t')",
+                     "0A000", "rls_t has row-level security enabled")
+        self.sql("INSERT INTO streamrec.sinks(name, relation, topic, owner) VALUES ('rls_forced', 'rls_t', 't', %s)",
+                 (self.oid("adm1"),))
+        self.refused("adm1", "SELECT streamrec._sync_sink_trigger('rls_forced', 'rls_t')", "0A000",
+                     "rls_t has row-level security enabled")
+        self.assertEqual(self.value("SELECT count(*) FROM pg_trigger WHERE tgrelid = 'rls_t'::regclass"), 0)
+        self.sql("DELETE FROM streamrec.sinks WHERE name = 'rls_forced'")
+        self.as_role('"Adm1"', "SELECT streamrec.drop_sink('rls_victim')")
+
     def test_retention_index_only_indexes_builtin_time_columns(self):
         self.sql("CREATE TABLE ri_t (id int, at text)")
         self.sql("INSERT INTO streamrec.retention VALUES ('ri_t', 'at', '1 day', %s)", (self.oid("adm1"),))
