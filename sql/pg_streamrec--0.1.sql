@@ -693,10 +693,17 @@ BEGIN
             EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS streamrec_new_rows '
                            'FOR EACH STATEMENT EXECUTE FUNCTION streamrec._sink_capture(%L%s)', trigger_name, rel, sink_name,
                            coalesce(read_columns, ''));
+        ELSIF NOT EXISTS (SELECT FROM pg_trigger t WHERE t.tgrelid = rel AND t.tgname = trigger_name
+                                                   AND position(convert_to(sink_name, 'UTF8') || decode('00', 'hex') IN t.tgargs) = 1) THEN
+            -- A long name's trigger is named by its md5, which another sink's name may spell.
+            RAISE EXCEPTION 'the trigger "%" on % belongs to another sink', trigger_name, rel
+                USING ERRCODE = 'duplicate_object', HINT = 'Choose another name for the sink.';
         END IF;
     ELSE
+        -- Only this sink's own capture trigger (its first argument is the sink's name).
         IF EXISTS (SELECT FROM pg_trigger t WHERE t.tgrelid = rel AND t.tgname = trigger_name
-                                            AND t.tgfoid = 'streamrec._sink_capture()'::regprocedure) THEN
+                                            AND t.tgfoid = 'streamrec._sink_capture()'::regprocedure
+                                            AND position(convert_to(sink_name, 'UTF8') || decode('00', 'hex') IN t.tgargs) = 1) THEN
             EXECUTE format('DROP TRIGGER %I ON %s', trigger_name, rel);
         END IF;
         IF NOT EXISTS (SELECT FROM streamrec.sinks k WHERE k.name = sink_name) THEN

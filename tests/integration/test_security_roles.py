@@ -5,6 +5,7 @@ blocking locks on the shared internal tables, worker statistics shown to their o
 result tables with personal data read like their inputs. No broker is needed: sources and sinks
 point at a closed port."""
 
+import hashlib
 import json
 import unittest
 
@@ -206,6 +207,33 @@ class SecurityRolesTest(unittest.TestCase):
         self.as_role('"Adm1"', "SELECT streamrec.create_sink('sync_b_sink', 'shared_t', 't')")
         self.assertEqual(self.as_role('"Adm1"', "SELECT pending FROM streamrec.sink_stats"), [(0,)])
         self.as_role('"Adm1"', "SELECT streamrec.drop_sink('sync_b_sink')")
+
+    def test_capture_trigger_named_by_md5_is_its_sinks_only(self):
+        # A sink name too long for a trigger name gets a trigger named by its md5, which another
+        # sink's name may spell (every trigger name is public in pg_trigger).
+        victim = next(n for n in (f"long_sink_name_of_adm1_{'x' * 30}{i}" for i in range(100))
+                      if hashlib.md5(n.encode()).hexdigest()[0] in "abcdef")
+        spelled = hashlib.md5(victim.encode()).hexdigest()
+        self.sql("CREATE TABLE md5_t (id int)")
+        self.sql("GRANT SELECT ON md5_t TO streamrec_admin")
+        self.as_role("adm1", f"SELECT streamrec.create_sink('{victim}', 'md5_t', 't')")
+        # The example: another admin names that md5, and the victim's trigger was dropped.
+        self.as_role('"Adm1"', f"SELECT streamrec._sync_sink_trigger('{spelled}', 'md5_t')")
+        # The class: a sink of that name shipped nothing and took the trigger when dropped.
+        refusal = None
+        try:
+            self.as_role('"Adm1"', f"SELECT streamrec.create_sink('{spelled}', 'md5_t', 't')")
+            self.as_role('"Adm1"', f"SELECT streamrec.drop_sink('{spelled}')")
+        except psycopg2.Error as error:
+            refusal = error
+        self.sql("INSERT INTO md5_t VALUES (1)")
+        self.assertEqual(self.as_role("adm1", "SELECT name, pending FROM streamrec.sink_stats"), [(victim, 1)])
+        self.assertIsNotNone(refusal)
+        self.assertEqual(refusal.pgcode, "42710", refusal.pgerror)
+        self.assertEqual(refusal.diag.message_primary,
+                         f'the trigger "streamrec_sink_{spelled}" on public.md5_t belongs to another sink')
+        self.assertEqual(self.as_role('"Adm1"', "SELECT count(*) FROM streamrec.sinks"), [(0,)])
+        self.as_role("adm1", f"SELECT streamrec.drop_sink('{victim}')")
 
     def test_catalog_rows_on_tables_with_row_level_security_are_refused(self):
         self.sql("CREATE TABLE rls_ok (id int)")
