@@ -1028,6 +1028,13 @@ BEGIN
                 USING ERRCODE = 'insufficient_privilege', HINT = 'Only a superuser can give a pipeline to another role.';
         END IF;
         NEW.owner := kept_owner;
+        -- The sinks it lists are dropped by whoever next enables or disables it: its owner's only.
+        IF NEW.sinks IS DISTINCT FROM (CASE WHEN TG_OP = 'UPDATE' THEN OLD.sinks END)
+           AND EXISTS (SELECT FROM pg_catalog.unnest(NEW.sinks) s
+                       WHERE NOT EXISTS (SELECT FROM streamrec.sinks k WHERE k.name = s AND k.owner = NEW.owner)) THEN
+            RAISE EXCEPTION 'pipeline "%" may list only sinks of its owner', NEW.name
+                USING ERRCODE = 'insufficient_privilege', HINT = 'streamrec.enable_pipeline creates a pipeline''s sinks and lists them.';
+        END IF;
     END IF;
     IF TG_OP = 'INSERT' OR NEW.options IS DISTINCT FROM OLD.options THEN
         PERFORM streamrec._pipeline_options(NEW.name, NEW.options);
@@ -1453,7 +1460,9 @@ BEGIN
     IF FOUND THEN
         PERFORM streamrec._check_pipeline_owner(previous);
     END IF;
-    PERFORM streamrec.drop_sink(s) FROM unnest(previous.sinks) s;
+    -- (a disabled pipeline's sinks, if its owner left any, are that role's to drop)
+    PERFORM streamrec.drop_sink(s) FROM unnest(previous.sinks) s
+    WHERE previous.enabled OR previous.owner = streamrec._current_role();
     FOR t IN SELECT * FROM streamrec._pipeline_outputs(name) o WHERE effective ->> o.topic_option IS NOT NULL LOOP
         PERFORM streamrec.create_sink(t.sink_name, t.rel, effective ->> t.topic_option, effective ->> 'output_format',
                                       effective ->> 'output_brokers', t.sink_options || (effective -> 'output_options'));

@@ -176,6 +176,23 @@ class SecurityRolesTest(unittest.TestCase):
                          self.oid("adm1"))
         self.as_role("adm1", "SELECT streamrec.disable_pipeline('trending')")
 
+    def test_pipeline_row_lists_only_its_owners_sinks(self):
+        self.as_role('"Adm1"', "SELECT streamrec.create_sink('victim_sink', 'shared_t', 't')")
+        self.addCleanup(self.sql, "DELETE FROM streamrec.sinks WHERE name = 'victim_sink'")
+        # The example: a disabled pipeline row written directly, listing another admin's sink,
+        # made that admin drop its own sink when it next enabled the pipeline.
+        self.refused("adm1", "INSERT INTO streamrec.pipeline_catalog(name, enabled, options, sinks) "
+                             "VALUES ('category_affinity', false, '{}', ARRAY['victim_sink'])", "42501",
+                     'pipeline "category_affinity" may list only sinks of its owner')
+        self.as_role('"Adm1"', "SELECT streamrec.enable_pipeline('category_affinity')")
+        self.assertEqual(self.as_role('"Adm1"', "SELECT name FROM streamrec.sinks"), [("victim_sink",)])
+        # The class: an update by the owner, too.
+        self.refused('"Adm1"', "UPDATE streamrec.pipeline_catalog SET sinks = ARRAY['nobodys_sink'] "
+                               "WHERE name = 'category_affinity'", "42501")
+        self.as_role('"Adm1"', "SELECT streamrec.disable_pipeline('category_affinity')")
+        self.as_role('"Adm1"', "SELECT streamrec.drop_sink('victim_sink')")
+        self.sql("DELETE FROM streamrec.pipeline_catalog WHERE name = 'category_affinity'")
+
     # --- 3. internal functions are safe for any caller -----------------------------------------
     def test_sync_sink_trigger_never_touches_another_admins_sink(self):
         self.sql("CREATE TABLE sync_b (id int)")
