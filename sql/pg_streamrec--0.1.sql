@@ -1929,6 +1929,31 @@ CREATE POLICY own_retention ON streamrec.retention
     USING (owner = streamrec._current_role()) WITH CHECK (owner = streamrec._current_role());
 SELECT pg_catalog.pg_extension_config_dump('streamrec.retention', '');
 
+-- A bound written directly passes set_retention's checks too: a time column, and a table its
+-- owner may DELETE from (else one admin's row would hold the table's only bound for nothing).
+CREATE FUNCTION streamrec._retention_row_check() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF streamrec._caller_is_superuser() OR (TG_OP = 'UPDATE' AND (NEW.relation, NEW.time_column, NEW.owner)
+                                            IS NOT DISTINCT FROM (OLD.relation, OLD.time_column, OLD.owner)) THEN
+        RETURN NEW;
+    END IF;
+    IF coalesce((SELECT a.atttypid FROM pg_attribute a WHERE a.attrelid = NEW.relation AND a.attname = NEW.time_column
+                                                         AND a.attnum > 0 AND NOT a.attisdropped)
+                NOT IN ('timestamptz'::regtype, 'timestamp'::regtype, 'date'::regtype), true) THEN
+        PERFORM streamrec._bad_argument(format('column "%s" of %s is not a time column', NEW.time_column, NEW.relation),
+                                        'Retention needs a timestamptz, timestamp or date column.');
+    END IF;
+    IF NOT has_table_privilege(NEW.owner, NEW.relation, 'SELECT') OR NOT has_table_privilege(NEW.owner, NEW.relation, 'DELETE') THEN
+        RAISE EXCEPTION 'permission denied to delete from %', NEW.relation
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'Retention deletes old rows as its owner: it needs SELECT and DELETE on the table.';
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER check_retention_row BEFORE INSERT OR UPDATE ON streamrec.retention
+    FOR EACH ROW EXECUTE FUNCTION streamrec._retention_row_check();
+
 -- Gives the retained time column an index (the clock probe and the range delete need one),
 -- following the catalog only. SECURITY DEFINER: the domain tables belong to the extension.
 -- Safe for any admin with any argument: it only indexes a table's built-in time column that

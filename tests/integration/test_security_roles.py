@@ -286,6 +286,26 @@ class SecurityRolesTest(unittest.TestCase):
         self.sql("DELETE FROM streamrec.sinks WHERE name = 'rls_forced'")
         self.as_role('"Adm1"', "SELECT streamrec.drop_sink('rls_victim')")
 
+    def test_retention_row_written_directly_is_checked(self):
+        self.sql("CREATE TABLE ret_t (id int, at timestamptz, note text)")
+        self.sql('GRANT SELECT, DELETE ON ret_t TO "Adm1"')
+        self.sql("GRANT SELECT ON ret_t TO adm1")
+        insert = "INSERT INTO streamrec.retention(relation, time_column, keep, owner) VALUES ('{}', '{}', '1 day', {})"
+        # The example: a bound written directly on a table its writer may not delete from held
+        # the table's only bound, and the admin who may was refused.
+        self.refused("adm1", insert.format("ret_t", "at", self.oid("adm1")), "42501",
+                     "permission denied to delete from public.ret_t")
+        self.as_role('"Adm1"', "SELECT streamrec.set_retention('ret_t', 'at', '7 days')")
+        self.assertEqual(self.value("SELECT owner FROM streamrec.retention WHERE relation = 'ret_t'::regclass"),
+                         self.oid('"Adm1"'))
+        # The class: no time column, and an update of the owner's own row.
+        self.refused("adm1", insert.format("closed_t", "id", self.oid("adm1")), "22023",
+                     'column "id" of public.closed_t is not a time column')
+        self.refused('"Adm1"', "UPDATE streamrec.retention SET time_column = 'note' WHERE relation = 'ret_t'::regclass",
+                     "22023", 'column "note" of public.ret_t is not a time column')
+        self.as_role('"Adm1"', "UPDATE streamrec.retention SET keep = '1 day' WHERE relation = 'ret_t'::regclass")
+        self.as_role('"Adm1"', "SELECT streamrec.set_retention('ret_t', 'at', NULL)")
+
     def test_retention_index_only_indexes_builtin_time_columns(self):
         self.sql("CREATE TABLE ri_t (id int, at text)")
         self.sql("INSERT INTO streamrec.retention VALUES ('ri_t', 'at', '1 day', %s)", (self.oid("adm1"),))
