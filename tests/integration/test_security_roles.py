@@ -395,6 +395,9 @@ class SecurityRolesTest(unittest.TestCase):
                           "UPDATE streamrec.pipeline_catalog SET sinks = sinks WHERE name = 'nope' RETURNING options"):
                 with self.subTest(role=role, query=query):
                     self.refused(role, query, "42501", "permission denied for table pipeline_catalog", hint=False)
+        # Nor through a sink on the catalog (its capture copies whole rows into the outbox).
+        self.refused("adm1", "SELECT streamrec.create_sink('catalog_sink', 'streamrec.pipeline_catalog', 't')", "42501",
+                     "permission denied to read streamrec.pipeline_catalog")
         # The class: what admins read is the masked view, and the catalog's other columns.
         self.assertEqual(self.as_role("adm1", "SELECT name, enabled, sinks, owner FROM streamrec.pipeline_catalog "
                                              "WHERE name = 'attribution'"),
