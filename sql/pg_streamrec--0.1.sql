@@ -1400,7 +1400,9 @@ BEGIN
         IF enabled AND NOT EXISTS (SELECT FROM pg_trigger WHERE tgrelid = t.rel AND tgname = t.trigger_name) THEN
             IF t.trigger_name = 'streamrec_user_purchases' THEN
                 LOCK TABLE streamrec.purchases IN SHARE MODE;
-                TRUNCATE streamrec.user_purchases;
+                -- (DELETE: TRUNCATE would wait for every open transaction that read the table,
+                -- holding the purchases' writers meanwhile)
+                DELETE FROM streamrec.user_purchases;
                 INSERT INTO streamrec.user_purchases
                 SELECT p.user_id, p.product_id, sum(p.quantity), count(*), max(p.purchase_time)
                 FROM streamrec.purchases p GROUP BY p.user_id, p.product_id;
@@ -1865,7 +1867,9 @@ BEGIN
         END IF;
     ELSIF trigger_name = 'streamrec_ratings' AND install THEN
         LOCK TABLE streamrec.ratings IN SHARE MODE;
-        TRUNCATE streamrec.product_ratings;
+        -- (DELETE: TRUNCATE would wait for every open transaction that read the table, which
+        -- every role may read, holding the ratings' writers meanwhile)
+        DELETE FROM streamrec.product_ratings;
         INSERT INTO streamrec.product_ratings
         SELECT r.product_id, count(*), sum(r.stars) FROM streamrec.ratings r
         WHERE r.product_id IS NOT NULL AND NOT coalesce(r.channel ILIKE '%test%', false)

@@ -261,8 +261,8 @@ class SecurityRolesTest(unittest.TestCase):
         # sink (so every insert into a sinked table) failed on its row-level security.
         for rel in ("streamrec.sink_outbox", "streamrec.sources", "streamrec.dead_letters"):
             with self.subTest(rel=rel):
-                self.refused("adm1", f"INSERT INTO streamrec.sinks(name, relation, topic) VALUES ('loop', '{rel}', 't')",
-                             "0A000", f"{rel} has row-level security enabled")
+                self.refused("adm1", "INSERT INTO streamrec.sinks(name, relation, topic) "
+                                     f"VALUES ('loop', '{rel}', 't')", "0A000", f"{rel} has row-level security enabled")
         self.as_role("adm1", "SELECT streamrec._sync_sink_trigger('loop', 'streamrec.sink_outbox')")
         self.assertEqual(self.value("SELECT count(*) FROM pg_trigger WHERE tgrelid = 'streamrec.sink_outbox'::regclass "
                                     "AND NOT tgisinternal"), 0)
@@ -421,8 +421,8 @@ class SecurityRolesTest(unittest.TestCase):
         self.as_role("adm1", "SELECT streamrec.disable_pipeline('attribution')")
         self.assertEqual(self.value("SELECT count(*) FROM streamrec.sinks"), 0)
 
-    # --- 8. nobody stalls a pipeline with advisory locks ----------------------------------------
-    def test_advisory_locks_of_other_roles_stall_no_pipeline(self):
+    # --- 8. nobody stalls a pipeline with locks of its own ---------------------------------------
+    def test_locks_of_other_roles_stall_no_pipeline(self):
         self.sql("SELECT streamrec.enable_pipeline('attribution')")
         holder = self.cluster.connect()
         try:
@@ -447,6 +447,17 @@ class SecurityRolesTest(unittest.TestCase):
         finally:
             holder.close()
             self.sql("SELECT streamrec.disable_pipeline('attribution')")
+        # The class: a transaction that read a table every role may read (the LOCK guard's
+        # ACCESS SHARE, too) held enable_pipeline('ratings'), and it the ratings' writers.
+        reader = self.cluster.connect(autocommit=False)
+        try:
+            with reader.cursor() as cur:
+                cur.execute("SET ROLE reader_nobody")
+                cur.execute("LOCK TABLE streamrec.product_ratings IN ACCESS SHARE MODE")
+            self.as_role("adm1", "SET lock_timeout = '5s'; SELECT streamrec.enable_pipeline('ratings')")
+            self.as_role("adm1", "SET lock_timeout = '5s'; SELECT streamrec.disable_pipeline('ratings')")
+        finally:
+            reader.close()
         # The extension's own locks are out of reach of SQL, for admins too.
         for role in ("reader_nobody", "adm1"):
             self.refused(role, "SELECT streamrec._xact_lock(1, 2)", "42501",
