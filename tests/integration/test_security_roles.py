@@ -252,6 +252,36 @@ class SecurityRolesTest(unittest.TestCase):
         self.assertEqual(self.as_role('"Adm1"', "SELECT count(*) FROM streamrec.sinks"), [(0,)])
         self.as_role("adm1", f"SELECT streamrec.drop_sink('{victim}')")
 
+    def test_capture_stops_once_the_sink_owner_may_not_read(self):
+        self.sql("CREATE TABLE rev_t (id int, secret text)")
+        self.sql("GRANT SELECT ON rev_t TO adm1")
+        self.as_role("adm1", "SELECT streamrec.create_sink('rev_sink', 'rev_t', 't')")
+        self.sql("INSERT INTO rev_t VALUES (1, 'before')")
+        # The example: SELECT revoked, and the owner read every later row in its outbox.
+        self.sql("REVOKE SELECT ON rev_t FROM adm1")
+        with self.assertRaises(psycopg2.Error) as caught:
+            self.sql("INSERT INTO rev_t VALUES (2, 'after')")
+        self.assertEqual(caught.exception.pgcode, "42501", caught.exception.pgerror)
+        self.assertEqual(caught.exception.diag.message_primary,
+                         'sink "rev_sink" cannot capture rows of rev_t: its owner may not read the table')
+        self.assertTrue(caught.exception.diag.message_hint)
+        self.assertEqual(self.as_role("adm1", "SELECT payload ->> 'secret' FROM streamrec.sink_outbox "
+                                              "WHERE sink = 'rev_sink'"), [("before",)])
+        # The class: a sink whose table has a type the SQL capture handles, and the owner's own
+        # drop_sink afterwards (the inserts go through again).
+        self.sql("CREATE TYPE rev_mood AS ENUM ('ok')")
+        self.sql("CREATE TABLE rev_e (m rev_mood)")
+        self.sql("GRANT SELECT ON rev_e TO adm1")
+        self.as_role("adm1", "SELECT streamrec.create_sink('rev_e_sink', 'rev_e', 't')")
+        self.sql("REVOKE SELECT ON rev_e FROM adm1")
+        with self.assertRaises(psycopg2.Error) as caught:
+            self.sql("INSERT INTO rev_e VALUES ('ok')")
+        self.assertEqual(caught.exception.pgcode, "42501", caught.exception.pgerror)
+        for name in ("rev_sink", "rev_e_sink"):
+            self.as_role("adm1", f"SELECT streamrec.drop_sink('{name}')")
+        self.sql("INSERT INTO rev_t VALUES (3, 'dropped')")
+        self.sql("INSERT INTO rev_e VALUES ('ok')")
+
     def test_catalog_rows_on_tables_with_row_level_security_are_refused(self):
         self.sql("CREATE TABLE rls_ok (id int)")
         self.sql('GRANT SELECT, INSERT ON rls_ok TO "Adm1"')
