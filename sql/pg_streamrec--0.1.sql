@@ -696,7 +696,7 @@ BEGIN
         ELSIF NOT EXISTS (SELECT FROM pg_trigger t WHERE t.tgrelid = rel AND t.tgname = trigger_name
                                                    AND position(convert_to(sink_name, 'UTF8') || decode('00', 'hex') IN t.tgargs) = 1) THEN
             -- A long name's trigger is named by its md5, which another sink's name may spell.
-            RAISE EXCEPTION 'the trigger "%" on % belongs to another sink', trigger_name, rel
+            RAISE EXCEPTION 'trigger "%" on % is not the capture trigger of sink "%"', trigger_name, rel, sink_name
                 USING ERRCODE = 'duplicate_object', HINT = 'Choose another name for the sink.';
         END IF;
     ELSE

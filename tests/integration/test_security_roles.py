@@ -247,8 +247,8 @@ class SecurityRolesTest(unittest.TestCase):
         self.assertEqual(self.as_role("adm1", "SELECT name, pending FROM streamrec.sink_stats"), [(victim, 1)])
         self.assertIsNotNone(refusal)
         self.assertEqual(refusal.pgcode, "42710", refusal.pgerror)
-        self.assertEqual(refusal.diag.message_primary,
-                         f'the trigger "streamrec_sink_{spelled}" on public.md5_t belongs to another sink')
+        self.assertEqual(refusal.diag.message_primary, f'trigger "streamrec_sink_{spelled}" on public.md5_t '
+                                                       f'is not the capture trigger of sink "{spelled}"')
         self.assertEqual(self.as_role('"Adm1"', "SELECT count(*) FROM streamrec.sinks"), [(0,)])
         self.as_role("adm1", f"SELECT streamrec.drop_sink('{victim}')")
 
