@@ -9,12 +9,13 @@
 // first attribution and every correction is appended to attribution_log (the sink's relation).
 //
 // A checkout batch and a click batch for the same user must not both miss each other's
-// uncommitted rows. Both triggers therefore first take transaction-level advisory locks on the
+// uncommitted rows. Both triggers therefore first take transaction-level locks on the
 // buckets (hashtext(user_id) & 255) of their users, in bucket order, and only then read: each
 // statement after the lock takes a fresh snapshot (READ COMMITTED), so whichever batch comes
 // second sees the first one's rows. At most 256 locks per transaction, so the lock table never
-// overflows however big a batch is. Lock order everywhere: buckets, then attributed_checkouts
-// rows in checkout_id order.
+// overflows however big a batch is. The locks are the extension's own (streamrec._xact_lock):
+// a role holding SQL advisory locks cannot stall the triggers. Lock order everywhere: buckets,
+// then attributed_checkouts rows in checkout_id order.
 #include <string>
 
 #include "extension/error_boundary.h"
@@ -51,7 +52,7 @@ AttributionConfig attribution_config() {
 // the aggregate row by row).
 void lock_user_buckets() {
   run_sql(
-      "SELECT count(pg_advisory_xact_lock(hashtext('streamrec.attribution'), b))"
+      "SELECT count(streamrec._xact_lock(hashtext('streamrec.attribution'), b))"
       " FROM (SELECT DISTINCT hashtext(user_id) & 255 AS b FROM streamrec_new_rows ORDER BY 1 OFFSET 0) s",
       false);
 }

@@ -22,6 +22,7 @@ extern "C" {
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "rewrite/rewriteSupport.h"
+#include "storage/lock.h"
 #include "storage/lockdefs.h"
 #include "tcop/utility.h"
 #include "utils/builtins.h"
@@ -128,6 +129,26 @@ void guard_process_utility(PlannedStmt* pstmt, const char* query_string, bool re
 
 Datum current_role(FunctionCallInfo) { return ObjectIdGetDatum(GetUserId()); }
 
+// Advisory locks of SQL's pg_advisory_* functions carry 1 or 2 in the tag's last field; this
+// value sets the extension's own locks apart, so no role can take (and hold) them from SQL.
+constexpr uint16 kPrivateLockSpace = 0x5352;
+
+// streamrec._xact_lock(space, key): waits for and takes an exclusive lock on (space, key) held
+// until the transaction ends, like pg_advisory_xact_lock(space, key) but out of SQL's reach.
+Datum xact_lock(FunctionCallInfo fcinfo) {
+  if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+    throw Error(ERRCODE_NULL_VALUE_NOT_ALLOWED, "streamrec._xact_lock arguments must not be NULL", "",
+                "Pass a lock space and a key.");
+  uint32 space = static_cast<uint32>(PG_GETARG_INT32(0));
+  uint32 key = static_cast<uint32>(PG_GETARG_INT32(1));
+  pg_call([space, key] {
+    LOCKTAG tag;
+    SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, space, key, kPrivateLockSpace);
+    (void)LockAcquire(&tag, ExclusiveLock, false, false);
+  });
+  PG_RETURN_BOOL(true);
+}
+
 }  // namespace
 
 void install_lock_guard() {
@@ -140,3 +161,5 @@ void install_lock_guard() {
 // The role the caller acts as (current_user), as an OID: what owner columns and row-level
 // security compare, so that "Adm1" and adm1 are two roles.
 STREAMREC_SQL_FUNCTION(streamrec_current_role, streamrec::current_role)
+// Transaction-level locks the extension takes for itself (pipelines' serialization points).
+STREAMREC_SQL_FUNCTION(streamrec_xact_lock, streamrec::xact_lock)

@@ -16,8 +16,9 @@
 // never runs code a user controls with the extension owner's rights: the SQL capture, whose
 // to_jsonb calls the casts to json and the output functions of user-defined types, runs as the
 // sink's owner in a security-restricted operation, and only the outbox insert runs as the
-// definer. Nor does it ship rows the sink's owner may not read: a table on which row-level
-// security applies to the owner (check_enable_rls) is refused, at create_sink and here.
+// definer. Nor does it ship rows the sink's owner may not read: a table the owner may not
+// SELECT, or on which row-level security applies to it (check_enable_rls), is refused, at
+// create_sink and here (each statement: a privilege may be revoked after create_sink).
 //
 // A sink that names its columns (the `key` and `columns` options) installs the trigger with those
 // names after its own: then each row holds only those columns, which is all the sink reads. A
@@ -40,6 +41,7 @@ extern "C" {
 #include "executor/spi.h"
 #include "executor/tuptable.h"
 #include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
@@ -411,10 +413,17 @@ Oid sink_owner(Datum sink) {
   return owner;
 }
 
-// Row-level security that applies to the owner (as it would to the owner's own SELECT) would
-// hide rows from it: such a table's rows are not captured at all.
-void refuse_row_level_security(Relation rel, Datum sink, Oid owner) {
-  if (check_enable_rls(RelationGetRelid(rel), owner, true) != RLS_ENABLED) return;
+// The outbox is the owner's to read: a table it may not SELECT (a privilege revoked after
+// create_sink), or with row-level security that applies to it (as it would to the owner's own
+// SELECT), would show it rows it may not see: such a table's rows are not captured at all.
+void refuse_unreadable(Relation rel, Datum sink, Oid owner) {
+  if (pg_class_aclcheck(RelationGetRelid(rel), owner, ACL_SELECT) != ACLCHECK_OK)
+    ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+                    errmsg("sink \"%s\" cannot capture rows of %s: its owner may not read the table",
+                           TextDatumGetCString(sink), RelationGetRelationName(rel)),
+                    errhint("Grant the sink's owner SELECT on the table again, or drop the sink "
+                            "(its owner or a superuser can, with streamrec.drop_sink()).")));
+  if (!rel->rd_rel->relrowsecurity || check_enable_rls(RelationGetRelid(rel), owner, true) != RLS_ENABLED) return;
   ereport(ERROR,
           (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
            errmsg("sink \"%s\" cannot capture rows of %s: row-level security applies to the sink's owner",
@@ -478,10 +487,9 @@ Datum sink_capture(FunctionCallInfo fcinfo) {
     Relation rel = trigger->tg_relation;
     Capture* capture =
         describe(RelationGetDescr(rel), trigger->tg_trigger->tgargs + 1, trigger->tg_trigger->tgnargs - 1);
-    // The owner is looked up only when needed: the C++ capture calls built-in code only.
-    Oid owner = InvalidOid;
-    if (rel->rd_rel->relrowsecurity || !capture->supported) owner = sink_owner(sink);
-    if (rel->rd_rel->relrowsecurity) refuse_row_level_security(rel, sink, owner);
+    // Every statement: privileges may have been revoked since create_sink (one probe by key).
+    Oid owner = sink_owner(sink);
+    refuse_unreadable(rel, sink, owner);
     if (capture->supported)
       capture_rows(trigger, capture, sink);
     else

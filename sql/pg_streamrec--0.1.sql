@@ -549,6 +549,10 @@ BEGIN
         RAISE EXCEPTION 'permission denied to insert into %', NEW.target
             USING ERRCODE = 'insufficient_privilege', HINT = 'The source''s worker runs as its owner and needs INSERT on its target.';
     END IF;
+    IF NOT caller_is_superuser AND pg_catalog.row_security_active(NEW.target::oid) THEN
+        RAISE EXCEPTION '% has row-level security enabled', NEW.target
+            USING ERRCODE = 'feature_not_supported', HINT = 'COPY cannot fill a table with row-level security; use a staging table.';
+    END IF;
     PERFORM streamrec._check_source_options(NEW.format, NEW.target, NEW.options);
     RETURN NEW;
 END $$;
@@ -676,14 +680,30 @@ BEGIN
             RAISE EXCEPTION 'permission denied to read %', rel
                 USING ERRCODE = 'insufficient_privilege', HINT = 'A sink ships the rows of a table its owner may SELECT.';
         END IF;
+        -- Row-level security that applies to the owner (as check_enable_rls decides): such a
+        -- table's every insert would fail in the capture (the internal tables among them).
+        IF (SELECT c.relrowsecurity AND (c.relforcerowsecurity OR NOT pg_has_role(sink_owner, c.relowner, 'USAGE'))
+            FROM pg_class c WHERE c.oid = rel)
+           AND NOT (SELECT r.rolsuper OR r.rolbypassrls FROM pg_roles r WHERE r.oid = sink_owner) THEN
+            RAISE EXCEPTION '% has row-level security enabled', rel
+                USING ERRCODE = 'feature_not_supported',
+                      HINT = 'A sink ships every inserted row, so its owner must see them all: disable row-level security, or own the table (without FORCE ROW LEVEL SECURITY), or have BYPASSRLS.';
+        END IF;
         IF NOT EXISTS (SELECT FROM pg_trigger WHERE tgrelid = rel AND tgname = trigger_name) THEN
             EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS streamrec_new_rows '
                            'FOR EACH STATEMENT EXECUTE FUNCTION streamrec._sink_capture(%L%s)', trigger_name, rel, sink_name,
                            coalesce(read_columns, ''));
+        ELSIF NOT EXISTS (SELECT FROM pg_trigger t WHERE t.tgrelid = rel AND t.tgname = trigger_name
+                                                   AND position(convert_to(sink_name, 'UTF8') || decode('00', 'hex') IN t.tgargs) = 1) THEN
+            -- A long name's trigger is named by its md5, which another sink's name may spell.
+            RAISE EXCEPTION 'trigger "%" on % is not the capture trigger of sink "%"', trigger_name, rel, sink_name
+                USING ERRCODE = 'duplicate_object', HINT = 'Choose another name for the sink.';
         END IF;
     ELSE
+        -- Only this sink's own capture trigger (its first argument is the sink's name).
         IF EXISTS (SELECT FROM pg_trigger t WHERE t.tgrelid = rel AND t.tgname = trigger_name
-                                            AND t.tgfoid = 'streamrec._sink_capture()'::regprocedure) THEN
+                                            AND t.tgfoid = 'streamrec._sink_capture()'::regprocedure
+                                            AND position(convert_to(sink_name, 'UTF8') || decode('00', 'hex') IN t.tgargs) = 1) THEN
             EXECUTE format('DROP TRIGGER %I ON %s', trigger_name, rel);
         END IF;
         IF NOT EXISTS (SELECT FROM streamrec.sinks k WHERE k.name = sink_name) THEN
@@ -905,6 +925,11 @@ BEGIN
         RAISE EXCEPTION 'permission denied to read %', NEW.relation
             USING ERRCODE = 'insufficient_privilege', HINT = 'The sink''s worker runs as its owner and needs SELECT on the relation.';
     END IF;
+    IF NOT caller_is_superuser AND pg_catalog.row_security_active(NEW.relation::oid) THEN
+        RAISE EXCEPTION '% has row-level security enabled', NEW.relation
+            USING ERRCODE = 'feature_not_supported',
+                  HINT = 'A sink ships every inserted row, so its owner must see them all: disable row-level security, or own the table (without FORCE ROW LEVEL SECURITY), or have BYPASSRLS.';
+    END IF;
     PERFORM streamrec._check_sink_options(NEW.format, NEW.relation, NEW.options);
     RETURN NEW;
 END $$;
@@ -965,7 +990,9 @@ CREATE TABLE streamrec.pipeline_catalog (
 );
 COMMENT ON TABLE streamrec.pipeline_catalog IS 'Enabled pipelines and their effective options (see the streamrec.pipelines view)';
 REVOKE ALL ON streamrec.pipeline_catalog FROM PUBLIC;
-GRANT SELECT, INSERT, UPDATE ON streamrec.pipeline_catalog TO streamrec_admin;
+-- Every column but options: another admin's output_options may hold credentials (the
+-- streamrec.pipelines view shows every pipeline's options with secrets masked).
+GRANT SELECT (name, enabled, sinks, enabled_at, owner), INSERT, UPDATE ON streamrec.pipeline_catalog TO streamrec_admin;
 
 -- An enabled pipeline belongs to the role that enabled it: only that role (or a superuser)
 -- changes or disables it; a disabled one goes to whoever enables it next. Options written
@@ -1001,6 +1028,13 @@ BEGIN
                 USING ERRCODE = 'insufficient_privilege', HINT = 'Only a superuser can give a pipeline to another role.';
         END IF;
         NEW.owner := kept_owner;
+        -- The sinks it lists are dropped by whoever next enables or disables it: its owner's only.
+        IF NEW.sinks IS DISTINCT FROM (CASE WHEN TG_OP = 'UPDATE' THEN OLD.sinks END)
+           AND EXISTS (SELECT FROM pg_catalog.unnest(NEW.sinks) s
+                       WHERE NOT EXISTS (SELECT FROM streamrec.sinks k WHERE k.name = s AND k.owner = NEW.owner)) THEN
+            RAISE EXCEPTION 'pipeline "%" may list only sinks of its owner', NEW.name
+                USING ERRCODE = 'insufficient_privilege', HINT = 'streamrec.enable_pipeline creates a pipeline''s sinks and lists them.';
+        END IF;
     END IF;
     IF TG_OP = 'INSERT' OR NEW.options IS DISTINCT FROM OLD.options THEN
         PERFORM streamrec._pipeline_options(NEW.name, NEW.options);
@@ -1366,7 +1400,9 @@ BEGIN
         IF enabled AND NOT EXISTS (SELECT FROM pg_trigger WHERE tgrelid = t.rel AND tgname = t.trigger_name) THEN
             IF t.trigger_name = 'streamrec_user_purchases' THEN
                 LOCK TABLE streamrec.purchases IN SHARE MODE;
-                TRUNCATE streamrec.user_purchases;
+                -- (DELETE: TRUNCATE would wait for every open transaction that read the table,
+                -- holding the purchases' writers meanwhile)
+                DELETE FROM streamrec.user_purchases;
                 INSERT INTO streamrec.user_purchases
                 SELECT p.user_id, p.product_id, sum(p.quantity), count(*), max(p.purchase_time)
                 FROM streamrec.purchases p GROUP BY p.user_id, p.product_id;
@@ -1382,6 +1418,21 @@ BEGIN
 END $$;
 REVOKE ALL ON FUNCTION streamrec._sync_pipeline_triggers(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION streamrec._sync_pipeline_triggers(text) TO streamrec_admin;
+
+-- The extension's own transaction-level locks (extension/roles.cpp): like pg_advisory_xact_lock,
+-- but in a lock space SQL's advisory lock functions cannot reach, so no role can hold them to
+-- stall the pipelines. Only the SECURITY DEFINER code below calls it.
+CREATE FUNCTION streamrec._xact_lock(space int, key int) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'streamrec_xact_lock' LANGUAGE C VOLATILE STRICT;
+REVOKE ALL ON FUNCTION streamrec._xact_lock(int, int) FROM PUBLIC;
+
+-- One enable or disable at a time per pipeline. SECURITY DEFINER: it takes that one lock only.
+CREATE FUNCTION streamrec._lock_pipeline(pipeline text) RETURNS void
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT FROM streamrec._xact_lock(pg_catalog.hashtext('streamrec.enable_pipeline'), pg_catalog.hashtext(pipeline))
+$$;
+REVOKE ALL ON FUNCTION streamrec._lock_pipeline(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION streamrec._lock_pipeline(text) TO streamrec_admin;
 
 -- Turns a pipeline on (or changes its options): installs its triggers and, with output_topic,
 -- its sink. Enabling similar_products rebuilds user_purchases from the purchases table.
@@ -1404,12 +1455,16 @@ BEGIN
     END IF;
     effective := streamrec._pipeline_options(name, options);
     -- One enable at a time per pipeline; a running batch finishes with the old options first.
-    PERFORM pg_advisory_xact_lock(hashtext('streamrec.enable_pipeline'), hashtext(name));
-    SELECT * INTO previous FROM streamrec.pipeline_catalog c WHERE c.name = enable_pipeline.name FOR UPDATE;
+    PERFORM streamrec._lock_pipeline(name);
+    -- (options are not readable by admins: another role's may hold credentials)
+    SELECT c.name, c.enabled, NULL, c.sinks, c.enabled_at, c.owner INTO previous
+    FROM streamrec.pipeline_catalog c WHERE c.name = enable_pipeline.name FOR UPDATE;
     IF FOUND THEN
         PERFORM streamrec._check_pipeline_owner(previous);
     END IF;
-    PERFORM streamrec.drop_sink(s) FROM unnest(previous.sinks) s;
+    -- (a disabled pipeline's sinks, if its owner left any, are that role's to drop)
+    PERFORM streamrec.drop_sink(s) FROM unnest(previous.sinks) s
+    WHERE previous.enabled OR previous.owner = streamrec._current_role();
     FOR t IN SELECT * FROM streamrec._pipeline_outputs(name) o WHERE effective ->> o.topic_option IS NOT NULL LOOP
         PERFORM streamrec.create_sink(t.sink_name, t.rel, effective ->> t.topic_option, effective ->> 'output_format',
                                       effective ->> 'output_brokers', t.sink_options || (effective -> 'output_options'));
@@ -1418,7 +1473,7 @@ BEGIN
     INSERT INTO streamrec.pipeline_catalog AS c (name, enabled, options, sinks)
     VALUES (enable_pipeline.name, true, effective, sink_names)
     ON CONFLICT ON CONSTRAINT pipeline_catalog_pkey
-    DO UPDATE SET enabled = true, options = excluded.options, sinks = excluded.sinks,
+    DO UPDATE SET enabled = true, options = effective, sinks = sink_names,  -- (excluded.options needs SELECT on it)
                   enabled_at = CASE WHEN c.enabled THEN c.enabled_at ELSE now() END;
     PERFORM streamrec._sync_pipeline_triggers(name);
 END $$;
@@ -1431,8 +1486,9 @@ DECLARE
     t record;
 BEGIN
     PERFORM streamrec._require_admin();
-    PERFORM pg_advisory_xact_lock(hashtext('streamrec.enable_pipeline'), hashtext(name));
-    SELECT * INTO previous FROM streamrec.pipeline_catalog c WHERE c.name = disable_pipeline.name AND c.enabled FOR UPDATE;
+    PERFORM streamrec._lock_pipeline(name);
+    SELECT c.name, c.enabled, NULL, c.sinks, c.enabled_at, c.owner INTO previous
+    FROM streamrec.pipeline_catalog c WHERE c.name = disable_pipeline.name AND c.enabled FOR UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'pipeline "%" is not enabled', name
             USING ERRCODE = 'undefined_object', HINT = 'SELECT name FROM streamrec.pipelines WHERE enabled lists them.';
@@ -1811,7 +1867,9 @@ BEGIN
         END IF;
     ELSIF trigger_name = 'streamrec_ratings' AND install THEN
         LOCK TABLE streamrec.ratings IN SHARE MODE;
-        TRUNCATE streamrec.product_ratings;
+        -- (DELETE: TRUNCATE would wait for every open transaction that read the table, which
+        -- every role may read, holding the ratings' writers meanwhile)
+        DELETE FROM streamrec.product_ratings;
         INSERT INTO streamrec.product_ratings
         SELECT r.product_id, count(*), sum(r.stars) FROM streamrec.ratings r
         WHERE r.product_id IS NOT NULL AND NOT coalesce(r.channel ILIKE '%test%', false)
@@ -1874,6 +1932,31 @@ ALTER TABLE streamrec.retention ENABLE ROW LEVEL SECURITY;
 CREATE POLICY own_retention ON streamrec.retention
     USING (owner = streamrec._current_role()) WITH CHECK (owner = streamrec._current_role());
 SELECT pg_catalog.pg_extension_config_dump('streamrec.retention', '');
+
+-- A bound written directly passes set_retention's checks too: a time column, and a table its
+-- owner may DELETE from (else one admin's row would hold the table's only bound for nothing).
+CREATE FUNCTION streamrec._retention_row_check() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF streamrec._caller_is_superuser() OR (TG_OP = 'UPDATE' AND (NEW.relation, NEW.time_column, NEW.owner)
+                                            IS NOT DISTINCT FROM (OLD.relation, OLD.time_column, OLD.owner)) THEN
+        RETURN NEW;
+    END IF;
+    IF coalesce((SELECT a.atttypid FROM pg_attribute a WHERE a.attrelid = NEW.relation AND a.attname = NEW.time_column
+                                                         AND a.attnum > 0 AND NOT a.attisdropped)
+                NOT IN ('timestamptz'::regtype, 'timestamp'::regtype, 'date'::regtype), true) THEN
+        PERFORM streamrec._bad_argument(format('column "%s" of %s is not a time column', NEW.time_column, NEW.relation),
+                                        'Retention needs a timestamptz, timestamp or date column.');
+    END IF;
+    IF NOT has_table_privilege(NEW.owner, NEW.relation, 'SELECT') OR NOT has_table_privilege(NEW.owner, NEW.relation, 'DELETE') THEN
+        RAISE EXCEPTION 'permission denied to delete from %', NEW.relation
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'Retention deletes old rows as its owner: it needs SELECT and DELETE on the table.';
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER check_retention_row BEFORE INSERT OR UPDATE ON streamrec.retention
+    FOR EACH ROW EXECUTE FUNCTION streamrec._retention_row_check();
 
 -- Gives the retained time column an index (the clock probe and the range delete need one),
 -- following the catalog only. SECURITY DEFINER: the domain tables belong to the extension.

@@ -5,6 +5,8 @@ blocking locks on the shared internal tables, worker statistics shown to their o
 result tables with personal data read like their inputs. No broker is needed: sources and sinks
 point at a closed port."""
 
+import hashlib
+import json
 import unittest
 
 import psycopg2
@@ -161,7 +163,7 @@ class SecurityRolesTest(unittest.TestCase):
                      'permission denied to change pipeline "trending"')
         self.refused("adm1", "SELECT streamrec.enable_pipeline('trending', '{\"top_n\": 5}')", "42501")
         self.refused("adm1", "UPDATE streamrec.pipeline_catalog SET enabled = false WHERE name = 'trending'", "42501")
-        self.refused('"Adm1"', "UPDATE streamrec.pipeline_catalog SET options = options || '{\"top_n\": 0}' "
+        self.refused('"Adm1"', "UPDATE streamrec.pipeline_catalog SET options = '{\"top_n\": 0}' "
                                "WHERE name = 'trending'", "22023")
         self.refused("adm1", "INSERT INTO streamrec.pipeline_catalog(name, options) "
                              "VALUES ('ratings', '{\"status_window\": \"-1 minute\"}')", "22023")
@@ -173,6 +175,23 @@ class SecurityRolesTest(unittest.TestCase):
         self.assertEqual(self.value("SELECT owner FROM streamrec.pipeline_catalog WHERE name = 'trending'"),
                          self.oid("adm1"))
         self.as_role("adm1", "SELECT streamrec.disable_pipeline('trending')")
+
+    def test_pipeline_row_lists_only_its_owners_sinks(self):
+        self.as_role('"Adm1"', "SELECT streamrec.create_sink('victim_sink', 'shared_t', 't')")
+        self.addCleanup(self.sql, "DELETE FROM streamrec.sinks WHERE name = 'victim_sink'")
+        # The example: a disabled pipeline row written directly, listing another admin's sink,
+        # made that admin drop its own sink when it next enabled the pipeline.
+        self.refused("adm1", "INSERT INTO streamrec.pipeline_catalog(name, enabled, options, sinks) "
+                             "VALUES ('category_affinity', false, '{}', ARRAY['victim_sink'])", "42501",
+                     'pipeline "category_affinity" may list only sinks of its owner')
+        self.as_role('"Adm1"', "SELECT streamrec.enable_pipeline('category_affinity')")
+        self.assertEqual(self.as_role('"Adm1"', "SELECT name FROM streamrec.sinks"), [("victim_sink",)])
+        # The class: an update by the owner, too.
+        self.refused('"Adm1"', "UPDATE streamrec.pipeline_catalog SET sinks = ARRAY['nobodys_sink'] "
+                               "WHERE name = 'category_affinity'", "42501")
+        self.as_role('"Adm1"', "SELECT streamrec.disable_pipeline('category_affinity')")
+        self.as_role('"Adm1"', "SELECT streamrec.drop_sink('victim_sink')")
+        self.sql("DELETE FROM streamrec.pipeline_catalog WHERE name = 'category_affinity'")
 
     # --- 3. internal functions are safe for any caller -----------------------------------------
     def test_sync_sink_trigger_never_touches_another_admins_sink(self):
@@ -206,9 +225,120 @@ class SecurityRolesTest(unittest.TestCase):
         self.assertEqual(self.as_role('"Adm1"', "SELECT pending FROM streamrec.sink_stats"), [(0,)])
         self.as_role('"Adm1"', "SELECT streamrec.drop_sink('sync_b_sink')")
 
+    def test_capture_trigger_named_by_md5_is_its_sinks_only(self):
+        # A sink name too long for a trigger name gets a trigger named by its md5, which another
+        # sink's name may spell (every trigger name is public in pg_trigger).
+        victim = next(n for n in (f"long_sink_name_of_adm1_{'x' * 30}{i}" for i in range(100))
+                      if hashlib.md5(n.encode()).hexdigest()[0] in "abcdef")
+        spelled = hashlib.md5(victim.encode()).hexdigest()
+        self.sql("CREATE TABLE md5_t (id int)")
+        self.sql("GRANT SELECT ON md5_t TO streamrec_admin")
+        self.as_role("adm1", f"SELECT streamrec.create_sink('{victim}', 'md5_t', 't')")
+        # The example: another admin names that md5, and the victim's trigger was dropped.
+        self.as_role('"Adm1"', f"SELECT streamrec._sync_sink_trigger('{spelled}', 'md5_t')")
+        # The class: a sink of that name shipped nothing and took the trigger when dropped.
+        refusal = None
+        try:
+            self.as_role('"Adm1"', f"SELECT streamrec.create_sink('{spelled}', 'md5_t', 't')")
+            self.as_role('"Adm1"', f"SELECT streamrec.drop_sink('{spelled}')")
+        except psycopg2.Error as error:
+            refusal = error
+        self.sql("INSERT INTO md5_t VALUES (1)")
+        self.assertEqual(self.as_role("adm1", "SELECT name, pending FROM streamrec.sink_stats"), [(victim, 1)])
+        self.assertIsNotNone(refusal)
+        self.assertEqual(refusal.pgcode, "42710", refusal.pgerror)
+        self.assertEqual(refusal.diag.message_primary, f'trigger "streamrec_sink_{spelled}" on public.md5_t '
+                                                       f'is not the capture trigger of sink "{spelled}"')
+        self.assertEqual(self.as_role('"Adm1"', "SELECT count(*) FROM streamrec.sinks"), [(0,)])
+        self.as_role("adm1", f"SELECT streamrec.drop_sink('{victim}')")
+
+    def test_capture_stops_once_the_sink_owner_may_not_read(self):
+        self.sql("CREATE TABLE rev_t (id int, secret text)")
+        self.sql("GRANT SELECT ON rev_t TO adm1")
+        self.as_role("adm1", "SELECT streamrec.create_sink('rev_sink', 'rev_t', 't')")
+        self.sql("INSERT INTO rev_t VALUES (1, 'before')")
+        # The example: SELECT revoked, and the owner read every later row in its outbox.
+        self.sql("REVOKE SELECT ON rev_t FROM adm1")
+        with self.assertRaises(psycopg2.Error) as caught:
+            self.sql("INSERT INTO rev_t VALUES (2, 'after')")
+        self.assertEqual(caught.exception.pgcode, "42501", caught.exception.pgerror)
+        self.assertEqual(caught.exception.diag.message_primary,
+                         'sink "rev_sink" cannot capture rows of rev_t: its owner may not read the table')
+        self.assertTrue(caught.exception.diag.message_hint)
+        self.assertEqual(self.as_role("adm1", "SELECT payload ->> 'secret' FROM streamrec.sink_outbox "
+                                              "WHERE sink = 'rev_sink'"), [("before",)])
+        # The class: a sink whose table has a type the SQL capture handles, and the owner's own
+        # drop_sink afterwards (the inserts go through again).
+        self.sql("CREATE TYPE rev_mood AS ENUM ('ok')")
+        self.sql("CREATE TABLE rev_e (m rev_mood)")
+        self.sql("GRANT SELECT ON rev_e TO adm1")
+        self.as_role("adm1", "SELECT streamrec.create_sink('rev_e_sink', 'rev_e', 't')")
+        self.sql("REVOKE SELECT ON rev_e FROM adm1")
+        with self.assertRaises(psycopg2.Error) as caught:
+            self.sql("INSERT INTO rev_e VALUES ('ok')")
+        self.assertEqual(caught.exception.pgcode, "42501", caught.exception.pgerror)
+        for name in ("rev_sink", "rev_e_sink"):
+            self.as_role("adm1", f"SELECT streamrec.drop_sink('{name}')")
+        self.sql("INSERT INTO rev_t VALUES (3, 'dropped')")
+        self.sql("INSERT INTO rev_e VALUES ('ok')")
+
+    def test_catalog_rows_on_tables_with_row_level_security_are_refused(self):
+        self.sql("CREATE TABLE rls_ok (id int)")
+        self.sql('GRANT SELECT, INSERT ON rls_ok TO "Adm1"')
+        self.as_role('"Adm1"', "SELECT streamrec.create_sink('rls_victim', 'rls_ok', 't')")
+        # The example: a sink row written directly on the outbox itself (create_sink refuses it);
+        # _sync_sink_trigger then put a capture trigger on the outbox, and every capture of every
+        # sink (so every insert into a sinked table) failed on its row-level security.
+        for rel in ("streamrec.sink_outbox", "streamrec.sources", "streamrec.dead_letters"):
+            with self.subTest(rel=rel):
+                self.refused("adm1", "INSERT INTO streamrec.sinks(name, relation, topic) "
+                                     f"VALUES ('loop', '{rel}', 't')", "0A000", f"{rel} has row-level security enabled")
+        self.as_role("adm1", "SELECT streamrec._sync_sink_trigger('loop', 'streamrec.sink_outbox')")
+        self.assertEqual(self.value("SELECT count(*) FROM pg_trigger WHERE tgrelid = 'streamrec.sink_outbox'::regclass "
+                                    "AND NOT tgisinternal"), 0)
+        self.sql("INSERT INTO rls_ok VALUES (1)")
+        self.assertEqual(self.as_role('"Adm1"', "SELECT pending FROM streamrec.sink_stats"), [(1,)])
+        # The class: a user table with row-level security, for sources too, and a sink row that
+        # exists anyway (written by a superuser) gets no capture trigger.
+        self.sql("CREATE TABLE rls_t (id int)")
+        self.sql("ALTER TABLE rls_t ENABLE ROW LEVEL SECURITY")
+        self.sql("CREATE POLICY mine ON rls_t USING (id > 0)")
+        self.sql("GRANT SELECT, INSERT ON rls_t TO adm1")
+        self.refused("adm1", "INSERT INTO streamrec.sinks(name, relation, topic) VALUES ('rls_s', 'rls_t', 't')",
+                     "0A000", "rls_t has row-level security enabled")
+        self.refused("adm1", "INSERT INTO streamrec.sources(name, topic, target) VALUES ('rls_src', 't', 'rls_t')",
+                     "0A000", "rls_t has row-level security enabled")
+        self.sql("INSERT INTO streamrec.sinks(name, relation, topic, owner) VALUES ('rls_forced', 'rls_t', 't', %s)",
+                 (self.oid("adm1"),))
+        self.refused("adm1", "SELECT streamrec._sync_sink_trigger('rls_forced', 'rls_t')", "0A000",
+                     "rls_t has row-level security enabled")
+        self.assertEqual(self.value("SELECT count(*) FROM pg_trigger WHERE tgrelid = 'rls_t'::regclass"), 0)
+        self.sql("DELETE FROM streamrec.sinks WHERE name = 'rls_forced'")
+        self.as_role('"Adm1"', "SELECT streamrec.drop_sink('rls_victim')")
+
+    def test_retention_row_written_directly_is_checked(self):
+        self.sql("CREATE TABLE ret_t (id int, at timestamptz, note text)")
+        self.sql('GRANT SELECT, DELETE ON ret_t TO "Adm1"')
+        self.sql("GRANT SELECT ON ret_t TO adm1")
+        insert = "INSERT INTO streamrec.retention(relation, time_column, keep, owner) VALUES ('{}', '{}', '1 day', {})"
+        # The example: a bound written directly on a table its writer may not delete from held
+        # the table's only bound, and the admin who may was refused.
+        self.refused("adm1", insert.format("ret_t", "at", self.oid("adm1")), "42501",
+                     "permission denied to delete from public.ret_t")
+        self.as_role('"Adm1"', "SELECT streamrec.set_retention('ret_t', 'at', '7 days')")
+        self.assertEqual(self.value("SELECT owner FROM streamrec.retention WHERE relation = 'ret_t'::regclass"),
+                         self.oid('"Adm1"'))
+        # The class: no time column, and an update of the owner's own row.
+        self.refused("adm1", insert.format("closed_t", "id", self.oid("adm1")), "22023",
+                     'column "id" of public.closed_t is not a time column')
+        self.refused('"Adm1"', "UPDATE streamrec.retention SET time_column = 'note' WHERE relation = 'ret_t'::regclass",
+                     "22023", 'column "note" of public.ret_t is not a time column')
+        self.as_role('"Adm1"', "UPDATE streamrec.retention SET keep = '1 day' WHERE relation = 'ret_t'::regclass")
+        self.as_role('"Adm1"', "SELECT streamrec.set_retention('ret_t', 'at', NULL)")
+
     def test_retention_index_only_indexes_builtin_time_columns(self):
         self.sql("CREATE TABLE ri_t (id int, at text)")
-        self.sql("INSERT INTO streamrec.retention VALUES ('ri_t', 'at', '1 day')")
+        self.sql("INSERT INTO streamrec.retention VALUES ('ri_t', 'at', '1 day', %s)", (self.oid("adm1"),))
         self.as_role("adm1", "SELECT streamrec._retention_index('ri_t')")
         self.assertEqual(self.value("SELECT count(*) FROM pg_index WHERE indrelid = 'ri_t'::regclass"), 0)
         self.sql("DELETE FROM streamrec.retention WHERE relation = 'ri_t'::regclass")
@@ -276,6 +406,96 @@ class SecurityRolesTest(unittest.TestCase):
         self.sql("CREATE ROLE reader_granted")
         self.sql("GRANT SELECT ON streamrec.ratings_enriched, streamrec.unhappy_customers TO reader_granted")
         self.assertEqual(self.as_role("reader_granted", "SELECT count(*) FROM streamrec.unhappy_customers"), [(0,)])
+
+    # --- 7. pipeline options: credentials are their owner's ------------------------------------
+    def test_pipeline_options_are_read_masked_only(self):
+        options = {"output_topic": "attributions",
+                   "output_options": {"kafka": {"security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": "PLAIN",
+                                                "sasl.username": "svc", "sasl.password": "hunter2"}}}
+        self.as_role('"Adm1"', "SELECT streamrec.enable_pipeline('attribution', %s)", (json.dumps(options),))
+        self.assertEqual(self.value("SELECT options #>> '{output_options,kafka,sasl.password}' "
+                                    "FROM streamrec.pipeline_catalog WHERE name = 'attribution'"), "hunter2")
+        # The example: another admin reads the catalog's options.
+        for role in ("adm1", '"Adm1"'):
+            for query in ("SELECT options FROM streamrec.pipeline_catalog",
+                          "SELECT * FROM streamrec.pipeline_catalog",
+                          "SELECT name FROM streamrec.pipeline_catalog WHERE options::text LIKE '%hunter2%'",
+                          "UPDATE streamrec.pipeline_catalog SET enabled = enabled "
+                          "WHERE name = 'attribution' AND options::text LIKE '%hunter2%'",
+                          "UPDATE streamrec.pipeline_catalog SET sinks = sinks WHERE name = 'nope' RETURNING options"):
+                with self.subTest(role=role, query=query):
+                    self.refused(role, query, "42501", "permission denied for table pipeline_catalog", hint=False)
+        # Nor through a sink on the catalog (its capture copies whole rows into the outbox).
+        self.refused("adm1", "SELECT streamrec.create_sink('catalog_sink', 'streamrec.pipeline_catalog', 't')", "42501",
+                     "permission denied to read streamrec.pipeline_catalog")
+        # The class: what admins read is the masked view, and the catalog's other columns.
+        self.assertEqual(self.as_role("adm1", "SELECT name, enabled, sinks, owner FROM streamrec.pipeline_catalog "
+                                             "WHERE name = 'attribution'"),
+                         [("attribution", True, ["pipeline_attribution"], self.oid('"Adm1"'))])
+        shown = self.as_role("adm1", "SELECT options::text FROM streamrec.pipelines WHERE name = 'attribution'")[0][0]
+        self.assertNotIn("hunter2", shown)
+        self.assertEqual(json.loads(shown)["output_options"]["kafka"]["sasl.password"], "***")
+        self.assertEqual(self.as_role("reader_nobody", "SELECT count(*) FROM streamrec.pipelines "
+                                                       "WHERE options::text LIKE '%hunter2%'"), [(0,)])
+        # enable_pipeline and disable_pipeline work as before for their owner, and refuse others.
+        self.refused("adm1", "SELECT streamrec.disable_pipeline('attribution')", "42501",
+                     'permission denied to change pipeline "attribution"')
+        self.as_role('"Adm1"', "SELECT streamrec.enable_pipeline('attribution', %s)",
+                     (json.dumps(dict(options, lookback="2 hours")),))
+        self.assertEqual(self.value("SELECT options ->> 'lookback' FROM streamrec.pipeline_catalog "
+                                    "WHERE name = 'attribution'"), "2 hours")
+        self.as_role('"Adm1"', "SELECT streamrec.disable_pipeline('attribution')")
+        self.as_role("adm1", "SELECT streamrec.enable_pipeline('attribution')")
+        self.assertEqual(self.value("SELECT owner FROM streamrec.pipeline_catalog WHERE name = 'attribution'"),
+                         self.oid("adm1"))
+        self.as_role("adm1", "SELECT streamrec.disable_pipeline('attribution')")
+        self.assertEqual(self.value("SELECT count(*) FROM streamrec.sinks"), 0)
+
+    # --- 8. nobody stalls a pipeline with locks of its own ---------------------------------------
+    def test_locks_of_other_roles_stall_no_pipeline(self):
+        self.sql("SELECT streamrec.enable_pipeline('attribution')")
+        holder = self.cluster.connect()
+        try:
+            with holder.cursor() as cur:
+                cur.execute("SET ROLE reader_nobody")
+                # The example: every user bucket of the attribution triggers, held by a role
+                # without any privilege, stalled every insert into clicks and checkouts.
+                cur.execute("SELECT count(pg_advisory_lock(hashtext('streamrec.attribution'), b)) "
+                            "FROM generate_series(0, 255) b")
+                # The class: the lock that serializes enable_pipeline and disable_pipeline.
+                cur.execute("SELECT pg_advisory_lock(hashtext('streamrec.enable_pipeline'), hashtext(p)) "
+                            "FROM unnest(ARRAY['attribution', 'trending']) p")
+            self.sql("SET lock_timeout = '5s'; "
+                     "INSERT INTO streamrec.clicks(click_id, user_id, product_id, event_time) "
+                     "VALUES ('k1', 'u1', 'p1', now() - interval '1 minute')")
+            self.sql("SET lock_timeout = '5s'; "
+                     "INSERT INTO streamrec.checkouts VALUES ('c1', 'u1', 'p1', 'card', 10, now())")
+            self.assertEqual(self.value("SELECT click_id FROM streamrec.attributed_checkouts WHERE checkout_id = 'c1'"),
+                             "k1")
+            self.as_role("adm1", "SET lock_timeout = '5s'; SELECT streamrec.enable_pipeline('trending')")
+            self.as_role("adm1", "SET lock_timeout = '5s'; SELECT streamrec.disable_pipeline('trending')")
+        finally:
+            holder.close()
+            self.sql("SELECT streamrec.disable_pipeline('attribution')")
+        # The class: a transaction that read a table every role may read (the LOCK guard's
+        # ACCESS SHARE, too) held enable_pipeline('ratings'), and it the ratings' writers.
+        reader = self.cluster.connect(autocommit=False)
+        try:
+            with reader.cursor() as cur:
+                cur.execute("SET ROLE reader_nobody")
+                cur.execute("LOCK TABLE streamrec.product_ratings IN ACCESS SHARE MODE")
+            self.as_role("adm1", "SET lock_timeout = '5s'; SELECT streamrec.enable_pipeline('ratings')")
+            self.as_role("adm1", "SET lock_timeout = '5s'; SELECT streamrec.disable_pipeline('ratings')")
+        finally:
+            reader.close()
+        # The extension's own locks are out of reach of SQL, for admins too.
+        for role in ("reader_nobody", "adm1"):
+            self.refused(role, "SELECT streamrec._xact_lock(1, 2)", "42501",
+                         "permission denied for function _xact_lock", hint=False)
+        self.sql("DELETE FROM streamrec.attribution_log")
+        self.sql("DELETE FROM streamrec.attributed_checkouts")
+        self.sql("DELETE FROM streamrec.checkouts")
+        self.sql("DELETE FROM streamrec.clicks")
 
     def refused_read(self, role, query):
         with self.assertRaises(psycopg2.Error) as caught:
