@@ -53,7 +53,7 @@ def avro_long(value):
 
 
 class RowErrorTest(BadInputTestCase):
-    topics = {"bad.index": 1, "bad.nested": 1, "bad.trigger": 1, "bad.retry": 1}
+    topics = {"bad.index": 1, "bad.nested": 1, "bad.trigger": 1, "bad.retry": 1, "bad.upsert": 1}
 
     def test_key_too_long_for_its_index_is_dead_lettered(self):
         # 54000 program_limit_exceeded: an incompressible 9,000-byte key passes btree's limit.
@@ -108,6 +108,25 @@ class RowErrorTest(BadInputTestCase):
             self.assertIn(f"refused code:{code}", error)
         stats = self.stats("trigger_src")
         self.assertEqual((stats["messages"], stats["rows"], stats["dead_letters"]), (6, 2, 4))
+
+    def test_upsert_isolates_a_bad_row_of_its_very_first_batch(self):
+        # Mode upsert stages rows in a temporary table made for the first batch: a row error in
+        # that batch rolls back the halving's subtransaction, which must not take the stage with it.
+        self.sql("CREATE TABLE upsert_rows (k text PRIMARY KEY, n int)")
+        messages = ["x,not a number", "a,1", "b,2", "a,3"]
+        kcat_produce(self.sandbox.bootstrap, "bad.upsert", messages, 0)
+        self.sql("SELECT streamrec.create_source('upsert_src', 'bad.upsert', 'upsert_rows', 'csv', NULL, "
+                 "'{\"mode\": \"upsert\"}')")
+        self.wait_offset("upsert_src", 4)
+        self.assertEqual(self.sql("SELECT k, n FROM upsert_rows ORDER BY k"), [("a", 3), ("b", 2)])
+        letters = self.letters("upsert_src")
+        self.assertEqual([(o, bytes(p).decode()) for o, p, _ in letters], [(0, messages[0])])
+        self.assertIn('invalid input syntax for type integer: "not a number"', letters[0][2])
+        # Later batches use the same stage.
+        kcat_produce(self.sandbox.bootstrap, "bad.upsert", ["b,5", "c,oops", "c,6"], 0)
+        self.wait_offset("upsert_src", 7)
+        self.assertEqual(self.sql("SELECT k, n FROM upsert_rows ORDER BY k"), [("a", 3), ("b", 5), ("c", 6)])
+        self.assertEqual([o for o, _, _ in self.letters("upsert_src")], [0, 5])
 
     def test_server_and_conflict_errors_retry_the_batch_and_dead_letter_nothing(self):
         # Serialization (40001), lock not available (55P03), a cancel (57014), a server
