@@ -174,11 +174,14 @@ class Cluster:
         conn.autocommit = autocommit
         return conn
 
-    def sql(self, query, params=None, dbname=None):
-        """Runs one statement in a fresh connection; returns all rows (or [] for no result)."""
+    def sql(self, query, params=None, dbname=None, role=None):
+        """Runs one statement in a fresh connection, after SET ROLE role when given (an SQL
+        identifier: quote a mixed-case name); returns all rows (or [] for no result)."""
         conn = self.connect(dbname)
         try:
             with conn.cursor() as cur:
+                if role is not None:
+                    cur.execute(f"SET ROLE {role}")
                 cur.execute(query, params)
                 return cur.fetchall() if cur.description else []
         finally:
@@ -255,3 +258,15 @@ class StreamTestCase(unittest.TestCase):
 
     def value(self, query, params=None):
         return self.cluster.value(query, params)
+
+    def as_role(self, role, query, params=None):
+        """Runs query as role (SET ROLE in a fresh connection); returns the rows."""
+        return self.cluster.sql(query, params, role=role)
+
+    def source_stats(self, name):
+        rows = self.sql("SELECT row_to_json(s) FROM streamrec.source_stats s WHERE name = %s", (name,))
+        return rows[0][0] if rows else None
+
+    def sink_stats(self, name):
+        rows = self.sql("SELECT row_to_json(s) FROM streamrec.sink_stats s WHERE name = %s", (name,))
+        return rows[0][0] if rows else None

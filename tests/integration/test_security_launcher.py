@@ -34,14 +34,7 @@ class LauncherSecurityTest(unittest.TestCase):
         return self.cluster.value(query, params)
 
     def as_role(self, role, query, params=None):
-        conn = self.cluster.connect()
-        try:
-            with conn.cursor() as cur:
-                cur.execute(f'SET ROLE "{role}"')
-                cur.execute(query, params)
-                return cur.fetchall() if cur.description else []
-        finally:
-            conn.close()
+        return self.cluster.sql(query, params, role=f'"{role}"')
 
     def admin(self, role):
         self.sql(f'CREATE ROLE "{role}" LOGIN')

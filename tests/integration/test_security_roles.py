@@ -41,14 +41,7 @@ class SecurityRolesTest(unittest.TestCase):
 
     def as_role(self, role, query, params=None):
         """Runs query after SET ROLE role in a fresh connection; returns the rows."""
-        conn = self.cluster.connect()
-        try:
-            with conn.cursor() as cur:
-                cur.execute(f"SET ROLE {role}")
-                cur.execute(query, params)
-                return cur.fetchall() if cur.description else []
-        finally:
-            conn.close()
+        return self.cluster.sql(query, params, role=role)
 
     def refused(self, role, query, sqlstate, message=None, hint=True):
         with self.assertRaises(psycopg2.Error) as caught:
