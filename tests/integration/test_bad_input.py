@@ -132,7 +132,7 @@ class RowErrorTest(BadInputTestCase):
         self.sql("CREATE TABLE retry_cause (code text)")
         self.sql("INSERT INTO retry_cause VALUES ('40001')")
         self.sql("""CREATE FUNCTION retry_rows_check() RETURNS trigger LANGUAGE plpgsql AS $$
-                    DECLARE cause text := (SELECT code FROM retry_cause LIMIT 1);
+                    DECLARE cause text := (SELECT code FROM public.retry_cause LIMIT 1);
                     BEGIN
                       IF cause IS NOT NULL THEN
                         RAISE EXCEPTION 'transient %', cause USING ERRCODE = cause;

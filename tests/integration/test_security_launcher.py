@@ -151,6 +151,29 @@ class LauncherSecurityTest(unittest.TestCase):
 
     # --- quota ------------------------------------------------------------------------------
 
+    def test_sources_waiting_for_their_quota_leave_worker_slots_to_other_roles(self):
+        # A waiting source holds a worker slot only to show why it waits: with fewer slots than
+        # waiting sources, another role's source must still get one and start.
+        slots = Cluster("launcher_slots", settings={"max_worker_processes": 4, "streamrec.max_workers_per_role": 1,
+                                                    "streamrec.brokers": f"'{NO_BROKER}'"}).init().start()
+        self.cluster = slots  # the helpers below use this test's own cluster
+        try:
+            self.sql("CREATE EXTENSION pg_streamrec")
+            self.admin("slots_a")
+            self.admin("slots_b")
+            for name in ("slots_a1", "slots_a2", "slots_a3", "slots_a4"):
+                self.source_of("slots_a", name)
+            self.source_of("slots_b", "slots_b1")
+            self.wait_worker_started("slots_a1")
+            self.wait_worker_started("slots_b1")
+            waiting = [self.stats(name)[0] for name in ("slots_a2", "slots_a3", "slots_a4")]
+            self.assertNotIn("running", waiting)
+            self.assertIn("waiting for its role's worker quota", waiting)
+            slots.assert_no_crash()
+        finally:
+            del self.cluster
+            slots.destroy()
+
     def test_max_workers_per_role(self):
         self.sql("ALTER SYSTEM SET streamrec.max_workers_per_role = 1")
         self.cluster.reload()
