@@ -127,14 +127,17 @@ class KafkaPropertySecurityTest(StreamTestCase):
                     e = self.expect_role_error(role, "22023", query, (json.dumps({"kafka": kafka}),))
                     self.assertIn(next(iter(kafka)), e.diag.message_primary)
 
-    def test_worker_refuses_a_forbidden_property_written_into_its_own_row(self):
+    def test_worker_refuses_a_forbidden_property_written_into_its_row(self):
         produce(self.sandbox.bootstrap, "secu.kinit", ["1,one", "2,two"])
         self.as_role("kadmin", "SELECT streamrec.create_source('k_src', 'secu.kinit', 'k_rows', 'csv', NULL, %s)",
                      (json.dumps({"kafka": {"client.rack": "r1"}}),))
         wait_for(lambda: self.value("SELECT count(*) FROM k_rows") == 2, 30, what="2 rows in k_rows")
-        # Bypassing create_source: the admin writes the property into its own catalog row.
-        self.as_role("kadmin", "UPDATE streamrec.sources SET options = jsonb_set(options, '{kafka}', %s) "
-                     "WHERE name = 'k_src'", (json.dumps(self.kinit),))
+        # The admin's own UPDATE of its catalog row is checked as create_source checks it ...
+        update_source = "UPDATE streamrec.sources SET options = jsonb_set(options, '{kafka}', %s) WHERE name = 'k_src'"
+        self.expect_role_error("kadmin", "42501", update_source, (json.dumps(self.kinit),))
+        # ... so only a superuser can write it there, and the worker, running as the row's owner,
+        # refuses it all the same.
+        self.sql(update_source, (json.dumps(self.kinit),))
         stats = wait_for(lambda: (lambda s: s if "sasl.kerberos.kinit.cmd" in (s["last_error"] or "") else None)(
             self.source_stats("k_src")), 30, what="the worker's refusal in source_stats")
         self.assertIn('source "k_src" not started: only a superuser may set Kafka property "sasl.kerberos.kinit.cmd"',
@@ -147,8 +150,10 @@ class KafkaPropertySecurityTest(StreamTestCase):
         self.assert_not_in_log("id > ")
         # The sink worker checks its row the same way.
         self.as_role("kadmin", "SELECT streamrec.create_sink('k_sink', 'k_out', 'secu.sink')")
-        self.as_role("kadmin", "UPDATE streamrec.sinks SET options = jsonb_set(options, '{kafka}', %s) "
-                     "WHERE name = 'k_sink'", (json.dumps({"plugin.library.paths": "/nonexistent/evil"}),))
+        update_sink = "UPDATE streamrec.sinks SET options = jsonb_set(options, '{kafka}', %s) WHERE name = 'k_sink'"
+        evil = (json.dumps({"plugin.library.paths": "/nonexistent/evil"}),)
+        self.expect_role_error("kadmin", "42501", update_sink, evil)
+        self.sql(update_sink, evil)
         stats = wait_for(lambda: (lambda s: s if "plugin.library.paths" in (s["last_error"] or "") else None)(
             self.sink_stats("k_sink")), 30, what="the sink worker's refusal in sink_stats")
         self.assertIn('sink "k_sink" not started', stats["last_error"])
