@@ -49,25 +49,37 @@ ORDER BY 1, 2;
 SELECT pg_temp.try_enable('ratings', '{"watermark_delay": "0"}'), pg_temp.try_enable('similar_products', '{"repeat_window": "0"}');
 SELECT count(*) FROM streamrec.pipeline_catalog WHERE enabled;
 
--- A zero width written into the catalog by hand still reaches the triggers: a clean ERROR with
+-- The catalog's row check refuses a zero width written by hand. One written past it (its
+-- triggers off, as a restore may do) still reaches the pipeline triggers: a clean ERROR with
 -- SQLSTATE and hint, no floating-point exception, the server up.
 SELECT streamrec.enable_pipeline('trending');
 UPDATE streamrec.pipeline_catalog SET options = options || '{"window": "-1 year 365 days 6 hours"}' WHERE name = 'trending';
+SET session_replication_role = replica;
+UPDATE streamrec.pipeline_catalog SET options = options || '{"window": "-1 year 365 days 6 hours"}' WHERE name = 'trending';
+RESET session_replication_role;
 INSERT INTO streamrec.clicks (user_id, product_id, event_time) VALUES ('z', '1', '2024-07-02 10:00:00');
 \echo :LAST_ERROR_SQLSTATE
 SELECT streamrec.disable_pipeline('trending');
 SELECT streamrec.enable_pipeline('similar_products', '{"emit": "5 seconds"}');
+SET session_replication_role = replica;
 UPDATE streamrec.pipeline_catalog SET options = options || '{"emit": "-1 year 365 days 6 hours"}' WHERE name = 'similar_products';
+RESET session_replication_role;
 INSERT INTO streamrec.clicks (user_id, product_id, event_time) VALUES ('z', '1', '2024-07-02 10:00:00');
 SELECT streamrec.disable_pipeline('similar_products');
 SELECT streamrec.enable_pipeline('item_transactions');
+SET session_replication_role = replica;
 UPDATE streamrec.pipeline_catalog SET options = options || '{"window": "-1 year 365 days 6 hours"}' WHERE name = 'item_transactions';
+RESET session_replication_role;
 INSERT INTO streamrec.item_transactions VALUES (1, '1', 1, '2024-07-02 10:00:00');
+SET session_replication_role = replica;
 UPDATE streamrec.pipeline_catalog SET options = options || '{"window": "1 minute", "idle_timeout": "0"}' WHERE name = 'item_transactions';
+RESET session_replication_role;
 SELECT streamrec._close_idle_transaction_windows();
 SELECT streamrec.disable_pipeline('item_transactions');
 SELECT streamrec.enable_pipeline('ratings');
+SET session_replication_role = replica;
 UPDATE streamrec.pipeline_catalog SET options = options || '{"status_window": "-1 year 365 days 6 hours"}' WHERE name = 'ratings';
+RESET session_replication_role;
 INSERT INTO streamrec.ratings VALUES ('r', 'c', '1', 5, 'web', 'ok', '2024-07-02 10:00:00');
 SELECT streamrec.disable_pipeline('ratings');
 -- An event time at the end of the range: its window cannot be computed (22008), not a crash.
