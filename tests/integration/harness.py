@@ -231,17 +231,14 @@ def launcher_activity(cluster):
     return cluster.value("SELECT query FROM pg_stat_activity WHERE backend_type = 'pg_streamrec launcher'")
 
 
-class StreamTestCase(unittest.TestCase):
-    """One sandbox broker (with the class's `topics`) and one cluster with the extension
-    created, shared by the tests of a class; each test uses its own topics and tables."""
-    topics = {}
+class ClusterTestCase(unittest.TestCase):
+    """One cluster (with the class's `settings`) with the extension created, shared by the tests
+    of a class; after them, the server log must show no crashed backend."""
+    settings = {}
 
     @classmethod
     def setUpClass(cls):
-        from sandbox import Sandbox  # the sandbox module imports nothing of ours
-        cls.sandbox = Sandbox(BUILD, topics=cls.topics).start()
-        cls.cluster = Cluster(cls.__name__.lower(),
-                              settings={"streamrec.brokers": f"'{cls.sandbox.bootstrap}'"}).init().start()
+        cls.cluster = Cluster(cls.__name__.lower(), settings=cls.settings).init().start()
         cls.cluster.sql("CREATE EXTENSION pg_streamrec")
 
     @classmethod
@@ -250,8 +247,6 @@ class StreamTestCase(unittest.TestCase):
             cls.cluster.assert_no_crash()
         finally:
             cls.cluster.destroy()
-            cls.sandbox.stop()
-            cls.sandbox.cleanup()
 
     def sql(self, query, params=None):
         return self.cluster.sql(query, params)
@@ -270,3 +265,24 @@ class StreamTestCase(unittest.TestCase):
     def sink_stats(self, name):
         rows = self.sql("SELECT row_to_json(s) FROM streamrec.sink_stats s WHERE name = %s", (name,))
         return rows[0][0] if rows else None
+
+
+class StreamTestCase(ClusterTestCase):
+    """One sandbox broker (with the class's `topics`) and one cluster with the extension
+    created, shared by the tests of a class; each test uses its own topics and tables."""
+    topics = {}
+
+    @classmethod
+    def setUpClass(cls):
+        from sandbox import Sandbox  # the sandbox module imports nothing of ours
+        cls.sandbox = Sandbox(BUILD, topics=cls.topics).start()
+        cls.settings = dict(cls.settings, **{"streamrec.brokers": f"'{cls.sandbox.bootstrap}'"})
+        super().setUpClass()
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            super().tearDownClass()
+        finally:
+            cls.sandbox.stop()
+            cls.sandbox.cleanup()

@@ -8,33 +8,15 @@ import unittest
 
 import psycopg2
 
-from harness import Cluster, wait_for
+from harness import Cluster, ClusterTestCase, wait_for
 
 # Nothing listens here: workers start, load their configuration and wait for the broker.
 NO_BROKER = "127.0.0.1:1"
 
 
-class LauncherSecurityTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.cluster = Cluster("launcher_security").init().start()
-        cls.cluster.sql("CREATE EXTENSION pg_streamrec")
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            cls.cluster.assert_no_crash()
-        finally:
-            cls.cluster.destroy()
-
-    def sql(self, query, params=None):
-        return self.cluster.sql(query, params)
-
-    def value(self, query, params=None):
-        return self.cluster.value(query, params)
-
+class LauncherSecurityTest(ClusterTestCase):
     def as_role(self, role, query, params=None):
-        return self.cluster.sql(query, params, role=f'"{role}"')
+        return self.cluster.sql(query, params, role=f'"{role}"')  # role names here are plain text
 
     def admin(self, role):
         self.sql(f'CREATE ROLE "{role}" LOGIN')
