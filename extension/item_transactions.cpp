@@ -413,14 +413,14 @@ Datum close_idle_transaction_windows(FunctionCallInfo) {
   std::optional<EventClock> idle;
   if (cfg.enabled && (idle = lock_idle_event_clock(kPipeline, cfg.idle_timeout_us))) {
     EventClock& clock = *idle;
-    int64 newest_end =
-        std::min(window_end(window_start(*clock.max_event_time, cfg.window_us), cfg.window_us), clock_limit_now());
-    if (!clock.watermark || *clock.watermark < newest_end) {
+    std::optional<int64> newest_end =
+        idle_watermark(clock.watermark, *clock.max_event_time, cfg.window_us, clock_limit_now());
+    if (newest_end) {
       std::optional<int64> closed_until = clock.watermark;
       clock.watermark = newest_end;
       save_event_clock(kPipeline, clock, false);
       PipelineCounts counts;
-      alerts = close_windows(cfg, closed_until, newest_end);
+      alerts = close_windows(cfg, closed_until, *newest_end);
       counts.outputs = alerts;
       count_pipeline(kPipeline, counts);
     }

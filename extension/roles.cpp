@@ -41,21 +41,28 @@ ProcessUtility_hook_type previous_process_utility = nullptr;
 const char* const kInputTables[] = {"inventory", "clicks",  "purchases",         "users",        "checkouts",
                                     "customers", "ratings", "item_transactions", "stock_queries"};
 
-bool is_extension_member(Oid relid, Oid extension) {
-  bool member = false;
+// Whether visit(row) holds for some pg_depend row of the object (classid, objid); stops at the
+// first. visit may raise an ERROR: nothing here needs unwinding.
+template <typename Visit>
+bool any_dependency(Oid classid, Oid objid, Visit visit) {
+  bool found = false;
   Relation depend = table_open(DependRelationId, AccessShareLock);
   ScanKeyData keys[2];
-  ScanKeyInit(&keys[0], Anum_pg_depend_classid, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(RelationRelationId));
-  ScanKeyInit(&keys[1], Anum_pg_depend_objid, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(relid));
+  ScanKeyInit(&keys[0], Anum_pg_depend_classid, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(classid));
+  ScanKeyInit(&keys[1], Anum_pg_depend_objid, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(objid));
   SysScanDesc scan = systable_beginscan(depend, DependDependerIndexId, true, nullptr, 2, keys);
   HeapTuple tuple;
-  while (!member && HeapTupleIsValid(tuple = systable_getnext(scan))) {
-    Form_pg_depend d = reinterpret_cast<Form_pg_depend>(GETSTRUCT(tuple));
-    member = d->deptype == DEPENDENCY_EXTENSION && d->refclassid == ExtensionRelationId && d->refobjid == extension;
-  }
+  while (!found && HeapTupleIsValid(tuple = systable_getnext(scan)))
+    found = visit(reinterpret_cast<Form_pg_depend>(GETSTRUCT(tuple)));
   systable_endscan(scan);
   table_close(depend, AccessShareLock);
-  return member;
+  return found;
+}
+
+bool is_extension_member(Oid relid, Oid extension) {
+  return any_dependency(RelationRelationId, relid, [extension](Form_pg_depend d) {
+    return d->deptype == DEPENDENCY_EXTENSION && d->refclassid == ExtensionRelationId && d->refobjid == extension;
+  });
 }
 
 bool is_internal_table(Oid relid, Oid extension) {
@@ -75,19 +82,11 @@ Oid internal_table_locked_by(Oid relid, Oid extension, int depth) {
   Oid rule = get_rewrite_oid(relid, "_RETURN", true);
   if (!OidIsValid(rule)) return InvalidOid;
   Oid found = InvalidOid;
-  Relation depend = table_open(DependRelationId, AccessShareLock);
-  ScanKeyData keys[2];
-  ScanKeyInit(&keys[0], Anum_pg_depend_classid, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(RewriteRelationId));
-  ScanKeyInit(&keys[1], Anum_pg_depend_objid, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(rule));
-  SysScanDesc scan = systable_beginscan(depend, DependDependerIndexId, true, nullptr, 2, keys);
-  HeapTuple tuple;
-  while (!OidIsValid(found) && HeapTupleIsValid(tuple = systable_getnext(scan))) {
-    Form_pg_depend d = reinterpret_cast<Form_pg_depend>(GETSTRUCT(tuple));
+  any_dependency(RewriteRelationId, rule, [&found, relid, extension, depth](Form_pg_depend d) {
     if (d->refclassid == RelationRelationId && d->refobjid != relid)
       found = internal_table_locked_by(d->refobjid, extension, depth + 1);
-  }
-  systable_endscan(scan);
-  table_close(depend, AccessShareLock);
+    return OidIsValid(found);
+  });
   return found;
 }
 

@@ -287,6 +287,19 @@ class Launcher {
     w.waiting = why;
   }
 
+  // A slot held only to show why a source or sink waits (report_waiting) gives way to a worker
+  // that can start: waiting entries must not keep runnable ones of other roles from starting.
+  bool free_a_waiting_slot() {
+    for (auto& [key, other] : workers_) {
+      if (other.slot < 0 || other.waiting.empty() || other.handle != nullptr) continue;
+      release_worker_slot(other.slot);
+      other.slot = -1;
+      other.waiting.clear();  // reported again once a slot is free
+      return true;
+    }
+    return false;
+  }
+
   bool is_alive(ManagedWorker& w) {
     if (w.handle == nullptr) return false;
     pid_t pid = 0;
@@ -322,6 +335,7 @@ class Launcher {
     pfree_handle(w);
     if (w.slot < 0) w.slot = find_worker_slot(w.entry.kind, w.entry.name.c_str());
     if (w.slot < 0) w.slot = claim_worker_slot(w.entry.kind, w.entry.name.c_str());
+    if (w.slot < 0 && free_a_waiting_slot()) w.slot = claim_worker_slot(w.entry.kind, w.entry.name.c_str());
     if (w.slot < 0) {
       log("no free worker slot for \"%s\" (max_worker_processes = %d)", w.entry.name.c_str(), max_worker_processes);
       return false;

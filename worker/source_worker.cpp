@@ -504,6 +504,7 @@ class SourceWorker {
     check_target_privileges();
     Oid target = config_.target;
     Relation rel = pg_call([target] { return table_open(target, RowExclusiveLock); });
+    if (config_.upsert) ensure_stage();
     uint64 rows = 0;
     size_t run_start = 0;
     for (size_t i = 1; i <= batch.messages.size(); i++) {
@@ -585,6 +586,13 @@ class SourceWorker {
   bool try_copy(Relation rel, Batch& batch, size_t lo, size_t hi, uint64& rows, std::string& error) {
     MemoryContext outer_context = CurrentMemoryContext;
     ResourceOwner outer_owner = CurrentResourceOwner;
+    auto roll_back = [outer_context, outer_owner] {
+      pg_call([outer_context, outer_owner] {
+        RollbackAndReleaseCurrentSubTransaction();
+        MemoryContextSwitchTo(outer_context);
+        CurrentResourceOwner = outer_owner;
+      });
+    };
     pg_call([] { BeginInternalSubTransaction(nullptr); });
     try {
       const column_mask& present = batch.masks[batch.messages[lo].mask];
@@ -598,16 +606,18 @@ class SourceWorker {
       });
       return true;
     } catch (PgError& e) {
-      pg_call([outer_context, outer_owner] {
-        RollbackAndReleaseCurrentSubTransaction();
-        MemoryContextSwitchTo(outer_context);
-        CurrentResourceOwner = outer_owner;
-      });
+      roll_back();
       if (!is_row_error(e.sqlstate())) throw;
       error = e.what();
       ErrorData* data = e.release();
       if (data != nullptr && data->detail != nullptr) error += std::string(" (") + data->detail + ")";
       return false;
+    } catch (...) {
+      // Any other throw (our own Error, bad_alloc) is the batch's problem, but the subtransaction
+      // goes first: left open, it would survive the batch's abort (which then ends only the
+      // subtransaction) and every later transaction of this worker would fail to start.
+      roll_back();
+      throw;
     }
   }
 
@@ -629,7 +639,6 @@ class SourceWorker {
   // mode upsert: COPY into a temporary stage table, then one INSERT ... ON CONFLICT that keeps
   // the last message per key and updates only the columns the messages carried.
   uint64 upsert_lines(const column_mask& present, const char* data, size_t size) {
-    ensure_stage();
     List* names = column_names(present);
     Oid stage = stage_oid_;
     pg_call([stage, names, data, size] {
@@ -644,8 +653,11 @@ class SourceWorker {
     return rows;
   }
 
+  // The stage of mode upsert, made in the batch's transaction before any COPY's subtransaction
+  // (a halving's rollback would drop it). Looked up again each batch: a batch that aborted
+  // took back the stage it made.
   void ensure_stage() {
-    if (stage_oid_ != InvalidOid) return;
+    if (stage_oid_ != InvalidOid && pg_call([] { return RelnameGetRelid("streamrec_stage"); }) == stage_oid_) return;
     std::string sql = "CREATE TEMP TABLE IF NOT EXISTS pg_temp.streamrec_stage (LIKE " + target_name() +
                       " INCLUDING DEFAULTS); ALTER TABLE pg_temp.streamrec_stage ADD COLUMN IF NOT EXISTS "
                       "streamrec_seq bigint GENERATED ALWAYS AS IDENTITY";

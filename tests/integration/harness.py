@@ -174,11 +174,14 @@ class Cluster:
         conn.autocommit = autocommit
         return conn
 
-    def sql(self, query, params=None, dbname=None):
-        """Runs one statement in a fresh connection; returns all rows (or [] for no result)."""
+    def sql(self, query, params=None, dbname=None, role=None):
+        """Runs one statement in a fresh connection, after SET ROLE role when given (an SQL
+        identifier: quote a mixed-case name); returns all rows (or [] for no result)."""
         conn = self.connect(dbname)
         try:
             with conn.cursor() as cur:
+                if role is not None:
+                    cur.execute(f"SET ROLE {role}")
                 cur.execute(query, params)
                 return cur.fetchall() if cur.description else []
         finally:
@@ -228,17 +231,14 @@ def launcher_activity(cluster):
     return cluster.value("SELECT query FROM pg_stat_activity WHERE backend_type = 'pg_streamrec launcher'")
 
 
-class StreamTestCase(unittest.TestCase):
-    """One sandbox broker (with the class's `topics`) and one cluster with the extension
-    created, shared by the tests of a class; each test uses its own topics and tables."""
-    topics = {}
+class ClusterTestCase(unittest.TestCase):
+    """One cluster (with the class's `settings`) with the extension created, shared by the tests
+    of a class; after them, the server log must show no crashed backend."""
+    settings = {}
 
     @classmethod
     def setUpClass(cls):
-        from sandbox import Sandbox  # the sandbox module imports nothing of ours
-        cls.sandbox = Sandbox(BUILD, topics=cls.topics).start()
-        cls.cluster = Cluster(cls.__name__.lower(),
-                              settings={"streamrec.brokers": f"'{cls.sandbox.bootstrap}'"}).init().start()
+        cls.cluster = Cluster(cls.__name__.lower(), settings=cls.settings).init().start()
         cls.cluster.sql("CREATE EXTENSION pg_streamrec")
 
     @classmethod
@@ -247,11 +247,42 @@ class StreamTestCase(unittest.TestCase):
             cls.cluster.assert_no_crash()
         finally:
             cls.cluster.destroy()
-            cls.sandbox.stop()
-            cls.sandbox.cleanup()
 
     def sql(self, query, params=None):
         return self.cluster.sql(query, params)
 
     def value(self, query, params=None):
         return self.cluster.value(query, params)
+
+    def as_role(self, role, query, params=None):
+        """Runs query as role (SET ROLE in a fresh connection); returns the rows."""
+        return self.cluster.sql(query, params, role=role)
+
+    def source_stats(self, name):
+        rows = self.sql("SELECT row_to_json(s) FROM streamrec.source_stats s WHERE name = %s", (name,))
+        return rows[0][0] if rows else None
+
+    def sink_stats(self, name):
+        rows = self.sql("SELECT row_to_json(s) FROM streamrec.sink_stats s WHERE name = %s", (name,))
+        return rows[0][0] if rows else None
+
+
+class StreamTestCase(ClusterTestCase):
+    """One sandbox broker (with the class's `topics`) and one cluster with the extension
+    created, shared by the tests of a class; each test uses its own topics and tables."""
+    topics = {}
+
+    @classmethod
+    def setUpClass(cls):
+        from sandbox import Sandbox  # the sandbox module imports nothing of ours
+        cls.sandbox = Sandbox(BUILD, topics=cls.topics).start()
+        cls.settings = dict(cls.settings, **{"streamrec.brokers": f"'{cls.sandbox.bootstrap}'"})
+        super().setUpClass()
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            super().tearDownClass()
+        finally:
+            cls.sandbox.stop()
+            cls.sandbox.cleanup()

@@ -18,10 +18,6 @@ from kafka_util import kcat_produce, produce
 
 
 class BadInputTestCase(StreamTestCase):
-    def stats(self, name):
-        rows = self.cluster.sql("SELECT row_to_json(s) FROM streamrec.source_stats s WHERE name = %s", (name,))
-        return rows[0][0] if rows else None
-
     def wait_offset(self, source, offset, timeout=60):
         wait_for(lambda: self.value("SELECT max(next_offset) FROM streamrec.source_offsets WHERE source = %s",
                                     (source,)) == offset, timeout, what=f"{source} past offset {offset - 1}")
@@ -53,7 +49,7 @@ def avro_long(value):
 
 
 class RowErrorTest(BadInputTestCase):
-    topics = {"bad.index": 1, "bad.nested": 1, "bad.trigger": 1, "bad.retry": 1}
+    topics = {"bad.index": 1, "bad.nested": 1, "bad.trigger": 1, "bad.retry": 1, "bad.upsert": 1}
 
     def test_key_too_long_for_its_index_is_dead_lettered(self):
         # 54000 program_limit_exceeded: an incompressible 9,000-byte key passes btree's limit.
@@ -70,7 +66,7 @@ class RowErrorTest(BadInputTestCase):
         self.assertEqual([(o, bytes(p).decode()) for o, p, _ in letters], [(1, messages[1]), (3, messages[3])])
         self.assertIn("index row requires 9016 bytes, maximum size is 8191", letters[0][2])
         self.assertIn("index row size 3016 exceeds btree version 4 maximum 2704", letters[1][2])
-        self.assertEqual(self.stats("index_src")["dead_letters"], 2)
+        self.assertEqual(self.source_stats("index_src")["dead_letters"], 2)
 
     def test_json_array_nested_deeper_than_postgresql_arrays_is_dead_lettered(self):
         # 54000 again, from array_in: PostgreSQL arrays have at most 6 dimensions.
@@ -106,8 +102,27 @@ class RowErrorTest(BadInputTestCase):
         self.assertEqual([(o, bytes(p).decode()) for o, p, _ in letters], [(i, messages[i]) for i in (1, 2, 3, 4)])
         for (_, _, error), code in zip(letters, ("U0001", "42P01", "0A000", "P0001")):
             self.assertIn(f"refused code:{code}", error)
-        stats = self.stats("trigger_src")
+        stats = self.source_stats("trigger_src")
         self.assertEqual((stats["messages"], stats["rows"], stats["dead_letters"]), (6, 2, 4))
+
+    def test_upsert_isolates_a_bad_row_of_its_very_first_batch(self):
+        # Mode upsert stages rows in a temporary table made for the first batch: a row error in
+        # that batch rolls back the halving's subtransaction, which must not take the stage with it.
+        self.sql("CREATE TABLE upsert_rows (k text PRIMARY KEY, n int)")
+        messages = ["x,not a number", "a,1", "b,2", "a,3"]
+        kcat_produce(self.sandbox.bootstrap, "bad.upsert", messages, 0)
+        self.sql("SELECT streamrec.create_source('upsert_src', 'bad.upsert', 'upsert_rows', 'csv', NULL, "
+                 "'{\"mode\": \"upsert\"}')")
+        self.wait_offset("upsert_src", 4)
+        self.assertEqual(self.sql("SELECT k, n FROM upsert_rows ORDER BY k"), [("a", 3), ("b", 2)])
+        letters = self.letters("upsert_src")
+        self.assertEqual([(o, bytes(p).decode()) for o, p, _ in letters], [(0, messages[0])])
+        self.assertIn('invalid input syntax for type integer: "not a number"', letters[0][2])
+        # Later batches use the same stage.
+        kcat_produce(self.sandbox.bootstrap, "bad.upsert", ["b,5", "c,oops", "c,6"], 0)
+        self.wait_offset("upsert_src", 7)
+        self.assertEqual(self.sql("SELECT k, n FROM upsert_rows ORDER BY k"), [("a", 3), ("b", 5), ("c", 6)])
+        self.assertEqual([o for o, _, _ in self.letters("upsert_src")], [0, 5])
 
     def test_server_and_conflict_errors_retry_the_batch_and_dead_letter_nothing(self):
         # Serialization (40001), lock not available (55P03), a cancel (57014), a server
@@ -116,8 +131,8 @@ class RowErrorTest(BadInputTestCase):
         self.sql("CREATE TABLE retry_rows (id int, name text)")
         self.sql("CREATE TABLE retry_cause (code text)")
         self.sql("INSERT INTO retry_cause VALUES ('40001')")
-        self.sql("""CREATE FUNCTION retry_rows_check() RETURNS trigger LANGUAGE plpgsql SET search_path = public AS $$
-                    DECLARE cause text := (SELECT code FROM retry_cause LIMIT 1);
+        self.sql("""CREATE FUNCTION retry_rows_check() RETURNS trigger LANGUAGE plpgsql AS $$
+                    DECLARE cause text := (SELECT code FROM public.retry_cause LIMIT 1);
                     BEGIN
                       IF cause IS NOT NULL THEN
                         RAISE EXCEPTION 'transient %', cause USING ERRCODE = cause;
@@ -131,10 +146,10 @@ class RowErrorTest(BadInputTestCase):
         for code in ("40001", "55P03", "57014", "53400", "58030"):
             self.sql("UPDATE retry_cause SET code = %s", (code,))
             wait_for(lambda: (lambda s: s["state"] == "retrying" and f"transient {code}" in (s["last_error"] or ""))(
-                self.stats("retry_src")), 40, what=f"retrying on {code} (now {self.stats('retry_src')})")
+                self.source_stats("retry_src")), 40, what=f"retrying on {code} (now {self.source_stats('retry_src')})")
             self.assertEqual(self.value("SELECT count(*) FROM streamrec.dead_letters WHERE source = 'retry_src'"), 0)
             self.assertEqual(self.value("SELECT count(*) FROM retry_rows"), 0)
-            # (The start offset, 0, may be stored already; nothing past it.)
+            # The start offset may be stored before any batch commits (see store_started_offsets).
             self.assertEqual(self.value("SELECT coalesce(max(next_offset), 0) FROM streamrec.source_offsets "
                                         "WHERE source = 'retry_src'"), 0)
         self.sql("DELETE FROM retry_cause")
@@ -173,7 +188,7 @@ class RegistryNotFoundTest(BadInputTestCase):
         self.assertEqual(letters[0][2], f"schema id {schema_id + 1000} is not known to the schema registry "
                                         "(HTTP 404, error_code 40403)")
         self.assertEqual(letters[1][2], "schema id -1 is negative: no schema registry assigns such an id")
-        self.assertEqual(self.stats("reg_unknown")["state"], "running")
+        self.assertEqual(self.source_stats("reg_unknown")["state"], "running")
 
 
 class DecodeBoundTest(BadInputTestCase):
@@ -199,8 +214,8 @@ class DecodeBoundTest(BadInputTestCase):
         self.sql("CREATE TABLE amounts (id int, amounts numeric[])")
         self.sql("SELECT streamrec.create_source('bomb_src', 'bound.bomb', 'amounts', 'avro', NULL, %s)",
                  (json.dumps({"schema": self.decimals_schema}),))
-        pid = wait_for(lambda: self.stats("bomb_src")["pid"], 20, what="worker of bomb_src")
-        wait_for(lambda: self.stats("bomb_src")["state"] == "running", 20, what="bomb_src running")
+        pid = wait_for(lambda: self.source_stats("bomb_src")["pid"], 20, what="worker of bomb_src")
+        wait_for(lambda: self.source_stats("bomb_src")["state"] == "running", 20, what="bomb_src running")
         started = time.monotonic()
         produce(self.sandbox.bootstrap, "bound.bomb", [bomb, good], partition=0)
         self.wait_offset("bomb_src", 2, timeout=60)
@@ -212,7 +227,7 @@ class DecodeBoundTest(BadInputTestCase):
         self.assertEqual(self.value("SELECT amounts[2]::text FROM amounts WHERE id = 2"),
                          "0." + "0" * 16382 + "5")
         self.assertEqual(self.value("SELECT amounts[1] = 0 FROM amounts WHERE id = 2"), True)
-        self.assertEqual(self.stats("bomb_src")["pid"], pid)  # the same worker, still running
+        self.assertEqual(self.source_stats("bomb_src")["pid"], pid)  # the same worker, still running
         self.assertLess(self.peak_memory_kb(pid), 1024 * 1024, "worker peak memory above 1 GB")
 
     def test_a_big_but_legal_decimal_decodes_in_bounded_time(self):
@@ -239,7 +254,7 @@ class DecodeBoundTest(BadInputTestCase):
         # Pausing right after answers at once: no decode holds the worker.
         started = time.monotonic()
         self.sql("SELECT streamrec.pause_source('decimal_src')")
-        wait_for(lambda: self.stats("decimal_src")["pid"] is None, 20, what="worker to exit")
+        wait_for(lambda: self.source_stats("decimal_src")["pid"] is None, 20, what="worker to exit")
         self.assertLess(time.monotonic() - started, 10)
 
     def test_max_decoded_bytes_dead_letters_what_decodes_to_more(self):
@@ -265,7 +280,7 @@ class DecodeBoundTest(BadInputTestCase):
         time.sleep(0.5)
         self.assertEqual(self.sql("SELECT count(*), count(DISTINCT id), min(id), max(id) FROM batched_rows"),
                          [(40, 40, 0, 39)])
-        stats = self.stats("batch_src")
+        stats = self.source_stats("batch_src")
         self.assertEqual((stats["messages"], stats["rows"], stats["dead_letters"]), (40, 40, 0))
         # 305 bytes a row: a batch ends once it holds 1,024, so at most four rows each.
         self.assertGreaterEqual(stats["batches"], 10)

@@ -5,22 +5,10 @@ import unittest
 
 import psycopg2
 
-from harness import Cluster
+from harness import ClusterTestCase
 
 
-class ErrorBoundaryTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.cluster = Cluster("boundary").init().start()
-        cls.cluster.sql("CREATE EXTENSION pg_streamrec")
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            cls.cluster.assert_no_crash()
-        finally:
-            cls.cluster.destroy()
-
+class ErrorBoundaryTest(ClusterTestCase):
     def setUp(self):
         self.conn = self.cluster.connect()
         self.pid = self.scalar("SELECT pg_backend_pid()")

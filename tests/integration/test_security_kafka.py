@@ -65,16 +65,6 @@ class KafkaPropertySecurityTest(StreamTestCase):
         finally:
             shutil.rmtree(cls.proof_dir, ignore_errors=True)
 
-    def as_role(self, role, query, params=None):
-        conn = self.cluster.connect()
-        try:
-            with conn.cursor() as cur:
-                cur.execute(f"SET ROLE {role}")
-                cur.execute(query, params)
-                return cur.fetchall() if cur.description else []
-        finally:
-            conn.close()
-
     def expect_role_error(self, role, sqlstate, query, params=None):
         with self.assertRaises(psycopg2.Error) as caught:
             self.as_role(role, query, params)
@@ -82,14 +72,6 @@ class KafkaPropertySecurityTest(StreamTestCase):
         self.assertEqual(e.pgcode, sqlstate, e.pgerror)
         self.assertTrue(e.diag.message_hint, f"no hint for: {e.pgerror}")
         return e
-
-    def source_stats(self, name):
-        rows = self.sql("SELECT row_to_json(s) FROM streamrec.source_stats s WHERE name = %s", (name,))
-        return rows[0][0] if rows else None
-
-    def sink_stats(self, name):
-        rows = self.sql("SELECT row_to_json(s) FROM streamrec.sink_stats s WHERE name = %s", (name,))
-        return rows[0][0] if rows else None
 
     def assert_not_in_log(self, *secrets):
         # The workers' lines (a client's failed statement is echoed by PostgreSQL's own

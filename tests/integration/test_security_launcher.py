@@ -8,40 +8,15 @@ import unittest
 
 import psycopg2
 
-from harness import Cluster, wait_for
+from harness import Cluster, ClusterTestCase, wait_for
 
 # Nothing listens here: workers start, load their configuration and wait for the broker.
 NO_BROKER = "127.0.0.1:1"
 
 
-class LauncherSecurityTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.cluster = Cluster("launcher_security").init().start()
-        cls.cluster.sql("CREATE EXTENSION pg_streamrec")
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            cls.cluster.assert_no_crash()
-        finally:
-            cls.cluster.destroy()
-
-    def sql(self, query, params=None):
-        return self.cluster.sql(query, params)
-
-    def value(self, query, params=None):
-        return self.cluster.value(query, params)
-
+class LauncherSecurityTest(ClusterTestCase):
     def as_role(self, role, query, params=None):
-        conn = self.cluster.connect()
-        try:
-            with conn.cursor() as cur:
-                cur.execute(f'SET ROLE "{role}"')
-                cur.execute(query, params)
-                return cur.fetchall() if cur.description else []
-        finally:
-            conn.close()
+        return self.cluster.sql(query, params, role=f'"{role}"')  # role names here are plain text
 
     def admin(self, role):
         self.sql(f'CREATE ROLE "{role}" LOGIN')
@@ -157,6 +132,29 @@ class LauncherSecurityTest(unittest.TestCase):
         self.as_role("nologin_owner", "SELECT streamrec.drop_source('nologin_source')")
 
     # --- quota ------------------------------------------------------------------------------
+
+    def test_sources_waiting_for_their_quota_leave_worker_slots_to_other_roles(self):
+        # A waiting source holds a worker slot only to show why it waits: with fewer slots than
+        # waiting sources, another role's source must still get one and start.
+        slots = Cluster("launcher_slots", settings={"max_worker_processes": 4, "streamrec.max_workers_per_role": 1,
+                                                    "streamrec.brokers": f"'{NO_BROKER}'"}).init().start()
+        self.cluster = slots  # the helpers below use this test's own cluster
+        try:
+            self.sql("CREATE EXTENSION pg_streamrec")
+            self.admin("slots_a")
+            self.admin("slots_b")
+            for name in ("slots_a1", "slots_a2", "slots_a3", "slots_a4"):
+                self.source_of("slots_a", name)
+            self.source_of("slots_b", "slots_b1")
+            self.wait_worker_started("slots_a1")
+            self.wait_worker_started("slots_b1")
+            waiting = [self.stats(name)[0] for name in ("slots_a2", "slots_a3", "slots_a4")]
+            self.assertNotIn("running", waiting)
+            self.assertIn("waiting for its role's worker quota", waiting)
+            slots.assert_no_crash()
+        finally:
+            del self.cluster
+            slots.destroy()
 
     def test_max_workers_per_role(self):
         self.sql("ALTER SYSTEM SET streamrec.max_workers_per_role = 1")

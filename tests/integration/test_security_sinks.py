@@ -48,14 +48,6 @@ class RoleTestCase(StreamTestCase):
         self.assertTrue(caught.exception.diag.message_hint, f"no hint for: {caught.exception.pgerror}")
         return caught.exception
 
-    def sink_stats(self, name):
-        rows = self.sql("SELECT row_to_json(s) FROM streamrec.sink_stats s WHERE name = %s", (name,))
-        return rows[0][0] if rows else None
-
-    def source_stats(self, name):
-        rows = self.sql("SELECT row_to_json(s) FROM streamrec.source_stats s WHERE name = %s", (name,))
-        return rows[0][0] if rows else None
-
     def is_superuser(self, role):
         return self.value("SELECT rolsuper FROM pg_roles WHERE rolname = %s", (role,))
 

@@ -487,16 +487,6 @@ class SecurityTest(SourceTestCase):
         ]:
             cls.cluster.sql(statement)
 
-    def as_role(self, role, query, params=None):
-        conn = self.cluster.connect()
-        try:
-            with conn.cursor() as cur:
-                cur.execute(f"SET ROLE {role}")
-                cur.execute(query, params)
-                return cur.fetchall() if cur.description else []
-        finally:
-            conn.close()
-
     def expect_role_error(self, role, sqlstate, query, params=None):
         with self.assertRaises(psycopg2.Error) as caught:
             self.as_role(role, query, params)

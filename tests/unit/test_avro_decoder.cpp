@@ -748,8 +748,11 @@ TEST(AvroDecoder, ReadsWhatAvroCWrites) {
 // Serves GET /schemas/ids/<id> from a map on a loopback port, one request per connection.
 class tiny_registry {
  public:
-  explicit tiny_registry(std::map<int32_t, std::string> schemas, int status_for_unknown = 404)
-      : schemas_(std::move(schemas)), status_for_unknown_(status_for_unknown) {
+  explicit tiny_registry(std::map<int32_t, std::string> schemas, int status_for_unknown = 404,
+                         std::string body_for_unknown = R"({"error_code": 40403, "message": "Schema not found"})")
+      : schemas_(std::move(schemas)),
+        status_for_unknown_(status_for_unknown),
+        body_for_unknown_(std::move(body_for_unknown)) {
     fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in address{};
     address.sin_family = AF_INET;
@@ -784,7 +787,7 @@ class tiny_registry {
       }
       ++requests_;
       int status = status_for_unknown_;
-      std::string body = R"({"error_code": 40403, "message": "Schema not found"})";
+      std::string body = body_for_unknown_;
       const std::string prefix = "GET /schemas/ids/";
       if (request.compare(0, prefix.size(), prefix) == 0) {
         const int32_t id = std::atoi(request.c_str() + prefix.size());
@@ -806,6 +809,7 @@ class tiny_registry {
 
   std::map<int32_t, std::string> schemas_;
   int status_for_unknown_;
+  std::string body_for_unknown_;
   int fd_ = -1;
   int port_ = 0;
   std::atomic<int> requests_{0};
@@ -845,6 +849,24 @@ TEST(AvroDecoder, SchemaIdsTheRegistryDoesNotKnowAreTheMessagesFault) {
   EXPECT_EQ(registry.requests(), 1);
   // Known ids still decode.
   EXPECT_EQ(decode_payload(*d, confluent::frame(21, click_bytes(true).str())).line, "user\\t27\tadd_to_cart\n");
+}
+
+TEST(AvroDecoder, NotFoundFromSomethingElseThanARegistryIsTransient) {
+  // A URL with a wrong path or host answers 404 for every id: only the registry's own "schema
+  // not found" (error_code 40403) is the message's fault; anything else would dead-letter
+  // every message of the topic.
+  decoder_config config = config_for(wire_format::avro, {column("user_id")});
+  tiny_registry web_server({}, 404, "<html><body>Not Found</body></html>");
+  config.schema_registry_url = web_server.url();
+  auto d = make_decoder(config);
+  EXPECT_THROW(decode_payload(*d, confluent::frame(1, "x")), transient_error);
+  EXPECT_THROW(decode_payload(*d, confluent::frame(1, "x")), transient_error);
+  EXPECT_EQ(web_server.requests(), 2);  // not remembered as unknown: asked again each time
+  // A registry-shaped answer for an unknown path (not the id lookup's "schema not found").
+  tiny_registry wrong_path({}, 404, R"({"error_code": 404, "message": "HTTP 404 Not Found"})");
+  config.schema_registry_url = wrong_path.url();
+  auto d2 = make_decoder(config);
+  EXPECT_THROW(decode_payload(*d2, confluent::frame(1, "x")), transient_error);
 }
 
 TEST(AvroDecoder, RegistryServerErrorsAndRefusedConnectionsAreTransient) {

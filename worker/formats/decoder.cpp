@@ -8,6 +8,11 @@
 
 namespace streamrec {
 
+namespace {
+// The registry's error_code for "schema not found" (by id).
+constexpr int kSchemaNotFound = 40403;
+}  // namespace
+
 bool decoder::decode(const message_view& message, std::string& line, column_mask& present) {
   const size_t rollback = line.size();
   try {
@@ -35,13 +40,14 @@ std::unique_ptr<decoder> make_decoder(const decoder_config& config) {
     try {
       return client->schema_by_id(schema_id);
     } catch (const registry_error& e) {
-      // The registry answered that it has no such schema: the message names an id that was
-      // never registered there, and waiting will not change that, so it is dead-lettered.
-      if (e.http_status() == 404) {
-        throw format_error(
-            "schema id " + std::to_string(schema_id) + " is not known to the schema registry (HTTP 404" +
-            (e.registry_error_code() != 0 ? ", error_code " + std::to_string(e.registry_error_code()) : std::string()) +
-            ")");
+      // The registry answered, in its own words (error_code 40403), that it has no schema of that
+      // id: the message names an id never registered there, and waiting will not change that, so
+      // it is dead-lettered. A 404 without those words comes from a URL that is not a registry's
+      // (a wrong path or host): that is the source's problem, and every message would be lost.
+      if (e.http_status() == 404 && e.registry_error_code() == kSchemaNotFound) {
+        throw format_error("schema id " + std::to_string(schema_id) +
+                           " is not known to the schema registry (HTTP 404, error_code " +
+                           std::to_string(kSchemaNotFound) + ")");
       }
       // Down, overloaded, refusing our credentials or not a registry at all: never dead-letter
       // good data because of the registry; wait and retry.

@@ -34,7 +34,7 @@ constexpr std::string_view offsets_in_pg =
 constexpr std::string_view sink_delivery =
     "sinks always use the idempotent producer with acks=all and never give up on a row";
 
-// Names as librdkafka spells them (its CONFIGURATION.md), aliases included: an alias of a
+// Names as librdkafka spells them, aliases included: an alias of a
 // refused property must be refused as well. Sorted by name: looked up by binary search.
 constexpr property_rule rules[] = {
     {"acks", R, sink_delivery},
