@@ -470,7 +470,10 @@ class FaultTest(SourceTestCase):
                          4000)
         self.assertEqual(self.value("SELECT count(DISTINCT id) FROM (SELECT id FROM group_a UNION ALL "
                                     "SELECT id FROM group_b) u"), 4000)
-        self.assertGreater(self.value("SELECT count(*) FROM group_b"), 0, "the second member got no partition")
+        # The second member took part: it was given partitions (their start offsets are stored).
+        # Which member reads the second round depends on how many rebalances the mock broker
+        # ran meanwhile (a loaded machine can see one more), so the rows' split is not asserted.
+        self.assertGreater(self.value("SELECT count(*) FROM streamrec.source_offsets WHERE source = 'member_b'"), 0)
 
 
 class SecurityTest(SourceTestCase):
