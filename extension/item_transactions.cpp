@@ -20,7 +20,7 @@
 #include <vector>
 
 #include "extension/core/item_ledger.h"
-#include "extension/core/ranking.h"
+#include "extension/core/event_time.h"
 #include "extension/error_boundary.h"
 #include "extension/event_clock.h"
 #include "extension/inventory_rows.h"

@@ -19,6 +19,7 @@
 #include <utility>
 #include <vector>
 
+#include "extension/core/event_time.h"
 #include "extension/core/ranking.h"
 #include "extension/error_boundary.h"
 #include "extension/event_clock.h"

@@ -317,15 +317,6 @@ class Launcher {
     w.next_start_at = TimestampTzPlusMilliseconds(now, delay_ms);
   }
 
-  static void clear_last_error(int index) {
-    WorkerSlot* slot = worker_slot(index);
-    if (slot == nullptr) return;
-    SpinLockAcquire(&slot->mutex);
-    slot->stats.last_error[0] = '\0';
-    slot->stats.last_error_at = 0;
-    SpinLockRelease(&slot->mutex);
-  }
-
   void pfree_handle(ManagedWorker& w) {
     if (w.handle != nullptr) pg_call([&w] { pfree(w.handle); });
     w.handle = nullptr;
@@ -364,7 +355,7 @@ class Launcher {
     w.handle = handle;
     w.stopping = false;
     w.started_at = now;
-    if (!w.waiting.empty()) clear_last_error(w.slot);  // why it waited is no longer true
+    if (!w.waiting.empty()) clear_worker_error(w.slot);  // why it waited is no longer true
     w.waiting.clear();
     return true;
   }

@@ -146,7 +146,8 @@ SELECT topic, target::oid, coalesce(brokers, current_setting('streamrec.brokers'
        (SELECT array_to_string(array_agg(a.attname ORDER BY k.ord), ',')
           FROM pg_catalog.pg_index i, unnest(i.indkey) WITH ORDINALITY k(attnum, ord), pg_catalog.pg_attribute a
          WHERE i.indrelid = target AND i.indisprimary AND a.attrelid = target AND a.attnum = k.attnum),
-       (SELECT string_agg(p, ',') FROM jsonb_array_elements_text(options -> 'partitions') p)
+       (SELECT string_agg(p, ',') FROM jsonb_array_elements_text(options -> 'partitions') p),
+       options ->> 'batch_bytes', options ->> 'max_decoded_bytes'
 FROM streamrec.sources WHERE name = $1
 )SQL";
 
@@ -188,14 +189,8 @@ SourceConfig load_config(const std::string& name) {
   c.decoding.csv.header = field(17) == "t";
   c.primary_key = split_commas(field(18));
   for (const std::string& p : split_commas(field(19))) c.partitions.push_back(static_cast<int32_t>(std::stol(p)));
-
-  if (spi_exec("SELECT coalesce((options ->> 'batch_bytes')::bigint, 67108864), "
-               "coalesce((options ->> 'max_decoded_bytes')::bigint, 67108864) FROM streamrec.sources WHERE name = $1",
-               {{TEXTOID, name_datum, false}}, true) != SPI_OK_SELECT ||
-      SPI_processed != 1)
-    throw Error(ERRCODE_UNDEFINED_OBJECT, "source \"" + name + "\" no longer exists");
-  c.batch_bytes = std::stoull(field(1));
-  c.decoding.max_decoded_bytes = std::stoull(field(2));
+  if (std::optional<std::string> v = spi_text(0, 20)) c.batch_bytes = std::stoull(*v);
+  if (std::optional<std::string> v = spi_text(0, 21)) c.decoding.max_decoded_bytes = std::stoull(*v);
 
   if (spi_exec("SELECT key, value #>> '{}' FROM streamrec.sources, jsonb_each(coalesce(options -> 'kafka', '{}')) "
                "WHERE name = $1",

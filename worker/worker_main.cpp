@@ -33,6 +33,15 @@ void set_worker_state(int index, const char* state, const std::string& error) {
   SpinLockRelease(&slot->mutex);
 }
 
+void clear_worker_error(int index) {
+  WorkerSlot* slot = worker_slot(index);
+  if (slot == nullptr) return;
+  SpinLockAcquire(&slot->mutex);
+  slot->stats.last_error[0] = '\0';
+  slot->stats.last_error_at = 0;
+  SpinLockRelease(&slot->mutex);
+}
+
 void reload_config_if_requested() {
   if (!ConfigReloadPending) return;
   ConfigReloadPending = false;

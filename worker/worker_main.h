@@ -30,6 +30,8 @@ void handle_worker_sigterm(SIGNAL_ARGS);
 
 // The worker's state and, when given, its last error, in its shared-memory slot.
 void set_worker_state(int slot, const char* state, const std::string& error = {});
+// Forgets a slot's last error (what it said is no longer true).
+void clear_worker_error(int slot);
 // Applies a pending SIGHUP (ProcessConfigFile).
 void reload_config_if_requested();
 // Sleeps on the latch (a SIGTERM wakes it early); ms grows with `failures`: base << failures, at most cap.

@@ -4,7 +4,7 @@
 #include <cstdlib>
 #include <limits>
 
-#include "extension/core/ranking.h"
+#include "extension/core/event_time.h"
 
 namespace streamrec {
 

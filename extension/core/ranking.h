@@ -17,8 +17,6 @@
 #include <unordered_map>
 #include <vector>
 
-#include "extension/core/event_time.h"  // window_start, used with the ranking by the pipelines
-
 namespace streamrec {
 
 enum class repeat_policy { demote, exclude, allow };

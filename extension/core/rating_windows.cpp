@@ -2,7 +2,6 @@
 
 #include <algorithm>
 
-#include "extension/core/ranking.h"
 
 namespace streamrec {
 

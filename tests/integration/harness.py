@@ -258,6 +258,20 @@ class ClusterTestCase(unittest.TestCase):
         """Runs query as role (SET ROLE in a fresh connection); returns the rows."""
         return self.cluster.sql(query, params, role=role)
 
+    # Whether expect_role_error also demands a hint (a class whose refusals all carry one sets it).
+    refusals_have_hints = False
+
+    def expect_role_error(self, role, sqlstate, query, params=None, hint=None):
+        """Runs query as role, asserts it fails with sqlstate (and a hint, see refusals_have_hints);
+        returns the error."""
+        with self.assertRaises(psycopg2.Error) as caught:
+            self.as_role(role, query, params)
+        e = caught.exception
+        self.assertEqual(e.pgcode, sqlstate, e.pgerror)
+        if self.refusals_have_hints if hint is None else hint:
+            self.assertTrue(e.diag.message_hint, f"no hint for: {e.pgerror}")
+        return e
+
     def source_stats(self, name):
         rows = self.sql("SELECT row_to_json(s) FROM streamrec.source_stats s WHERE name = %s", (name,))
         return rows[0][0] if rows else None

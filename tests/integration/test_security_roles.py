@@ -30,14 +30,10 @@ class SecurityRolesTest(ClusterTestCase):
         cls.cluster.sql("CREATE TABLE closed_t (id int)")
 
     def refused(self, role, query, sqlstate, message=None, hint=True):
-        with self.assertRaises(psycopg2.Error) as caught:
-            self.as_role(role, query)
-        self.assertEqual(caught.exception.pgcode, sqlstate, caught.exception.pgerror)
+        e = self.expect_role_error(role, sqlstate, query, hint=hint)
         if message is not None:
-            self.assertIn(message, caught.exception.diag.message_primary)
-        if hint:
-            self.assertTrue(caught.exception.diag.message_hint, caught.exception.pgerror)
-        return caught.exception
+            self.assertIn(message, e.diag.message_primary)
+        return e
 
     def oid(self, role):
         return self.value(f"SELECT '{role}'::regrole::oid")

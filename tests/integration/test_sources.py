@@ -490,12 +490,6 @@ class SecurityTest(SourceTestCase):
         ]:
             cls.cluster.sql(statement)
 
-    def expect_role_error(self, role, sqlstate, query, params=None):
-        with self.assertRaises(psycopg2.Error) as caught:
-            self.as_role(role, query, params)
-        self.assertEqual(caught.exception.pgcode, sqlstate, caught.exception.pgerror)
-        return caught.exception
-
     def test_only_admins_create_and_only_where_they_may_write(self):
         e = self.expect_role_error("bob", "42501", "SELECT streamrec.create_source('b', 'sec.topic', 'alice_rows')")
         self.assertTrue("GRANT streamrec_admin TO bob" in (e.diag.message_hint or "") or "permission denied" in e.pgerror)

@@ -1,3 +1,4 @@
+#include "extension/core/event_time.h"
 #include "extension/core/ranking.h"
 
 #include <gtest/gtest.h>
