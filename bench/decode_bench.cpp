@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "worker/formats/confluent_avro.h"
-#include "worker/formats/decoder.h"
+#include "core/formats/confluent_avro.h"
+#include "core/formats/decoder.h"
 
 namespace streamrec {
 namespace {

@@ -18,11 +18,11 @@
 // then attributed_checkouts rows in checkout_id order.
 #include <string>
 
-#include "extension/error_boundary.h"
-#include "extension/event_clock.h"
-#include "extension/pipeline_stats.h"
+#include "pg/error_boundary.h"
+#include "pg/event_clock.h"
+#include "pg/pipeline_stats.h"
 #include "extension/pipeline_trigger.h"
-#include "extension/spi_batch.h"
+#include "pg/spi_batch.h"
 
 namespace streamrec {
 namespace {
@@ -122,10 +122,12 @@ Datum attribution_clicks_trigger(FunctionCallInfo fcinfo) {
         " SELECT a.checkout_id, b.click_id, b.event_time FROM best b"
         " JOIN streamrec.attributed_checkouts a ON a.checkout_id = b.checkout_id"
         " WHERE a.click_time IS NULL OR b.event_time < a.click_time"
-        "  OR (b.event_time = a.click_time AND b.click_id IS NOT NULL AND (a.click_id IS NULL OR b.click_id < a.click_id))"
+        "  OR (b.event_time = a.click_time AND b.click_id IS NOT NULL AND (a.click_id IS NULL OR b.click_id < "
+        "a.click_id))"
         " ORDER BY a.checkout_id COLLATE \"C\" FOR UPDATE OF a),"
         " fixed AS ("
-        " UPDATE streamrec.attributed_checkouts a SET click_id = b.click_id, click_time = b.event_time, updated_at = now()"
+        " UPDATE streamrec.attributed_checkouts a SET click_id = b.click_id, click_time = b.event_time, updated_at = "
+        "now()"
         " FROM better b WHERE a.checkout_id = b.checkout_id RETURNING a.*)"
         " INSERT INTO streamrec.attribution_log"
         "  (checkout_id, user_id, user_name, product_id, checkout_time, click_id, click_time)"

@@ -16,8 +16,8 @@
 // refused by the checks below.
 #include "extension/inventory_rows.h"
 
-#include "extension/pipeline_stats.h"
-#include "extension/table_statement.h"
+#include "pg/pipeline_stats.h"
+#include "pg/table_statement.h"
 
 extern "C" {
 #include "access/genam.h"
@@ -254,7 +254,7 @@ void write_rows(const StockWrite* rows, int n) {
     new_row->tts_isnull[columns.stock - 1] = false;
     ExecStoreVirtualTuple(new_row);
     new_row->tts_tableOid = RelationGetRelid(rel);  // as ExecUpdatePrepareSlot: tableoid for CHECKs and triggers
-    ExecMaterializeSlot(new_row);  // its own copy: the old version's page changes under the update
+    ExecMaterializeSlot(new_row);                   // its own copy: the old version's page changes under the update
     EvalPlanQualSetSlot(&epq, new_row);
     update_row(estate, statement.target, &epq, &tid, new_row, statement.capture);
   }

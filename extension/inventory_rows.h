@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "extension/error_boundary.h"
+#include "pg/error_boundary.h"
 
 extern "C" {
 #include "storage/itemptr.h"

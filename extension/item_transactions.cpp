@@ -3,10 +3,10 @@
 //
 // Per statement (a source batch or a psql INSERT): the touched items' rows locked FOR NO KEY
 // UPDATE in item order and their stock read, one primary-key probe each (extension/inventory_rows:
-// PostgreSQL's C APIs, not SQL); sequential validation in memory (extension/core/item_ledger);
+// PostgreSQL's C APIs, not SQL); sequential validation in memory (core/pipelines/item_ledger);
 // each changed row updated by the TID we locked, and one INSERT of the created items; the results
-// inserted in input order as COPY inserts rows (extension/table_statement); then, under the
-// event-time clock (extension/event_clock), late transactions into their summaries and the
+// inserted in input order as COPY inserts rows (pg/table_statement); then, under the
+// event-time clock (pg/event_clock), late transactions into their summaries and the
 // windows that close summarized, with their alerts. The row locks make concurrent batches and a
 // manual `UPDATE inventory SET stock = ...` queue per item: no negative stock and no lost update.
 // Locks are always taken inventory rows (item order), clock row, writer row, summary rows (key
@@ -19,15 +19,16 @@
 #include <unordered_set>
 #include <vector>
 
-#include "extension/core/item_ledger.h"
-#include "extension/core/event_time.h"
-#include "extension/error_boundary.h"
-#include "extension/event_clock.h"
+#include "core/pipelines/item_ledger.h"
+#include "core/event_time.h"
+
+#include "pg/error_boundary.h"
+#include "pg/event_clock.h"
 #include "extension/inventory_rows.h"
-#include "extension/pipeline_stats.h"
+#include "pg/pipeline_stats.h"
 #include "extension/pipeline_trigger.h"
-#include "extension/spi_batch.h"
-#include "extension/table_statement.h"
+#include "pg/spi_batch.h"
+#include "pg/table_statement.h"
 
 extern "C" {
 #include "access/table.h"
@@ -223,7 +224,8 @@ void insert_results(ResultRows* rows) {
     columns[c] = InvalidAttrNumber;
     for (int i = 0; i < desc->natts; i++) {
       Form_pg_attribute att = TupleDescAttr(desc, i);
-      if (!att->attisdropped && att->atttypid == kResultTypes[c] && strcmp(NameStr(att->attname), kResultColumns[c]) == 0)
+      if (!att->attisdropped && att->atttypid == kResultTypes[c] &&
+          strcmp(NameStr(att->attname), kResultColumns[c]) == 0)
         columns[c] = att->attnum;
     }
     if (columns[c] == InvalidAttrNumber)
@@ -239,7 +241,8 @@ void insert_results(ResultRows* rows) {
 // One result per transaction, in input order, inserted the way COPY inserts (table_statement.h):
 // a page of rows at a time into the heap, then the BRIN indexes, the sinks' capture and any
 // user trigger, as an INSERT statement would fire them.
-void write_transaction_results(const std::vector<Transaction>& batch, const std::vector<transaction_outcome>& outcomes) {
+void write_transaction_results(const std::vector<Transaction>& batch,
+                               const std::vector<transaction_outcome>& outcomes) {
   ResultRows rows{batch.data(), outcomes.data(), batch.size(), 0};
   ResultRows* source = &rows;
   pg_call([source] { insert_results(source); });
@@ -259,11 +262,12 @@ void write_transaction_results(const std::vector<Transaction>& batch, const std:
 // transactions (the alert candidates). Rows go in item order, so the index takes them at a few
 // places at a time. A window that has summaries is closed: the second form, for when some in the
 // range have (the clock was reset by hand, or summaries were written by hand), leaves those out.
-#define STREAMREC_AGGREGATE_CLOSED(filter)                                                                       \
+#define STREAMREC_AGGREGATE_CLOSED(filter)                                                                         \
   "WITH s AS (INSERT INTO streamrec.transaction_summaries AS s (item_id, window_start, succeeded, failed, volume)" \
-  " SELECT item_id, date_bin($3, ts, $4), count(*) FILTER (WHERE success), count(*) FILTER (WHERE NOT success),"  \
-  " coalesce(sum(abs(quantity::int8)) FILTER (WHERE success), 0)"                                                 \
-  " FROM streamrec.transaction_results r WHERE ts >= $1 AND ts < $2" filter " GROUP BY 1, 2 ORDER BY 1, 2"        \
+  " SELECT item_id, date_bin($3, ts, $4), count(*) FILTER (WHERE success), count(*) FILTER (WHERE NOT success),"   \
+  " coalesce(sum(abs(quantity::int8)) FILTER (WHERE success), 0)"                                                  \
+  " FROM streamrec.transaction_results r WHERE ts >= $1 AND ts < $2" filter                                        \
+  " GROUP BY 1, 2 ORDER BY 1, 2"                                                                                   \
   " RETURNING s.item_id, s.window_start, s.succeeded, s.failed, s.volume)"                                         \
   " SELECT * FROM s WHERE succeeded + failed >= $5"
 KeptPlan aggregate_closed(STREAMREC_AGGREGATE_CLOSED(""),
@@ -272,8 +276,9 @@ KeptPlan aggregate_unclosed(STREAMREC_AGGREGATE_CLOSED(" AND NOT EXISTS (SELECT 
                                                        " WHERE x.window_start = date_bin($3, r.ts, $4))"),
                             {TIMESTAMPTZOID, TIMESTAMPTZOID, INTERVALOID, TIMESTAMPTZOID, INT8OID});
 #undef STREAMREC_AGGREGATE_CLOSED
-KeptPlan summaries_exist("SELECT FROM streamrec.transaction_summaries WHERE window_start >= $1 AND window_start < $2 LIMIT 1",
-                         {TIMESTAMPTZOID, TIMESTAMPTZOID});
+KeptPlan summaries_exist(
+    "SELECT FROM streamrec.transaction_summaries WHERE window_start >= $1 AND window_start < $2 LIMIT 1",
+    {TIMESTAMPTZOID, TIMESTAMPTZOID});
 KeptPlan write_summaries(
     "INSERT INTO streamrec.transaction_summaries AS s (item_id, window_start, succeeded, failed, volume)"
     " SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::int8[], $4::int8[], $5::int8[])"
@@ -297,9 +302,9 @@ void write_window_summaries(const window_summaries& summaries) {
     failed.push_back(s.failed);
     volume.push_back(s.volume);
   }
-  write_summaries.run({text_array(items), timestamptz_array(starts), int8_array(succeeded), int8_array(failed),
-                       int8_array(volume)},
-                      false);
+  write_summaries.run(
+      {text_array(items), timestamptz_array(starts), int8_array(succeeded), int8_array(failed), int8_array(volume)},
+      false);
 }
 
 // Closes the windows whose end is in (from, to]: writes their summaries and the alerts among

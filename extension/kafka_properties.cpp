@@ -1,12 +1,13 @@
-// SQL access to the librdkafka property policy (worker/kafka/property_policy.h):
+// SQL access to the librdkafka property policy (core/kafka/property_policy.h):
 //  * streamrec._check_kafka_properties(jsonb) refuses a "kafka" option the calling role may not
 //    set (the option checkers of sources, sinks and pipelines call it);
 //  * streamrec._kafka_property_is_secret(text) tells the views which values to show as ***.
 #include <map>
 #include <string>
 
-#include "extension/error_boundary.h"
-#include "worker/kafka/property_policy.h"
+#include "core/kafka/property_policy.h"
+
+#include "pg/error_boundary.h"
 
 extern "C" {
 #include "miscadmin.h"

@@ -1,8 +1,8 @@
 // Module entry: refuses to load outside shared_preload_libraries, defines the GUCs and
 // registers the launcher background worker.
 #include "extension/roles.h"
-#include "extension/settings.h"
-#include "extension/shared_state.h"
+#include "pg/settings.h"
+#include "pg/shared_state.h"
 
 extern "C" {
 #include "postgres.h"
@@ -29,24 +29,24 @@ void define_settings() {
                              "Database in which the pg_streamrec launcher runs its sources, sinks and pipelines.",
                              "CREATE EXTENSION pg_streamrec in this database; changing it needs a restart.",
                              &streamrec_database, "postgres", PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
-  DefineCustomStringVariable("streamrec.brokers",
-                             "Default Kafka bootstrap servers (host:port,...) for sources and sinks created without brokers.",
-                             nullptr, &streamrec_brokers, "", PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+  DefineCustomStringVariable(
+      "streamrec.brokers",
+      "Default Kafka bootstrap servers (host:port,...) for sources and sinks created without brokers.", nullptr,
+      &streamrec_brokers, "", PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
   DefineCustomIntVariable("streamrec.max_workers",
                           "Maximum number of source and sink workers the launcher runs at once.",
-                          "Each worker takes one of max_worker_processes.", &streamrec_max_workers, 8, 0,
-                          1024, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+                          "Each worker takes one of max_worker_processes.", &streamrec_max_workers, 8, 0, 1024,
+                          PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
   DefineCustomIntVariable("streamrec.max_workers_per_role",
                           "Maximum number of source and sink workers the launcher runs for any one owning role.",
-                          "0 means no cap beyond streamrec.max_workers.", &streamrec_max_workers_per_role, 0, 0,
-                          1024, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+                          "0 means no cap beyond streamrec.max_workers.", &streamrec_max_workers_per_role, 0, 0, 1024,
+                          PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
   // An event time further ahead of the wall clock than this is stored but moves no clock: one
   // wild timestamp must not make retention delete history or close every window at once.
-  DefineCustomIntVariable("streamrec.max_clock_skew",
-                          "How far past the wall clock an event time may move retention clocks and watermarks.",
-                          "Later event times are stored and counted as future but move no clock.",
-                          &streamrec_max_clock_skew_s, 3600, 0, 10 * 365 * 86400, PGC_SIGHUP, GUC_UNIT_S, nullptr, nullptr,
-                          nullptr);
+  DefineCustomIntVariable(
+      "streamrec.max_clock_skew", "How far past the wall clock an event time may move retention clocks and watermarks.",
+      "Later event times are stored and counted as future but move no clock.", &streamrec_max_clock_skew_s, 3600, 0,
+      10 * 365 * 86400, PGC_SIGHUP, GUC_UNIT_S, nullptr, nullptr, nullptr);
   MarkGUCPrefixReserved("streamrec");
 }
 

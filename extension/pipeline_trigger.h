@@ -6,8 +6,8 @@
 #include <cstdio>
 #include <string>
 
-#include "extension/error_boundary.h"
-#include "extension/pipeline_stats.h"
+#include "pg/error_boundary.h"
+#include "pg/pipeline_stats.h"
 
 extern "C" {
 #include "commands/trigger.h"

@@ -9,7 +9,7 @@
 //   3. live ratings with a product_id add to product_ratings (upsert in product order) and set
 //      inventory.rating to the product's average (rows locked in product order);
 //   4. the clock row is locked, the enriched ratings are summed per event-time window in memory
-//      (extension/core/rating_windows; a rating behind a closed window is counted late and left
+//      (core/pipelines/rating_windows; a rating behind a closed window is counted late and left
 //      out of it; one beyond the clock limit is counted future and left out of every window), the
 //      sums upserted in key order, and the watermark advanced.
 // Lock order: product_ratings rows, inventory rows (product order), the clock row, window rows
@@ -20,12 +20,13 @@
 #include <string>
 #include <vector>
 
-#include "extension/core/rating_windows.h"
-#include "extension/error_boundary.h"
-#include "extension/event_clock.h"
-#include "extension/pipeline_stats.h"
+#include "core/pipelines/rating_windows.h"
+
+#include "pg/error_boundary.h"
+#include "pg/event_clock.h"
+#include "pg/pipeline_stats.h"
 #include "extension/pipeline_trigger.h"
-#include "extension/spi_batch.h"
+#include "pg/spi_batch.h"
 
 extern "C" {
 #include "catalog/pg_type.h"
@@ -103,7 +104,8 @@ constexpr const char* kProductAverages =
 
 KeptPlan upsert_status(
     "INSERT INTO streamrec.ratings_by_club_status AS w (window_start, window_end, club_status, ratings)"
-    " SELECT s, s + make_interval(secs => $4 / 1e6), c, n FROM unnest($1::timestamptz[], $2::text[], $3::int8[]) AS x(s, c, n)"
+    " SELECT s, s + make_interval(secs => $4 / 1e6), c, n FROM unnest($1::timestamptz[], $2::text[], $3::int8[]) AS "
+    "x(s, c, n)"
     " ON CONFLICT (window_start, club_status) DO UPDATE SET ratings = w.ratings + excluded.ratings",
     {TIMESTAMPTZARRAYOID, TEXTARRAYOID, INT8ARRAYOID, INT8OID});
 KeptPlan upsert_customer(
@@ -123,9 +125,9 @@ void write_windows(const RatingsConfig& cfg, const rating_windows& windows) {
       statuses.push_back(key.second);
       counts.push_back(n);
     }
-    upsert_status.run({timestamptz_array(starts), text_array(statuses), int8_array(counts),
-                       Int64GetDatum(cfg.status_window_us)},
-                      false);
+    upsert_status.run(
+        {timestamptz_array(starts), text_array(statuses), int8_array(counts), Int64GetDatum(cfg.status_window_us)},
+        false);
   }
   if (!windows.by_customer().empty()) {
     std::vector<int64> starts;
@@ -174,8 +176,8 @@ Datum ratings_trigger(FunctionCallInfo fcinfo) {
     }
     counts.outputs += static_cast<int64>(enriched);
     if (enriched == 0) {  // no enriched row to carry the live count: count it apart
-      uint64 live = run_sql("SELECT count(*) FROM streamrec_new_rows WHERE NOT coalesce(channel ILIKE '%test%', false)",
-                            true);
+      uint64 live =
+          run_sql("SELECT count(*) FROM streamrec_new_rows WHERE NOT coalesce(channel ILIKE '%test%', false)", true);
       if (live > 0) counts.skipped = DatumGetInt64(fetch_result({false})[0].value);
     }
 
@@ -215,9 +217,9 @@ Datum close_idle_rating_windows(FunctionCallInfo) {
   std::optional<EventClock> idle;
   if (cfg.enabled && (idle = lock_idle_event_clock(kPipeline, cfg.idle_timeout_us))) {
     EventClock& clock = *idle;
-    std::optional<int64> next = idle_watermark(clock.watermark, *clock.max_event_time,
-                                               std::min(cfg.status_window_us, cfg.customer_window_us),
-                                               clock_limit_now());
+    std::optional<int64> next =
+        idle_watermark(clock.watermark, *clock.max_event_time, std::min(cfg.status_window_us, cfg.customer_window_us),
+                       clock_limit_now());
     if (next) {
       clock.watermark = next;
       save_event_clock(kPipeline, clock, false);

@@ -19,14 +19,15 @@
 #include <utility>
 #include <vector>
 
-#include "extension/core/event_time.h"
-#include "extension/core/ranking.h"
-#include "extension/error_boundary.h"
-#include "extension/event_clock.h"
-#include "extension/pipeline_stats.h"
+#include "core/event_time.h"
+#include "core/pipelines/ranking.h"
+
+#include "pg/error_boundary.h"
+#include "pg/event_clock.h"
+#include "pg/pipeline_stats.h"
 #include "extension/pipeline_trigger.h"
-#include "extension/spi_batch.h"
-#include "worker/pg_support.h"
+#include "pg/spi_batch.h"
+#include "pg/pg_support.h"
 
 extern "C" {
 #include "catalog/pg_type.h"
@@ -263,7 +264,8 @@ KeptPlan write_log(
     " $5::text[]) AS x(u, p, w, v, c)",  // a function scan: rows (and so ids) in array order
     {TEXTARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID, TEXTARRAYOID, TEXTARRAYOID});
 KeptPlan write_latest(
-    "INSERT INTO streamrec.recommendations AS r (user_id, product_ids, viewed_product_id, category, window_end, updated_at)"
+    "INSERT INTO streamrec.recommendations AS r (user_id, product_ids, viewed_product_id, category, window_end, "
+    "updated_at)"
     " SELECT x.u, x.p::text[], x.v, x.c, x.w, clock_timestamp()"
     " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[]) AS x(u, p, v, c, w)"
     " ON CONFLICT (user_id) DO UPDATE SET product_ids = excluded.product_ids,"
@@ -332,7 +334,8 @@ std::vector<Emitted> rank_views(const SimilarProductsConfig& cfg, const std::vec
     if (s != shown.end())
       for (const auto& [when, product] : s->second)
         if (when >= v.time - cfg.repeat_window_us && when <= v.time) shown_views.push_back(product);
-    std::vector<std::string_view> ranked = catalog.rank(cat->second, v.product, bought_views, shown_views, cfg.repeats, k);
+    std::vector<std::string_view> ranked =
+        catalog.rank(cat->second, v.product, bought_views, shown_views, cfg.repeats, k);
     if (ranked.empty()) {
       counts.skipped++;
       continue;
@@ -359,8 +362,8 @@ void write_emitted(const std::vector<Emitted>& lists, PipelineCounts& counts, St
     viewed.push_back(e.view->product);
     cats.push_back(e.category);
   }
-  write_log.run({text_array(users), text_array(literals), timestamptz_array(times), text_array(viewed), text_array(cats)},
-                false);
+  write_log.run(
+      {text_array(users), text_array(literals), timestamptz_array(times), text_array(viewed), text_array(cats)}, false);
   counts.outputs += static_cast<int64>(lists.size());
   timer.mark("log");
 
@@ -391,7 +394,8 @@ KeptPlan write_pending(
     " event_time = excluded.event_time WHERE pv.event_time <= excluded.event_time",
     {TEXTARRAYOID, TIMESTAMPTZARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID});
 KeptPlan close_windows(
-    "DELETE FROM streamrec.pending_views WHERE window_start <= $1 RETURNING user_id, product_id, window_start, event_time",
+    "DELETE FROM streamrec.pending_views WHERE window_start <= $1 RETURNING user_id, product_id, window_start, "
+    "event_time",
     {TIMESTAMPTZOID});
 
 // Deletes the pending views of every window ending at or before `watermark` and returns them as
@@ -414,7 +418,8 @@ std::vector<View> take_closed_windows(int64 watermark, int64 width) {
 }
 
 // Adds the batch's views to their windows and returns the views of the windows that closed.
-std::vector<View> window_views(const SimilarProductsConfig& cfg, const std::vector<View>& views, PipelineCounts& counts) {
+std::vector<View> window_views(const SimilarProductsConfig& cfg, const std::vector<View>& views,
+                               PipelineCounts& counts) {
   EventClock clock = lock_event_clock("similar_products");
   std::optional<int64> newest;
   std::map<std::pair<std::string, int64>, const View*> latest;  // (user, window start) -> view
@@ -610,7 +615,8 @@ Datum category_affinity_trigger(FunctionCallInfo fcinfo) {
         continue;
       }
       per_bucket[{v.user, window_start(v.time, kHourUs), cat->second}]++;
-      auto [it, inserted] = last_viewed.emplace(std::make_pair(std::string_view(v.user), std::string_view(v.product)), v.time);
+      auto [it, inserted] =
+          last_viewed.emplace(std::make_pair(std::string_view(v.user), std::string_view(v.product)), v.time);
       if (!inserted) it->second = std::max(it->second, v.time);
     }
     if (!per_bucket.empty()) {

@@ -5,7 +5,7 @@
 // (as REFRESH MATERIALIZED VIEW runs a view's query as its owner): privileges, policies and
 // triggers apply as for the owner's own DELETE, and the owner's code can neither SET ROLE back
 // to the superuser nor leave a setting behind (the GUC nest level is rolled back).
-#include "extension/error_boundary.h"
+#include "pg/error_boundary.h"
 
 extern "C" {
 #include "catalog/pg_type.h"
@@ -30,8 +30,8 @@ void retain_as_owner(Oid owner, Datum relation, Datum time_column, Datum keep) {
   GetUserIdAndSecContext(&saved_user, &saved_context);
   int nest_level = NewGUCNestLevel();
   SetUserIdAndSecContext(owner, saved_context | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
-  (void)set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true,
-                          0, false);
+  (void)set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0,
+                          false);
   if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
   Oid types[3] = {REGCLASSOID, NAMEOID, INTERVALOID};
   Datum values[3] = {relation, time_column, keep};

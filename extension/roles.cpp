@@ -4,7 +4,7 @@
 // keeps each to its own rows), and those privileges let LOCK TABLE take any mode: one admin
 // holding ACCESS EXCLUSIVE on streamrec.sink_outbox would stop every writer of every sinked
 // table. Row-level security does not apply to table locks, so the guard refuses them.
-#include "extension/error_boundary.h"
+#include "pg/error_boundary.h"
 #include "extension/roles.h"
 
 extern "C" {

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "extension/error_boundary.h"
+#include "pg/error_boundary.h"
 
 extern "C" {
 #include "catalog/pg_type.h"

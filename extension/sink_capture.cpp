@@ -27,7 +27,7 @@
 #include <string>
 #include <vector>
 
-#include "extension/error_boundary.h"
+#include "pg/error_boundary.h"
 
 extern "C" {
 #include "access/detoast.h"
@@ -130,7 +130,8 @@ Capture* describe(TupleDesc desc, char** wanted, int wanted_count) {
     for (int w = 0; w < wanted_count; w++) {
       bool found = false;
       for (int i = 0; i < desc->natts && !found; i++)
-        found = !TupleDescAttr(desc, i)->attisdropped && strcmp(NameStr(TupleDescAttr(desc, i)->attname), wanted[w]) == 0;
+        found =
+            !TupleDescAttr(desc, i)->attisdropped && strcmp(NameStr(TupleDescAttr(desc, i)->attname), wanted[w]) == 0;
       if (!found) return describe(desc, nullptr, 0);
     }
   }

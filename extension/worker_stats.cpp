@@ -1,7 +1,7 @@
 // streamrec._worker_stats(kind): the live statistics of source or sink workers, read from
 // shared memory for the source_stats and sink_stats views.
-#include "extension/error_boundary.h"
-#include "extension/shared_state.h"
+#include "pg/error_boundary.h"
+#include "pg/shared_state.h"
 
 extern "C" {
 #include "catalog/pg_type.h"

@@ -1,7 +1,8 @@
+#include "core/kafka/property_policy.h"
+
 #include "worker/kafka_guard.h"
 
-#include "extension/error_boundary.h"
-#include "worker/kafka/property_policy.h"
+#include "pg/error_boundary.h"
 
 extern "C" {
 #include "miscadmin.h"

@@ -9,10 +9,10 @@
 #include <string>
 #include <vector>
 
-#include "extension/error_boundary.h"
-#include "extension/settings.h"
-#include "extension/shared_state.h"
-#include "worker/pg_support.h"
+#include "pg/error_boundary.h"
+#include "pg/settings.h"
+#include "pg/shared_state.h"
+#include "pg/pg_support.h"
 #include "worker/worker_launch.h"
 #include "worker/worker_main.h"
 
@@ -82,12 +82,15 @@ int64 count_rows(const char* query) {
 
 // Every name is schema-qualified (and search_path pinned): this runs as the bootstrap superuser.
 void read_runnable(WorkerKind kind, const char* table, std::vector<CatalogEntry>& out) {
-  std::string query = std::string("SELECT c.name, c.owner, pg_catalog.md5(pg_catalog.concat_ws('|', c.owner, c.topic, c.") +
-                      (kind == WorkerKind::source ? "target" : "relation") +
-                      "::pg_catalog.oid, c.format, c.brokers, c.options, c.generation)), r.rolname, "
-                      "CASE WHEN r.oid IS NULL THEN 'dropped' WHEN NOT r.rolcanlogin THEN 'nologin' ELSE '' END "
-                      "FROM streamrec." + table + " c LEFT JOIN pg_catalog.pg_roles r ON r.oid = c.owner "
-                      "WHERE NOT c.paused ORDER BY c.name";
+  std::string query =
+      std::string("SELECT c.name, c.owner, pg_catalog.md5(pg_catalog.concat_ws('|', c.owner, c.topic, c.") +
+      (kind == WorkerKind::source ? "target" : "relation") +
+      "::pg_catalog.oid, c.format, c.brokers, c.options, c.generation)), r.rolname, "
+      "CASE WHEN r.oid IS NULL THEN 'dropped' WHEN NOT r.rolcanlogin THEN 'nologin' ELSE '' END "
+      "FROM streamrec." +
+      table +
+      " c LEFT JOIN pg_catalog.pg_roles r ON r.oid = c.owner "
+      "WHERE NOT c.paused ORDER BY c.name";
   const char* sql = query.c_str();
   int rc = pg_call([sql] { return SPI_execute(sql, true, 0); });
   if (rc != SPI_OK_SELECT) throw Error(ERRCODE_INTERNAL_ERROR, "cannot read streamrec." + std::string(table));
@@ -102,7 +105,8 @@ void read_runnable(WorkerKind kind, const char* table, std::vector<CatalogEntry>
                 ") no longer exists; a superuser can drop it with streamrec.drop_" +
                 (kind == WorkerKind::source ? "source" : "sink") + "()";
     else if (owner_state == "nologin")
-      blocked = "the owner role \"" + text_value(row, 4) + "\" cannot log in; ALTER ROLE ... LOGIN lets its worker start";
+      blocked =
+          "the owner role \"" + text_value(row, 4) + "\" cannot log in; ALTER ROLE ... LOGIN lets its worker start";
     out.push_back(CatalogEntry{kind, text_value(row, 1), owner, text_value(row, 4), text_value(row, 3), blocked});
   }
 }

@@ -5,7 +5,7 @@
 // the rows, or the row itself). This worker reads the outbox in id order (in batches of about
 // batch_size rows), takes the values straight out of the jsonb (see extract_row), encodes each
 // row with the
-// PostgreSQL-free encoders of worker/formats and produces it with librdkafka's idempotent
+// PostgreSQL-free encoders of core/formats and produces it with librdkafka's idempotent
 // producer (message order per partition survives retries). It does not wait for a batch's
 // acknowledgements before reading and producing the next: a window of batches is in flight, and
 // each batch's outbox rows are deleted once the broker acknowledged all of its messages, batches
@@ -24,14 +24,15 @@
 #include <utility>
 #include <vector>
 
-#include "extension/error_boundary.h"
-#include "extension/shared_state.h"
-#include "worker/formats/format_error.h"
-#include "worker/formats/schema_registry_client.h"
-#include "worker/formats/sink_encoder.h"
-#include "worker/formats/timestamp_text.h"
-#include "worker/kafka/producer.h"
-#include "worker/pg_support.h"
+#include "core/formats/format_error.h"
+#include "core/registry/schema_registry_client.h"
+#include "core/formats/sink_encoder.h"
+#include "core/formats/timestamp_text.h"
+#include "core/kafka/producer.h"
+
+#include "pg/error_boundary.h"
+#include "pg/shared_state.h"
+#include "pg/pg_support.h"
 #include "worker/kafka_guard.h"
 #include "worker/worker_launch.h"
 #include "worker/worker_main.h"
@@ -966,9 +967,9 @@ class SinkWorker {
     size_t next_refused = 0;
     for (size_t i = 0; i < staged_.size(); i++) {
       if (next_refused < refused.size() && refused[next_refused].index == i) {
-        batch.failed.push_back({staged_[i].id,
-                                std::string("Kafka refused the message: ") + rd_kafka_err2str(refused[next_refused].err),
-                                json_text_of(staged_[i].spi_row, staged_[i].chunk_index)});
+        batch.failed.push_back(
+            {staged_[i].id, std::string("Kafka refused the message: ") + rd_kafka_err2str(refused[next_refused].err),
+             json_text_of(staged_[i].spi_row, staged_[i].chunk_index)});
         next_refused++;
         continue;
       }
@@ -995,8 +996,8 @@ class SinkWorker {
         keep_plan("DELETE FROM streamrec.sink_outbox WHERE ctid = ANY ($2) AND sink = $1 AND id BETWEEN $3 AND $4", 4,
                   delete_types);
     Oid keep_types[3] = {TEXTOID, TEXTOID, TEXTOID};
-    keep_plan_ = keep_plan("INSERT INTO streamrec.sink_outbox(sink, payload, error) VALUES ($1, $2::jsonb, $3)", 3,
-                           keep_types);
+    keep_plan_ =
+        keep_plan("INSERT INTO streamrec.sink_outbox(sink, payload, error) VALUES ($1, $2::jsonb, $3)", 3, keep_types);
     Oid refused_types[4] = {TEXTOID, INT8OID, INT4OID, TEXTOID};
     keep_refused_plan_ = keep_plan(
         "INSERT INTO streamrec.sink_outbox(sink, payload, error) SELECT o.sink, CASE WHEN $3 < 0 THEN o.payload "
@@ -1223,7 +1224,7 @@ class SinkWorker {
   Datum name_datum_ = 0;
   MemoryContext row_context_ = nullptr;
   MemoryContext chunk_context_ = nullptr;  // the payload of the outbox row being read
-  WaitEventSet* wait_set_ = nullptr;  // the latch, postmaster death, delivery reports
+  WaitEventSet* wait_set_ = nullptr;       // the latch, postmaster death, delivery reports
 
   // The window; declared before the producer, whose reports it counts.
   std::deque<InFlightBatch> window_;

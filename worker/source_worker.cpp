@@ -14,13 +14,14 @@
 #include <string>
 #include <vector>
 
-#include "extension/error_boundary.h"
-#include "extension/shared_state.h"
-#include "worker/formats/decoder.h"
-#include "extension/event_clock.h"
-#include "worker/pg_support.h"
+#include "core/formats/decoder.h"
+#include "core/kafka/consumer.h"
+
+#include "pg/error_boundary.h"
+#include "pg/shared_state.h"
+#include "pg/event_clock.h"
+#include "pg/pg_support.h"
 #include "worker/kafka_guard.h"
-#include "worker/kafka/consumer.h"
 #include "worker/worker_launch.h"
 #include "worker/worker_main.h"
 
@@ -243,8 +244,7 @@ uint64 copy_lines(Relation rel, List* column_names, const char* data, size_t siz
   ListCell* cell;
   foreach (cell, column_names) {
     AttrNumber attnum = attnameAttNum(rel, strVal(lfirst(cell)), false);
-    item->p_rte->insertedCols =
-        bms_add_member(item->p_rte->insertedCols, attnum - FirstLowInvalidHeapAttributeNumber);
+    item->p_rte->insertedCols = bms_add_member(item->p_rte->insertedCols, attnum - FirstLowInvalidHeapAttributeNumber);
   }
   ExecCheckRTPerms(pstate->p_rtable, true);
   CopyFromState cstate = BeginCopyFrom(pstate, rel, nullptr, nullptr, false, feed_copy, column_names, NIL);
@@ -281,8 +281,8 @@ struct Batch {
   std::vector<column_mask> masks;
   std::vector<DeadLetter> dead_letters;
   std::map<int32_t, int64_t> next_offsets;  // per partition: last offset + 1
-  const consumer_batch* source = nullptr;  // the consumed messages, alive while the batch is stored
-  size_t decode_failures = 0;             // dead letters that never reached COPY
+  const consumer_batch* source = nullptr;   // the consumed messages, alive while the batch is stored
+  size_t decode_failures = 0;               // dead letters that never reached COPY
   // Per partition, the first offset of the messages left out when the batch reached
   // batch_bytes: they are consumed again after this batch commits.
   std::map<int32_t, int64_t> left_over;
@@ -305,9 +305,8 @@ class SourceWorker {
     commit_transaction();
     set_event_writer(config_.name);  // the windowed pipelines' watermarks tell writers apart
     decoder_ = make_decoder(config_.decoding);
-    consumer_ = std::make_unique<consumer>(consumer_settings(), [this](const std::vector<int32_t>& partitions) {
-      return stored_offsets(partitions);
-    });
+    consumer_ = std::make_unique<consumer>(
+        consumer_settings(), [this](const std::vector<int32_t>& partitions) { return stored_offsets(partitions); });
     set_state("running");
     // A two-stage pipeline: while the main thread stores batch N (COPY, PostgreSQL), a helper
     // thread decodes batch N+1 (PostgreSQL-free). One decode runs at a time: a decoder is not
@@ -315,8 +314,8 @@ class SourceWorker {
     std::unique_ptr<InFlight> pending;
     while (!worker_stop_requested) {
       reload_config_if_requested();
-      auto messages = std::make_unique<consumer_batch>(consumer_->poll_batch(
-          static_cast<size_t>(config_.batch_size), std::chrono::milliseconds(config_.batch_ms)));
+      auto messages = std::make_unique<consumer_batch>(
+          consumer_->poll_batch(static_cast<size_t>(config_.batch_size), std::chrono::milliseconds(config_.batch_ms)));
       report_consumer_state();
       std::unique_ptr<InFlight> next;
       if (!messages->empty()) {
@@ -527,8 +526,8 @@ class SourceWorker {
   // catalog row is share-locked, so such a change waits for this batch or this batch sees it.
   void check_generation() {
     Datum name = text_datum(config_.name);
-    int rc = spi_exec("SELECT generation FROM streamrec.sources WHERE name = $1 FOR SHARE", {{TEXTOID, name, false}},
-                      false);
+    int rc =
+        spi_exec("SELECT generation FROM streamrec.sources WHERE name = $1 FOR SHARE", {{TEXTOID, name, false}}, false);
     if (rc != SPI_OK_SELECT || SPI_processed != 1 || spi_text(0, 1).value_or("") != std::to_string(config_.generation))
       throw CatalogChanged();
   }
@@ -671,7 +670,8 @@ class SourceWorker {
     for (const std::string& k : config_.primary_key) keys += (keys.empty() ? "" : ", ") + quote_ident(k);
     for (size_t i = 0; i < config_.decoding.columns.size(); i++) {
       const std::string& c = config_.decoding.columns[i].column;
-      if (!present[i] || std::find(config_.primary_key.begin(), config_.primary_key.end(), c) != config_.primary_key.end())
+      if (!present[i] ||
+          std::find(config_.primary_key.begin(), config_.primary_key.end(), c) != config_.primary_key.end())
         continue;
       updates += (updates.empty() ? "" : ", ") + quote_ident(c) + " = EXCLUDED." + quote_ident(c);
     }

@@ -4,7 +4,7 @@
 
 #include <cstring>
 
-#include "extension/shared_state.h"
+#include "pg/shared_state.h"
 
 extern "C" {
 #include "postgres.h"

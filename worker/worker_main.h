@@ -7,8 +7,8 @@
 #include <cstring>
 #include <string>
 
-#include "extension/error_boundary.h"
-#include "extension/shared_state.h"
+#include "pg/error_boundary.h"
+#include "pg/shared_state.h"
 #include "worker/worker_launch.h"
 
 extern "C" {

@@ -9,7 +9,7 @@
 #include <string_view>
 #include <vector>
 
-#include "worker/formats/decoder.h"
+#include "core/formats/decoder.h"
 
 namespace streamrec::testing_support {
 

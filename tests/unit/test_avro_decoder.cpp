@@ -19,9 +19,9 @@
 #include <thread>
 
 #include "tests/unit/decoder_test_support.h"
-#include "worker/formats/confluent_avro.h"
-#include "worker/formats/decoder.h"
-#include "worker/formats/json_writer.h"
+#include "core/formats/confluent_avro.h"
+#include "core/formats/decoder.h"
+#include "core/formats/json_writer.h"
 
 namespace streamrec {
 namespace {

@@ -4,7 +4,7 @@
 #include <optional>
 #include <string>
 
-#include "worker/formats/confluent_avro.h"
+#include "core/formats/confluent_avro.h"
 
 namespace streamrec {
 namespace {

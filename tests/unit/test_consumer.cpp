@@ -22,8 +22,8 @@
 #include <tuple>
 #include <vector>
 
-#include "worker/kafka/consumer.h"
-#include "worker/kafka/producer.h"
+#include "core/kafka/consumer.h"
+#include "core/kafka/producer.h"
 
 namespace streamrec {
 namespace {

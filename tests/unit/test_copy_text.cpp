@@ -3,8 +3,8 @@
 
 #include <string>
 
-#include "worker/formats/copy_text.h"
-#include "worker/formats/format_error.h"
+#include "core/formats/copy_text.h"
+#include "core/formats/format_error.h"
 
 namespace streamrec {
 namespace {

@@ -4,10 +4,10 @@
 #include <string>
 
 #include "tools/datagen/prng.h"
-#include "worker/formats/csv_writer.h"
-#include "worker/formats/json_writer.h"
-#include "worker/formats/number_text.h"
-#include "worker/formats/timestamp_text.h"
+#include "core/formats/csv_writer.h"
+#include "core/formats/json_writer.h"
+#include "core/formats/number_text.h"
+#include "core/formats/timestamp_text.h"
 
 namespace streamrec {
 namespace {

@@ -10,8 +10,8 @@
 
 #include "tools/datagen/datagen_options.h"
 #include "tools/datagen/datagen_run.h"
-#include "worker/formats/confluent_avro.h"
-#include "worker/formats/timestamp_text.h"
+#include "core/formats/confluent_avro.h"
+#include "core/formats/timestamp_text.h"
 
 namespace streamrec::datagen {
 namespace {

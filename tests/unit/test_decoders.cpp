@@ -7,7 +7,7 @@
 #include <string>
 
 #include "tests/unit/decoder_test_support.h"
-#include "worker/formats/decoder.h"
+#include "core/formats/decoder.h"
 
 namespace streamrec {
 namespace {

@@ -1,4 +1,4 @@
-#include "extension/core/event_time.h"
+#include "core/event_time.h"
 
 #include <gtest/gtest.h>
 

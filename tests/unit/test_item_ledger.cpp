@@ -1,4 +1,4 @@
-#include "extension/core/item_ledger.h"
+#include "core/pipelines/item_ledger.h"
 
 #include <gtest/gtest.h>
 
@@ -16,7 +16,7 @@ TEST(ItemLedger, AppliesInOrderAndNeverGoesNegative) {
   EXPECT_EQ(of(l.apply("a", -3)), outcome(true, 2));
   EXPECT_EQ(of(l.apply("a", -3)), outcome(false, 2));  // would be -1
   EXPECT_EQ(of(l.apply("a", 10)), outcome(true, 12));
-  EXPECT_EQ(of(l.apply("a", -12)), outcome(true, 0));   // exactly zero is fine
+  EXPECT_EQ(of(l.apply("a", -12)), outcome(true, 0));  // exactly zero is fine
   EXPECT_EQ(of(l.apply("a", 0)), outcome(true, 0));
   ASSERT_EQ(l.changed().size(), 1u);
   EXPECT_EQ(l.changed()[0].item, "a");
@@ -59,12 +59,13 @@ TEST(ItemLedger, OverflowFailsInsteadOfWrapping) {
   l.load("a", std::numeric_limits<std::int32_t>::max() - 1);
   EXPECT_EQ(of(l.apply("a", 2)), outcome(false, std::numeric_limits<std::int32_t>::max() - 1));
   EXPECT_EQ(of(l.apply("a", 1)), outcome(true, std::numeric_limits<std::int32_t>::max()));
-  EXPECT_EQ(of(l.apply("a", std::numeric_limits<std::int32_t>::min())), outcome(false, std::numeric_limits<std::int32_t>::max()));
+  EXPECT_EQ(of(l.apply("a", std::numeric_limits<std::int32_t>::min())),
+            outcome(false, std::numeric_limits<std::int32_t>::max()));
 }
 
 TEST(ItemLedger, ReloadReplacesWhatTheBatchAssumed) {
   stock_ledger l;
-  l.apply("x", 3);  // thought unknown: created
+  l.apply("x", 3);    // thought unknown: created
   l.reload("x", 10);  // another writer created it with 10
   EXPECT_EQ(of(l.apply("x", 3)), outcome(true, 13));
   EXPECT_TRUE(l.created().empty());
@@ -86,9 +87,11 @@ TEST(ItemLedger, WindowSummariesPerItemAndMinute) {
   const auto& m = w.windows();
   ASSERT_EQ(m.size(), 3u);
   auto a0 = m.at({0, "a"});
-  EXPECT_EQ((std::tuple{a0.succeeded, a0.failed, a0.volume}), (std::tuple<std::int64_t, std::int64_t, std::int64_t>{2, 0, 8}));
+  EXPECT_EQ((std::tuple{a0.succeeded, a0.failed, a0.volume}),
+            (std::tuple<std::int64_t, std::int64_t, std::int64_t>{2, 0, 8}));
   auto a1 = m.at({minute, "a"});
-  EXPECT_EQ((std::tuple{a1.succeeded, a1.failed, a1.volume}), (std::tuple<std::int64_t, std::int64_t, std::int64_t>{0, 1, 0}));
+  EXPECT_EQ((std::tuple{a1.succeeded, a1.failed, a1.volume}),
+            (std::tuple<std::int64_t, std::int64_t, std::int64_t>{0, 1, 0}));
   EXPECT_EQ(m.at({-minute, "b"}).succeeded, 1);
   EXPECT_EQ(m.begin()->first, (window_summaries::key{-minute, "b"}));  // key order: window, item
 }

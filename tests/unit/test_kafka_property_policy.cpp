@@ -5,7 +5,7 @@
 #include <map>
 #include <string>
 
-#include "worker/kafka/property_policy.h"
+#include "core/kafka/property_policy.h"
 
 namespace streamrec {
 namespace {
@@ -98,11 +98,11 @@ TEST(KafkaPropertyPolicy, GssapiIsSuperuserOnlyAlsoAsTheDefaultMechanism) {
 }
 
 TEST(KafkaPropertyPolicy, ReservedPropertiesAreRefusedForEveryone) {
-  for (const char* name : {"bootstrap.servers", "metadata.broker.list", "group.id", "enable.auto.commit",
-                           "enable.auto.offset.store", "auto.commit.enable", "offset.store.path", "enable.idempotence",
-                           "acks", "request.required.acks", "transactional.id", "message.timeout.ms",
-                           "delivery.timeout.ms", "statistics.interval.ms", "enable.partition.eof",
-                           "internal.termination.signal", "delivery.report.only.error"}) {
+  for (const char* name :
+       {"bootstrap.servers", "metadata.broker.list", "group.id", "enable.auto.commit", "enable.auto.offset.store",
+        "auto.commit.enable", "offset.store.path", "enable.idempotence", "acks", "request.required.acks",
+        "transactional.id", "message.timeout.ms", "delivery.timeout.ms", "statistics.interval.ms",
+        "enable.partition.eof", "internal.termination.signal", "delivery.report.only.error"}) {
     EXPECT_EQ(kafka_property_class(name), kafka_property_access::reserved) << name;
     for (bool superuser : {false, true}) {
       const auto problem = check_kafka_properties({{name, "x"}}, superuser);
@@ -138,10 +138,11 @@ TEST(KafkaPropertyPolicy, ProblemsNeverCarryValues) {
 }
 
 TEST(KafkaPropertyPolicy, SecretNamesAreMasked) {
-  for (const char* name : {"sasl.password", "ssl.key.password", "ssl.key.pem", "ssl.keystore.password",
-                           "sasl.oauthbearer.client.secret", "sasl.oauthbearer.client.credentials.client.secret",
-                           "sasl.oauthbearer.assertion.private.key.pem", "sasl.oauthbearer.assertion.private.key.passphrase",
-                           "sasl.oauthbearer.config", "sasl.jaas.config", "some.future.Password"})
+  for (const char* name :
+       {"sasl.password", "ssl.key.password", "ssl.key.pem", "ssl.keystore.password", "sasl.oauthbearer.client.secret",
+        "sasl.oauthbearer.client.credentials.client.secret", "sasl.oauthbearer.assertion.private.key.pem",
+        "sasl.oauthbearer.assertion.private.key.passphrase", "sasl.oauthbearer.config", "sasl.jaas.config",
+        "some.future.Password"})
     EXPECT_TRUE(kafka_property_is_secret(name)) << name;
   for (const char* name : {"sasl.username", "security.protocol", "ssl.key.location", "ssl.certificate.pem",
                            "ssl.ca.pem", "client.id", "sasl.oauthbearer.client.id",

@@ -15,7 +15,7 @@
 #include <map>
 #include <string>
 
-#include "worker/kafka/producer.h"
+#include "core/kafka/producer.h"
 
 namespace streamrec {
 namespace {

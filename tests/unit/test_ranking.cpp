@@ -1,5 +1,5 @@
-#include "extension/core/event_time.h"
-#include "extension/core/ranking.h"
+#include "core/event_time.h"
+#include "core/pipelines/ranking.h"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-#include "extension/core/rating_windows.h"
+#include "core/pipelines/rating_windows.h"
 
 #include <gtest/gtest.h>
 

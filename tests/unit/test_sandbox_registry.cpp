@@ -18,7 +18,7 @@
 #include "tools/sandbox_broker/sandbox_options.h"
 #include "tools/sandbox_broker/sandbox_router.h"
 #include "tools/sandbox_broker/schema_registry.h"
-#include "worker/formats/json_writer.h"
+#include "core/formats/json_writer.h"
 
 namespace streamrec {
 namespace {

@@ -15,7 +15,7 @@
 #include <thread>
 #include <vector>
 
-#include "worker/formats/schema_registry_client.h"
+#include "core/registry/schema_registry_client.h"
 
 namespace streamrec {
 namespace {
@@ -242,7 +242,8 @@ TEST(SchemaRegistryClient, AnswersOfOtherServersAreNeverQuoted) {
                                                 {404, R"({"error_code":"40403","message":"SECRET-BODY"})"},
                                                 {200, "SECRET-BODY"},
                                                 {200, R"(["SECRET-BODY"])"}}) {
-    canned_http_server server([status = status, body = body](const http_request&) { return http_response(status, body); });
+    canned_http_server server(
+        [status = status, body = body](const http_request&) { return http_response(status, body); });
     schema_registry_client client(server.url());
     try {
       client.schema_by_id(1);

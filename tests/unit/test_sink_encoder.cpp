@@ -4,9 +4,9 @@
 
 #include <avro.h>
 
-#include "worker/formats/confluent_avro.h"
-#include "worker/formats/format_error.h"
-#include "worker/formats/sink_encoder.h"
+#include "core/formats/confluent_avro.h"
+#include "core/formats/format_error.h"
+#include "core/formats/sink_encoder.h"
 
 namespace streamrec {
 namespace {
@@ -76,11 +76,11 @@ TEST(SinkEncoder, JsonObjectWithArraysAndIsoTimestamps) {
   EXPECT_EQ(encode(sink_format::json, seed_columns(), seed_row()),
             "{\"user_id\":\"user-27\",\"product_ids\":[\"140\",\"13\",\"137\",\"95\",\"39\",\"138\"],"
             "\"window_end\":\"2024-06-28T13:01:55.000Z\"}");
-  std::vector<sink_column> columns = {{"n", sink_kind::integer, true},  {"f", sink_kind::floating, false},
+  std::vector<sink_column> columns = {{"n", sink_kind::integer, true},   {"f", sink_kind::floating, false},
                                       {"g", sink_kind::floating, false}, {"b", sink_kind::boolean, false},
                                       {"j", sink_kind::json, false},     {"z", sink_kind::text, false}};
   std::vector<sink_value> row = {list({"1", std::nullopt, "3"}), text("1.5"), text("NaN"), text("f"),
-                                 text("{\"k\": [1]}"), sink_value{}};
+                                 text("{\"k\": [1]}"),           sink_value{}};
   EXPECT_EQ(encode(sink_format::json, columns, row),
             "{\"n\":[1,null,3],\"f\":1.5,\"g\":null,\"b\":false,\"j\":{\"k\": [1]},\"z\":null}");
 }

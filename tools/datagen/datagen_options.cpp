@@ -3,7 +3,7 @@
 #include <charconv>
 #include <cmath>
 
-#include "worker/formats/timestamp_text.h"
+#include "core/formats/timestamp_text.h"
 
 namespace streamrec::datagen {
 

@@ -10,8 +10,8 @@
 #include <stdexcept>
 #include <thread>
 
-#include "worker/formats/schema_registry_client.h"
-#include "worker/kafka/producer.h"
+#include "core/registry/schema_registry_client.h"
+#include "core/kafka/producer.h"
 
 namespace streamrec::datagen {
 

@@ -1,8 +1,8 @@
 #include "tools/datagen/record_encoder.h"
 
-#include "worker/formats/confluent_avro.h"
-#include "worker/formats/csv_writer.h"
-#include "worker/formats/json_writer.h"
+#include "core/formats/confluent_avro.h"
+#include "core/formats/csv_writer.h"
+#include "core/formats/json_writer.h"
 
 namespace streamrec::datagen {
 

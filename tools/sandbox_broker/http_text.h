@@ -1,5 +1,5 @@
 // Text helpers for the sandbox's HTTP endpoints. JSON strings are written with the core's
-// append_json_string (worker/formats/json_writer.h).
+// append_json_string (core/formats/json_writer.h).
 #pragma once
 
 #include <optional>

@@ -8,7 +8,7 @@
 
 #include "tools/sandbox_broker/http_text.h"
 #include "tools/sandbox_broker/sandbox_options.h"
-#include "worker/formats/json_writer.h"
+#include "core/formats/json_writer.h"
 
 namespace streamrec {
 
@@ -359,11 +359,13 @@ HttpResponse SandboxRouter::route_admin(const std::string &method, const std::ve
     auto error = query.find("error");
     auto count = query.find("count");
     auto parsed_error = error == query.end() ? std::nullopt : parse_bounded_integer(error->second, 1, 32767);
-    auto parsed_count = count == query.end() ? std::optional<long long>(1) : parse_bounded_integer(count->second, 1, 1000);
+    auto parsed_count =
+        count == query.end() ? std::optional<long long>(1) : parse_bounded_integer(count->second, 1, 1000);
     if (!parsed_error || !parsed_count)
       return error_response(400, 400, "error must be a Kafka error code from 1 to 32767 and count from 1 to 1000",
                             kAdminContentType);
-    const AdminResult result = cluster_.fail_produce_requests(static_cast<int>(*parsed_count), static_cast<int>(*parsed_error));
+    const AdminResult result =
+        cluster_.fail_produce_requests(static_cast<int>(*parsed_count), static_cast<int>(*parsed_error));
     if (result.status != AdminStatus::ok) return admin_failure(result);
     return admin_ok(",\"error\":" + std::to_string(*parsed_error) + ",\"count\":" + std::to_string(*parsed_count));
   }

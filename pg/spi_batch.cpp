@@ -1,0 +1,155 @@
+#include "pg/spi_batch.h"
+
+extern "C" {
+#include "catalog/pg_type.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+}
+
+namespace streamrec {
+
+uint64 KeptPlan::run(const std::vector<Datum>& args, bool read_only, const std::vector<bool>& nulls) {
+  if (plan_ == nullptr) {
+    const char* sql = sql_;
+    int nargs = static_cast<int>(types_.size());
+    Oid* types = types_.data();
+    plan_ = pg_call([sql, nargs, types] {
+      // A generic plan: custom plans would estimate the selectivity of every element of the
+      // batch's = ANY($1) arrays, on every execution, for the same index-probe plan.
+      SPIPlanPtr p = SPI_prepare_cursor(sql, nargs, types, CURSOR_OPT_GENERIC_PLAN);
+      if (p == nullptr) elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql, SPI_result_code_string(SPI_result));
+      if (SPI_keepplan(p) != 0) elog(ERROR, "SPI_keepplan failed");
+      return p;
+    });
+  }
+  std::vector<char> null_flags(args.size(), ' ');
+  for (std::size_t i = 0; i < nulls.size() && i < args.size(); i++) null_flags[i] = nulls[i] ? 'n' : ' ';
+  SPIPlanPtr plan = plan_;
+  Datum* values = const_cast<Datum*>(args.data());
+  const char* flags = null_flags.data();
+  const char* sql = sql_;
+  int rc = pg_call([plan, values, flags, read_only] { return SPI_execute_plan(plan, values, flags, read_only, 0); });
+  if (rc < 0)
+    throw Error(ERRCODE_INTERNAL_ERROR, std::string("SPI failed for: ") + sql + ": " + SPI_result_code_string(rc));
+  return SPI_processed;
+}
+
+uint64 run_sql(const char* sql, bool read_only) {
+  int rc = pg_call([sql, read_only] { return SPI_execute(sql, read_only, 0); });
+  if (rc < 0)
+    throw Error(ERRCODE_INTERNAL_ERROR, std::string("SPI failed for: ") + sql + ": " + SPI_result_code_string(rc));
+  return SPI_processed;
+}
+
+std::vector<Cell> fetch_result(const std::vector<bool>& text_columns) {
+  const uint64 rows = SPI_processed;
+  const int columns = static_cast<int>(text_columns.size());
+  std::vector<Cell> cells(rows * columns);
+  if (rows == 0) return cells;
+  Cell* out = cells.data();
+  std::vector<char> flags(text_columns.begin(), text_columns.end());
+  const char* text_flags = flags.data();
+  pg_call([rows, columns, out, text_flags] {
+    SPITupleTable* table = SPI_tuptable;
+    for (uint64 r = 0; r < rows; r++) {
+      for (int c = 0; c < columns; c++) {
+        Cell& cell = out[r * columns + c];
+        bool isnull = false;
+        cell.value = SPI_getbinval(table->vals[r], table->tupdesc, c + 1, &isnull);
+        cell.null = isnull;
+        if (!isnull && text_flags[c]) {
+          text* t = DatumGetTextPP(cell.value);
+          cell.text = VARDATA_ANY(t);
+          cell.text_length = static_cast<int>(VARSIZE_ANY_EXHDR(t));
+        }
+      }
+    }
+  });
+  return cells;
+}
+
+namespace {
+
+Datum build_text_array(const std::vector<const char*>& data, const std::vector<int>& lengths) {
+  int n = static_cast<int>(data.size());
+  const char* const* d = data.data();
+  const int* l = lengths.data();
+  return pg_call([n, d, l] {
+    Datum* elements = static_cast<Datum*>(palloc(sizeof(Datum) * (n > 0 ? n : 1)));
+    for (int i = 0; i < n; i++) elements[i] = PointerGetDatum(cstring_to_text_with_len(d[i], l[i]));
+    return PointerGetDatum(construct_array(elements, n, TEXTOID, -1, false, TYPALIGN_INT));
+  });
+}
+
+}  // namespace
+
+Datum text_array(const std::vector<std::string>& values) {
+  std::vector<const char*> data;
+  std::vector<int> lengths;
+  data.reserve(values.size());
+  lengths.reserve(values.size());
+  for (const std::string& s : values) {
+    data.push_back(s.data());
+    lengths.push_back(static_cast<int>(s.size()));
+  }
+  return build_text_array(data, lengths);
+}
+
+Datum text_array(const std::vector<std::string_view>& values) {
+  std::vector<const char*> data;
+  std::vector<int> lengths;
+  data.reserve(values.size());
+  lengths.reserve(values.size());
+  for (std::string_view s : values) {
+    data.push_back(s.data());
+    lengths.push_back(static_cast<int>(s.size()));
+  }
+  return build_text_array(data, lengths);
+}
+
+Datum datum_array(const std::vector<Datum>& elements, const std::vector<bool>& nulls, Oid type) {
+  int n = static_cast<int>(elements.size());
+  std::vector<char> null_flags;  // std::vector<bool> has no data(); empty: no NULL element
+  if (!nulls.empty()) {
+    null_flags.assign(elements.size(), 0);
+    for (std::size_t i = 0; i < nulls.size() && i < elements.size(); i++) null_flags[i] = nulls[i];
+  }
+  const Datum* e = elements.data();
+  const char* f = null_flags.empty() ? nullptr : null_flags.data();
+  return pg_call([n, e, f, type] {
+    if (n == 0) return PointerGetDatum(construct_empty_array(type));
+    int16 typlen;
+    bool byval;
+    char align;
+    get_typlenbyvalalign(type, &typlen, &byval, &align);
+    bool* flags = nullptr;
+    if (f != nullptr) {
+      flags = static_cast<bool*>(palloc(sizeof(bool) * n));
+      for (int i = 0; i < n; i++) flags[i] = f[i] != 0;
+    }
+    int dims[1] = {n};
+    int lbs[1] = {1};
+    return PointerGetDatum(construct_md_array(const_cast<Datum*>(e), flags, 1, dims, lbs, type, typlen, byval, align));
+  });
+}
+
+Datum timestamptz_array(const std::vector<int64>& values) { return nullable_array(values, {}, TIMESTAMPTZOID); }
+Datum int8_array(const std::vector<int64>& values) { return nullable_array(values, {}, INT8OID); }
+
+std::string array_literal(const std::vector<std::string_view>& values) {
+  std::string out = "{";
+  for (std::size_t i = 0; i < values.size(); i++) {
+    if (i > 0) out += ',';
+    out += '"';
+    for (char c : values[i]) {
+      if (c == '"' || c == '\\') out += '\\';
+      out += c;
+    }
+    out += '"';
+  }
+  out += '}';
+  return out;
+}
+
+}  // namespace streamrec
