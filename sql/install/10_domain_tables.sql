@@ -1,0 +1,85 @@
+-- ---------------------------------------------------------------------------------------------
+-- Domain tables: ordinary tables that sources fill and pipelines read. They keep their history
+-- (for audit) until set_retention bounds them.
+-- ---------------------------------------------------------------------------------------------
+-- The item state of the pipelines: similar_products and category_affinity read it,
+-- item_transactions changes stock, ratings keeps rating the average of the live ratings.
+-- fillfactor leaves room on each page for the stock updates to be HOT (no index entries for a
+-- changed stock).
+CREATE TABLE streamrec.inventory (
+    product_id  text PRIMARY KEY,
+    name        text,
+    category    text,
+    stock       int NOT NULL DEFAULT 0,
+    rating      real
+) WITH (fillfactor = 80);
+-- Candidates are read per category, best first.
+CREATE INDEX inventory_category_idx ON streamrec.inventory (category, rating DESC NULLS LAST, product_id);
+-- Pipelines keep what they read of the inventory between batches until a transaction that
+-- changed it commits: this statement trigger tells them (one call per statement, any role).
+CREATE FUNCTION streamrec._inventory_changed() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'streamrec_inventory_changed' LANGUAGE C;
+CREATE TRIGGER streamrec_inventory_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON streamrec.inventory
+    FOR EACH STATEMENT EXECUTE FUNCTION streamrec._inventory_changed();
+
+CREATE TABLE streamrec.clicks (
+    click_id    text,
+    user_id     text NOT NULL,
+    product_id  text,
+    event_type  text NOT NULL DEFAULT 'page_view',
+    query       text,
+    event_time  timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE streamrec.purchases (
+    invoice_id    text,
+    user_id       text NOT NULL,
+    product_id    text NOT NULL,
+    quantity      int NOT NULL DEFAULT 1,
+    unit_cost     numeric,
+    purchase_time timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE streamrec.users (
+    user_id     text PRIMARY KEY,
+    name        text
+);
+
+CREATE TABLE streamrec.checkouts (
+    checkout_id    text PRIMARY KEY,
+    user_id        text NOT NULL,
+    product_id     text NOT NULL,
+    payment_method text,
+    total_amount   numeric,
+    checkout_time  timestamptz NOT NULL
+);
+
+CREATE TABLE streamrec.customers (
+    customer_id text PRIMARY KEY,
+    first_name  text,
+    last_name   text,
+    email       text,
+    club_status text
+);
+
+CREATE TABLE streamrec.ratings (
+    rating_id   text,
+    user_id     text NOT NULL,
+    product_id  text,
+    stars       int NOT NULL,
+    channel     text,
+    message     text,
+    rating_time timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE streamrec.item_transactions (
+    transaction_id bigint,
+    item_id        text NOT NULL,
+    quantity       int NOT NULL,
+    ts             timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE streamrec.stock_queries (
+    query_id bigint,
+    item_id  text NOT NULL
+);
