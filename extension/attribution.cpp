@@ -22,7 +22,7 @@
 #include "pg/event_clock.h"
 #include "pg/pipeline_stats.h"
 #include "extension/pipeline_trigger.h"
-#include "pg/spi_batch.h"
+#include "pg/spi.h"
 
 namespace streamrec {
 namespace {

@@ -27,7 +27,7 @@
 #include "extension/inventory_rows.h"
 #include "pg/pipeline_stats.h"
 #include "extension/pipeline_trigger.h"
-#include "pg/spi_batch.h"
+#include "pg/spi.h"
 #include "pg/table_statement.h"
 
 extern "C" {

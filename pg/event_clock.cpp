@@ -7,8 +7,7 @@
 
 #include "pg/error_boundary.h"
 #include "pg/settings.h"
-#include "pg/spi_batch.h"
-#include "pg/pg_support.h"
+#include "pg/spi.h"
 
 extern "C" {
 #include "catalog/pg_type.h"

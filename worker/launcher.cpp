@@ -12,7 +12,7 @@
 #include "pg/error_boundary.h"
 #include "pg/settings.h"
 #include "pg/shared_state.h"
-#include "pg/pg_support.h"
+#include "pg/spi.h"
 #include "worker/worker_launch.h"
 #include "worker/worker_main.h"
 
@@ -68,13 +68,10 @@ struct CatalogView {
   std::vector<CatalogEntry> runnable;  // not paused, not stopped
 };
 
-std::string text_value(int row, int column) {
-  char* value = pg_call([row, column] { return SPI_getvalue(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, column); });
-  return value != nullptr ? value : "";
-}
+std::string text_value(int row, int column) { return spi_text(row, column).value_or(""); }
 
 int64 count_rows(const char* query) {
-  int rc = pg_call([query] { return SPI_execute(query, true, 1); });
+  int rc = spi_exec(query, {}, true, 1);
   if (rc != SPI_OK_SELECT || SPI_processed != 1)
     throw Error(ERRCODE_INTERNAL_ERROR, std::string("unexpected result from ") + query);
   return std::stoll(text_value(0, 1));
@@ -91,8 +88,7 @@ void read_runnable(WorkerKind kind, const char* table, std::vector<CatalogEntry>
       table +
       " c LEFT JOIN pg_catalog.pg_roles r ON r.oid = c.owner "
       "WHERE NOT c.paused ORDER BY c.name";
-  const char* sql = query.c_str();
-  int rc = pg_call([sql] { return SPI_execute(sql, true, 0); });
+  int rc = spi_exec(query.c_str(), {}, true);
   if (rc != SPI_OK_SELECT) throw Error(ERRCODE_INTERNAL_ERROR, "cannot read streamrec." + std::string(table));
   uint64 rows = SPI_processed;
   for (uint64 i = 0; i < rows; i++) {
@@ -116,44 +112,24 @@ void read_runnable(WorkerKind kind, const char* table, std::vector<CatalogEntry>
 // superuser, so row-level security does not hide anyone's sources from it.
 CatalogView read_catalog() {
   CatalogView view;
-  pg_call([] {
-    SetCurrentStatementStartTimestamp();
-    StartTransactionCommand();
-    PushActiveSnapshot(GetTransactionSnapshot());
-  });
-  pin_search_path();
+  begin_transaction();
   view.installed = pg_call([] { return OidIsValid(get_extension_oid("pg_streamrec", true)); });
   if (view.installed) {
-    pg_call([] { return SPI_connect(); });
     view.sources = count_rows("SELECT count(*) FROM streamrec.sources");
     view.sinks = count_rows("SELECT count(*) FROM streamrec.sinks");
     read_runnable(WorkerKind::source, "sources", view.runnable);
     read_runnable(WorkerKind::sink, "sinks", view.runnable);
-    pg_call([] { return SPI_finish(); });
   }
-  pg_call([] {
-    PopActiveSnapshot();
-    CommitTransactionCommand();
-  });
+  commit_transaction();
   return view;
 }
 
 // The pipelines' periodic work (idle windows, retention), in a transaction of its own so that
 // a failure there never keeps the catalog pass from running.
 void pipeline_tick() {
-  pg_call([] {
-    SetCurrentStatementStartTimestamp();
-    StartTransactionCommand();
-    PushActiveSnapshot(GetTransactionSnapshot());
-  });
-  pin_search_path();
-  pg_call([] { return SPI_connect(); });
-  pg_call([] { return SPI_execute("SELECT streamrec._pipeline_tick()", false, 0); });
-  pg_call([] { return SPI_finish(); });
-  pg_call([] {
-    PopActiveSnapshot();
-    CommitTransactionCommand();
-  });
+  begin_transaction();
+  spi_exec("SELECT streamrec._pipeline_tick()", {}, false);
+  commit_transaction();
 }
 
 // A worker the launcher started (or found running after its own restart).

@@ -20,7 +20,7 @@
 #include "pg/error_boundary.h"
 #include "pg/shared_state.h"
 #include "pg/event_clock.h"
-#include "pg/pg_support.h"
+#include "pg/spi.h"
 #include "worker/kafka_guard.h"
 #include "worker/worker_launch.h"
 #include "worker/worker_main.h"
