@@ -5,7 +5,7 @@
 // UPDATE in item order and their stock read, one primary-key probe each (extension/inventory_rows:
 // PostgreSQL's C APIs, not SQL); sequential validation in memory (core/pipelines/item_ledger);
 // each changed row updated by the TID we locked, and one INSERT of the created items; the results
-// inserted in input order as COPY inserts rows (pg/table_statement); then, under the
+// inserted in input order as COPY inserts rows (pg/bulk_insert); then, under the
 // event-time clock (pg/event_clock), late transactions into their summaries and the
 // windows that close summarized, with their alerts. The row locks make concurrent batches and a
 // manual `UPDATE inventory SET stock = ...` queue per item: no negative stock and no lost update.
@@ -28,7 +28,7 @@
 #include "pg/pipeline_stats.h"
 #include "extension/pipeline_trigger.h"
 #include "pg/spi.h"
-#include "pg/table_statement.h"
+#include "pg/bulk_insert.h"
 
 extern "C" {
 #include "access/table.h"
@@ -238,7 +238,7 @@ void insert_results(ResultRows* rows) {
   table_close(rel, NoLock);
 }
 
-// One result per transaction, in input order, inserted the way COPY inserts (table_statement.h):
+// One result per transaction, in input order, inserted the way COPY inserts (bulk_insert.h):
 // a page of rows at a time into the heap, then the BRIN indexes, the sinks' capture and any
 // user trigger, as an INSERT statement would fire them.
 void write_transaction_results(const std::vector<Transaction>& batch,
