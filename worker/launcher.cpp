@@ -41,15 +41,6 @@ namespace {
 
 constexpr long kCatalogPollMs = 1000;
 
-volatile sig_atomic_t shutdown_requested = false;
-
-void handle_sigterm(SIGNAL_ARGS) {
-  int saved_errno = errno;
-  shutdown_requested = true;
-  SetLatch(MyLatch);
-  errno = saved_errno;
-}
-
 // One source or sink as the catalog describes it.
 struct CatalogEntry {
   WorkerKind kind;
@@ -169,8 +160,7 @@ class Launcher {
     if (view.installed) pipeline_tick();
   }
 
-  void reload_settings() {
-    pg_call([] { ProcessConfigFile(PGC_SIGHUP); });
+  void report_reloaded_settings() {
     log("configuration reloaded: streamrec.brokers=\"%s\", streamrec.max_workers=%d", streamrec_brokers,
         streamrec_max_workers);
   }
@@ -380,9 +370,7 @@ void run_pass(Launcher* launcher, MemoryContext pass_context) {
 
 extern "C" void streamrec_launcher_main(Datum) {
   using namespace streamrec;
-  pqsignal(SIGHUP, SignalHandlerForConfigReload);
-  pqsignal(SIGTERM, handle_sigterm);
-  BackgroundWorkerUnblockSignals();
+  install_signal_handlers();
   BackgroundWorkerInitializeConnection(streamrec_database, nullptr, 0);
   // As pin_search_path() (then again at each transaction); nothing in this frame needs unwinding.
   SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION);
@@ -394,15 +382,12 @@ extern "C" void streamrec_launcher_main(Datum) {
   static Launcher launcher;
   entry_boundary([] { launcher.stop_orphans(); });
 
-  while (!shutdown_requested) {
-    if (ConfigReloadPending) {
-      ConfigReloadPending = false;
-      entry_boundary([] { launcher.reload_settings(); });
-    }
+  while (!worker_stop_requested) {
+    entry_boundary([] {
+      if (reload_config_if_requested()) launcher.report_reloaded_settings();
+    });
     run_pass(&launcher, pass_context);
-    (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, kCatalogPollMs, PG_WAIT_EXTENSION);
-    ResetLatch(MyLatch);
-    CHECK_FOR_INTERRUPTS();
+    entry_boundary([] { wait_on_latch(kCatalogPollMs); });
   }
   ereport(LOG, (errmsg("pg_streamrec launcher: shutting down")));
   proc_exit(0);

@@ -656,12 +656,9 @@ class SinkWorker {
     producer_->set_close_timeout(std::chrono::milliseconds(1000));
     producer_->set_delivery_listener([this](uint64_t tag, rd_kafka_resp_err_t err) { on_delivery(tag, err); });
     int wakeup = producer_->wakeup_fd();
-    pg_call([this, wakeup] {
+    wait_set_ = latch_wait_set(wakeup);
+    pg_call([this] {
       MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
-      wait_set_ = CreateWaitEventSet(TopMemoryContext, 3);
-      AddWaitEventToSet(wait_set_, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, nullptr);
-      AddWaitEventToSet(wait_set_, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, nullptr, nullptr);
-      AddWaitEventToSet(wait_set_, WL_SOCKET_READABLE, wakeup, nullptr, nullptr);
       row_context_ = AllocSetContextCreate(TopMemoryContext, "streamrec sink row", ALLOCSET_DEFAULT_SIZES);
       chunk_context_ = AllocSetContextCreate(TopMemoryContext, "streamrec sink chunk", ALLOCSET_DEFAULT_SIZES);
       MemoryContextSwitchTo(old);
@@ -1107,13 +1104,7 @@ class SinkWorker {
       auto until = std::chrono::ceil<std::chrono::milliseconds>(next_read_at_ - std::chrono::steady_clock::now());
       timeout = std::clamp<long>(until.count(), 1, kIdlePollMs);
     }
-    WaitEventSet* set = wait_set_;
-    pg_call([set, timeout] {
-      WaitEvent event;
-      (void)WaitEventSetWait(set, timeout, &event, 1, PG_WAIT_EXTENSION);
-      ResetLatch(MyLatch);
-      CHECK_FOR_INTERRUPTS();
-    });
+    wait_on_latch(timeout, wait_set_);
   }
 
   // Stopping (pause, drop, shutdown): gives the batches in flight a moment to be acknowledged
