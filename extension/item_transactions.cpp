@@ -22,6 +22,7 @@
 #include "core/pipelines/item_ledger.h"
 #include "core/event_time.h"
 
+#include "pg/catalog_options.h"
 #include "pg/error_boundary.h"
 #include "pg/event_clock.h"
 #include "extension/inventory_rows.h"
@@ -56,18 +57,16 @@ struct TransactionsConfig {
   int64 alert_min_transactions = 10;
 };
 
-KeptPlan read_config(
-    "SELECT c.enabled, (extract(epoch FROM (o->>'window')::interval) * 1000000)::int8,"
-    " (extract(epoch FROM (o->>'watermark_delay')::interval) * 1000000)::int8,"
-    " (extract(epoch FROM (o->>'idle_timeout')::interval) * 1000000)::int8,"
-    " (o->>'alert_failure_ratio')::float8, (o->>'alert_min_transactions')::int8"
-    " FROM streamrec.pipeline_catalog c, LATERAL (SELECT c.options AS o) x WHERE c.name = 'item_transactions'",
-    {});
+PipelineOptions options(kPipeline, {{"window", OptionKind::interval_us},
+                                    {"watermark_delay", OptionKind::interval_us},
+                                    {"idle_timeout", OptionKind::interval_us},
+                                    {"alert_failure_ratio", OptionKind::float8},
+                                    {"alert_min_transactions", OptionKind::int8}});
 
 TransactionsConfig transactions_config() {
   TransactionsConfig cfg;
-  if (read_config.run({}, true) == 0) return cfg;
-  std::vector<Cell> row = fetch_result({false, false, false, false, false, false});
+  std::vector<Cell> row = options.read();
+  if (row.empty()) return cfg;
   cfg.enabled = DatumGetBool(row[0].value);
   cfg.window_us = checked_option_us(kPipeline, "window", DatumGetInt64(row[1].value));
   cfg.watermark_delay_us = checked_option_us(kPipeline, "watermark_delay", DatumGetInt64(row[2].value), true);
@@ -412,25 +411,22 @@ Datum item_transactions_trigger(FunctionCallInfo fcinfo) {
 
 // Windows of a stream that went quiet for idle_timeout: closed up to the newest window's end.
 Datum close_idle_transaction_windows(FunctionCallInfo) {
-  int64 alerts = 0;
-  pg_call([] { return SPI_connect(); });
+  spi_connect();
   TransactionsConfig cfg = transactions_config();
-  std::optional<EventClock> idle;
-  if (cfg.enabled && (idle = lock_idle_event_clock(kPipeline, cfg.idle_timeout_us))) {
-    EventClock& clock = *idle;
-    std::optional<int64> newest_end =
-        idle_watermark(clock.watermark, *clock.max_event_time, cfg.window_us, clock_limit_now());
-    if (newest_end) {
-      std::optional<int64> closed_until = clock.watermark;
-      clock.watermark = newest_end;
-      save_event_clock(kPipeline, clock, false);
-      PipelineCounts counts;
-      alerts = close_windows(cfg, closed_until, *newest_end);
-      counts.outputs = alerts;
-      count_pipeline(kPipeline, counts);
-    }
-  }
-  pg_call([] { return SPI_finish(); });
+  int64 alerts = 0;
+  if (cfg.enabled)
+    alerts = close_idle_windows(
+        kPipeline, cfg.idle_timeout_us,
+        [&cfg](const EventClock& clock) {
+          return idle_watermark(clock.watermark, *clock.max_event_time, cfg.window_us, clock_limit_now());
+        },
+        [&cfg](std::optional<int64> closed_until, int64 newest_end) {
+          PipelineCounts counts;
+          counts.outputs = close_windows(cfg, closed_until, newest_end);
+          count_pipeline(kPipeline, counts);
+          return counts.outputs;
+        });
+  spi_finish();
   return Int64GetDatum(alerts);
 }
 

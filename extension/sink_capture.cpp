@@ -29,6 +29,7 @@
 
 #include "pg/error_boundary.h"
 #include "pg/spi.h"
+#include "pg/trigger_context.h"
 
 extern "C" {
 #include "access/detoast.h"
@@ -456,17 +457,9 @@ void capture_in_sql(TriggerData* trigger, Datum sink, Oid owner) {
 }
 
 Datum sink_capture(FunctionCallInfo fcinfo) {
-  if (!CALLED_AS_TRIGGER(fcinfo))
-    throw Error(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED, "streamrec._sink_capture() must be called as a trigger", "",
-                "streamrec.create_sink() installs it.");
-  TriggerData* trigger = reinterpret_cast<TriggerData*>(fcinfo->context);
-  if (!TRIGGER_FIRED_AFTER(trigger->tg_event) || !TRIGGER_FIRED_FOR_STATEMENT(trigger->tg_event) ||
-      !TRIGGER_FIRED_BY_INSERT(trigger->tg_event) || trigger->tg_newtable == nullptr ||
-      trigger->tg_trigger->tgnargs < 1)
-    throw Error(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED,
-                "streamrec._sink_capture() must be an AFTER INSERT ... REFERENCING NEW TABLE ... FOR EACH STATEMENT "
-                "trigger with the sink's name (and the columns it reads) as its arguments",
-                "", "streamrec.create_sink() installs it.");
+  TriggerData* trigger =
+      insert_statement_trigger_data(fcinfo, "streamrec._sink_capture()", "streamrec.create_sink() installs it.", 1,
+                                    " with the sink's name (and the columns it reads) as its arguments");
   // Statement triggers fire for statements that inserted nothing too.
   if (tuplestore_tuple_count(trigger->tg_newtable) == 0) return PointerGetDatum(nullptr);
   pg_call([trigger] {

@@ -30,6 +30,7 @@
 #include "core/formats/timestamp_text.h"
 #include "core/kafka/producer.h"
 
+#include "pg/catalog_options.h"
 #include "pg/error_boundary.h"
 #include "pg/shared_state.h"
 #include "pg/spi.h"
@@ -239,11 +240,7 @@ SinkConfig load_config(const std::string& name) {
   c.csv.null_string = field(9);
   c.batch_size = std::stoi(field(10));
 
-  if (spi_exec("SELECT key, value #>> '{}' FROM streamrec.sinks, jsonb_each(coalesce(options -> 'kafka', '{}')) "
-               "WHERE name = $1",
-               {{TEXTOID, name_datum, false}}, true) != SPI_OK_SELECT)
-    throw Error(ERRCODE_INTERNAL_ERROR, "cannot read kafka options");
-  for (uint64 i = 0; i < SPI_processed; i++) c.kafka[spi_text(i, 1).value_or("")] = spi_text(i, 2).value_or("");
+  c.kafka = read_kafka_options("sinks", name);
   refuse_forbidden_kafka_properties(c.kafka, "sink \"" + name + "\"");
 
   if (spi_exec(kColumnsSql, {{TEXTOID, name_datum, false}}, true) != SPI_OK_SELECT)

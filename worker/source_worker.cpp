@@ -17,6 +17,7 @@
 #include "core/kafka/consumer.h"
 
 #include "pg/bulk_insert.h"
+#include "pg/catalog_options.h"
 #include "pg/error_boundary.h"
 #include "pg/shared_state.h"
 #include "pg/event_clock.h"
@@ -190,11 +191,7 @@ SourceConfig load_config(const std::string& name) {
   if (std::optional<std::string> v = spi_text(0, 20)) c.batch_bytes = std::stoull(*v);
   if (std::optional<std::string> v = spi_text(0, 21)) c.decoding.max_decoded_bytes = std::stoull(*v);
 
-  if (spi_exec("SELECT key, value #>> '{}' FROM streamrec.sources, jsonb_each(coalesce(options -> 'kafka', '{}')) "
-               "WHERE name = $1",
-               {{TEXTOID, name_datum, false}}, true) != SPI_OK_SELECT)
-    throw Error(ERRCODE_INTERNAL_ERROR, "cannot read kafka options");
-  for (uint64 i = 0; i < SPI_processed; i++) c.kafka[spi_text(i, 1).value_or("")] = spi_text(i, 2).value_or("");
+  c.kafka = read_kafka_options("sources", name);
   refuse_forbidden_kafka_properties(c.kafka, "source \"" + name + "\"");
 
   if (spi_exec(kBindingsSql, {{TEXTOID, name_datum, false}}, true) != SPI_OK_SELECT)
