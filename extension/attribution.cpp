@@ -18,11 +18,12 @@
 // then attributed_checkouts rows in checkout_id order.
 #include <string>
 
+#include "pg/catalog_options.h"
 #include "pg/error_boundary.h"
 #include "pg/event_clock.h"
 #include "pg/pipeline_stats.h"
 #include "extension/pipeline_trigger.h"
-#include "pg/spi_batch.h"
+#include "pg/spi.h"
 
 namespace streamrec {
 namespace {
@@ -34,15 +35,12 @@ struct AttributionConfig {
   int64 lookback_us = 3600 * INT64CONST(1000000);
 };
 
-KeptPlan read_config(
-    "SELECT c.enabled, (extract(epoch FROM (c.options->>'lookback')::interval) * 1000000)::int8"
-    " FROM streamrec.pipeline_catalog c WHERE c.name = 'attribution'",
-    {});
+PipelineOptions options(kPipeline, {{"lookback", OptionKind::interval_us}});
 
 AttributionConfig attribution_config() {
   AttributionConfig cfg;
-  if (read_config.run({}, true) == 0) return cfg;
-  std::vector<Cell> row = fetch_result({false, false});
+  std::vector<Cell> row = options.read();
+  if (row.empty()) return cfg;
   cfg.enabled = DatumGetBool(row[0].value);
   cfg.lookback_us = checked_option_us(kPipeline, "lookback", DatumGetInt64(row[1].value));
   return cfg;

@@ -5,7 +5,7 @@
 // UPDATE in item order and their stock read, one primary-key probe each (extension/inventory_rows:
 // PostgreSQL's C APIs, not SQL); sequential validation in memory (core/pipelines/item_ledger);
 // each changed row updated by the TID we locked, and one INSERT of the created items; the results
-// inserted in input order as COPY inserts rows (pg/table_statement); then, under the
+// inserted in input order as COPY inserts rows (pg/bulk_insert); then, under the
 // event-time clock (pg/event_clock), late transactions into their summaries and the
 // windows that close summarized, with their alerts. The row locks make concurrent batches and a
 // manual `UPDATE inventory SET stock = ...` queue per item: no negative stock and no lost update.
@@ -22,13 +22,14 @@
 #include "core/pipelines/item_ledger.h"
 #include "core/event_time.h"
 
+#include "pg/catalog_options.h"
 #include "pg/error_boundary.h"
 #include "pg/event_clock.h"
 #include "extension/inventory_rows.h"
 #include "pg/pipeline_stats.h"
 #include "extension/pipeline_trigger.h"
-#include "pg/spi_batch.h"
-#include "pg/table_statement.h"
+#include "pg/spi.h"
+#include "pg/bulk_insert.h"
 
 extern "C" {
 #include "access/table.h"
@@ -56,18 +57,16 @@ struct TransactionsConfig {
   int64 alert_min_transactions = 10;
 };
 
-KeptPlan read_config(
-    "SELECT c.enabled, (extract(epoch FROM (o->>'window')::interval) * 1000000)::int8,"
-    " (extract(epoch FROM (o->>'watermark_delay')::interval) * 1000000)::int8,"
-    " (extract(epoch FROM (o->>'idle_timeout')::interval) * 1000000)::int8,"
-    " (o->>'alert_failure_ratio')::float8, (o->>'alert_min_transactions')::int8"
-    " FROM streamrec.pipeline_catalog c, LATERAL (SELECT c.options AS o) x WHERE c.name = 'item_transactions'",
-    {});
+PipelineOptions options(kPipeline, {{"window", OptionKind::interval_us},
+                                    {"watermark_delay", OptionKind::interval_us},
+                                    {"idle_timeout", OptionKind::interval_us},
+                                    {"alert_failure_ratio", OptionKind::float8},
+                                    {"alert_min_transactions", OptionKind::int8}});
 
 TransactionsConfig transactions_config() {
   TransactionsConfig cfg;
-  if (read_config.run({}, true) == 0) return cfg;
-  std::vector<Cell> row = fetch_result({false, false, false, false, false, false});
+  std::vector<Cell> row = options.read();
+  if (row.empty()) return cfg;
   cfg.enabled = DatumGetBool(row[0].value);
   cfg.window_us = checked_option_us(kPipeline, "window", DatumGetInt64(row[1].value));
   cfg.watermark_delay_us = checked_option_us(kPipeline, "watermark_delay", DatumGetInt64(row[2].value), true);
@@ -238,7 +237,7 @@ void insert_results(ResultRows* rows) {
   table_close(rel, NoLock);
 }
 
-// One result per transaction, in input order, inserted the way COPY inserts (table_statement.h):
+// One result per transaction, in input order, inserted the way COPY inserts (bulk_insert.h):
 // a page of rows at a time into the heap, then the BRIN indexes, the sinks' capture and any
 // user trigger, as an INSERT statement would fire them.
 void write_transaction_results(const std::vector<Transaction>& batch,
@@ -412,25 +411,22 @@ Datum item_transactions_trigger(FunctionCallInfo fcinfo) {
 
 // Windows of a stream that went quiet for idle_timeout: closed up to the newest window's end.
 Datum close_idle_transaction_windows(FunctionCallInfo) {
-  int64 alerts = 0;
-  pg_call([] { return SPI_connect(); });
+  spi_connect();
   TransactionsConfig cfg = transactions_config();
-  std::optional<EventClock> idle;
-  if (cfg.enabled && (idle = lock_idle_event_clock(kPipeline, cfg.idle_timeout_us))) {
-    EventClock& clock = *idle;
-    std::optional<int64> newest_end =
-        idle_watermark(clock.watermark, *clock.max_event_time, cfg.window_us, clock_limit_now());
-    if (newest_end) {
-      std::optional<int64> closed_until = clock.watermark;
-      clock.watermark = newest_end;
-      save_event_clock(kPipeline, clock, false);
-      PipelineCounts counts;
-      alerts = close_windows(cfg, closed_until, *newest_end);
-      counts.outputs = alerts;
-      count_pipeline(kPipeline, counts);
-    }
-  }
-  pg_call([] { return SPI_finish(); });
+  int64 alerts = 0;
+  if (cfg.enabled)
+    alerts = close_idle_windows(
+        kPipeline, cfg.idle_timeout_us,
+        [&cfg](const EventClock& clock) {
+          return idle_watermark(clock.watermark, *clock.max_event_time, cfg.window_us, clock_limit_now());
+        },
+        [&cfg](std::optional<int64> closed_until, int64 newest_end) {
+          PipelineCounts counts;
+          counts.outputs = close_windows(cfg, closed_until, newest_end);
+          count_pipeline(kPipeline, counts);
+          return counts.outputs;
+        });
+  spi_finish();
   return Int64GetDatum(alerts);
 }
 

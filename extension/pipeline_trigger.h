@@ -8,40 +8,25 @@
 
 #include "pg/error_boundary.h"
 #include "pg/pipeline_stats.h"
+#include "pg/spi.h"
+#include "pg/trigger_context.h"
 
 extern "C" {
-#include "commands/trigger.h"
-#include "executor/spi.h"
 #include "utils/elog.h"
 }
 
 namespace streamrec {
 
-// The trigger data of a statement-level AFTER INSERT trigger with a transition table, or a
-// clear error for any other use.
-inline TriggerData* pipeline_statement_trigger(FunctionCallInfo fcinfo, const char* name) {
-  if (!CALLED_AS_TRIGGER(fcinfo))
-    throw Error(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED, std::string(name) + " must be called as a trigger", "",
-                "streamrec.enable_pipeline() installs it.");
-  TriggerData* trigger = reinterpret_cast<TriggerData*>(fcinfo->context);
-  if (!TRIGGER_FIRED_AFTER(trigger->tg_event) || !TRIGGER_FIRED_FOR_STATEMENT(trigger->tg_event) ||
-      !TRIGGER_FIRED_BY_INSERT(trigger->tg_event) || trigger->tg_newtable == nullptr)
-    throw Error(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED,
-                std::string(name) + " must be an AFTER INSERT ... REFERENCING NEW TABLE ... FOR EACH STATEMENT trigger",
-                "", "streamrec.enable_pipeline() installs it.");
-  return trigger;
-}
-
 // Runs a pipeline trigger's body with SPI connected and the transition table registered; an
 // error is recorded against the pipeline and re-thrown.
 template <typename Body>
 Datum run_pipeline_trigger(FunctionCallInfo fcinfo, const char* pipeline, Body&& body) {
-  TriggerData* trigger = pipeline_statement_trigger(fcinfo, pipeline);
+  TriggerData* trigger = insert_statement_trigger_data(fcinfo, pipeline, "streamrec.enable_pipeline() installs it.");
   try {
-    pg_call([] { return SPI_connect(); });
+    spi_connect();
     pg_call([trigger] { return SPI_register_trigger_data(trigger); });
     body();
-    pg_call([] { return SPI_finish(); });
+    spi_finish();
   } catch (const std::exception& e) {
     record_pipeline_error(pipeline, e.what());
     throw;

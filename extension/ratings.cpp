@@ -22,11 +22,12 @@
 
 #include "core/pipelines/rating_windows.h"
 
+#include "pg/catalog_options.h"
 #include "pg/error_boundary.h"
 #include "pg/event_clock.h"
 #include "pg/pipeline_stats.h"
 #include "extension/pipeline_trigger.h"
-#include "pg/spi_batch.h"
+#include "pg/spi.h"
 
 extern "C" {
 #include "catalog/pg_type.h"
@@ -46,18 +47,15 @@ struct RatingsConfig {
   int64 idle_timeout_us = 5 * INT64CONST(1000000);
 };
 
-KeptPlan read_config(
-    "SELECT c.enabled, (extract(epoch FROM (o->>'status_window')::interval) * 1000000)::int8,"
-    " (extract(epoch FROM (o->>'customer_window')::interval) * 1000000)::int8,"
-    " (extract(epoch FROM (o->>'watermark_delay')::interval) * 1000000)::int8,"
-    " (extract(epoch FROM (o->>'idle_timeout')::interval) * 1000000)::int8"
-    " FROM streamrec.pipeline_catalog c, LATERAL (SELECT c.options AS o) x WHERE c.name = 'ratings'",
-    {});
+PipelineOptions options(kPipeline, {{"status_window", OptionKind::interval_us},
+                                    {"customer_window", OptionKind::interval_us},
+                                    {"watermark_delay", OptionKind::interval_us},
+                                    {"idle_timeout", OptionKind::interval_us}});
 
 RatingsConfig ratings_config() {
   RatingsConfig cfg;
-  if (read_config.run({}, true) == 0) return cfg;
-  std::vector<Cell> row = fetch_result({false, false, false, false, false});
+  std::vector<Cell> row = options.read();
+  if (row.empty()) return cfg;
   cfg.enabled = DatumGetBool(row[0].value);
   cfg.status_window_us = checked_option_us(kPipeline, "status_window", DatumGetInt64(row[1].value));
   cfg.customer_window_us = checked_option_us(kPipeline, "customer_window", DatumGetInt64(row[2].value));
@@ -211,22 +209,18 @@ Datum ratings_trigger(FunctionCallInfo fcinfo) {
 
 // Ratings stopped for idle_timeout: the watermark moves to the end of the newest status window.
 Datum close_idle_rating_windows(FunctionCallInfo) {
-  int64 moved = 0;
-  pg_call([] { return SPI_connect(); });
+  spi_connect();
   RatingsConfig cfg = ratings_config();
-  std::optional<EventClock> idle;
-  if (cfg.enabled && (idle = lock_idle_event_clock(kPipeline, cfg.idle_timeout_us))) {
-    EventClock& clock = *idle;
-    std::optional<int64> next =
-        idle_watermark(clock.watermark, *clock.max_event_time, std::min(cfg.status_window_us, cfg.customer_window_us),
-                       clock_limit_now());
-    if (next) {
-      clock.watermark = next;
-      save_event_clock(kPipeline, clock, false);
-      moved = 1;
-    }
-  }
-  pg_call([] { return SPI_finish(); });
+  int64 moved = 0;
+  if (cfg.enabled)
+    moved = close_idle_windows(
+        kPipeline, cfg.idle_timeout_us,
+        [&cfg](const EventClock& clock) {
+          return idle_watermark(clock.watermark, *clock.max_event_time,
+                                std::min(cfg.status_window_us, cfg.customer_window_us), clock_limit_now());
+        },
+        [](std::optional<int64>, int64) { return int64{1}; });
+  spi_finish();
   return Int64GetDatum(moved);
 }
 

@@ -22,12 +22,13 @@
 #include "core/event_time.h"
 #include "core/pipelines/ranking.h"
 
+#include "pg/catalog_options.h"
 #include "pg/error_boundary.h"
 #include "pg/event_clock.h"
+#include "pg/inventory_generation.h"
 #include "pg/pipeline_stats.h"
 #include "extension/pipeline_trigger.h"
-#include "pg/spi_batch.h"
-#include "pg/pg_support.h"
+#include "pg/spi.h"
 
 extern "C" {
 #include "catalog/pg_type.h"
@@ -58,40 +59,36 @@ struct SimilarProductsConfig {
   int64 idle_timeout_us = 5 * INT64CONST(1000000);
 };
 
-KeptPlan read_similar_config(
-    "SELECT (o->>'top_k')::int, (o->>'min_rating')::real, o->>'repeats',"
-    " (extract(epoch FROM (o->>'repeat_window')::interval) * 1000000)::int8,"
-    " CASE WHEN o->>'emit' = 'click' THEN NULL ELSE (extract(epoch FROM (o->>'emit')::interval) * 1000000)::int8 END,"
-    " (extract(epoch FROM (o->>'watermark_delay')::interval) * 1000000)::int8,"
-    " (extract(epoch FROM (o->>'idle_timeout')::interval) * 1000000)::int8, c.enabled"
-    " FROM streamrec.pipeline_catalog c, LATERAL (SELECT c.options AS o) x WHERE c.name = 'similar_products'",
-    {});
+PipelineOptions similar_options("similar_products", {{"top_k", OptionKind::int4},
+                                                     {"min_rating", OptionKind::float4},
+                                                     {"repeats", OptionKind::text},
+                                                     {"repeat_window", OptionKind::interval_us},
+                                                     {"emit", OptionKind::interval_us, "click"},
+                                                     {"watermark_delay", OptionKind::interval_us},
+                                                     {"idle_timeout", OptionKind::interval_us}});
 
 SimilarProductsConfig similar_config() {
   SimilarProductsConfig cfg;
-  if (read_similar_config.run({}, true) == 0) return cfg;
-  std::vector<Cell> row = fetch_result({false, false, true, false, false, false, false, false});
-  cfg.enabled = DatumGetBool(row[7].value);
-  cfg.top_k = DatumGetInt32(row[0].value);
-  if (!row[1].null) cfg.min_rating = DatumGetFloat4(row[1].value);
-  if (auto policy = parse_repeat_policy(row[2].view())) cfg.repeats = *policy;
-  cfg.repeat_window_us = checked_option_us("similar_products", "repeat_window", DatumGetInt64(row[3].value), true);
-  if (!row[4].null) cfg.emit_us = checked_option_us("similar_products", "emit", DatumGetInt64(row[4].value));
-  cfg.watermark_delay_us = checked_option_us("similar_products", "watermark_delay", DatumGetInt64(row[5].value), true);
-  cfg.idle_timeout_us = checked_option_us("similar_products", "idle_timeout", DatumGetInt64(row[6].value));
+  std::vector<Cell> row = similar_options.read();
+  if (row.empty()) return cfg;
+  cfg.enabled = DatumGetBool(row[0].value);
+  cfg.top_k = DatumGetInt32(row[1].value);
+  if (!row[2].null) cfg.min_rating = DatumGetFloat4(row[2].value);
+  if (auto policy = parse_repeat_policy(row[3].view())) cfg.repeats = *policy;
+  cfg.repeat_window_us = checked_option_us("similar_products", "repeat_window", DatumGetInt64(row[4].value), true);
+  if (!row[5].null) cfg.emit_us = checked_option_us("similar_products", "emit", DatumGetInt64(row[5].value));
+  cfg.watermark_delay_us = checked_option_us("similar_products", "watermark_delay", DatumGetInt64(row[6].value), true);
+  cfg.idle_timeout_us = checked_option_us("similar_products", "idle_timeout", DatumGetInt64(row[7].value));
   return cfg;
 }
 
-// One setting of a simple pipeline, as microseconds or an integer.
-KeptPlan read_option_us(
-    "SELECT (extract(epoch FROM (options->>$2)::interval) * 1000000)::int8 FROM streamrec.pipeline_catalog"
-    " WHERE name = $1",
-    {TEXTOID, TEXTOID});
+PipelineOptions trending_options("trending", {{"window", OptionKind::interval_us}});
 
-int64 option_us(const char* pipeline, const char* key, int64 fallback) {
-  if (read_option_us.run({text_datum(pipeline), text_datum(key)}, true) == 0) return fallback;
-  std::vector<Cell> row = fetch_result({false});
-  return row[0].null ? fallback : checked_option_us(pipeline, key, DatumGetInt64(row[0].value));
+// The trending window's width (one hour when it is not set).
+int64 trending_window_us() {
+  std::vector<Cell> row = trending_options.read();
+  if (row.empty() || row[1].null) return kHourUs;
+  return checked_option_us("trending", "window", DatumGetInt64(row[1].value));
 }
 
 // A page view of the batch.
@@ -486,37 +483,32 @@ Datum user_purchases_trigger(FunctionCallInfo fcinfo) {
   });
 }
 
-// Windows closed by the idle timeout (called by the launcher through _pipeline_tick()).
-Datum close_idle_windows(FunctionCallInfo) {
-  int64 closed_lists = 0;
-  pg_call([] { return SPI_connect(); });
+// The windowed emit's windows closed by the idle timeout: up to the end of the newest pending
+// window.
+Datum close_idle_similar_products_windows(FunctionCallInfo) {
+  spi_connect();
   SimilarProductsConfig cfg = similar_config();
-  if (cfg.enabled && cfg.emit_us > 0) {
-    uint64 idle = run_sql(
-        "SELECT 1 FROM streamrec.pipeline_clock WHERE pipeline = 'similar_products'"
-        " AND last_arrival < clock_timestamp() - (SELECT (options->>'idle_timeout')::interval"
-        " FROM streamrec.pipeline_catalog WHERE name = 'similar_products')"
-        " AND EXISTS (SELECT FROM streamrec.pending_views) FOR UPDATE SKIP LOCKED",
-        false);
-    if (idle > 0) {
-      EventClock clock = lock_event_clock("similar_products");
-      run_sql("SELECT max(window_start) FROM streamrec.pending_views", true);
-      std::vector<Cell> row = fetch_result({false});
-      if (!row[0].null) {
-        int64 newest_end = std::min(window_end(DatumGetTimestampTz(row[0].value), cfg.emit_us), clock_limit_now());
-        clock.watermark = std::max(clock.watermark.value_or(newest_end), newest_end);
-        save_event_clock("similar_products", clock, false);
-        PipelineCounts counts;
-        std::vector<View> views = take_closed_windows(*clock.watermark, cfg.emit_us);
-        StepTimer timer;
-        std::vector<Emitted> lists = rank_views(cfg, views, cfg.top_k, counts, timer);
-        write_emitted(lists, counts, timer);
-        closed_lists = counts.outputs;
-        count_pipeline("similar_products", counts);
-      }
-    }
-  }
-  pg_call([] { return SPI_finish(); });
+  int64 closed_lists = 0;
+  if (cfg.enabled && cfg.emit_us > 0)
+    closed_lists = close_idle_windows(
+        "similar_products", cfg.idle_timeout_us,
+        [&cfg](const EventClock& clock) -> std::optional<int64> {
+          run_sql("SELECT max(window_start) FROM streamrec.pending_views", true);
+          std::vector<Cell> row = fetch_result({false});
+          if (row[0].null) return std::nullopt;
+          int64 newest_end = std::min(window_end(DatumGetTimestampTz(row[0].value), cfg.emit_us), clock_limit_now());
+          return std::max(clock.watermark.value_or(newest_end), newest_end);
+        },
+        [&cfg](std::optional<int64>, int64 watermark) {
+          PipelineCounts counts;
+          std::vector<View> views = take_closed_windows(watermark, cfg.emit_us);
+          StepTimer timer;
+          std::vector<Emitted> lists = rank_views(cfg, views, cfg.top_k, counts, timer);
+          write_emitted(lists, counts, timer);
+          count_pipeline("similar_products", counts);
+          return counts.outputs;
+        });
+  spi_finish();
   return Int64GetDatum(closed_lists);
 }
 
@@ -562,7 +554,7 @@ KeptPlan write_trending(
 
 Datum trending_trigger(FunctionCallInfo fcinfo) {
   return run_pipeline_trigger(fcinfo, "trending", [] {
-    int64 width = option_us("trending", "window", kHourUs);
+    int64 width = trending_window_us();
     PipelineCounts counts;
     std::vector<View> views = read_page_views(counts);
     std::map<std::pair<int64, std::string_view>, int64> views_per;
@@ -650,5 +642,5 @@ STREAMREC_SQL_FUNCTION(streamrec_similar_products_trigger, streamrec::similar_pr
 STREAMREC_SQL_FUNCTION(streamrec_user_purchases_trigger, streamrec::user_purchases_trigger)
 STREAMREC_SQL_FUNCTION(streamrec_trending_trigger, streamrec::trending_trigger)
 STREAMREC_SQL_FUNCTION(streamrec_category_affinity_trigger, streamrec::category_affinity_trigger)
-STREAMREC_SQL_FUNCTION(streamrec_close_idle_windows, streamrec::close_idle_windows)
+STREAMREC_SQL_FUNCTION(streamrec_close_idle_windows, streamrec::close_idle_similar_products_windows)
 STREAMREC_SQL_FUNCTION(streamrec_recommend, streamrec::recommend)

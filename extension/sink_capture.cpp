@@ -28,6 +28,8 @@
 #include <vector>
 
 #include "pg/error_boundary.h"
+#include "pg/spi.h"
+#include "pg/trigger_context.h"
 
 extern "C" {
 #include "access/detoast.h"
@@ -309,19 +311,12 @@ Size row_bytes(const Capture* capture, TupleTableSlot* slot) {
   return bytes;
 }
 
-SPIPlanPtr insert_plan = nullptr;  // kept for the backend's life
+KeptPlan insert_plan("INSERT INTO streamrec.sink_outbox(sink, payload, rows) VALUES ($1, $2, $3)",
+                     {TEXTOID, JSONBOID, INT4OID}, PlanChoice::planner);
 
 void insert_chunk(Datum sink, Jsonb* payload, int64 rows) {
-  if (insert_plan == nullptr) {
-    Oid types[3] = {TEXTOID, JSONBOID, INT4OID};
-    SPIPlanPtr plan =
-        SPI_prepare("INSERT INTO streamrec.sink_outbox(sink, payload, rows) VALUES ($1, $2, $3)", 3, types);
-    if (plan == nullptr) elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-    if (SPI_keepplan(plan) != 0) elog(ERROR, "SPI_keepplan failed");
-    insert_plan = plan;
-  }
   Datum args[3] = {sink, JsonbPGetDatum(payload), Int32GetDatum(static_cast<int32>(rows))};
-  if (SPI_execute_plan(insert_plan, args, nullptr, false, 0) != SPI_OK_INSERT)
+  if (SPI_execute_plan(insert_plan.prepared(), args, nullptr, false, 0) != SPI_OK_INSERT)
     elog(ERROR, "cannot insert into streamrec.sink_outbox");
 }
 
@@ -386,21 +381,14 @@ FROM (SELECT pg_catalog.to_jsonb(r.*) AS js, pg_catalog.row_number() OVER () - 1
 GROUP BY c.n / $1 ORDER BY c.n / $1
 )SQL";
 
-SPIPlanPtr owner_plan = nullptr;  // kept for the backend's life
+KeptPlan owner_plan("SELECT owner FROM streamrec.sinks WHERE name = $1", {TEXTOID}, PlanChoice::planner);
 
 // The sink's owner, as of the latest committed catalog (the trigger exists only while its sink
 // does; a transaction whose snapshot predates create_sink still finds it).
 Oid sink_owner(Datum sink) {
-  if (owner_plan == nullptr) {
-    Oid types[1] = {TEXTOID};
-    SPIPlanPtr plan = SPI_prepare("SELECT owner FROM streamrec.sinks WHERE name = $1", 1, types);
-    if (plan == nullptr) elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-    if (SPI_keepplan(plan) != 0) elog(ERROR, "SPI_keepplan failed");
-    owner_plan = plan;
-  }
   Datum args[1] = {sink};
-  if (SPI_execute_snapshot(owner_plan, args, nullptr, GetLatestSnapshot(), InvalidSnapshot, true, false, 1) !=
-          SPI_OK_SELECT ||
+  if (SPI_execute_snapshot(owner_plan.prepared(), args, nullptr, GetLatestSnapshot(), InvalidSnapshot, true, false,
+                           1) != SPI_OK_SELECT ||
       SPI_processed != 1)
     ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
                     errmsg("sink \"%s\" of this outbox trigger does not exist", TextDatumGetCString(sink)),
@@ -469,17 +457,9 @@ void capture_in_sql(TriggerData* trigger, Datum sink, Oid owner) {
 }
 
 Datum sink_capture(FunctionCallInfo fcinfo) {
-  if (!CALLED_AS_TRIGGER(fcinfo))
-    throw Error(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED, "streamrec._sink_capture() must be called as a trigger", "",
-                "streamrec.create_sink() installs it.");
-  TriggerData* trigger = reinterpret_cast<TriggerData*>(fcinfo->context);
-  if (!TRIGGER_FIRED_AFTER(trigger->tg_event) || !TRIGGER_FIRED_FOR_STATEMENT(trigger->tg_event) ||
-      !TRIGGER_FIRED_BY_INSERT(trigger->tg_event) || trigger->tg_newtable == nullptr ||
-      trigger->tg_trigger->tgnargs < 1)
-    throw Error(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED,
-                "streamrec._sink_capture() must be an AFTER INSERT ... REFERENCING NEW TABLE ... FOR EACH STATEMENT "
-                "trigger with the sink's name (and the columns it reads) as its arguments",
-                "", "streamrec.create_sink() installs it.");
+  TriggerData* trigger =
+      insert_statement_trigger_data(fcinfo, "streamrec._sink_capture()", "streamrec.create_sink() installs it.", 1,
+                                    " with the sink's name (and the columns it reads) as its arguments");
   // Statement triggers fire for statements that inserted nothing too.
   if (tuplestore_tuple_count(trigger->tg_newtable) == 0) return PointerGetDatum(nullptr);
   pg_call([trigger] {

@@ -7,8 +7,7 @@
 
 #include "pg/error_boundary.h"
 #include "pg/settings.h"
-#include "pg/spi_batch.h"
-#include "pg/pg_support.h"
+#include "pg/spi.h"
 
 extern "C" {
 #include "catalog/pg_type.h"
@@ -63,17 +62,6 @@ EventClock clock_from(const std::vector<Cell>& row) {
 int64 clock_limit_now() {
   int64 now = pg_call([] { return GetCurrentTimestamp(); });
   return clock_limit(now, static_cast<int64>(streamrec_max_clock_skew_s) * USECS_PER_SEC);
-}
-
-int64 checked_option_us(const char* pipeline, const char* option, int64 us, bool zero_ok) {
-  if (us > 0 || (zero_ok && us == 0)) return us;
-  throw Error(ERRCODE_INVALID_PARAMETER_VALUE,
-              std::string("option \"") + option + "\" of pipeline " + pipeline + " is " + std::to_string(us) +
-                  " microseconds wide",
-              "",
-              std::string("Set it again with streamrec.enable_pipeline('") + pipeline +
-                  "', ...): an interval must be at least 1 microsecond wide (a year counts as 365.25 days, a month as "
-                  "30 days).");
 }
 
 void set_event_writer(const std::string& source_name) { event_writer() = source_name; }

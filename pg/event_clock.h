@@ -31,11 +31,6 @@ struct EventClock {
 // code reads the same limit from streamrec._clock_limit().
 int64 clock_limit_now();
 
-// A width or delay option as the pipeline uses it (microseconds), refused with a clean ERROR
-// (22023) when it is not at least 1 microsecond (0 allowed with zero_ok): enable_pipeline checks
-// every option, but the catalog row may have been changed by hand since.
-int64 checked_option_us(const char* pipeline, const char* option, int64 us, bool zero_ok = false);
-
 // The source worker tells whose batches this backend stores (once, at start).
 void set_event_writer(const std::string& source_name);
 
@@ -54,5 +49,23 @@ std::optional<int64> advance_event_clock(const char* pipeline, EventClock& clock
 
 // Stores the clock; arrival: this is a batch (sets last_arrival), not an idle close.
 void save_event_clock(const char* pipeline, const EventClock& clock, bool arrival);
+
+// The one idle-window closer of the windowed pipelines (the launcher calls them through
+// streamrec._pipeline_tick()). When no event arrived for idle_us and no batch holds the
+// pipeline's clock, next_watermark(clock) says where the watermark moves (nullopt: it stays);
+// the clock is saved, then close(from, to) closes the windows between the old watermark (from,
+// nullopt when there was none) and the new one and returns how many outputs it wrote. Returns 0
+// when the watermark did not move. SPI must be connected.
+template <typename NextWatermark, typename Close>
+int64 close_idle_windows(const char* pipeline, int64 idle_us, NextWatermark&& next_watermark, Close&& close) {
+  std::optional<EventClock> clock = lock_idle_event_clock(pipeline, idle_us);
+  if (!clock) return 0;
+  std::optional<int64> to = next_watermark(*clock);
+  if (!to) return 0;
+  std::optional<int64> from = clock->watermark;
+  clock->watermark = to;
+  save_event_clock(pipeline, *clock, false);
+  return close(from, *to);
+}
 
 }  // namespace streamrec

@@ -6,10 +6,8 @@
 
 extern "C" {
 #include "access/xact.h"
-#include "commands/trigger.h"
 #include "funcapi.h"
 #include "miscadmin.h"
-#include "port/atomics.h"
 #include "storage/shmem.h"
 #include "storage/spin.h"
 #include "utils/builtins.h"
@@ -33,7 +31,6 @@ struct PipelineSlot {
 struct PipelineStatsShared {
   slock_t mutex;
   PipelineSlot slots[kPipelineSlots];
-  pg_atomic_uint64 inventory_generation;
 };
 
 PipelineStatsShared* shared = nullptr;
@@ -46,7 +43,6 @@ struct PendingTally {
 PendingTally pending[8];
 int pending_count = 0;
 bool callback_registered = false;
-bool inventory_changed = false;  // by the current transaction
 
 // Under the mutex: the slot of (MyDatabaseId, name), claimed if new; nullptr when full.
 PipelineSlot* slot_for(const char* name) {
@@ -76,14 +72,9 @@ void on_transaction_end(XactEvent event, void*) {
     }
     SpinLockRelease(&shared->mutex);
   }
-  // XACT_EVENT_COMMIT comes after the transaction's changes became visible to others.
-  if (event == XACT_EVENT_COMMIT && shared != nullptr && inventory_changed)
-    pg_atomic_fetch_add_u64(&shared->inventory_generation, 1);
   if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_COMMIT ||
-      event == XACT_EVENT_PARALLEL_ABORT || event == XACT_EVENT_PREPARE) {
+      event == XACT_EVENT_PARALLEL_ABORT || event == XACT_EVENT_PREPARE)
     pending_count = 0;
-    inventory_changed = false;
-  }
 }
 
 void emit_rows(FunctionCallInfo fcinfo) {
@@ -123,23 +114,7 @@ void register_callback() {
   }
 }
 
-Datum inventory_changed_trigger(FunctionCallInfo fcinfo) {
-  if (!CALLED_AS_TRIGGER(fcinfo))
-    throw Error(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED, "_inventory_changed must be called as a trigger");
-  note_inventory_change();
-  return PointerGetDatum(nullptr);
-}
-
 }  // namespace
-
-uint64 inventory_generation() { return shared != nullptr ? pg_atomic_read_u64(&shared->inventory_generation) : 0; }
-
-void note_inventory_change() {
-  register_callback();
-  inventory_changed = true;
-}
-
-bool inventory_changed_in_this_transaction() { return inventory_changed; }
 
 void count_pipeline(const char* pipeline, const PipelineCounts& counts) {
   register_callback();
@@ -181,11 +156,9 @@ void pipeline_stats_shmem_init() {
   if (!found) {
     memset(static_cast<void*>(shared), 0, sizeof *shared);
     SpinLockInit(&shared->mutex);
-    pg_atomic_init_u64(&shared->inventory_generation, 1);
   }
 }
 
 }  // namespace streamrec
 
 STREAMREC_SQL_FUNCTION(streamrec_pipeline_stats, streamrec::pipeline_stats)
-STREAMREC_SQL_FUNCTION(streamrec_inventory_changed, streamrec::inventory_changed_trigger)

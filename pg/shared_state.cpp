@@ -1,5 +1,6 @@
 #include "pg/shared_state.h"
 
+#include "pg/inventory_generation.h"
 #include "pg/pipeline_stats.h"
 
 #include <cstring>
@@ -32,7 +33,8 @@ Size shared_size() { return add_size(offsetof(SharedState, slots), mul_size(want
 
 void request_shared_memory() {
   if (previous_request_hook != nullptr) previous_request_hook();
-  RequestAddinShmemSpace(add_size(shared_size(), pipeline_stats_shmem_size()));
+  RequestAddinShmemSpace(
+      add_size(add_size(shared_size(), pipeline_stats_shmem_size()), inventory_generation_shmem_size()));
 }
 
 void attach_shared_memory() {
@@ -49,6 +51,7 @@ void attach_shared_memory() {
     }
   }
   pipeline_stats_shmem_init();
+  inventory_generation_shmem_init();
   LWLockRelease(AddinShmemInitLock);
 }
 

@@ -2,7 +2,7 @@
 // than SQL: the executor state that the logical replication apply worker and COPY FROM build
 // (privileges, result relation, indexes, statement triggers, AFTER-trigger query level,
 // transition tables), shared by the pipelines that write rows directly (extension/inventory_rows,
-// the item_transactions results).
+// and pg/bulk_insert for the item_transactions results).
 //
 // Everything here is plain PostgreSQL code for use inside one pg_call(): it may ERROR at any
 // point, so it keeps no C++ object and allocates only in memory contexts reset at abort; the
@@ -34,6 +34,10 @@ struct TableStatement {
 // security policies are not applied: a table where they apply refuses the statement.
 void check_table_access(RangeTblEntry* rte);
 
+// Makes rte ask for INSERT (and nothing else) into the given columns (attribute numbers), as
+// COPY FROM asks.
+void ask_insert(RangeTblEntry* rte, const AttrNumber* columns, int column_count);
+
 // Starts a statement of `operation` (CMD_INSERT or CMD_UPDATE) on rel, which the caller opened
 // with RowExclusiveLock: earlier commands' changes made visible and a snapshot pushed (as SPI
 // does), the access rte asks for checked, the result relation and its indexes opened, an
@@ -45,21 +49,5 @@ void begin_table_statement(TableStatement* statement, Relation rel, RangeTblEntr
 // the transition tables), frees the executor state and makes the statement's changes visible to
 // the transaction's next commands. The caller closes rel.
 void end_table_statement(TableStatement* statement);
-
-// Fills the values of one row's inserted columns, in the order given to insert_table_rows();
-// returns false when there are no more rows. Runs in a per-row memory context (reset before
-// the next row), inside the same pg_call as insert_table_rows().
-// noexcept: it runs inside pg_call, where a C++ exception must not unwind through PG_TRY.
-typedef bool (*RowSource)(void* arg, Datum* values, bool* nulls) noexcept;
-
-// Inserts the rows of `next` into rel (opened with RowExclusiveLock; a plain table) as one
-// INSERT statement, the way COPY FROM does: `columns` (attribute numbers) from the source, the
-// other columns' defaults evaluated, stored generated columns computed; INSERT privilege on
-// those columns; BEFORE/AFTER statement and row triggers, transition tables, NOT NULL and CHECK
-// constraints, every index. Rows go to the heap a page at a time (table_multi_insert with a
-// BulkInsertState) and then to the indexes and AFTER triggers in input order; when a BEFORE ROW
-// trigger exists or a default is volatile, one at a time (as COPY, so the trigger or default
-// sees every earlier row). Returns how many rows were inserted (a BEFORE ROW trigger may skip).
-int64 insert_table_rows(Relation rel, const AttrNumber* columns, int column_count, RowSource next, void* arg);
 
 }  // namespace streamrec

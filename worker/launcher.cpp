@@ -12,7 +12,7 @@
 #include "pg/error_boundary.h"
 #include "pg/settings.h"
 #include "pg/shared_state.h"
-#include "pg/pg_support.h"
+#include "pg/spi.h"
 #include "worker/worker_launch.h"
 #include "worker/worker_main.h"
 
@@ -41,15 +41,6 @@ namespace {
 
 constexpr long kCatalogPollMs = 1000;
 
-volatile sig_atomic_t shutdown_requested = false;
-
-void handle_sigterm(SIGNAL_ARGS) {
-  int saved_errno = errno;
-  shutdown_requested = true;
-  SetLatch(MyLatch);
-  errno = saved_errno;
-}
-
 // One source or sink as the catalog describes it.
 struct CatalogEntry {
   WorkerKind kind;
@@ -68,13 +59,10 @@ struct CatalogView {
   std::vector<CatalogEntry> runnable;  // not paused, not stopped
 };
 
-std::string text_value(int row, int column) {
-  char* value = pg_call([row, column] { return SPI_getvalue(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, column); });
-  return value != nullptr ? value : "";
-}
+std::string text_value(int row, int column) { return spi_text(row, column).value_or(""); }
 
 int64 count_rows(const char* query) {
-  int rc = pg_call([query] { return SPI_execute(query, true, 1); });
+  int rc = spi_exec(query, {}, true, 1);
   if (rc != SPI_OK_SELECT || SPI_processed != 1)
     throw Error(ERRCODE_INTERNAL_ERROR, std::string("unexpected result from ") + query);
   return std::stoll(text_value(0, 1));
@@ -91,8 +79,7 @@ void read_runnable(WorkerKind kind, const char* table, std::vector<CatalogEntry>
       table +
       " c LEFT JOIN pg_catalog.pg_roles r ON r.oid = c.owner "
       "WHERE NOT c.paused ORDER BY c.name";
-  const char* sql = query.c_str();
-  int rc = pg_call([sql] { return SPI_execute(sql, true, 0); });
+  int rc = spi_exec(query.c_str(), {}, true);
   if (rc != SPI_OK_SELECT) throw Error(ERRCODE_INTERNAL_ERROR, "cannot read streamrec." + std::string(table));
   uint64 rows = SPI_processed;
   for (uint64 i = 0; i < rows; i++) {
@@ -116,44 +103,24 @@ void read_runnable(WorkerKind kind, const char* table, std::vector<CatalogEntry>
 // superuser, so row-level security does not hide anyone's sources from it.
 CatalogView read_catalog() {
   CatalogView view;
-  pg_call([] {
-    SetCurrentStatementStartTimestamp();
-    StartTransactionCommand();
-    PushActiveSnapshot(GetTransactionSnapshot());
-  });
-  pin_search_path();
+  begin_transaction();
   view.installed = pg_call([] { return OidIsValid(get_extension_oid("pg_streamrec", true)); });
   if (view.installed) {
-    pg_call([] { return SPI_connect(); });
     view.sources = count_rows("SELECT count(*) FROM streamrec.sources");
     view.sinks = count_rows("SELECT count(*) FROM streamrec.sinks");
     read_runnable(WorkerKind::source, "sources", view.runnable);
     read_runnable(WorkerKind::sink, "sinks", view.runnable);
-    pg_call([] { return SPI_finish(); });
   }
-  pg_call([] {
-    PopActiveSnapshot();
-    CommitTransactionCommand();
-  });
+  commit_transaction();
   return view;
 }
 
 // The pipelines' periodic work (idle windows, retention), in a transaction of its own so that
 // a failure there never keeps the catalog pass from running.
 void pipeline_tick() {
-  pg_call([] {
-    SetCurrentStatementStartTimestamp();
-    StartTransactionCommand();
-    PushActiveSnapshot(GetTransactionSnapshot());
-  });
-  pin_search_path();
-  pg_call([] { return SPI_connect(); });
-  pg_call([] { return SPI_execute("SELECT streamrec._pipeline_tick()", false, 0); });
-  pg_call([] { return SPI_finish(); });
-  pg_call([] {
-    PopActiveSnapshot();
-    CommitTransactionCommand();
-  });
+  begin_transaction();
+  spi_exec("SELECT streamrec._pipeline_tick()", {}, false);
+  commit_transaction();
 }
 
 // A worker the launcher started (or found running after its own restart).
@@ -193,8 +160,7 @@ class Launcher {
     if (view.installed) pipeline_tick();
   }
 
-  void reload_settings() {
-    pg_call([] { ProcessConfigFile(PGC_SIGHUP); });
+  void report_reloaded_settings() {
     log("configuration reloaded: streamrec.brokers=\"%s\", streamrec.max_workers=%d", streamrec_brokers,
         streamrec_max_workers);
   }
@@ -404,9 +370,7 @@ void run_pass(Launcher* launcher, MemoryContext pass_context) {
 
 extern "C" void streamrec_launcher_main(Datum) {
   using namespace streamrec;
-  pqsignal(SIGHUP, SignalHandlerForConfigReload);
-  pqsignal(SIGTERM, handle_sigterm);
-  BackgroundWorkerUnblockSignals();
+  install_signal_handlers();
   BackgroundWorkerInitializeConnection(streamrec_database, nullptr, 0);
   // As pin_search_path() (then again at each transaction); nothing in this frame needs unwinding.
   SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION);
@@ -418,15 +382,12 @@ extern "C" void streamrec_launcher_main(Datum) {
   static Launcher launcher;
   entry_boundary([] { launcher.stop_orphans(); });
 
-  while (!shutdown_requested) {
-    if (ConfigReloadPending) {
-      ConfigReloadPending = false;
-      entry_boundary([] { launcher.reload_settings(); });
-    }
+  while (!worker_stop_requested) {
+    entry_boundary([] {
+      if (reload_config_if_requested()) launcher.report_reloaded_settings();
+    });
     run_pass(&launcher, pass_context);
-    (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, kCatalogPollMs, PG_WAIT_EXTENSION);
-    ResetLatch(MyLatch);
-    CHECK_FOR_INTERRUPTS();
+    entry_boundary([] { wait_on_latch(kCatalogPollMs); });
   }
   ereport(LOG, (errmsg("pg_streamrec launcher: shutting down")));
   proc_exit(0);

@@ -30,9 +30,10 @@
 #include "core/formats/timestamp_text.h"
 #include "core/kafka/producer.h"
 
+#include "pg/catalog_options.h"
 #include "pg/error_boundary.h"
 #include "pg/shared_state.h"
-#include "pg/pg_support.h"
+#include "pg/spi.h"
 #include "worker/kafka_guard.h"
 #include "worker/worker_launch.h"
 #include "worker/worker_main.h"
@@ -239,11 +240,7 @@ SinkConfig load_config(const std::string& name) {
   c.csv.null_string = field(9);
   c.batch_size = std::stoi(field(10));
 
-  if (spi_exec("SELECT key, value #>> '{}' FROM streamrec.sinks, jsonb_each(coalesce(options -> 'kafka', '{}')) "
-               "WHERE name = $1",
-               {{TEXTOID, name_datum, false}}, true) != SPI_OK_SELECT)
-    throw Error(ERRCODE_INTERNAL_ERROR, "cannot read kafka options");
-  for (uint64 i = 0; i < SPI_processed; i++) c.kafka[spi_text(i, 1).value_or("")] = spi_text(i, 2).value_or("");
+  c.kafka = read_kafka_options("sinks", name);
   refuse_forbidden_kafka_properties(c.kafka, "sink \"" + name + "\"");
 
   if (spi_exec(kColumnsSql, {{TEXTOID, name_datum, false}}, true) != SPI_OK_SELECT)
@@ -656,12 +653,9 @@ class SinkWorker {
     producer_->set_close_timeout(std::chrono::milliseconds(1000));
     producer_->set_delivery_listener([this](uint64_t tag, rd_kafka_resp_err_t err) { on_delivery(tag, err); });
     int wakeup = producer_->wakeup_fd();
-    pg_call([this, wakeup] {
+    wait_set_ = latch_wait_set(wakeup);
+    pg_call([this] {
       MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
-      wait_set_ = CreateWaitEventSet(TopMemoryContext, 3);
-      AddWaitEventToSet(wait_set_, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, nullptr);
-      AddWaitEventToSet(wait_set_, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, nullptr, nullptr);
-      AddWaitEventToSet(wait_set_, WL_SOCKET_READABLE, wakeup, nullptr, nullptr);
       row_context_ = AllocSetContextCreate(TopMemoryContext, "streamrec sink row", ALLOCSET_DEFAULT_SIZES);
       chunk_context_ = AllocSetContextCreate(TopMemoryContext, "streamrec sink chunk", ALLOCSET_DEFAULT_SIZES);
       MemoryContextSwitchTo(old);
@@ -816,10 +810,9 @@ class SinkWorker {
     LateRange* late = resolvable_late_range(snapshot);
     int64 above = late != nullptr ? late->lo : cursor_;
     int64 up_to = late != nullptr ? late->hi : INT64_MAX;
-    if (read_plan_ == nullptr) prepare_plans();
+    if (name_datum_ == 0) keep_name_datum();
     Datum args[4] = {name_datum_, Int64GetDatum(above), Int64GetDatum(up_to), Int64GetDatum(config_.batch_size)};
-    SPIPlanPtr plan = read_plan_;
-    int rc = pg_call([plan, &args] { return SPI_execute_plan(plan, args, nullptr, true, 0); });
+    int rc = read_plan_.execute(args, nullptr, true);
     if (rc != SPI_OK_SELECT) throw Error(ERRCODE_INTERNAL_ERROR, "cannot read streamrec.sink_outbox");
     size_t chunks = SPI_processed;
     if (chunks == 0) {
@@ -979,38 +972,13 @@ class SinkWorker {
     staged_bytes_.clear();
   }
 
-  void prepare_plans() {
+  // The sink's name as a text Datum that lives as long as the worker.
+  void keep_name_datum() {
     name_datum_ = pg_call([this] {
       MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
       Datum d = PointerGetDatum(cstring_to_text_with_len(config_.name.data(), static_cast<int>(config_.name.size())));
       MemoryContextSwitchTo(old);
       return d;
-    });
-    Oid read_types[4] = {TEXTOID, INT8OID, INT8OID, INT8OID};
-    read_plan_ = keep_plan(kReadSql, 4, read_types);
-    // Only this worker updates outbox rows, so a row read keeps its ctid until deleted; the id
-    // range guards against a slot reused after someone else deleted a row meanwhile (a row
-    // inserted later has a higher id).
-    Oid delete_types[4] = {TEXTOID, TIDARRAYOID, INT8OID, INT8OID};
-    delete_plan_ =
-        keep_plan("DELETE FROM streamrec.sink_outbox WHERE ctid = ANY ($2) AND sink = $1 AND id BETWEEN $3 AND $4", 4,
-                  delete_types);
-    Oid keep_types[3] = {TEXTOID, TEXTOID, TEXTOID};
-    keep_plan_ =
-        keep_plan("INSERT INTO streamrec.sink_outbox(sink, payload, error) VALUES ($1, $2::jsonb, $3)", 3, keep_types);
-    Oid refused_types[4] = {TEXTOID, INT8OID, INT4OID, TEXTOID};
-    keep_refused_plan_ = keep_plan(
-        "INSERT INTO streamrec.sink_outbox(sink, payload, error) SELECT o.sink, CASE WHEN $3 < 0 THEN o.payload "
-        "ELSE o.payload -> $3 END, $4 FROM streamrec.sink_outbox o WHERE o.sink = $1 AND o.id = $2",
-        4, refused_types);
-  }
-
-  static SPIPlanPtr keep_plan(const char* sql, int nargs, Oid* types) {
-    return pg_call([sql, nargs, types] {
-      SPIPlanPtr plan = SPI_prepare(sql, nargs, types);
-      if (plan == nullptr) elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql, SPI_result_code_string(SPI_result));
-      if (SPI_keepplan(plan) != 0) elog(ERROR, "SPI_keepplan failed");
-      return plan;
     });
   }
 
@@ -1098,21 +1066,18 @@ class SinkWorker {
         const auto& [id, chunk_index] = batch.sent[index];
         Datum args[4] = {name_datum_, Int64GetDatum(id), Int32GetDatum(chunk_index),
                          text_datum(std::string("Kafka refused the message: ") + rd_kafka_err2str(err))};
-        SPIPlanPtr plan = keep_refused_plan_;
-        if (pg_call([plan, &args] { return SPI_execute_plan(plan, args, nullptr, false, 0); }) != SPI_OK_INSERT)
+        if (keep_refused_plan_.execute(args, nullptr, false) != SPI_OK_INSERT)
           throw Error(ERRCODE_INTERNAL_ERROR, "cannot keep a refused row in streamrec.sink_outbox");
       }
       if (!batch.tids.empty()) {
         Datum args[4] = {name_datum_, tid_array_datum(batch.tids), Int64GetDatum(batch.min_id),
                          Int64GetDatum(batch.max_id)};
-        SPIPlanPtr plan = delete_plan_;
-        if (pg_call([plan, &args] { return SPI_execute_plan(plan, args, nullptr, false, 0); }) != SPI_OK_DELETE)
+        if (delete_plan_.execute(args, nullptr, false) != SPI_OK_DELETE)
           throw Error(ERRCODE_INTERNAL_ERROR, "cannot delete from streamrec.sink_outbox");
       }
       for (const FailedRow& f : batch.failed) {
         Datum args[3] = {name_datum_, text_datum(f.payload), text_datum(f.error)};
-        SPIPlanPtr plan = keep_plan_;
-        if (pg_call([plan, &args] { return SPI_execute_plan(plan, args, nullptr, false, 0); }) != SPI_OK_INSERT)
+        if (keep_failed_plan_.execute(args, nullptr, false) != SPI_OK_INSERT)
           throw Error(ERRCODE_INTERNAL_ERROR, "cannot keep a failed row in streamrec.sink_outbox");
       }
     }
@@ -1136,13 +1101,7 @@ class SinkWorker {
       auto until = std::chrono::ceil<std::chrono::milliseconds>(next_read_at_ - std::chrono::steady_clock::now());
       timeout = std::clamp<long>(until.count(), 1, kIdlePollMs);
     }
-    WaitEventSet* set = wait_set_;
-    pg_call([set, timeout] {
-      WaitEvent event;
-      (void)WaitEventSetWait(set, timeout, &event, 1, PG_WAIT_EXTENSION);
-      ResetLatch(MyLatch);
-      CHECK_FOR_INTERRUPTS();
-    });
+    wait_on_latch(timeout, wait_set_);
   }
 
   // Stopping (pause, drop, shutdown): gives the batches in flight a moment to be acknowledged
@@ -1217,10 +1176,22 @@ class SinkWorker {
   bool plain_key_ = false;  // one non-timestamp key column: the key is its text
 
   // PostgreSQL objects kept across transactions.
-  SPIPlanPtr read_plan_ = nullptr;
-  SPIPlanPtr delete_plan_ = nullptr;
-  SPIPlanPtr keep_plan_ = nullptr;
-  SPIPlanPtr keep_refused_plan_ = nullptr;
+  KeptPlan read_plan_{kReadSql, {TEXTOID, INT8OID, INT8OID, INT8OID}, PlanChoice::planner};
+  // Only this worker updates outbox rows, so a row read keeps its ctid until deleted; the id
+  // range guards against a slot reused after someone else deleted a row meanwhile (a row
+  // inserted later has a higher id).
+  KeptPlan delete_plan_{
+      "DELETE FROM streamrec.sink_outbox WHERE ctid = ANY ($2) AND sink = $1 AND id BETWEEN $3 AND $4",
+      {TEXTOID, TIDARRAYOID, INT8OID, INT8OID},
+      PlanChoice::planner};
+  KeptPlan keep_failed_plan_{"INSERT INTO streamrec.sink_outbox(sink, payload, error) VALUES ($1, $2::jsonb, $3)",
+                             {TEXTOID, TEXTOID, TEXTOID},
+                             PlanChoice::planner};
+  KeptPlan keep_refused_plan_{
+      "INSERT INTO streamrec.sink_outbox(sink, payload, error) SELECT o.sink, CASE WHEN $3 < 0 THEN o.payload "
+      "ELSE o.payload -> $3 END, $4 FROM streamrec.sink_outbox o WHERE o.sink = $1 AND o.id = $2",
+      {TEXTOID, INT8OID, INT4OID, TEXTOID},
+      PlanChoice::planner};
   Datum name_datum_ = 0;
   MemoryContext row_context_ = nullptr;
   MemoryContext chunk_context_ = nullptr;  // the payload of the outbox row being read

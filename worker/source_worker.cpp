@@ -1,10 +1,9 @@
 // A source worker: consumes one Kafka topic into one table, exactly once.
 //
 // Each batch is decoded in PostgreSQL-free C++, fed to the table through PostgreSQL's COPY
-// machinery (BeginCopyFrom with a data-source callback: defaults, constraints, partitions and
-// triggers all apply), and committed together with the next offset of every partition it
-// touched. A COPY that fails is retried in halves inside subtransactions until each bad message
-// is isolated and dead-lettered; the good rows still commit with the batch's offsets.
+// machinery (pg/bulk_insert: defaults, constraints, partitions and triggers all apply), and committed together with the
+// next offset of every partition it touched. A COPY that fails is retried in halves inside subtransactions until each
+// bad message is isolated and dead-lettered; the good rows still commit with the batch's offsets.
 #include <chrono>
 #include <future>
 #include <csignal>
@@ -17,10 +16,12 @@
 #include "core/formats/decoder.h"
 #include "core/kafka/consumer.h"
 
+#include "pg/bulk_insert.h"
+#include "pg/catalog_options.h"
 #include "pg/error_boundary.h"
 #include "pg/shared_state.h"
 #include "pg/event_clock.h"
-#include "pg/pg_support.h"
+#include "pg/spi.h"
 #include "worker/kafka_guard.h"
 #include "worker/worker_launch.h"
 #include "worker/worker_main.h"
@@ -30,13 +31,10 @@ extern "C" {
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
-#include "commands/copy.h"
 #include "executor/executor.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
-#include "parser/parse_node.h"
-#include "parser/parse_relation.h"
 #include "access/sysattr.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -193,11 +191,7 @@ SourceConfig load_config(const std::string& name) {
   if (std::optional<std::string> v = spi_text(0, 20)) c.batch_bytes = std::stoull(*v);
   if (std::optional<std::string> v = spi_text(0, 21)) c.decoding.max_decoded_bytes = std::stoull(*v);
 
-  if (spi_exec("SELECT key, value #>> '{}' FROM streamrec.sources, jsonb_each(coalesce(options -> 'kafka', '{}')) "
-               "WHERE name = $1",
-               {{TEXTOID, name_datum, false}}, true) != SPI_OK_SELECT)
-    throw Error(ERRCODE_INTERNAL_ERROR, "cannot read kafka options");
-  for (uint64 i = 0; i < SPI_processed; i++) c.kafka[spi_text(i, 1).value_or("")] = spi_text(i, 2).value_or("");
+  c.kafka = read_kafka_options("sources", name);
   refuse_forbidden_kafka_properties(c.kafka, "source \"" + name + "\"");
 
   if (spi_exec(kBindingsSql, {{TEXTOID, name_datum, false}}, true) != SPI_OK_SELECT)
@@ -212,47 +206,6 @@ SourceConfig load_config(const std::string& name) {
   }
   if (c.decoding.columns.empty()) throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "the source maps no columns");
   return c;
-}
-
-// ---------------------------------------------------------------------------------------------
-// COPY feeding. BeginCopyFrom's data-source callback takes no user pointer, so the span being
-// copied lives in this file-level variable for the duration of one CopyFrom() call.
-// ---------------------------------------------------------------------------------------------
-struct CopyFeed {
-  const char* data = nullptr;
-  size_t size = 0;
-  size_t position = 0;
-};
-CopyFeed copy_feed;
-
-extern "C" int feed_copy(void* outbuf, int minread, int maxread) {
-  size_t left = copy_feed.size - copy_feed.position;
-  size_t n = std::min(left, static_cast<size_t>(maxread));
-  memcpy(outbuf, copy_feed.data + copy_feed.position, n);
-  copy_feed.position += n;
-  return static_cast<int>(n);
-}
-
-// One COPY of already-encoded lines into rel. PostgreSQL C calls only.
-uint64 copy_lines(Relation rel, List* column_names, const char* data, size_t size) {
-  copy_feed = CopyFeed{data, size, 0};
-  ParseState* pstate = make_parsestate(nullptr);
-  // As COPY itself does: the relation is range-table entry 1, checked for INSERT as the
-  // current user (the source's owner), column privileges included.
-  ParseNamespaceItem* item = addRangeTableEntryForRelation(pstate, rel, RowExclusiveLock, nullptr, false, false);
-  item->p_rte->requiredPerms = ACL_INSERT;
-  ListCell* cell;
-  foreach (cell, column_names) {
-    AttrNumber attnum = attnameAttNum(rel, strVal(lfirst(cell)), false);
-    item->p_rte->insertedCols = bms_add_member(item->p_rte->insertedCols, attnum - FirstLowInvalidHeapAttributeNumber);
-  }
-  ExecCheckRTPerms(pstate->p_rtable, true);
-  CopyFromState cstate = BeginCopyFrom(pstate, rel, nullptr, nullptr, false, feed_copy, column_names, NIL);
-  uint64 rows = CopyFrom(cstate);
-  EndCopyFrom(cstate);
-  free_parsestate(pstate);
-  CommandCounterIncrement();
-  return rows;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -627,7 +580,7 @@ class SourceWorker {
 
   uint64 append_lines(Relation rel, const column_mask& present, const char* data, size_t size) {
     List* names = column_names(present);
-    return pg_call([rel, names, data, size] { return copy_lines(rel, names, data, size); });
+    return pg_call([rel, names, data, size] { return copy_text_rows(rel, names, data, size); });
   }
 
   // mode upsert: COPY into a temporary stage table, then one INSERT ... ON CONFLICT that keeps
@@ -637,7 +590,7 @@ class SourceWorker {
     Oid stage = stage_oid_;
     pg_call([stage, names, data, size] {
       Relation rel = table_open(stage, RowExclusiveLock);
-      copy_lines(rel, names, data, size);
+      copy_text_rows(rel, names, data, size);
       table_close(rel, NoLock);
     });
     const std::string& sql = upsert_sql(present);

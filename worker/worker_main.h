@@ -3,7 +3,7 @@
 // clean stop (exit 0) from a failure (ERROR -> exit 1, restarted with backoff).
 #pragma once
 
-#include <csignal>
+#include <atomic>
 #include <cstring>
 #include <string>
 
@@ -19,21 +19,35 @@ extern "C" {
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
+#include "storage/latch.h"
 #include "utils/guc.h"
 }
 
 namespace streamrec {
 
-// Set by SIGTERM; a worker's loop ends at the next batch boundary.
-extern volatile sig_atomic_t worker_stop_requested;
-void handle_worker_sigterm(SIGNAL_ARGS);
+// Set by SIGTERM in the launcher and in every worker: its loop ends at its next turn (a worker's
+// at the next batch boundary). Read by the source worker's decode thread too, hence an atomic;
+// a lock-free one, which a signal handler may set.
+extern std::atomic<bool> worker_stop_requested;
+static_assert(std::atomic<bool>::is_always_lock_free, "a signal handler sets worker_stop_requested");
+
+// The one signal handling of the launcher and the workers: SIGTERM sets worker_stop_requested,
+// SIGHUP asks for a configuration reload (reload_config_if_requested); then signals are
+// unblocked. Call first thing in the background worker's main function.
+void install_signal_handlers();
 
 // The worker's state and, when given, its last error, in its shared-memory slot.
 void set_worker_state(int slot, const char* state, const std::string& error = {});
 // Forgets a slot's last error (what it said is no longer true).
 void clear_worker_error(int slot);
-// Applies a pending SIGHUP (ProcessConfigFile).
-void reload_config_if_requested();
+// Applies a pending SIGHUP (ProcessConfigFile); true when there was one.
+bool reload_config_if_requested();
+// The one latch wait: sleeps until the latch is set (a signal came), `ms` passed or, with a wait
+// set (latch_wait_set), one of its sockets is readable; then serves interrupts. A dead
+// postmaster ends the process.
+void wait_on_latch(long ms, WaitEventSet* set = nullptr);
+// A wait set of the latch, postmaster death and `socket` becoming readable, for the process's life.
+WaitEventSet* latch_wait_set(pgsocket socket);
 // Sleeps on the latch (a SIGTERM wakes it early); ms grows with `failures`: base << failures, at most cap.
 void backoff_on_latch(int failures, long base_ms, long cap_ms);
 
@@ -42,9 +56,7 @@ template <typename Worker>
 void run_background_worker(WorkerKind kind, const char* label) {
   WorkerLaunch launch;
   memcpy(&launch, MyBgworkerEntry->bgw_extra, sizeof launch);
-  pqsignal(SIGTERM, handle_worker_sigterm);
-  pqsignal(SIGHUP, SignalHandlerForConfigReload);
-  BackgroundWorkerUnblockSignals();
+  install_signal_handlers();
   BackgroundWorkerInitializeConnectionByOid(launch.database, launch.owner, 0);
   // As pin_search_path() (then again at each transaction); nothing in this frame needs unwinding yet.
   SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION);

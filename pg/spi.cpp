@@ -1,45 +1,131 @@
-#include "pg/spi_batch.h"
+#include "pg/spi.h"
+
+#include <cstring>
 
 extern "C" {
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
+#include "utils/snapmgr.h"
 }
 
 namespace streamrec {
 
-uint64 KeptPlan::run(const std::vector<Datum>& args, bool read_only, const std::vector<bool>& nulls) {
+SPIPlanPtr KeptPlan::prepared() {
   if (plan_ == nullptr) {
-    const char* sql = sql_;
+    const char* sql = sql_.c_str();
     int nargs = static_cast<int>(types_.size());
-    Oid* types = types_.data();
-    plan_ = pg_call([sql, nargs, types] {
-      // A generic plan: custom plans would estimate the selectivity of every element of the
-      // batch's = ANY($1) arrays, on every execution, for the same index-probe plan.
-      SPIPlanPtr p = SPI_prepare_cursor(sql, nargs, types, CURSOR_OPT_GENERIC_PLAN);
-      if (p == nullptr) elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql, SPI_result_code_string(SPI_result));
-      if (SPI_keepplan(p) != 0) elog(ERROR, "SPI_keepplan failed");
-      return p;
-    });
+    int options = choice_ == PlanChoice::generic ? CURSOR_OPT_GENERIC_PLAN : 0;
+    SPIPlanPtr p = SPI_prepare_cursor(sql, nargs, types_.data(), options);
+    if (p == nullptr) elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql, SPI_result_code_string(SPI_result));
+    if (SPI_keepplan(p) != 0) elog(ERROR, "SPI_keepplan failed");
+    plan_ = p;
   }
+  return plan_;
+}
+
+int KeptPlan::execute(const Datum* values, const char* nulls, bool read_only, long limit) {
+  SPIPlanPtr plan = pg_call([this] { return prepared(); });
+  Datum* v = const_cast<Datum*>(values);
+  return pg_call([plan, v, nulls, read_only, limit] { return SPI_execute_plan(plan, v, nulls, read_only, limit); });
+}
+
+uint64 KeptPlan::run(const std::vector<Datum>& args, bool read_only, const std::vector<bool>& nulls) {
   std::vector<char> null_flags(args.size(), ' ');
   for (std::size_t i = 0; i < nulls.size() && i < args.size(); i++) null_flags[i] = nulls[i] ? 'n' : ' ';
-  SPIPlanPtr plan = plan_;
-  Datum* values = const_cast<Datum*>(args.data());
-  const char* flags = null_flags.data();
-  const char* sql = sql_;
-  int rc = pg_call([plan, values, flags, read_only] { return SPI_execute_plan(plan, values, flags, read_only, 0); });
+  int rc = execute(args.data(), null_flags.data(), read_only);
+  if (rc < 0)
+    throw Error(ERRCODE_INTERNAL_ERROR, std::string("SPI failed for: ") + sql() + ": " + SPI_result_code_string(rc));
+  return SPI_processed;
+}
+
+int spi_exec(const char* sql, const std::vector<SpiArg>& args, bool read_only, long limit) {
+  std::vector<Oid> types;
+  std::vector<Datum> values;
+  std::vector<char> nulls;
+  for (const SpiArg& a : args) {
+    types.push_back(a.type);
+    values.push_back(a.value);
+    nulls.push_back(a.null ? 'n' : ' ');
+  }
+  int nargs = static_cast<int>(args.size());
+  Oid* t = types.data();
+  Datum* v = values.data();
+  const char* n = nulls.data();
+  return pg_call([=] { return SPI_execute_with_args(sql, nargs, t, v, n, read_only, limit); });
+}
+
+uint64 run_sql(const char* sql, bool read_only) {
+  int rc = spi_exec(sql, {}, read_only);
   if (rc < 0)
     throw Error(ERRCODE_INTERNAL_ERROR, std::string("SPI failed for: ") + sql + ": " + SPI_result_code_string(rc));
   return SPI_processed;
 }
 
-uint64 run_sql(const char* sql, bool read_only) {
-  int rc = pg_call([sql, read_only] { return SPI_execute(sql, read_only, 0); });
-  if (rc < 0)
-    throw Error(ERRCODE_INTERNAL_ERROR, std::string("SPI failed for: ") + sql + ": " + SPI_result_code_string(rc));
-  return SPI_processed;
+std::optional<std::string> spi_text(uint64 row, int column) {
+  int r = static_cast<int>(row);
+  char* v = pg_call([r, column] { return SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, column); });
+  if (v == nullptr) return std::nullopt;
+  return std::string(v);
+}
+
+Datum text_datum(const std::string& s) {
+  const char* data = s.data();
+  int len = static_cast<int>(s.size());
+  return pg_call([data, len] { return PointerGetDatum(cstring_to_text_with_len(data, len)); });
+}
+
+Datum bytea_datum(std::string_view bytes) {
+  const char* data = bytes.data();
+  size_t len = bytes.size();
+  return pg_call([data, len] {
+    bytea* b = static_cast<bytea*>(palloc(VARHDRSZ + len));
+    SET_VARSIZE(b, VARHDRSZ + len);
+    memcpy(VARDATA(b), data, len);
+    return PointerGetDatum(b);
+  });
+}
+
+std::string quote_ident(const std::string& identifier) {
+  const char* in = identifier.c_str();
+  return pg_call([in] { return quote_identifier(in); });
+}
+
+void spi_connect() {
+  pg_call([] { return SPI_connect(); });
+}
+
+void spi_finish() {
+  pg_call([] { return SPI_finish(); });
+}
+
+void pin_search_path() {
+  pg_call([] { SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION); });
+}
+
+void begin_transaction() {
+  pg_call([] {
+    SetCurrentStatementStartTimestamp();
+    StartTransactionCommand();
+    PushActiveSnapshot(GetTransactionSnapshot());
+  });
+  pin_search_path();
+  spi_connect();
+}
+
+void commit_transaction() {
+  spi_finish();
+  pg_call([] {
+    PopActiveSnapshot();
+    CommitTransactionCommand();
+  });
+}
+
+void abort_transaction() {
+  pg_call([] { AbortCurrentTransaction(); });
 }
 
 std::vector<Cell> fetch_result(const std::vector<bool>& text_columns) {

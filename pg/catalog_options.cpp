@@ -1,0 +1,81 @@
+#include "pg/catalog_options.h"
+
+extern "C" {
+#include "catalog/pg_type.h"
+}
+
+namespace streamrec {
+namespace {
+
+std::string option_sql(const OptionSpec& option) {
+  std::string text = std::string("(o->>'") + option.key + "')";
+  std::string value;
+  switch (option.kind) {
+    case OptionKind::text:
+      value = "o->>'" + std::string(option.key) + "'";
+      break;
+    case OptionKind::int4:
+      value = text + "::int";
+      break;
+    case OptionKind::int8:
+      value = text + "::int8";
+      break;
+    case OptionKind::float4:
+      value = text + "::real";
+      break;
+    case OptionKind::float8:
+      value = text + "::float8";
+      break;
+    case OptionKind::interval_us:
+      value = "(extract(epoch FROM " + text + "::interval) * 1000000)::int8";
+      break;
+  }
+  if (option.null_word == nullptr) return value;
+  return "CASE WHEN o->>'" + std::string(option.key) + "' = '" + option.null_word + "' THEN NULL ELSE " + value +
+         " END";
+}
+
+std::string pipeline_options_sql(const std::vector<OptionSpec>& options) {
+  std::string sql = "SELECT c.enabled";
+  for (const OptionSpec& option : options) sql += ", " + option_sql(option);
+  return sql + " FROM streamrec.pipeline_catalog c, LATERAL (SELECT c.options AS o) x WHERE c.name = $1";
+}
+
+std::vector<bool> text_columns(const std::vector<OptionSpec>& options) {
+  std::vector<bool> text{false};
+  for (const OptionSpec& option : options) text.push_back(option.kind == OptionKind::text);
+  return text;
+}
+
+}  // namespace
+
+PipelineOptions::PipelineOptions(const char* pipeline, const std::vector<OptionSpec>& options)
+    : pipeline_(pipeline), text_columns_(text_columns(options)), plan_(pipeline_options_sql(options), {TEXTOID}) {}
+
+std::vector<Cell> PipelineOptions::read() {
+  if (plan_.run({text_datum(pipeline_)}, true) == 0) return {};
+  return fetch_result(text_columns_);
+}
+
+int64 checked_option_us(const char* pipeline, const char* option, int64 us, bool zero_ok) {
+  if (us > 0 || (zero_ok && us == 0)) return us;
+  throw Error(ERRCODE_INVALID_PARAMETER_VALUE,
+              std::string("option \"") + option + "\" of pipeline " + pipeline + " is " + std::to_string(us) +
+                  " microseconds wide",
+              "",
+              std::string("Set it again with streamrec.enable_pipeline('") + pipeline +
+                  "', ...): an interval must be at least 1 microsecond wide (a year counts as 365.25 days, a month as "
+                  "30 days).");
+}
+
+std::map<std::string, std::string> read_kafka_options(const char* table, const std::string& name) {
+  std::string sql = std::string("SELECT key, value #>> '{}' FROM streamrec.") + table +
+                    ", jsonb_each(coalesce(options -> 'kafka', '{}')) WHERE name = $1";
+  if (spi_exec(sql.c_str(), {{TEXTOID, text_datum(name), false}}, true) != SPI_OK_SELECT)
+    throw Error(ERRCODE_INTERNAL_ERROR, "cannot read kafka options");
+  std::map<std::string, std::string> properties;
+  for (uint64 i = 0; i < SPI_processed; i++) properties[spi_text(i, 1).value_or("")] = spi_text(i, 2).value_or("");
+  return properties;
+}
+
+}  // namespace streamrec
