@@ -74,6 +74,7 @@ Datum selftest(FunctionCallInfo fcinfo) {
     throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "unknown selftest kind \"" + kind + "\"", "",
                 "Use one of: ok, pg_error, cpp_error, std_exception, bad_alloc, nested, interrupt.");
   }
+  // Cannot happen: every kind above returns or raises.
   throw Error(ERRCODE_INTERNAL_ERROR, "selftest kind \"" + kind + "\" did not raise");
 }
 

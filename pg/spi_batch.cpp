@@ -18,6 +18,8 @@ uint64 KeptPlan::run(const std::vector<Datum>& args, bool read_only, const std::
       // A generic plan: custom plans would estimate the selectivity of every element of the
       // batch's = ANY($1) arrays, on every execution, for the same index-probe plan.
       SPIPlanPtr p = SPI_prepare_cursor(sql, nargs, types, CURSOR_OPT_GENERIC_PLAN);
+      // SPI_prepare raises its own ERROR for a statement that does not parse; NULL, or a keepplan failure, is misuse
+      // of SPI (a bug), so these stay internal.
       if (p == nullptr) elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql, SPI_result_code_string(SPI_result));
       if (SPI_keepplan(p) != 0) elog(ERROR, "SPI_keepplan failed");
       return p;
@@ -29,6 +31,8 @@ uint64 KeptPlan::run(const std::vector<Datum>& args, bool read_only, const std::
   Datum* values = const_cast<Datum*>(args.data());
   const char* flags = null_flags.data();
   const char* sql = sql_;
+  // A negative code is misuse of SPI (not connected, or a COPY or transaction command in our own SQL): a bug, so
+  // internal.
   int rc = pg_call([plan, values, flags, read_only] { return SPI_execute_plan(plan, values, flags, read_only, 0); });
   if (rc < 0)
     throw Error(ERRCODE_INTERNAL_ERROR, std::string("SPI failed for: ") + sql + ": " + SPI_result_code_string(rc));
@@ -36,6 +40,8 @@ uint64 KeptPlan::run(const std::vector<Datum>& args, bool read_only, const std::
 }
 
 uint64 run_sql(const char* sql, bool read_only) {
+  // A negative code is misuse of SPI (not connected, or a COPY or transaction command in our own SQL): a bug, so
+  // internal.
   int rc = pg_call([sql, read_only] { return SPI_execute(sql, read_only, 0); });
   if (rc < 0)
     throw Error(ERRCODE_INTERNAL_ERROR, std::string("SPI failed for: ") + sql + ": " + SPI_result_code_string(rc));
@@ -113,7 +119,7 @@ Datum datum_array(const std::vector<Datum>& elements, const std::vector<bool>& n
   std::vector<char> null_flags;  // std::vector<bool> has no data(); empty: no NULL element
   if (!nulls.empty()) {
     null_flags.assign(elements.size(), 0);
-    for (std::size_t i = 0; i < nulls.size() && i < elements.size(); i++) null_flags[i] = nulls[i];
+    for (std::size_t i = 0; i < nulls.size() && i < elements.size(); i++) null_flags[i] = static_cast<char>(nulls[i]);
   }
   const Datum* e = elements.data();
   const char* f = null_flags.empty() ? nullptr : null_flags.data();

@@ -75,6 +75,7 @@ std::string text_value(int row, int column) {
 
 int64 count_rows(const char* query) {
   int rc = pg_call([query] { return SPI_execute(query, true, 1); });
+  // A count(*) always gives one row: cannot happen, so internal.
   if (rc != SPI_OK_SELECT || SPI_processed != 1)
     throw Error(ERRCODE_INTERNAL_ERROR, std::string("unexpected result from ") + query);
   return std::stoll(text_value(0, 1));
@@ -93,6 +94,7 @@ void read_runnable(WorkerKind kind, const char* table, std::vector<CatalogEntry>
       "WHERE NOT c.paused ORDER BY c.name";
   const char* sql = query.c_str();
   int rc = pg_call([sql] { return SPI_execute(sql, true, 0); });
+  // A SELECT that does not raise always reports SPI_OK_SELECT: cannot happen, so internal.
   if (rc != SPI_OK_SELECT) throw Error(ERRCODE_INTERNAL_ERROR, "cannot read streamrec." + std::string(table));
   uint64 rows = SPI_processed;
   for (uint64 i = 0; i < rows; i++) {

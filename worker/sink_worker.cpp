@@ -239,6 +239,7 @@ SinkConfig load_config(const std::string& name) {
   c.csv.null_string = field(9);
   c.batch_size = std::stoi(field(10));
 
+  // A SELECT that does not raise always reports SPI_OK_SELECT: cannot happen, so internal.
   if (spi_exec("SELECT key, value #>> '{}' FROM streamrec.sinks, jsonb_each(coalesce(options -> 'kafka', '{}')) "
                "WHERE name = $1",
                {{TEXTOID, name_datum, false}}, true) != SPI_OK_SELECT)
@@ -316,6 +317,7 @@ char* populate_text(const JsonbValue* v) {
       return DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(v->val.numeric)));
     case jbvBinary:
       return JsonbToCString(nullptr, v->val.binary.data, v->val.binary.len);
+    // Cannot happen: the caller passes scalars and containers only.
     default:
       elog(ERROR, "unexpected jsonb value type %d", static_cast<int>(v->type));
   }
@@ -354,6 +356,7 @@ TextSlice scalar_text(const FetchedColumn* f, const JsonbValue* v) {
     call->args[1].value = JsonbPGetDatum(JsonbValueToJsonb(const_cast<JsonbValue*>(v)));
     call->args[1].isnull = false;
     Datum record = FunctionCallInvoke(call);
+    // Cannot happen: the function returns a record for a non-null object.
     if (call->isnull) elog(ERROR, "jsonb_populate_record returned NULL");
     return cstring_slice(OidOutputFunctionCall(f->output_function, record));
   }
@@ -820,6 +823,7 @@ class SinkWorker {
     Datum args[4] = {name_datum_, Int64GetDatum(above), Int64GetDatum(up_to), Int64GetDatum(config_.batch_size)};
     SPIPlanPtr plan = read_plan_;
     int rc = pg_call([plan, &args] { return SPI_execute_plan(plan, args, nullptr, true, 0); });
+    // A SELECT that does not raise always reports SPI_OK_SELECT: cannot happen, so internal.
     if (rc != SPI_OK_SELECT) throw Error(ERRCODE_INTERNAL_ERROR, "cannot read streamrec.sink_outbox");
     size_t chunks = SPI_processed;
     if (chunks == 0) {
@@ -1008,6 +1012,8 @@ class SinkWorker {
   static SPIPlanPtr keep_plan(const char* sql, int nargs, Oid* types) {
     return pg_call([sql, nargs, types] {
       SPIPlanPtr plan = SPI_prepare(sql, nargs, types);
+      // SPI_prepare raises its own ERROR for a statement that does not parse; NULL, or a keepplan failure, is misuse
+      // of SPI (a bug), so these stay internal.
       if (plan == nullptr) elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql, SPI_result_code_string(SPI_result));
       if (SPI_keepplan(plan) != 0) elog(ERROR, "SPI_keepplan failed");
       return plan;
@@ -1093,6 +1099,7 @@ class SinkWorker {
   void acknowledge(size_t count) {
     for (size_t i = 0; i < count; i++) {
       const InFlightBatch& batch = window_[i];
+      // A statement on the outbox reports another command only when someone added a rule to it.
       // Rows the broker refused for good: copied out of their chunk before it is deleted.
       for (const auto& [index, err] : batch.refused_rows) {
         const auto& [id, chunk_index] = batch.sent[index];
@@ -1100,20 +1107,23 @@ class SinkWorker {
                          text_datum(std::string("Kafka refused the message: ") + rd_kafka_err2str(err))};
         SPIPlanPtr plan = keep_refused_plan_;
         if (pg_call([plan, &args] { return SPI_execute_plan(plan, args, nullptr, false, 0); }) != SPI_OK_INSERT)
-          throw Error(ERRCODE_INTERNAL_ERROR, "cannot keep a refused row in streamrec.sink_outbox");
+          throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE, "cannot keep a refused row in streamrec.sink_outbox",
+                      "", "Drop the rule that rewrites INSERTs into streamrec.sink_outbox.");
       }
       if (!batch.tids.empty()) {
         Datum args[4] = {name_datum_, tid_array_datum(batch.tids), Int64GetDatum(batch.min_id),
                          Int64GetDatum(batch.max_id)};
         SPIPlanPtr plan = delete_plan_;
         if (pg_call([plan, &args] { return SPI_execute_plan(plan, args, nullptr, false, 0); }) != SPI_OK_DELETE)
-          throw Error(ERRCODE_INTERNAL_ERROR, "cannot delete from streamrec.sink_outbox");
+          throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE, "cannot delete from streamrec.sink_outbox", "",
+                      "Drop the rule that rewrites DELETEs on streamrec.sink_outbox.");
       }
       for (const FailedRow& f : batch.failed) {
         Datum args[3] = {name_datum_, text_datum(f.payload), text_datum(f.error)};
         SPIPlanPtr plan = keep_plan_;
         if (pg_call([plan, &args] { return SPI_execute_plan(plan, args, nullptr, false, 0); }) != SPI_OK_INSERT)
-          throw Error(ERRCODE_INTERNAL_ERROR, "cannot keep a failed row in streamrec.sink_outbox");
+          throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE, "cannot keep a failed row in streamrec.sink_outbox", "",
+                      "Drop the rule that rewrites INSERTs into streamrec.sink_outbox.");
       }
     }
   }
