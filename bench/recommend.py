@@ -1,4 +1,4 @@
-"""bench/recommend: the similar_products pipeline at the scale of DESIGN.md section 6.
+"""bench/recommend: the similar_products pipeline at production scale.
 
   world        100k products in 1k categories, 1M users, 5M purchases (the data generator,
                loaded with COPY; enabling the pipeline builds user_purchases from them).

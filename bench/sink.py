@@ -1,6 +1,6 @@
 """bench/sink: sink worker throughput and latency beside kcat in the same run.
 
-  throughput  1M seed-shaped rows (user_id, product_ids text[], window_end) are inserted into a
+  throughput  1M recommendation-shaped rows (user_id, product_ids text[], window_end) are inserted into a
               table whose sink is paused, then the sink is resumed: produced rows/s from resume
               until the broker acknowledged the last row (outbox empty).
   kcat        `kcat -P` produces the same 1M pre-encoded key/value lines from a file to a topic
@@ -155,7 +155,7 @@ def main():
         sandbox.stop()
         sandbox.cleanup()
 
-    print(f"\nbench/sink: {rows:,} seed-shaped rows, csv, keyed by user_id, {partitions} partitions (2 cores)")
+    print(f"\nbench/sink: {rows:,} recommendation-shaped rows, csv, keyed by user_id, {partitions} partitions (2 cores)")
     print(f"  INSERT into the table (outbox trigger included): {rows / insert_seconds:>10,.0f} rows/s")
     print(f"  kcat -P, pre-encoded lines:                      {kcat_rate:>10,.0f} rows/s")
     print(f"  sink worker, outbox -> acknowledged:             {sink_rate:>10,.0f} rows/s")

@@ -1,4 +1,4 @@
-// The attribution pipeline (DESIGN.md section 4, seed 002, issue 7) as C++ statement-level AFTER
+// The attribution pipeline as C++ statement-level AFTER
 // INSERT triggers on streamrec.checkouts and streamrec.clicks.
 //
 // A checkout (u, p, t) is attributed to the earliest click by u on p in [t - lookback, t]

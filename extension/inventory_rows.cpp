@@ -109,6 +109,7 @@ Relation open_primary_key(Relation rel, AttrNumber product_id, RegProcedure* equ
                     errhint("Restore its PRIMARY KEY (product_id).")));
   Oid type = index->rd_opcintype[0];
   Oid op = get_opfamily_member(index->rd_opfamily[0], type, type, BTEqualStrategyNumber);
+  // Every btree operator family has an equality member: cannot happen, so internal.
   if (!OidIsValid(op)) elog(ERROR, "no equality operator in the opfamily of streamrec.inventory's primary key");
   *equal = get_opcode(op);
   return index;
@@ -164,6 +165,8 @@ void lock_rows(const char* const* keys, const int* lengths, int n, LockedStock* 
     // KEY SHARE locks of foreign keys referencing the item.
     TM_Result result =
         table_tuple_lock(rel, &tid, snapshot, slot, cid, LockTupleNoKeyExclusive, LockWaitBlock, flags, &failure);
+    // Statuses other than TM_Ok, TM_Updated and TM_Deleted cannot come back for a row locked with LockWaitBlock (as in
+    // PostgreSQL's own row locking, they are internal).
     switch (result) {
       case TM_Ok:
         break;
@@ -242,7 +245,7 @@ void write_rows(const StockWrite* rows, int n) {
     CHECK_FOR_INTERRUPTS();
     ResetPerTupleExprContext(estate);
     ItemPointerData tid = rows[i].tid;
-    // The version we locked: nobody else can have changed it since.
+    // The version we locked: nobody else can have changed it since, so a miss cannot happen (internal).
     if (!table_tuple_fetch_row_version(rel, &tid, SnapshotAny, old_row))
       elog(ERROR, "locked inventory row (%u,%u) not found", ItemPointerGetBlockNumber(&tid),
            ItemPointerGetOffsetNumber(&tid));

@@ -1,4 +1,4 @@
-// The item_transactions pipeline (DESIGN.md section 4, seed 004, issue 6) as C++ statement-level
+// The item_transactions pipeline as C++ statement-level
 // AFTER INSERT triggers on streamrec.item_transactions and streamrec.stock_queries.
 //
 // Per statement (a source batch or a psql INSERT): the touched items' rows locked FOR NO KEY

@@ -1,4 +1,4 @@
-// The ratings pipeline (DESIGN.md section 4, seed 003, issue 7) as a C++ statement-level AFTER
+// The ratings pipeline as a C++ statement-level AFTER
 // INSERT trigger on streamrec.ratings.
 //
 // Per statement (a source batch or a psql INSERT):
@@ -42,7 +42,7 @@ constexpr const char* kPipeline = "ratings";
 struct RatingsConfig {
   bool enabled = false;
   int64 status_window_us = 60 * INT64CONST(1000000);
-  int64 customer_window_us = 15 * 60 * INT64CONST(1000000);
+  int64 customer_window_us = INT64CONST(15) * 60 * 1000000;
   int64 watermark_delay_us = INT64CONST(1000000);
   int64 idle_timeout_us = 5 * INT64CONST(1000000);
 };

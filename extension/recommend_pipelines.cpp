@@ -1,4 +1,4 @@
-// The recommendation pipelines (DESIGN.md section 4): similar_products (with user_purchases),
+// The recommendation pipelines: similar_products (with user_purchases),
 // trending and category_affinity, as C++ statement-level AFTER INSERT triggers, plus
 // streamrec.recommend() and the windows' idle timeout.
 //
@@ -53,7 +53,7 @@ struct SimilarProductsConfig {
   int top_k = 6;
   std::optional<float> min_rating;
   repeat_policy repeats = repeat_policy::demote;
-  int64 repeat_window_us = 10 * 60 * INT64CONST(1000000);
+  int64 repeat_window_us = INT64CONST(10) * 60 * 1000000;
   int64 emit_us = 0;  // 0: one list per click
   int64 watermark_delay_us = INT64CONST(1000000);
   int64 idle_timeout_us = 5 * INT64CONST(1000000);
@@ -410,6 +410,7 @@ std::vector<View> take_closed_windows(int64 watermark, int64 width) {
     return std::tie(a.second.time, a.first, a.second.user) < std::tie(b.second.time, b.first, b.second.user);
   });
   std::vector<View> out;
+  out.reserve(closed.size());
   for (auto& [event_time, view] : closed) out.push_back(std::move(view));
   return out;
 }
@@ -593,6 +594,7 @@ Datum category_affinity_trigger(FunctionCallInfo fcinfo) {
     PipelineCounts counts;
     std::vector<View> views = read_page_views(counts);
     std::vector<std::string> products;
+    products.reserve(views.size());
     for (const View& v : views) products.push_back(v.product);
     std::shared_ptr<const InventoryView> inventory =
         inventory_cache.get(distinct(std::move(products)), std::nullopt, false);

@@ -32,6 +32,8 @@ void retain_as_owner(Oid owner, Datum relation, Datum time_column, Datum keep) {
   SetUserIdAndSecContext(owner, saved_context | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
   (void)set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0,
                           false);
+  // SPI_connect fails only when called in the wrong place, and a SELECT that does not raise always reports
+  // SPI_OK_SELECT: bugs, so these stay internal.
   if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
   Oid types[3] = {REGCLASSOID, NAMEOID, INTERVALOID};
   Datum values[3] = {relation, time_column, keep};

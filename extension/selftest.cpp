@@ -1,8 +1,13 @@
 // Self-test entry points for the error boundary. They exist so the regression and
 // integration suites can prove, on a real server, that errors in both directions reach the
 // client as clean ERRORs with a SQLSTATE and that C++ destructors ran. Superuser only.
+#include "core/formats/format_error.h"
+#include "core/kafka/kafka_error.h"
+#include "core/registry/schema_registry_client.h"
+
 #include <atomic>
 #include <new>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -62,6 +67,18 @@ Datum selftest(FunctionCallInfo fcinfo) {
     throw std::runtime_error("selftest: plain std::exception");
   } else if (kind == "bad_alloc") {
     throw std::bad_alloc();
+  } else if (kind == "kafka_setting") {  // the core exceptions that users, brokers and data cause
+    throw kafka_error("selftest: Kafka setting refused", RD_KAFKA_RESP_ERR__INVALID_ARG);
+  } else if (kind == "kafka_broker") {
+    throw kafka_error("selftest: Kafka broker unreachable", RD_KAFKA_RESP_ERR__TRANSPORT);
+  } else if (kind == "registry_down") {
+    throw registry_error("selftest: registry unreachable", true, 0, "http://127.0.0.1:1");
+  } else if (kind == "registry_refused") {
+    throw registry_error("selftest: subject not found", false, 404, "http://127.0.0.1:1", 40401);
+  } else if (kind == "bad_data") {
+    throw format_error("selftest: malformed message");
+  } else if (kind == "bad_option") {
+    throw std::invalid_argument("selftest: bad option value");
   } else if (kind == "nested") {
     nested_round_trip();
   } else if (kind == "interrupt") {
@@ -74,6 +91,7 @@ Datum selftest(FunctionCallInfo fcinfo) {
     throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "unknown selftest kind \"" + kind + "\"", "",
                 "Use one of: ok, pg_error, cpp_error, std_exception, bad_alloc, nested, interrupt.");
   }
+  // Cannot happen: every kind above returns or raises.
   throw Error(ERRCODE_INTERNAL_ERROR, "selftest kind \"" + kind + "\" did not raise");
 }
 

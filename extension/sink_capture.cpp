@@ -1,4 +1,4 @@
-// The outbox trigger of a sink (DESIGN.md section 2, "Sinks"): copies the rows a statement
+// The outbox trigger of a sink: copies the rows a statement
 // inserted into streamrec.sink_outbox, in the inserting transaction, one outbox row per chunk of
 // up to 1,000 rows or about 8 MB (a jsonb array of the rows in insertion order, or the row
 // itself for a chunk of one). The outbox then pays its per-row costs (heap tuple, index entry,
@@ -66,7 +66,7 @@ namespace {
 // Rows per outbox row, and about the most bytes of column values: a jsonb cannot exceed 256 MB,
 // and a chunk is built and read whole.
 constexpr int64 kChunkRows = 1000;
-constexpr Size kChunkBytes = 8 * 1024 * 1024;
+constexpr Size kChunkBytes = Size{8} * 1024 * 1024;
 
 // How to_jsonb converts a value of a type (jsonb_categorize_type's categories we take on).
 enum class JsonKind : char { text, integer, number, boolean, datetime, other, unsupported };
@@ -316,8 +316,11 @@ KeptPlan insert_plan("INSERT INTO streamrec.sink_outbox(sink, payload, rows) VAL
 
 void insert_chunk(Datum sink, Jsonb* payload, int64 rows) {
   Datum args[3] = {sink, JsonbPGetDatum(payload), Int32GetDatum(static_cast<int32>(rows))};
+  // Only a rule someone added to the outbox turns the INSERT into another command.
   if (SPI_execute_plan(insert_plan.prepared(), args, nullptr, false, 0) != SPI_OK_INSERT)
-    elog(ERROR, "cannot insert into streamrec.sink_outbox");
+    ereport(ERROR,
+            (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE), errmsg("cannot insert into streamrec.sink_outbox"),
+             errhint("Drop the rule that rewrites INSERTs into streamrec.sink_outbox.")));
 }
 
 // The whole capture of a statement whose columns all have a supported type.
@@ -345,6 +348,7 @@ void capture_rows(TriggerData* trigger, const Capture* capture, Datum sink) {
       MemoryContextSwitchTo(outer);
       bool found = tuplestore_gettupleslot(rows, true, false, fetched);
       MemoryContextSwitchTo(chunk_context);
+      // Cannot happen: the loop reads no more rows than the transition table counted.
       if (!found)
         elog(ERROR, "the transition table ended after %lld of %lld rows", static_cast<long long>(done + chunk),
              static_cast<long long>(total));
@@ -426,6 +430,7 @@ void refuse_unreadable(Relation rel, Datum sink, Oid owner) {
 // sink's owner in a security-restricted operation, with any setting it changes undone; the
 // chunks go into the outbox as the definer.
 void capture_in_sql(TriggerData* trigger, Datum sink, Oid owner) {
+  // Fails only without a transition table, which sink_capture() checked: internal.
   if (SPI_register_trigger_data(trigger) != SPI_OK_TD_REGISTER) elog(ERROR, "SPI_register_trigger_data failed");
   Oid definer = InvalidOid;
   int security_context = 0;
@@ -443,6 +448,7 @@ void capture_in_sql(TriggerData* trigger, Datum sink, Oid owner) {
   { SetUserIdAndSecContext(definer, security_context); }
   PG_END_TRY();
   AtEOXact_GUC(false, guc_level);
+  // A SELECT that does not raise always reports SPI_OK_SELECT: cannot happen, so internal.
   if (rc != SPI_OK_SELECT) elog(ERROR, "cannot read the statement's rows: %s", SPI_result_code_string(rc));
   SPITupleTable* chunks = SPI_tuptable;
   uint64 count = SPI_processed;
@@ -451,6 +457,7 @@ void capture_in_sql(TriggerData* trigger, Datum sink, Oid owner) {
     bool rows_null = false;
     Datum payload = SPI_getbinval(chunks->vals[i], chunks->tupdesc, 1, &payload_null);
     Datum rows = SPI_getbinval(chunks->vals[i], chunks->tupdesc, 2, &rows_null);
+    // Cannot happen: every chunk of the capture aggregates at least one row.
     if (payload_null || rows_null) elog(ERROR, "the SQL capture returned an empty chunk");
     insert_chunk(sink, DatumGetJsonbP(payload), DatumGetInt64(rows));
   }
@@ -463,6 +470,7 @@ Datum sink_capture(FunctionCallInfo fcinfo) {
   // Statement triggers fire for statements that inserted nothing too.
   if (tuplestore_tuple_count(trigger->tg_newtable) == 0) return PointerGetDatum(nullptr);
   pg_call([trigger] {
+    // SPI_connect fails only when called in the wrong place: a bug, so internal.
     if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
     Datum sink = CStringGetTextDatum(trigger->tg_trigger->tgargs[0]);
     Relation rel = trigger->tg_relation;

@@ -28,6 +28,7 @@ int own_worker_names(char kind, char*** names) {
   const char* query = kind == static_cast<char>(WorkerKind::source)
                           ? "SELECT name FROM streamrec.sources WHERE owner = $1"
                           : "SELECT name FROM streamrec.sinks WHERE owner = $1";
+  // A SELECT that does not raise always reports SPI_OK_SELECT: cannot happen, so internal.
   if (SPI_execute_with_args(query, 1, arg_types, args, nullptr, true, 0) != SPI_OK_SELECT)
     elog(ERROR, "could not read the owners of pg_streamrec workers");
   int count = static_cast<int>(SPI_processed);

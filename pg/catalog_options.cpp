@@ -71,6 +71,7 @@ int64 checked_option_us(const char* pipeline, const char* option, int64 us, bool
 std::map<std::string, std::string> read_kafka_options(const char* table, const std::string& name) {
   std::string sql = std::string("SELECT key, value #>> '{}' FROM streamrec.") + table +
                     ", jsonb_each(coalesce(options -> 'kafka', '{}')) WHERE name = $1";
+  // A SELECT that does not raise always reports SPI_OK_SELECT: cannot happen, so internal.
   if (spi_exec(sql.c_str(), {{TEXTOID, text_datum(name), false}}, true) != SPI_OK_SELECT)
     throw Error(ERRCODE_INTERNAL_ERROR, "cannot read kafka options");
   std::map<std::string, std::string> properties;

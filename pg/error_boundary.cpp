@@ -1,4 +1,9 @@
 #include "core/event_time.h"
+#include "core/formats/confluent_avro.h"
+#include "core/formats/decoder.h"
+#include "core/formats/format_error.h"
+#include "core/kafka/kafka_error.h"
+#include "core/registry/schema_registry_client.h"
 
 #include "pg/error_boundary.h"
 
@@ -32,6 +37,7 @@ void capture_current_exception(CaughtError& out) noexcept {
   } catch (PgError& e) {
     out.pg_error = e.release();
     if (out.pg_error == nullptr) {
+      // Cannot happen: a PgError is released once, by the boundary that reports it.
       out.sqlstate = ERRCODE_INTERNAL_ERROR;
       copy_text(out.message, sizeof out.message, "PostgreSQL error was already reported");
     }
@@ -51,7 +57,33 @@ void capture_current_exception(CaughtError& out) noexcept {
   } catch (const std::bad_alloc&) {
     out.sqlstate = ERRCODE_OUT_OF_MEMORY;
     copy_text(out.message, sizeof out.message, "out of memory in pg_streamrec");
+  } catch (const kafka_error& e) {
+    // A setting librdkafka refuses is the user's to fix; anything else is the client or broker.
+    bool setting = e.code() == RD_KAFKA_RESP_ERR__INVALID_ARG;
+    out.sqlstate = setting ? ERRCODE_INVALID_PARAMETER_VALUE : ERRCODE_CONNECTION_FAILURE;
+    copy_text(out.message, sizeof out.message, e.what());
+    if (setting) copy_text(out.hint, sizeof out.hint, "Correct the Kafka properties in the options' \"kafka\" object.");
+  } catch (const registry_error& e) {
+    // Unreachable or overloaded: try again later; a 4xx answer: the subject or schema is refused.
+    out.sqlstate = e.transient() ? ERRCODE_CONNECTION_FAILURE : ERRCODE_INVALID_PARAMETER_VALUE;
+    copy_text(out.message, sizeof out.message, e.what());
+  } catch (const transient_error& e) {
+    out.sqlstate = ERRCODE_CONNECTION_FAILURE;
+    copy_text(out.message, sizeof out.message, e.what());
+  } catch (const format_error& e) {
+    out.sqlstate = ERRCODE_DATA_EXCEPTION;
+    copy_text(out.message, sizeof out.message, e.what());
+  } catch (const avro_error& e) {
+    // A schema Avro cannot express or read (an inline schema, or a relation's column types).
+    out.sqlstate = ERRCODE_INVALID_PARAMETER_VALUE;
+    copy_text(out.message, sizeof out.message, e.what());
+  } catch (const std::invalid_argument& e) {
+    // Core code rejects a bad option value (start position, csv or avro settings) this way.
+    out.sqlstate = ERRCODE_INVALID_PARAMETER_VALUE;
+    copy_text(out.message, sizeof out.message, e.what());
   } catch (const std::exception& e) {
+    // Every condition a user, a broker or bad data can cause throws one of the types above or
+    // an Error with its own SQLSTATE; any other exception is a bug in pg_streamrec.
     out.sqlstate = ERRCODE_INTERNAL_ERROR;
     copy_text(out.message, sizeof out.message, e.what());
   } catch (...) {

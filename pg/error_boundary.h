@@ -1,4 +1,4 @@
-// The one error boundary between C++ and PostgreSQL (STYLE.md, "The error boundary").
+// The one error boundary between C++ and PostgreSQL.
 //
 // PostgreSQL reports errors with longjmp, C++ with exceptions; neither may cross the other.
 //  * pg_call() runs PostgreSQL code inside its own PG_TRY frame and turns an ERROR into a

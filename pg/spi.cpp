@@ -20,6 +20,8 @@ SPIPlanPtr KeptPlan::prepared() {
     int nargs = static_cast<int>(types_.size());
     int options = choice_ == PlanChoice::generic ? CURSOR_OPT_GENERIC_PLAN : 0;
     SPIPlanPtr p = SPI_prepare_cursor(sql, nargs, types_.data(), options);
+    // SPI_prepare raises its own ERROR for a statement that does not parse; NULL, or a keepplan
+    // failure, is misuse of SPI (a bug), so these stay internal.
     if (p == nullptr) elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql, SPI_result_code_string(SPI_result));
     if (SPI_keepplan(p) != 0) elog(ERROR, "SPI_keepplan failed");
     plan_ = p;
@@ -37,6 +39,8 @@ uint64 KeptPlan::run(const std::vector<Datum>& args, bool read_only, const std::
   std::vector<char> null_flags(args.size(), ' ');
   for (std::size_t i = 0; i < nulls.size() && i < args.size(); i++) null_flags[i] = nulls[i] ? 'n' : ' ';
   int rc = execute(args.data(), null_flags.data(), read_only);
+  // A negative code is misuse of SPI (not connected, or a COPY or transaction command in our own
+  // SQL): a bug, so internal.
   if (rc < 0)
     throw Error(ERRCODE_INTERNAL_ERROR, std::string("SPI failed for: ") + sql() + ": " + SPI_result_code_string(rc));
   return SPI_processed;
@@ -60,6 +64,8 @@ int spi_exec(const char* sql, const std::vector<SpiArg>& args, bool read_only, l
 
 uint64 run_sql(const char* sql, bool read_only) {
   int rc = spi_exec(sql, {}, read_only);
+  // A negative code is misuse of SPI (not connected, or a COPY or transaction command in our own
+  // SQL): a bug, so internal.
   if (rc < 0)
     throw Error(ERRCODE_INTERNAL_ERROR, std::string("SPI failed for: ") + sql + ": " + SPI_result_code_string(rc));
   return SPI_processed;
@@ -199,7 +205,7 @@ Datum datum_array(const std::vector<Datum>& elements, const std::vector<bool>& n
   std::vector<char> null_flags;  // std::vector<bool> has no data(); empty: no NULL element
   if (!nulls.empty()) {
     null_flags.assign(elements.size(), 0);
-    for (std::size_t i = 0; i < nulls.size() && i < elements.size(); i++) null_flags[i] = nulls[i];
+    for (std::size_t i = 0; i < nulls.size() && i < elements.size(); i++) null_flags[i] = static_cast<char>(nulls[i]);
   }
   const Datum* e = elements.data();
   const char* f = null_flags.empty() ? nullptr : null_flags.data();

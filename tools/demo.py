@@ -1,7 +1,7 @@
 """The demo behind tools/demo: a throwaway cluster with pg_streamrec preloaded, the sandbox
-Kafka broker and schema registry, and seed 000 played end to end: a generated inventory,
-Avro purchases and clicks on the seed's topics, the similar_products, trending and
-category_affinity pipelines, and seed-format recommendations read back from
+Kafka broker and schema registry, and the similar-products recommender played end to end: a generated inventory,
+Avro purchases and clicks on the Flink job's topic names, the similar_products, trending and
+category_affinity pipelines, and recommendations in the Flink job's format read back from
 flink.recommended.products with kcat. With --keep it leaves everything running and prints how
 to connect."""
 
@@ -59,7 +59,7 @@ def main():
         print(f"launcher: {launcher_activity(cluster)}")
         psql(cluster, "-c", "\\dt streamrec.*")
 
-        banner("loading a generated inventory (the seed's product_id,category,stock,rating CSV)")
+        banner("loading a generated inventory (product_id,category,stock,rating CSV)")
         inventory = os.path.join(cluster.dir, "productInventory.csv")
         datagen("inventory", "--format", "csv", "--products", "200", "--categories", "8",
                 "--seed", "42", "--output", inventory)
@@ -73,7 +73,7 @@ def main():
                             "WHERE category = (SELECT category FROM streamrec.inventory WHERE product_id = '140') "
                             "AND stock > 0 ORDER BY rating DESC, product_id LIMIT 6")
 
-        banner("seed 000: the similar-products recommender, computed by C++ triggers inside PostgreSQL")
+        banner("similar products: the similar-products recommender, computed by C++ triggers inside PostgreSQL")
         psql(cluster, "-c", "SELECT streamrec.enable_pipeline('similar_products', "
                             "'{\"output_topic\": \"flink.recommended.products\"}')",
              "-c", "SELECT streamrec.enable_pipeline('trending', '{\"window\": \"1 minute\", \"top_n\": 3}')",
@@ -109,7 +109,7 @@ def main():
              "-c", "SELECT name, events, outputs, skipped FROM streamrec.pipelines ORDER BY name",
              "-c", "SELECT name, state, produced, pending, failed FROM streamrec.sink_stats")
 
-        banner("flink.recommended.products, read with kcat: the seed's key and csv value")
+        banner("flink.recommended.products, read with kcat: the Flink job's key and csv value")
         subprocess.run(["kcat", "-C", "-b", sandbox.bootstrap, "-t", "flink.recommended.products", "-p", "0", "-e",
                         "-q", "-c", "5", "-f", "key %k: %s\n"], check=True)
 
@@ -154,7 +154,7 @@ def main():
             subprocess.run(["kcat", "-C", "-b", sandbox.bootstrap, "-t", topic, "-e", "-q", "-f", "  key %k: %s\n"],
                            check=True)
 
-        banner("seed 002: first-click attribution; the click arrives after its checkout and corrects it")
+        banner("attribution: first-click attribution; the click arrives after its checkout and corrects it")
         psql(cluster, "-c", "INSERT INTO streamrec.users VALUES ('user-7', 'Ada Lovelace')",
              "-c", "SELECT streamrec.enable_pipeline('attribution', '{\"output_topic\": \"attributed.checkouts\"}')")
         subprocess.run(["kcat", "-P", "-b", sandbox.bootstrap, "-t", "checkouts"], check=True, text=True,
@@ -178,7 +178,7 @@ def main():
         subprocess.run(["kcat", "-C", "-b", sandbox.bootstrap, "-t", "attributed.checkouts", "-e", "-q",
                         "-f", "  key %k: %s\n"], check=True)
 
-        banner("seed 003: ratings enriched with customers; an unhappy platinum customer raises an alert")
+        banner("ratings: ratings enriched with customers; an unhappy platinum customer raises an alert")
         psql(cluster, "-c", "INSERT INTO streamrec.customers VALUES ('42', 'Rick', 'Astley', 'rick@example.com', 'bronze'), "
                             "('7', 'Uma', 'Moreau', 'uma@example.com', 'gold')",
              "-c", "SELECT streamrec.enable_pipeline('ratings', '{\"output_topic\": \"UNHAPPY_PLATINUM_CUSTOMERS\"}')",
@@ -187,7 +187,7 @@ def main():
                        input="1,42,140,1,iOS,app keeps crashing,2024-06-28 13:00:01\n"
                              "2,7,140,5,web,love it,2024-06-28 13:00:02\n3,42,140,1,web-test,ignore me,2024-06-28 13:00:03\n")
         wait_for(lambda: cluster.value("SELECT count(*) FROM streamrec.ratings") == 3, 30, what="3 ratings")
-        print("the seed's CDC demo: Rick becomes platinum, and his next bad rating is an alert", flush=True)
+        print("a customer change as CDC brings it: Rick becomes platinum, and his next bad rating is an alert", flush=True)
         psql(cluster, "-c", "UPDATE streamrec.customers SET club_status = 'platinum' WHERE customer_id = '42'")
         subprocess.run(["kcat", "-P", "-b", sandbox.bootstrap, "-t", "ratings"], check=True, text=True,
                        input="4,42,140,2,android,still crashing,2024-06-28 13:01:30\n")

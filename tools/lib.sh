@@ -11,7 +11,7 @@ STREAMREC_PACKAGES=(
   build-essential cmake pkg-config git ca-certificates procps util-linux
   postgresql-15 postgresql-server-dev-15
   librdkafka-dev libavro-dev libcurl4-openssl-dev libsimdjson-dev libmicrohttpd-dev libgmp-dev
-  libgtest-dev googletest libbenchmark-dev
+  libgtest-dev googletest libbenchmark-dev clang-format clang-tidy
   kcat python3 python3-psycopg2 python3-confluent-kafka python3-avro
   prometheus-postgres-exporter
 )
@@ -55,4 +55,56 @@ build_sanitized_units() {
   cmake -S "$REPO" -B "$REPO/build-sanitize" -DCMAKE_BUILD_TYPE=Debug -DPG_CONFIG="$PG_CONFIG" \
         -DSTREAMREC_SANITIZE=ON -DSTREAMREC_BUILD_EXTENSION=OFF -DSTREAMREC_WERROR=ON >/dev/null
   cmake --build "$REPO/build-sanitize" -j"$(nproc)" --target streamrec_unit_tests
+}
+
+# The C++ folders that clang-format checks (every C++ file of the project).
+STREAMREC_CXX_FOLDERS=(core pg extension worker tests/unit bench tools)
+
+# clang-format with the repo's .clang-format must leave every C++ file unchanged.
+check_format() {
+  step "checking the C++ format (clang-format --dry-run --Werror)"
+  local files=()
+  mapfile -t files < <(cd "$REPO" && find "${STREAMREC_CXX_FOLDERS[@]}" -type f \( -name '*.cpp' -o -name '*.h' \) | sort)
+  (cd "$REPO" && clang-format --dry-run --Werror "${files[@]}")
+  echo "clang-format: ${#files[@]} files as formatted"
+}
+
+# clang-tidy with the repo's .clang-tidy over the extension and core sources, using the CMake
+# build's compile_commands.json (build_and_install first). Any finding fails.
+run_clang_tidy() {
+  step "clang-tidy (.clang-tidy) over core/ pg/ extension/ worker/"
+  local log="$STREAMREC_BUILD/clang-tidy.log" start=$SECONDS status=0
+  if command -v run-clang-tidy >/dev/null; then
+    run-clang-tidy -quiet -p "$STREAMREC_BUILD" -j "$(nproc)" "$REPO/(core|pg|extension|worker)/.*\.cpp$" >"$log" 2>&1 ||
+      status=$?
+  else
+    (cd "$REPO" && find core pg extension worker -name '*.cpp' -print0 |
+      xargs -0 -n 4 -P "$(nproc)" clang-tidy -quiet -p "$STREAMREC_BUILD") >"$log" 2>&1 || status=$?
+  fi
+  if [ "$status" -ne 0 ]; then
+    sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -E '(warning|error): ' | sort -u >&2 || cat "$log" >&2
+    echo "clang-tidy: findings above (full log: $log)" >&2
+    return 1
+  fi
+  echo "clang-tidy: no findings ($((SECONDS - start)) s)"
+}
+
+# The DBA's build: Makefile.pgxs with -Werror, in a scratch copy of the tree (PGXS builds in
+# place), so it neither needs nor leaves objects in the working tree.
+check_pgxs_build() {
+  step "building with PGXS (make -f Makefile.pgxs STREAMREC_WERROR=1) in a scratch copy"
+  local scratch start=$SECONDS status=0
+  scratch="$(mktemp -d)"
+  (cd "$REPO" && git ls-files -z --cached --others --exclude-standard |
+    tar --null --ignore-failed-read -T - -cf - 2>/dev/null) | tar -xf - -C "$scratch"
+  make -s -C "$scratch" -f Makefile.pgxs -j"$(nproc)" STREAMREC_WERROR=1 PG_CONFIG="$PG_CONFIG" >"$scratch.log" 2>&1 ||
+    status=$?
+  if [ "$status" -ne 0 ]; then
+    cat "$scratch.log" >&2
+    echo "PGXS build failed (log: $scratch.log)" >&2
+    rm -rf "$scratch"
+    return 1
+  fi
+  rm -rf "$scratch" "$scratch.log"
+  echo "PGXS build: ok ($((SECONDS - start)) s)"
 }

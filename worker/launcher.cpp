@@ -63,6 +63,7 @@ std::string text_value(int row, int column) { return spi_text(row, column).value
 
 int64 count_rows(const char* query) {
   int rc = spi_exec(query, {}, true, 1);
+  // A count(*) always gives one row: cannot happen, so internal.
   if (rc != SPI_OK_SELECT || SPI_processed != 1)
     throw Error(ERRCODE_INTERNAL_ERROR, std::string("unexpected result from ") + query);
   return std::stoll(text_value(0, 1));
@@ -80,6 +81,7 @@ void read_runnable(WorkerKind kind, const char* table, std::vector<CatalogEntry>
       " c LEFT JOIN pg_catalog.pg_roles r ON r.oid = c.owner "
       "WHERE NOT c.paused ORDER BY c.name";
   int rc = spi_exec(query.c_str(), {}, true);
+  // A SELECT that does not raise always reports SPI_OK_SELECT: cannot happen, so internal.
   if (rc != SPI_OK_SELECT) throw Error(ERRCODE_INTERNAL_ERROR, "cannot read streamrec." + std::string(table));
   uint64 rows = SPI_processed;
   for (uint64 i = 0; i < rows; i++) {

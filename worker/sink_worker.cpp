@@ -313,6 +313,7 @@ char* populate_text(const JsonbValue* v) {
       return DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(v->val.numeric)));
     case jbvBinary:
       return JsonbToCString(nullptr, v->val.binary.data, v->val.binary.len);
+    // Cannot happen: the caller passes scalars and containers only.
     default:
       elog(ERROR, "unexpected jsonb value type %d", static_cast<int>(v->type));
   }
@@ -351,6 +352,7 @@ TextSlice scalar_text(const FetchedColumn* f, const JsonbValue* v) {
     call->args[1].value = JsonbPGetDatum(JsonbValueToJsonb(const_cast<JsonbValue*>(v)));
     call->args[1].isnull = false;
     Datum record = FunctionCallInvoke(call);
+    // Cannot happen: the function returns a record for a non-null object.
     if (call->isnull) elog(ERROR, "jsonb_populate_record returned NULL");
     return cstring_slice(OidOutputFunctionCall(f->output_function, record));
   }
@@ -813,6 +815,7 @@ class SinkWorker {
     if (name_datum_ == 0) keep_name_datum();
     Datum args[4] = {name_datum_, Int64GetDatum(above), Int64GetDatum(up_to), Int64GetDatum(config_.batch_size)};
     int rc = read_plan_.execute(args, nullptr, true);
+    // A SELECT that does not raise always reports SPI_OK_SELECT: cannot happen, so internal.
     if (rc != SPI_OK_SELECT) throw Error(ERRCODE_INTERNAL_ERROR, "cannot read streamrec.sink_outbox");
     size_t chunks = SPI_processed;
     if (chunks == 0) {
@@ -1061,24 +1064,28 @@ class SinkWorker {
   void acknowledge(size_t count) {
     for (size_t i = 0; i < count; i++) {
       const InFlightBatch& batch = window_[i];
+      // A statement on the outbox reports another command only when someone added a rule to it.
       // Rows the broker refused for good: copied out of their chunk before it is deleted.
       for (const auto& [index, err] : batch.refused_rows) {
         const auto& [id, chunk_index] = batch.sent[index];
         Datum args[4] = {name_datum_, Int64GetDatum(id), Int32GetDatum(chunk_index),
                          text_datum(std::string("Kafka refused the message: ") + rd_kafka_err2str(err))};
         if (keep_refused_plan_.execute(args, nullptr, false) != SPI_OK_INSERT)
-          throw Error(ERRCODE_INTERNAL_ERROR, "cannot keep a refused row in streamrec.sink_outbox");
+          throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE, "cannot keep a refused row in streamrec.sink_outbox",
+                      "", "Drop the rule that rewrites INSERTs into streamrec.sink_outbox.");
       }
       if (!batch.tids.empty()) {
         Datum args[4] = {name_datum_, tid_array_datum(batch.tids), Int64GetDatum(batch.min_id),
                          Int64GetDatum(batch.max_id)};
         if (delete_plan_.execute(args, nullptr, false) != SPI_OK_DELETE)
-          throw Error(ERRCODE_INTERNAL_ERROR, "cannot delete from streamrec.sink_outbox");
+          throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE, "cannot delete from streamrec.sink_outbox", "",
+                      "Drop the rule that rewrites DELETEs on streamrec.sink_outbox.");
       }
       for (const FailedRow& f : batch.failed) {
         Datum args[3] = {name_datum_, text_datum(f.payload), text_datum(f.error)};
         if (keep_failed_plan_.execute(args, nullptr, false) != SPI_OK_INSERT)
-          throw Error(ERRCODE_INTERNAL_ERROR, "cannot keep a failed row in streamrec.sink_outbox");
+          throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE, "cannot keep a failed row in streamrec.sink_outbox", "",
+                      "Drop the rule that rewrites INSERTs into streamrec.sink_outbox.");
       }
     }
   }

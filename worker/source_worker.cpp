@@ -306,6 +306,7 @@ class SourceWorker {
     bool own_transaction = !IsTransactionState();
     if (own_transaction) begin_transaction();
     Datum name = text_datum(config_.name);
+    // A SELECT that does not raise always reports SPI_OK_SELECT: cannot happen, so internal.
     if (spi_exec("SELECT partition, next_offset FROM streamrec.source_offsets WHERE source = $1",
                  {{TEXTOID, name, false}}, true) != SPI_OK_SELECT)
       throw Error(ERRCODE_INTERNAL_ERROR, "cannot read streamrec.source_offsets");
@@ -594,6 +595,7 @@ class SourceWorker {
       table_close(rel, NoLock);
     });
     const std::string& sql = upsert_sql(present);
+    // PostgreSQL refuses INSERT ... ON CONFLICT itself on a table with rules: another result cannot happen.
     if (spi_exec(sql.c_str(), {}, false) != SPI_OK_INSERT) throw Error(ERRCODE_INTERNAL_ERROR, "upsert failed");
     uint64 rows = SPI_processed;
     spi_exec("DELETE FROM pg_temp.streamrec_stage", {}, false);
@@ -655,10 +657,12 @@ class SourceWorker {
           {BYTEAOID, d.payload ? bytea_datum(*d.payload) : Datum(0), !d.payload},
           {TEXTOID, text_datum(d.error), false},
       };
+      // Only a rule someone added to streamrec.dead_letters turns the INSERT into another command.
       if (spi_exec("INSERT INTO streamrec.dead_letters(source, topic, partition, \"offset\", key, payload, error) "
                    "VALUES ($1, $2, $3, $4, $5, $6, $7)",
                    args, false) != SPI_OK_INSERT)
-        throw Error(ERRCODE_INTERNAL_ERROR, "cannot write to streamrec.dead_letters");
+        throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE, "cannot write to streamrec.dead_letters", "",
+                    "Drop the rule that rewrites INSERTs into streamrec.dead_letters.");
     }
   }
 
@@ -675,6 +679,7 @@ class SourceWorker {
     }
     partitions += "}";
     offsets += "}";
+    // INSERT ... ON CONFLICT cannot be rewritten by a rule (PostgreSQL refuses it first): internal.
     if (spi_exec("INSERT INTO streamrec.source_offsets(source, partition, next_offset) "
                  "SELECT $1, p, o FROM unnest($2::int[], $3::bigint[]) AS u(p, o) "
                  "ON CONFLICT (source, partition) DO UPDATE SET next_offset = EXCLUDED.next_offset",

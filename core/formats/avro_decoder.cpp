@@ -788,10 +788,6 @@ class avro_decoder final : public decoder {
     fail("internal: not a scalar");
   }
 
-  static bool is_container(avro_kind kind) {
-    return kind == avro_kind::record || kind == avro_kind::map || kind == avro_kind::array;
-  }
-
   // --- columns -------------------------------------------------------------------------------------
 
   void render_column(uint32_t index, uint32_t binding, int depth) {

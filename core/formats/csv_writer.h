@@ -61,7 +61,7 @@ class csv_writer {
   void double_field(double value);
   void decimal_field(int64_t unscaled, unsigned scale);
   // "YYYY-MM-DD HH:MM:SS[.fff[fff]]", UTC; what COPY reads into timestamptz (with the
-  // session in UTC or the column declared timestamp) and what the seed recommender prints.
+  // session in UTC or the column declared timestamp) and what the Flink recommender we replace prints.
   void timestamp_field(int64_t epoch_us, time_precision precision = time_precision::seconds);
 
   // Appends the record terminator and starts a new record.

@@ -19,7 +19,7 @@ void require_finite(const sink_column& column, const sink_value& value) {
                        " cannot be encoded");
 }
 
-// Whole seconds print as the seed does ("2024-06-28 13:01:55"); finer values keep microseconds.
+// Whole seconds print as the Flink recommender did ("2024-06-28 13:01:55"); finer values keep microseconds.
 time_precision sql_precision(int64_t epoch_us) {
   return epoch_us % 1'000'000 == 0 ? time_precision::seconds : time_precision::micros;
 }
@@ -51,7 +51,7 @@ class csv_sink_encoder final : public sink_encoder {
       if (value.null) {
         writer_.null_field();
       } else if (column.array) {
-        // The seed's lists: the elements joined with commas inside one quoted field.
+        // Lists as the Flink recommender wrote them: the elements joined with commas inside one quoted field.
         joined_.clear();
         for (size_t e = 0; e < value.elements.size(); e++) {
           if (e > 0) joined_.push_back(',');

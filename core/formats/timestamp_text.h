@@ -21,7 +21,7 @@ namespace streamrec {
 enum class time_precision { seconds, millis, micros };
 
 // Appends "YYYY-MM-DD HH:MM:SS" (plus ".fff"/".ffffff" when asked) in UTC: PostgreSQL's own
-// timestamp text, which COPY reads back unchanged and which the seed recommender emits.
+// timestamp text, which COPY reads back unchanged and which the Flink recommender we replace emits.
 void append_sql_timestamp(std::string& out, int64_t epoch_us, time_precision precision = time_precision::seconds);
 
 // Appends ISO 8601 / RFC 3339 "YYYY-MM-DDTHH:MM:SS[.fff|.ffffff]Z" in UTC, the form JSON

@@ -142,13 +142,6 @@ start_position start_position::latest() {
   return p;
 }
 
-start_position start_position::at_timestamp(int64_t epoch_ms) {
-  start_position p;
-  p.where = kind::timestamp;
-  p.timestamp_ms = epoch_ms;
-  return p;
-}
-
 // --- consumer_batch ---------------------------------------------------------------------------------
 
 consumer_batch& consumer_batch::operator=(consumer_batch&& other) noexcept {
@@ -242,14 +235,15 @@ consumer::consumer(const consumer_config& config, offset_lookup lookup)
   rd_kafka_conf_set_opaque(conf.get(), this);
   rd_kafka_conf_set_error_cb(conf.get(), &consumer::on_error);
   rd_kafka_conf_set_stats_cb(conf.get(), &consumer::on_statistics);
-  rd_kafka_conf_set_offset_commit_cb(conf.get(), &consumer::on_commit);
   if (group_mode_) rd_kafka_conf_set_rebalance_cb(conf.get(), &consumer::on_rebalance);
 
   char errstr[512];
   // rd_kafka_new takes ownership of the configuration only on success.
   handle_ = rd_kafka_new(RD_KAFKA_CONSUMER, conf.get(), errstr, sizeof errstr);
   if (handle_ == nullptr) {
-    throw kafka_error("cannot create Kafka consumer: " + redact_property_values(errstr, config.properties));
+    // rd_kafka_new refuses a combination of settings (e.g. a security protocol without its keys).
+    throw kafka_error("cannot create Kafka consumer: " + redact_property_values(errstr, config.properties),
+                      RD_KAFKA_RESP_ERR__INVALID_ARG);
   }
   (void)conf.release();
 
@@ -752,11 +746,7 @@ bool consumer::commit_to_kafka(const std::map<int32_t, int64_t>& next_offsets) {
   }
   if (list->cnt == 0) return false;
   const rd_kafka_resp_err_t err = rd_kafka_commit(handle_, list.get(), 1 /* async */);
-  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    last_commit_error_ = std::string("cannot commit offsets to Kafka: ") + rd_kafka_err2str(err);
-    return false;
-  }
-  return true;
+  return err == RD_KAFKA_RESP_ERR_NO_ERROR;
 }
 
 // --- librdkafka callbacks: served on the caller's thread, never throw into C ----------------------
@@ -792,20 +782,6 @@ int consumer::on_statistics(rd_kafka_t* /*rk*/, char* json, size_t json_len, voi
     if (!self->callback_exception_) self->callback_exception_ = std::current_exception();
   }
   return 0;  // librdkafka frees the document
-}
-
-void consumer::on_commit(rd_kafka_t* /*rk*/, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* /*offsets*/,
-                         void* opaque) {
-  auto* self = static_cast<consumer*>(opaque);
-  try {
-    if (err == RD_KAFKA_RESP_ERR_NO_ERROR || err == RD_KAFKA_RESP_ERR__NO_OFFSET) {
-      self->last_commit_error_.clear();
-    } else {
-      self->last_commit_error_ = std::string("cannot commit offsets to Kafka: ") + rd_kafka_err2str(err);
-    }
-  } catch (...) {
-    if (!self->callback_exception_) self->callback_exception_ = std::current_exception();
-  }
 }
 
 }  // namespace streamrec

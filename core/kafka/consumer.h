@@ -59,7 +59,6 @@ struct start_position {
 
   static start_position earliest() { return {}; }
   static start_position latest();
-  static start_position at_timestamp(int64_t epoch_ms);
 };
 
 struct consumer_config {
@@ -174,8 +173,6 @@ class consumer {
   // Asynchronous, best effort; PostgreSQL stays the source of truth. Group mode, or a
   // "group.id" property without a group; otherwise does nothing and returns false.
   bool commit_to_kafka(const std::map<int32_t, int64_t>& next_offsets);
-  // The last failed asynchronous commit, or empty.
-  const std::string& last_commit_error() const { return last_commit_error_; }
 
   const std::string& topic() const { return topic_; }
   rd_kafka_t* handle() { return handle_; }
@@ -185,8 +182,6 @@ class consumer {
                            void* opaque);
   static void on_error(rd_kafka_t* rk, int err, const char* reason, void* opaque);
   static int on_statistics(rd_kafka_t* rk, char* json, size_t json_len, void* opaque);
-  static void on_commit(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* offsets,
-                        void* opaque);
 
   void handle_rebalance(rd_kafka_resp_err_t err, const rd_kafka_topic_partition_list_t* partitions);
   void handle_error(rd_kafka_resp_err_t err, const char* reason);
@@ -231,7 +226,6 @@ class consumer {
   bool fatal_ = false;
   consumer_state state_ = consumer_state::starting;
   std::string state_message_;
-  std::string last_commit_error_;
 
   std::chrono::steady_clock::time_point next_refresh_{};
   std::chrono::steady_clock::time_point next_pending_retry_{};

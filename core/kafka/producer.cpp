@@ -42,7 +42,8 @@ producer::producer(const std::string& bootstrap_servers, const properties& extra
   handle_ = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
   if (handle_ == nullptr) {
     rd_kafka_conf_destroy(conf);  // rd_kafka_new takes ownership only on success
-    throw kafka_error("cannot create Kafka producer: " + redact_property_values(errstr, extra));
+    throw kafka_error("cannot create Kafka producer: " + redact_property_values(errstr, extra),
+                      RD_KAFKA_RESP_ERR__INVALID_ARG);
   }
 }
 
@@ -95,6 +96,8 @@ void producer::produce(std::string_view topic, std::optional<std::string_view> k
         rd_kafka_producev(handle_, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_PARTITION(partition),
                           RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(key_data, key_size),
                           RD_KAFKA_V_VALUE(value_data, value_size), RD_KAFKA_V_TIMESTAMP(timestamp_ms),
+                          // librdkafka's opaque pointer carries the message's integer tag.
+                          // NOLINTNEXTLINE(performance-no-int-to-ptr)
                           RD_KAFKA_V_OPAQUE(reinterpret_cast<void*>(static_cast<uintptr_t>(tag))), RD_KAFKA_V_END);
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) break;
     if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
@@ -131,6 +134,7 @@ std::vector<producer::refused_message> producer::produce_batch(std::string_view 
     out.len = m.value.size();
     out.key = m.key ? const_cast<char*>(m.key->data()) : nullptr;
     out.key_len = m.key ? m.key->size() : 0;
+    // NOLINTNEXTLINE(performance-no-int-to-ptr): the opaque pointer carries the message's integer tag
     out._private = reinterpret_cast<void*>(static_cast<uintptr_t>(m.tag));
   }
   rd_kafka_produce_batch(rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, batch_.data(),

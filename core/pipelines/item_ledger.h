@@ -1,4 +1,4 @@
-// item_transactions (DESIGN.md section 4, seed 004) without PostgreSQL: the sequential per-item
+// item_transactions without PostgreSQL: the sequential per-item
 // validation of a batch of stock changes, and the per-item event-time window summaries.
 //
 // The trigger reads the stock of every item a batch touches (locked), feeds the transactions in

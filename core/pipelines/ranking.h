@@ -1,4 +1,4 @@
-// The similar-products ranking (DESIGN.md section 4), free of PostgreSQL so that the trigger,
+// The similar-products ranking, free of PostgreSQL so that the trigger,
 // streamrec.recommend() and the unit tests share one implementation.
 //
 // A product_catalog holds the candidates of some categories (in stock, passing min_rating),
@@ -31,9 +31,6 @@ class product_catalog {
   // Adds an in-stock candidate. Call finish() once all are added, before ranking.
   void add(std::string_view category, std::string_view product_id, std::optional<float> rating);
   void finish();
-
-  bool has_category(std::string_view category) const { return categories_.count(category) != 0; }
-  std::size_t candidate_count() const { return products_.size(); }
 
   // The top k for a view of `viewed` in `category` by a user who bought `bought` and was shown
   // `shown` within the repeat window. Views into this catalog's strings; fewer than k when the

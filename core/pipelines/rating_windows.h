@@ -1,4 +1,4 @@
-// ratings (DESIGN.md section 4, seed 003) without PostgreSQL: the event-time tumbling windows of
+// ratings without PostgreSQL: the event-time tumbling windows of
 // enriched ratings, per club status (1 minute) and per customer (15 minutes, with the list of
 // stars), and the watermark that closes them.
 //

@@ -4,7 +4,7 @@
 // Sources call schema_by_id for every new id they meet in message headers; sinks and the data
 // generator call register_schema once per subject. A failure must tell the caller whether to
 // retry: a registry that is down or overloaded must not turn good messages into dead letters
-// (DESIGN.md section 5), while an unknown id or subject will not fix itself. registry_error
+// (they wait for it instead), while an unknown id or subject will not fix itself. registry_error
 // carries that decision.
 #pragma once
 

@@ -6,7 +6,7 @@ import time
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-# The seed's recommendation line (000): what a csv sink of (user_id, product_ids, window_end) writes.
+# The Flink recommender's output line: what a csv sink of (user_id, product_ids, window_end) writes.
 SEED_VALUE = b'user-27,"140,13,137,95,39,138","2024-06-28 13:01:55"'
 
 

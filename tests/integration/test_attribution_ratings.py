@@ -1,4 +1,4 @@
-"""attribution and ratings (issue 7) end to end: clicks, checkouts and ratings from topics
+"""attribution and ratings end to end: clicks, checkouts and ratings from topics
 through source workers, checked against plain Python models. Attribution gets the same events in
 different arrival orders (checkouts long before their clicks, and both sources at once with a
 kill -9 of a worker mid-stream) and must give the model's table every time; ratings arrive as
@@ -163,7 +163,7 @@ class AttributionRatingsTest(StreamTestCase):
         self.source("ar_ratings", "ar.ratings", "streamrec.ratings", "avro",
                     {"schema_registry": self.sandbox.registry_url, "batch_size": 250})
         self.wait_count("streamrec.ratings", first)
-        # The seed's CDC demo: a platinum customer becomes bronze, another one becomes platinum.
+        # A customer change as CDC would bring it: a platinum customer becomes bronze, another one becomes platinum.
         plat = next(k for k, v in known.items() if v[4] == "platinum")
         gold = next(k for k, v in known.items() if v[4] == "gold")
         self.sql("UPDATE streamrec.customers SET club_status = 'bronze' WHERE customer_id = %s", (plat,))
@@ -198,7 +198,7 @@ class AttributionRatingsTest(StreamTestCase):
         self.assertEqual(sorted(self.sql("SELECT rating_id, customer_id FROM streamrec.unhappy_customers")),
                          sorted(unhappy))
         self.assertTrue(0 < len(unhappy) < len(enriched))
-        # On the topic: the seed's columns, keyed by the full name.
+        # On the topic: the enriched rating's columns, keyed by the full name.
         messages = consume(self.sandbox.bootstrap, "ar.unhappy", len(unhappy), timeout=60)
         self.assertEqual(len(messages), len(unhappy))
         rid, user = unhappy[0]

@@ -1,4 +1,4 @@
-"""item_transactions (issue 6) end to end: transactions and stock queries from topics through
+"""item_transactions end to end: transactions and stock queries from topics through
 source workers, results, query answers and alerts on output topics, checked against a plain
 sequential Python model; unknown items, a kill -9 of the source worker mid-stream, bad input
 dead-lettered, two feeding workers plus a concurrent psql updater, and a batch waiting on rows

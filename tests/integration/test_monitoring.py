@@ -1,4 +1,4 @@
-"""Monitoring (issue 7, seed 002): postgres_exporter with monitoring/queries.yaml against a test
+"""Monitoring: postgres_exporter with monitoring/queries.yaml against a test
 cluster with a source, a sink and two pipelines; its /metrics endpoint must show their exact
 counters. The Grafana dashboard must only plot metrics the queries file defines."""
 

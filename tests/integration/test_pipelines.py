@@ -71,7 +71,7 @@ class PipelineTest(StreamTestCase):
 
     def test_seed_line_reaches_the_output_topic(self):
         """A click consumed from Kafka comes out on flink.recommended.products exactly as the
-        seed's Flink job wrote it: key user-27, value user-27,"140,13,137,95,39,138",<time>."""
+        Flink job it replaces wrote it: key user-27, value user-27,"140,13,137,95,39,138",<time>."""
         ratings = {"140": 5.0, "13": 4.9, "137": 4.8, "95": 4.7, "39": 4.6, "138": 4.5, "7": 1.0, "200": 3.0}
         for pid, rating in ratings.items():
             self.sql("INSERT INTO streamrec.inventory (product_id, category, stock, rating) VALUES (%s, 'x', 3, %s)",

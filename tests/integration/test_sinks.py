@@ -1,4 +1,4 @@
-"""Kafka sinks: the seed's csv bytes, json, Confluent Avro read back with the registered schema,
+"""Kafka sinks: the Flink recommender's csv bytes, json, Confluent Avro read back with the registered schema,
 the transactional outbox (rollback produces nothing), broker outage, kill -9 of the worker,
 unencodable rows and bad arguments. Messages are read back with independent clients (kcat and
 Python's confluent-kafka)."""

@@ -90,7 +90,7 @@ TEST(CsvWriter, RecordsAndTypedFields) {
 }
 
 TEST(CsvWriter, ReproducesSeedRecommendationLine) {
-  // The similar_products sink must emit this value byte for byte (DESIGN.md section 4).
+  // The similar_products sink must emit this value byte for byte: consumers of the Flink job's topic parse it.
   std::string out;
   csv_dialect dialect;
   dialect.record_terminator.clear();

@@ -121,7 +121,7 @@ TEST(Datagen, InventoryMatchesSeedCsvShape) {
     EXPECT_LE(stock, 100);
     EXPECT_GE(rating, 1);
     EXPECT_LE(rating, 10);
-    EXPECT_EQ(std::to_string(stock), *rows[i][2]);  // plain integers, like the seed
+    EXPECT_EQ(std::to_string(stock), *rows[i][2]);  // plain integers, as the table's CSV load expects
     EXPECT_EQ(std::to_string(rating), *rows[i][3]);
     zero_stock += stock == 0;
   }

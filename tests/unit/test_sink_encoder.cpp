@@ -1,4 +1,4 @@
-// Sink encoders: the seed's csv line byte for byte, json, Confluent Avro read back with the
+// Sink encoders: the Flink recommender's csv line byte for byte, json, Confluent Avro read back with the
 // schema the sink registers, keys, and rows no format can hold.
 #include <gtest/gtest.h>
 

@@ -48,7 +48,7 @@ Generates deterministic e-commerce test data for pg_streamrec as CSV, JSON or Av
 or a Kafka topic. The same seed and options always give the same bytes.
 
 Kinds (fields in the column order of the streamrec.<kind> table):
-  inventory          product_id,category,stock,rating  (the seed's productInventory.csv)
+  inventory          product_id,category,stock,rating  (as productInventory.csv)
                      with --with-name: product_id,name,category,stock,rating
   clicks             click_id,user_id,product_id,event_type,query,event_time
                      event_type mostly page_view, some add_to_cart and search
@@ -72,7 +72,7 @@ Kinds (fields in the column order of the streamrec.<kind> table):
 Universe:
   --seed N                 random seed (default 1)
   --products N             product ids "0".."N-1" (default 200)
-  --categories N           categories, seed-like names extended as toys-2, ... (default 8)
+  --categories N           categories, the inventory's names extended as toys-2, ... (default 8)
   --users N                user ids user-0..user-(N-1); customer ids 1..N (default 100)
 
 Event time:

@@ -33,7 +33,7 @@ enum stream : uint64_t {
   s_queries,
 };
 
-// Seed-like category names (000's productInventory.csv uses the first five); beyond the list,
+// Category names of the recommender's productInventory.csv (the first five); beyond the list,
 // names repeat with a numeric suffix: toys-2, books-3, ...
 constexpr std::string_view base_categories[] = {
     "accessories", "appliances", "health&beauty", "home&furniture", "toys", "electronics", "sports&outdoors", "books",
@@ -429,7 +429,7 @@ void record_generator::checkouts(uint64_t index, record& out) {
 }
 
 void record_generator::customers(uint64_t index, record& out) {
-  // Customer ids are 1..N like the seed's CDC table; ratings refer to them.
+  // Customer ids are 1..N like the customers table a CDC source fills; ratings refer to them.
   const uint64_t customer = index % config_.users + 1;
   rng names(config_.seed, s_person_name, customer);
   const std::string_view first = pick(first_names, names.next());

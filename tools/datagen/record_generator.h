@@ -1,5 +1,5 @@
 // The data generator's record model: which kinds exist, their fields (named and ordered like
-// the domain tables in DESIGN.md section 3, so a source maps them by name or position), and the
+// the domain tables of the extension, so a source maps them by name or position), and the
 // deterministic generator that fills them.
 #pragma once
 

@@ -1,4 +1,4 @@
--- attribution and ratings (issue 7). No worker runs in this database: plain INSERTs fire the
+-- attribution and ratings. No worker runs in this database: plain INSERTs fire the
 -- triggers.
 CREATE EXTENSION pg_streamrec;
 \set SHOW_CONTEXT never
@@ -113,7 +113,7 @@ SELECT watermark, max_event_time FROM streamrec.pipeline_clock WHERE pipeline = 
 -- The sinks' outbox got the unhappy and the enriched rows.
 SELECT sink, sum(rows) FROM streamrec.sink_outbox WHERE sink LIKE 'pipeline_ratings%' GROUP BY 1 ORDER BY 1;
 
--- A customer UPDATE shows in the next enrichment (the seed's CDC demo); old rows keep theirs.
+-- A customer UPDATE shows in the next enrichment (as a CDC source would bring it); old rows keep theirs.
 UPDATE streamrec.customers SET club_status = 'bronze', email = 'ann@new.example.com' WHERE customer_id = '1';
 INSERT INTO streamrec.ratings VALUES ('r8', '1', 'p1', 1, 'web', 'still bad', '2024-06-28 13:01:20+00');
 SELECT rating_id, club_status, email FROM streamrec.ratings_enriched WHERE customer_id = '1' ORDER BY rating_id;

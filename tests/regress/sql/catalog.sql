@@ -27,7 +27,7 @@ INSERT INTO streamrec.sinks(name, relation, topic) VALUES ('recs_out', 'streamre
 SELECT name, relation, topic, format FROM streamrec.sinks;
 INSERT INTO streamrec.sinks(name, relation, topic) VALUES ('empty_topic', 'streamrec.inventory', '');
 
--- Domain table defaults (DESIGN.md section 3).
+-- Domain table defaults.
 INSERT INTO streamrec.clicks(user_id, product_id) VALUES ('user-27', '140');
 SELECT user_id, product_id, event_type, event_time IS NOT NULL AS has_time FROM streamrec.clicks;
 INSERT INTO streamrec.clicks(product_id) VALUES ('140');
@@ -41,7 +41,7 @@ INSERT INTO streamrec.item_transactions(item_id, quantity) VALUES ('140', -2);
 SELECT item_id, quantity, ts IS NOT NULL AS has_ts FROM streamrec.item_transactions;
 INSERT INTO streamrec.ratings(user_id, stars) VALUES ('user-27', NULL);
 
--- The seed's inventory CSV loads as documented.
+-- The product_id,category,stock,rating inventory CSV loads as the README shows.
 COPY streamrec.inventory(product_id, category, stock, rating) FROM stdin CSV;
 0,accessories,67,6
 1,appliances,21,5

@@ -1,4 +1,4 @@
--- The extension installs into schema streamrec with the catalog and domain tables of DESIGN.md.
+-- The extension installs into schema streamrec with its catalog and domain tables.
 CREATE EXTENSION pg_streamrec;
 
 SELECT extname, extversion, extrelocatable, n.nspname AS schema

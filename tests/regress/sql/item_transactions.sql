@@ -1,4 +1,4 @@
--- item_transactions (issue 6): validated stock changes in input order per item, unknown items,
+-- item_transactions: validated stock changes in input order per item, unknown items,
 -- one result per transaction, stock queries, 1-minute summaries and alerts at window close,
 -- options with SQLSTATE and hint, output topics as sinks. No worker runs in this database:
 -- plain INSERTs fire the triggers.

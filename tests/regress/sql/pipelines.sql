@@ -1,4 +1,4 @@
--- The recommendation pipelines (DESIGN.md section 4), driven by plain INSERTs: every rule of
+-- The recommendation pipelines, driven by plain INSERTs: every rule of
 -- similar_products, trending and category_affinity on hand-made cases, and the API's errors.
 -- This database is not streamrec.database: no launcher tick, so idle windows are closed by
 -- calling streamrec._close_idle_windows() as the launcher would.
