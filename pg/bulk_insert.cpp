@@ -57,7 +57,8 @@ uint64 copy_text_rows(Relation rel, List* column_names, const char* data, size_t
   AttrNumber* columns = static_cast<AttrNumber*>(palloc(sizeof(AttrNumber) * (list_length(column_names) + 1)));
   int column_count = 0;
   ListCell* cell;
-  foreach (cell, column_names) columns[column_count++] = attnameAttNum(rel, strVal(lfirst(cell)), false);
+  foreach (cell, column_names)
+    columns[column_count++] = static_cast<AttrNumber>(attnameAttNum(rel, strVal(lfirst(cell)), false));
   ask_insert(item->p_rte, columns, column_count);
   ExecCheckRTPerms(pstate->p_rtable, true);
   CopyFromState cstate = BeginCopyFrom(pstate, rel, nullptr, nullptr, false, feed_copy, column_names, NIL);

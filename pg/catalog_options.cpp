@@ -7,12 +7,24 @@ extern "C" {
 namespace streamrec {
 namespace {
 
-std::string option_sql(const OptionSpec& option) {
-  std::string text = std::string("(o->>'") + option.key + "')";
+// "csv.delimiter" -> '{"csv","delimiter"}', a text[] literal for #> and #>> (each element
+// quoted: unquoted, the key "null" would read as a NULL element). Option names are the product's
+// own identifiers, never a user's text.
+std::string key_path(const char* key) {
+  std::string path = "'{\"";
+  for (const char* c = key; *c != '\0'; c++) path += *c == '.' ? std::string("\",\"") : std::string(1, *c);
+  return path + "\"}'";
+}
+
+}  // namespace
+
+std::string option_sql(const std::string& options, const OptionSpec& option) {
+  std::string path = key_path(option.key);
+  std::string text = "(" + options + " #>> " + path + ")";
   std::string value;
   switch (option.kind) {
     case OptionKind::text:
-      value = "o->>'" + std::string(option.key) + "'";
+      value = text;
       break;
     case OptionKind::int4:
       value = text + "::int";
@@ -26,24 +38,40 @@ std::string option_sql(const OptionSpec& option) {
     case OptionKind::float8:
       value = text + "::float8";
       break;
+    case OptionKind::boolean:
+      value = text + "::bool";
+      break;
     case OptionKind::interval_us:
       value = "(extract(epoch FROM " + text + "::interval) * 1000000)::int8";
       break;
+    case OptionKind::json_text:
+      value = "CASE jsonb_typeof(" + options + " #> " + path + ") WHEN 'string' THEN " + text + " ELSE (" + options +
+              " #> " + path + ")::text END";
+      break;
   }
-  if (option.null_word == nullptr) return value;
-  return "CASE WHEN o->>'" + std::string(option.key) + "' = '" + option.null_word + "' THEN NULL ELSE " + value +
-         " END";
+  if (option.null_word != nullptr)
+    value = "CASE WHEN " + text + " = '" + option.null_word + "' THEN NULL ELSE " + value + " END";
+  if (option.fallback != nullptr) value = "coalesce(" + value + ", " + option.fallback + ")";
+  return value;
 }
 
+std::string option_list_sql(const std::string& options, const std::vector<OptionSpec>& specs) {
+  std::string list;
+  for (const OptionSpec& option : specs) list += (list.empty() ? "" : ", ") + option_sql(options, option);
+  return list;
+}
+
+namespace {
+
 std::string pipeline_options_sql(const std::vector<OptionSpec>& options) {
-  std::string sql = "SELECT c.enabled";
-  for (const OptionSpec& option : options) sql += ", " + option_sql(option);
-  return sql + " FROM streamrec.pipeline_catalog c, LATERAL (SELECT c.options AS o) x WHERE c.name = $1";
+  return "SELECT c.enabled, " + option_list_sql("c.options", options) +
+         " FROM streamrec.pipeline_catalog c WHERE c.name = $1";
 }
 
 std::vector<bool> text_columns(const std::vector<OptionSpec>& options) {
   std::vector<bool> text{false};
-  for (const OptionSpec& option : options) text.push_back(option.kind == OptionKind::text);
+  for (const OptionSpec& option : options)
+    text.push_back(option.kind == OptionKind::text || option.kind == OptionKind::json_text);
   return text;
 }
 

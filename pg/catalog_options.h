@@ -12,14 +12,24 @@
 
 namespace streamrec {
 
-// How an option's text reads.
-enum class OptionKind { text, int4, int8, float4, float8, interval_us };
+// How an option's text reads. json_text: a string as it is, any other JSON value as its JSON text
+// (an Avro schema given inline as an object or as a string).
+enum class OptionKind { text, int4, int8, float4, float8, boolean, interval_us, json_text };
 
 struct OptionSpec {
-  const char* key;
+  const char* key;  // "batch_size", or a path into nested options: "csv.delimiter"
   OptionKind kind;
   const char* null_word = nullptr;  // a value equal to this word reads as NULL (emit = 'click')
+  const char* fallback = nullptr;   // SQL expression the option reads as when it is not set
 };
+
+// The SQL expression that reads one option out of the jsonb expression `options`, converted as
+// its kind says. Every reader of catalog options (pipelines, source and sink workers) builds its
+// query from these, so an option reads the same wherever it is read.
+std::string option_sql(const std::string& options, const OptionSpec& option);
+
+// option_sql() of each option, joined with ", " (a select list).
+std::string option_list_sql(const std::string& options, const std::vector<OptionSpec>& specs);
 
 // The options of one pipeline, read from its streamrec.pipeline_catalog row.
 class PipelineOptions {

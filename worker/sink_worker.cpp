@@ -129,13 +129,23 @@ SELECT id, ctid, payload FROM (
 WHERE rows_before < $4
 )SQL";
 
-constexpr const char* kConfigSql = R"SQL(
-SELECT topic, relation::oid, coalesce(brokers, current_setting('streamrec.brokers')), format,
-       options ->> 'schema_registry', coalesce(options ->> 'subject', topic || '-value'),
-       coalesce(options -> 'csv' ->> 'delimiter', ','), coalesce(options -> 'csv' ->> 'quote', '"'),
-       coalesce(options -> 'csv' ->> 'null', ''), coalesce((options ->> 'batch_size')::int, 10000)
-FROM streamrec.sinks WHERE name = $1
-)SQL";
+// The sink's options, in the order load_config() reads them (columns 5 on of config_sql()).
+const std::vector<OptionSpec> kSinkOptions = {
+    {"schema_registry", OptionKind::text},
+    {"subject", OptionKind::text, nullptr, "topic || '-value'"},
+    {"csv.delimiter", OptionKind::text, nullptr, "','"},
+    {"csv.quote", OptionKind::text, nullptr, "'\"'"},
+    {"csv.null", OptionKind::text, nullptr, "''"},
+    {"batch_size", OptionKind::int4, nullptr, "10000"},
+};
+
+// $1 sink name: its catalog columns, then kSinkOptions.
+const std::string& config_sql() {
+  static const std::string sql =
+      "SELECT topic, relation::oid, coalesce(brokers, current_setting('streamrec.brokers')), format, " +
+      option_list_sql("options", kSinkOptions) + " FROM streamrec.sinks WHERE name = $1";
+  return sql;
+}
 
 // Value columns (option "columns" in order, else all in attnum order), then key columns.
 constexpr const char* kColumnsSql = R"SQL(
@@ -225,7 +235,7 @@ SinkConfig load_config(const std::string& name) {
   SinkConfig c;
   c.name = name;
   Datum name_datum = text_datum(name);
-  if (spi_exec(kConfigSql, {{TEXTOID, name_datum, false}}, true) != SPI_OK_SELECT || SPI_processed != 1)
+  if (spi_exec(config_sql().c_str(), {{TEXTOID, name_datum, false}}, true) != SPI_OK_SELECT || SPI_processed != 1)
     throw Error(ERRCODE_UNDEFINED_OBJECT, "sink \"" + name + "\" no longer exists");
   auto field = [](int column) { return spi_text(0, column).value_or(""); };
   c.topic = field(1);

@@ -133,24 +133,38 @@ UNION ALL
 SELECT meta.col, cols.kind, NULL, meta.what FROM meta JOIN cols USING (col)
 )SQL";
 
-constexpr const char* kConfigSql = R"SQL(
-SELECT topic, target::oid, coalesce(brokers, current_setting('streamrec.brokers')), generation,
-       coalesce(options ->> 'mode', 'append'), coalesce(options ->> 'on_error', 'dead_letter'),
-       coalesce((options ->> 'batch_size')::int, 10000), coalesce((options ->> 'batch_ms')::int, 100),
-       options ->> 'group_id', coalesce(options ->> 'start', 'earliest'), format,
-       options ->> 'schema_registry',
-       CASE jsonb_typeof(options -> 'schema') WHEN 'string' THEN options ->> 'schema' ELSE (options -> 'schema')::text END,
-       coalesce(options -> 'csv' ->> 'delimiter', ','), coalesce(options -> 'csv' ->> 'quote', '"'),
-       coalesce(options -> 'csv' ->> 'null', ''), coalesce((options -> 'csv' ->> 'header')::bool, false),
-       (SELECT array_to_string(array_agg(a.attname ORDER BY k.ord), ',')
-          FROM pg_catalog.pg_index i, unnest(i.indkey) WITH ORDINALITY k(attnum, ord), pg_catalog.pg_attribute a
-         WHERE i.indrelid = target AND i.indisprimary AND a.attrelid = target AND a.attnum = k.attnum),
-       (SELECT string_agg(p, ',') FROM jsonb_array_elements_text(options -> 'partitions') p),
-       options ->> 'batch_bytes', options ->> 'max_decoded_bytes'
-FROM streamrec.sources WHERE name = $1
-)SQL";
+// The source's options, in the order load_config() reads them (columns 8 on of config_sql()).
+const std::vector<OptionSpec> kSourceOptions = {
+    {"mode", OptionKind::text, nullptr, "'append'"},
+    {"on_error", OptionKind::text, nullptr, "'dead_letter'"},
+    {"batch_size", OptionKind::int4, nullptr, "10000"},
+    {"batch_ms", OptionKind::int4, nullptr, "100"},
+    {"group_id", OptionKind::text},
+    {"start", OptionKind::text, nullptr, "'earliest'"},
+    {"schema_registry", OptionKind::text},
+    {"schema", OptionKind::json_text},
+    {"csv.delimiter", OptionKind::text, nullptr, "','"},
+    {"csv.quote", OptionKind::text, nullptr, "'\"'"},
+    {"csv.null", OptionKind::text, nullptr, "''"},
+    {"csv.header", OptionKind::boolean, nullptr, "false"},
+    {"batch_bytes", OptionKind::text},
+    {"max_decoded_bytes", OptionKind::text},
+};
 
-// "a,b,c" -> a, b, c; "" -> nothing (the lists kConfigSql joins with commas).
+// $1 source name: its catalog columns, the target's primary key and the partitions (comma
+// lists), then kSourceOptions.
+const std::string& config_sql() {
+  static const std::string sql =
+      "SELECT topic, target::oid, coalesce(brokers, current_setting('streamrec.brokers')), generation, format,"
+      " (SELECT array_to_string(array_agg(a.attname ORDER BY k.ord), ',')"
+      "    FROM pg_catalog.pg_index i, unnest(i.indkey) WITH ORDINALITY k(attnum, ord), pg_catalog.pg_attribute a"
+      "   WHERE i.indrelid = target AND i.indisprimary AND a.attrelid = target AND a.attnum = k.attnum),"
+      " (SELECT string_agg(p, ',') FROM jsonb_array_elements_text(options -> 'partitions') p), " +
+      option_list_sql("options", kSourceOptions) + " FROM streamrec.sources WHERE name = $1";
+  return sql;
+}
+
+// "a,b,c" -> a, b, c; "" -> nothing (the lists config_sql() joins with commas).
 std::vector<std::string> split_commas(const std::string& joined) {
   std::vector<std::string> out;
   for (size_t pos = 0; !joined.empty() && pos != std::string::npos;) {
@@ -165,29 +179,29 @@ SourceConfig load_config(const std::string& name) {
   SourceConfig c;
   c.name = name;
   Datum name_datum = text_datum(name);
-  if (spi_exec(kConfigSql, {{TEXTOID, name_datum, false}}, true) != SPI_OK_SELECT || SPI_processed != 1)
+  if (spi_exec(config_sql().c_str(), {{TEXTOID, name_datum, false}}, true) != SPI_OK_SELECT || SPI_processed != 1)
     throw Error(ERRCODE_UNDEFINED_OBJECT, "source \"" + name + "\" no longer exists");
   auto field = [](int column) { return spi_text(0, column).value_or(""); };
   c.topic = field(1);
   c.target = static_cast<Oid>(std::stoul(field(2)));
   c.brokers = field(3);
   c.generation = std::stoi(field(4));
-  c.upsert = field(5) == "upsert";
-  c.stop_on_error = field(6) == "stop";
-  c.batch_size = std::stoi(field(7));
-  c.batch_ms = std::stoi(field(8));
-  c.group_id = spi_text(0, 9);
-  c.start = field(10);
-  std::string format = field(11);
+  std::string format = field(5);
   c.decoding.format = format == "json" ? wire_format::json : format == "avro" ? wire_format::avro : wire_format::csv;
-  c.decoding.schema_registry_url = field(12);
-  c.decoding.inline_schema = field(13);
-  c.decoding.csv.delimiter = field(14)[0];
-  c.decoding.csv.quote = field(15)[0];
-  c.decoding.csv.null_string = field(16);
-  c.decoding.csv.header = field(17) == "t";
-  c.primary_key = split_commas(field(18));
-  for (const std::string& p : split_commas(field(19))) c.partitions.push_back(static_cast<int32_t>(std::stol(p)));
+  c.primary_key = split_commas(field(6));
+  for (const std::string& p : split_commas(field(7))) c.partitions.push_back(static_cast<int32_t>(std::stol(p)));
+  c.upsert = field(8) == "upsert";
+  c.stop_on_error = field(9) == "stop";
+  c.batch_size = std::stoi(field(10));
+  c.batch_ms = std::stoi(field(11));
+  c.group_id = spi_text(0, 12);
+  c.start = field(13);
+  c.decoding.schema_registry_url = field(14);
+  c.decoding.inline_schema = field(15);
+  c.decoding.csv.delimiter = field(16)[0];
+  c.decoding.csv.quote = field(17)[0];
+  c.decoding.csv.null_string = field(18);
+  c.decoding.csv.header = field(19) == "t";
   if (std::optional<std::string> v = spi_text(0, 20)) c.batch_bytes = std::stoull(*v);
   if (std::optional<std::string> v = spi_text(0, 21)) c.decoding.max_decoded_bytes = std::stoull(*v);
 

@@ -18,7 +18,7 @@
 #include <string>
 #include <thread>
 
-#include "tests/unit/decoder_test_support.h"
+#include "tests/unit/formats/decoder_test_support.h"
 #include "core/formats/confluent_avro.h"
 #include "core/formats/decoder.h"
 #include "core/formats/json_writer.h"

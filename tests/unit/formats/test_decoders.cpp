@@ -6,7 +6,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "tests/unit/decoder_test_support.h"
+#include "tests/unit/formats/decoder_test_support.h"
 #include "core/formats/decoder.h"
 
 namespace streamrec {
