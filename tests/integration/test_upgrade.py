@@ -13,7 +13,7 @@ import time
 import unittest
 
 import harness
-from harness import Cluster, wait_for
+from harness import wait_for
 from kafka_util import consume, produce
 
 T0 = datetime.datetime(2024, 6, 28, 13, 0, 0, tzinfo=datetime.timezone.utc)
@@ -108,26 +108,21 @@ EXTENSION_MEMBERS = """
     WHERE e.extname = 'pg_streamrec' AND d.deptype = 'e' ORDER BY 1"""
 
 
-class UpgradeSchemaTest(unittest.TestCase):
+class UpgradeSchemaTest(harness.ClusterTestCase):
     """A fresh install of the current version and 0.1 updated to it have the same schema. This is
     the check that the install fragments (sql/install/) and the upgrade script stay equal: an
     object added to, changed in or dropped from one and not the other shows in the diff."""
 
+    create_extension = None  # one database of each kind, made below
+
     @classmethod
     def setUpClass(cls):
-        cls.cluster = Cluster("upgrade_schema").init().start()
+        super().setUpClass()
         cls.cluster.sql("CREATE DATABASE fresh")
         cls.cluster.sql("CREATE DATABASE upgraded")
         cls.cluster.sql("CREATE EXTENSION pg_streamrec", dbname="fresh")
         cls.cluster.sql("CREATE EXTENSION pg_streamrec VERSION '0.1'", dbname="upgraded")
         cls.cluster.sql("ALTER EXTENSION pg_streamrec UPDATE", dbname="upgraded")
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            cls.cluster.assert_no_crash()
-        finally:
-            cls.cluster.destroy()
 
     def assertSameLines(self, fresh, upgraded, what):
         if fresh != upgraded:
@@ -165,33 +160,32 @@ class UpgradeSchemaTest(unittest.TestCase):
         self.assertEqual(self.cluster.value("SELECT count(*) FROM streamrec.pipeline_kinds", dbname="upgraded"), 6)
 
 
-class UpgradeRunningTest(unittest.TestCase):
+class UpgradeRunningTest(harness.ClusterTestCase):
     """0.1 installed and running (sources mid-stream, a sink, three pipelines), then updated in
     place while its workers run."""
     topics = {"up.clicks": 1, "up.checkouts": 1, "up.tx": 1, "up.recs": 1}
+
+    create_extension = "CREATE EXTENSION pg_streamrec VERSION '0.1'"
 
     @classmethod
     def setUpClass(cls):
         from sandbox import Sandbox
         cls.sandbox = Sandbox(harness.BUILD, topics=cls.topics).start()
-        cls.cluster = Cluster("upgrade_running",
-                              settings={"streamrec.brokers": f"'{cls.sandbox.bootstrap}'"}).init().start()
-        cls.cluster.sql("CREATE EXTENSION pg_streamrec VERSION '0.1'")
+        cls.settings = {"streamrec.brokers": f"'{cls.sandbox.bootstrap}'"}
+        try:
+            super().setUpClass()
+        except BaseException:
+            cls.sandbox.stop()
+            cls.sandbox.cleanup()
+            raise
 
     @classmethod
     def tearDownClass(cls):
         try:
-            cls.cluster.assert_no_crash()
+            super().tearDownClass()
         finally:
-            cls.cluster.destroy()
             cls.sandbox.stop()
             cls.sandbox.cleanup()
-
-    def sql(self, query, params=None):
-        return self.cluster.sql(query, params)
-
-    def value(self, query, params=None):
-        return self.cluster.value(query, params)
 
     def produce_batch(self, first_click, first_checkout, first_transaction, n_clicks, n_checkouts, n_transactions):
         batch = (clicks(first_click, n_clicks), checkouts(first_checkout, n_checkouts),
