@@ -80,7 +80,10 @@ void run_background_worker(WorkerKind kind, const char* label) {
   if (caught.failed) {
     // Unrecoverable here (bad settings, a missing privilege, a fatal client error): report and
     // exit; the launcher restarts the worker with backoff and the stats view shows the error.
-    AbortOutOfAnyTransaction();
+    // The transaction is left open on purpose: a caught PostgreSQL error was copied into the
+    // memory context current at the failed call (SPI's, inside a transaction), which an abort
+    // here would free before the report reads it. The report ends the process, and its exit
+    // aborts the transaction.
     report_caught_error(caught, ERROR);
   }
   ereport(LOG, (errmsg("pg_streamrec %s \"%s\": stopped", label, launch.name)));

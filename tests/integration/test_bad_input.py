@@ -303,5 +303,42 @@ class DecodeBoundTest(BadInputTestCase):
         self.sql("SELECT streamrec.drop_source('bounds_src')")
 
 
+class CatalogErrorTest(BadInputTestCase):
+    topics = {"bad.catalog": 1}
+
+    def test_a_catalog_row_postgresql_refuses_fails_the_worker_cleanly_and_it_resumes_once_fixed(self):
+        # An option PostgreSQL itself refuses while the worker reads its configuration (inside the
+        # worker's transaction) fails the worker with PostgreSQL's own error, in the stats view and
+        # in the server log, without crashing it; once the row is fixed the stream goes on from
+        # its offset.
+        self.sql("CREATE TABLE catalog_rows (id int, label text)")
+        produce(self.sandbox.bootstrap, "bad.catalog", ["1,one", "2,two"])
+        self.sql("SELECT streamrec.create_source('catalog_src', 'bad.catalog', 'catalog_rows', 'csv')")
+        wait_for(lambda: self.value("SELECT count(*) FROM catalog_rows") == 2, 30, what="2 rows")
+        log_start = len(self.cluster.log_text())
+        update = "UPDATE streamrec.sources SET options = jsonb_set(options, '{batch_size}', %s) WHERE name = 'catalog_src'"
+        conn = self.cluster.connect(autocommit=False)
+        try:
+            with conn.cursor() as cur:
+                # Past the row check, as only a superuser can: create_source refuses such a value.
+                cur.execute("ALTER TABLE streamrec.sources DISABLE TRIGGER check_source_row")
+                cur.execute(update, (json.dumps("x"),))
+                cur.execute("ALTER TABLE streamrec.sources ENABLE TRIGGER check_source_row")
+            conn.commit()
+        finally:
+            conn.close()
+        message = 'invalid input syntax for type integer: "x"'
+        wait_for(lambda: message in ((self.source_stats("catalog_src") or {}).get("last_error") or ""), 30,
+                 what="the worker's error in source_stats")
+        self.cluster.wait_for_log(r'(ERROR|FATAL):  ' + message.replace('"', '.'), 30, start=log_start)
+        produce(self.sandbox.bootstrap, "bad.catalog", ["3,three"])
+        self.sql(update, (json.dumps(500),))
+        wait_for(lambda: self.value("SELECT count(*) FROM catalog_rows") == 3, 60, what="the third row")
+        self.assertEqual(self.sql("SELECT id, label FROM catalog_rows ORDER BY id"),
+                         [(1, "one"), (2, "two"), (3, "three")])
+        self.assertEqual(self.value("SELECT count(*) FROM streamrec.dead_letters WHERE source = 'catalog_src'"), 0)
+        self.assertEqual(self.cluster.unexpected_signal_deaths(), [])
+
+
 if __name__ == "__main__":
     unittest.main()
