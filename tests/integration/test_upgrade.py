@@ -17,7 +17,7 @@ from harness import wait_for
 from kafka_util import consume, produce
 
 T0 = datetime.datetime(2024, 6, 28, 13, 0, 0, tzinfo=datetime.timezone.utc)
-CURRENT = "0.2"
+CURRENT = "0.3"
 USERS = 5
 PRODUCTS = 10
 ITEMS = 5
@@ -313,7 +313,7 @@ class UpgradeRunningTest(harness.ClusterTestCase):
         self.assertEqual(dict(self.sql("SELECT product_id, stock FROM streamrec.inventory WHERE category = 'items'")),
                          stock)
 
-        # The periodic tick of 0.2 ran for every pipeline without a failure, and a pipeline's
+        # The periodic tick (since 0.2) ran for every pipeline without a failure, and a pipeline's
         # trigger state still comes and goes with it.
         time.sleep(2)
         self.assertNotIn("periodic work of pipeline", self.cluster.log_text()[log_mark:])
