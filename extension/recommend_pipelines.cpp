@@ -25,8 +25,10 @@
 #include "pg/catalog_options.h"
 #include "pg/error_boundary.h"
 #include "pg/event_clock.h"
-#include "pg/inventory_generation.h"
+#include "pg/change_generation.h"
 #include "pg/pipeline_stats.h"
+#include "pg/result_table.h"
+#include "extension/dispatch.h"
 #include "extension/pipeline_trigger.h"
 #include "pg/spi.h"
 
@@ -102,25 +104,23 @@ struct View {
 // view later than the clock limit is left out and counted as future: a recommender's state and
 // clocks (windows, pending views, each user's latest list, trending windows, affinity buckets)
 // never take a time past the limit. The click itself stays in streamrec.clicks.
-std::vector<View> read_page_views(PipelineCounts& counts) {
-  uint64 n = run_sql(
-      "SELECT user_id, product_id, event_time, event_type = 'page_view' AND product_id IS NOT NULL"
-      " FROM streamrec_new_rows",
-      true);
-  counts.events = static_cast<int64>(n);
-  std::vector<Cell> cells = fetch_result({true, true, false, false});
+std::vector<View> read_page_views(const TransitionRows& batch, PipelineCounts& counts) {
+  const BatchColumn& users = batch.column(click_columns::user_id);
+  const BatchColumn& products = batch.column(click_columns::product_id);
+  const BatchColumn& types = batch.column(click_columns::event_type);
+  const BatchColumn& times = batch.column(click_columns::event_time);
+  counts.events = static_cast<int64>(batch.size());
   int64 limit = clock_limit_now();
   std::vector<View> views;
-  views.reserve(n);
-  for (uint64 r = 0; r < n; r++) {
-    const Cell* row = &cells[r * 4];
-    if (!DatumGetBool(row[3].value)) continue;
-    int64 time = DatumGetTimestampTz(row[2].value);
+  views.reserve(batch.size());
+  for (std::size_t r = 0; r < batch.size(); r++) {
+    if (products.is_null(r) || types.is_null(r) || types.text(r) != "page_view") continue;
+    int64 time = times.integer(r);
     if (is_future(time, limit)) {
       counts.future++;
       continue;
     }
-    views.push_back(View{row[0].str(), row[1].str(), time});
+    views.push_back(View{std::string(users.text(r)), std::string(products.text(r)), time});
   }
   return views;
 }
@@ -255,11 +255,6 @@ KeptPlan read_shown(
     " JOIN LATERAL (SELECT * FROM streamrec.recommendation_log r WHERE r.user_id = u.user_id"
     " AND r.window_end >= $2 AND r.window_end <= $3) l ON true, unnest(l.product_ids) AS p(product_id)",
     {TEXTARRAYOID, TIMESTAMPTZOID, TIMESTAMPTZOID});
-KeptPlan write_log(
-    "INSERT INTO streamrec.recommendation_log (user_id, product_ids, window_end, viewed_product_id, category)"
-    " SELECT x.u, x.p::text[], x.w, x.v, x.c FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[],"
-    " $5::text[]) AS x(u, p, w, v, c)",  // a function scan: rows (and so ids) in array order
-    {TEXTARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID, TEXTARRAYOID, TEXTARRAYOID});
 KeptPlan write_latest(
     "INSERT INTO streamrec.recommendations AS r (user_id, product_ids, viewed_product_id, category, window_end, "
     "updated_at)"
@@ -346,10 +341,44 @@ std::vector<Emitted> rank_views(const SimilarProductsConfig& cfg, const std::vec
   return out;
 }
 
-// Writes the emitted lists: every one to the log (the sink's relation), the latest per user
-// to recommendations.
+// The log rows of a batch's lists, as the RowSource of append_rows() reads them.
+struct LogRows {
+  const std::vector<Emitted>* lists;
+  std::size_t next;
+};
+
+constexpr ResultColumn kLogColumns[] = {{"user_id", TEXTOID},
+                                        {"product_ids", TEXTARRAYOID},
+                                        {"window_end", TIMESTAMPTZOID},
+                                        {"viewed_product_id", TEXTOID},
+                                        {"category", TEXTOID}};
+
+text* text_of(const std::string& s) { return cstring_to_text_with_len(s.data(), static_cast<int>(s.size())); }
+
+bool log_row(void* arg, Datum* values, bool* nulls) noexcept {
+  auto* rows = static_cast<LogRows*>(arg);
+  if (rows->next == rows->lists->size()) return false;
+  const Emitted& e = (*rows->lists)[rows->next++];
+  std::size_t n = e.products.size();
+  auto* elements = static_cast<Datum*>(palloc(sizeof(Datum) * (n == 0 ? 1 : n)));
+  for (std::size_t i = 0; i < n; i++) elements[i] = PointerGetDatum(text_of(e.products[i]));
+  values[0] = PointerGetDatum(text_of(e.view->user));
+  values[1] = PointerGetDatum(construct_array(elements, static_cast<int>(n), TEXTOID, -1, false, TYPALIGN_INT));
+  values[2] = TimestampTzGetDatum(e.view->time);
+  values[3] = PointerGetDatum(text_of(e.view->product));
+  values[4] = PointerGetDatum(text_of(e.category));
+  for (int c = 0; c < 5; c++) nulls[c] = false;
+  return true;
+}
+
+// Writes the emitted lists: every one to the log (the sink's relation), in order, the way COPY
+// inserts; the latest per user to recommendations.
 void write_emitted(const std::vector<Emitted>& lists, PipelineCounts& counts, StepTimer& timer) {
   if (lists.empty()) return;
+  LogRows rows{&lists, 0};
+  append_rows("recommendation_log", kLogColumns, 5, log_row, &rows);
+  counts.outputs += static_cast<int64>(lists.size());
+  timer.mark("log");
   std::vector<std::string> users, literals, viewed, cats;
   std::vector<int64> times;
   for (const Emitted& e : lists) {
@@ -359,10 +388,6 @@ void write_emitted(const std::vector<Emitted>& lists, PipelineCounts& counts, St
     viewed.push_back(e.view->product);
     cats.push_back(e.category);
   }
-  write_log.run(
-      {text_array(users), text_array(literals), timestamptz_array(times), text_array(viewed), text_array(cats)}, false);
-  counts.outputs += static_cast<int64>(lists.size());
-  timer.mark("log");
 
   // Latest per user (by time, then by order), in user order.
   std::map<std::string_view, std::size_t> latest;
@@ -449,13 +474,15 @@ std::vector<View> window_views(const SimilarProductsConfig& cfg, const std::vect
   return take_closed_windows(*clock.watermark, cfg.emit_us);
 }
 
-Datum similar_products_trigger(FunctionCallInfo fcinfo) {
-  return run_pipeline_trigger(fcinfo, "similar_products", [] {
+}  // namespace
+
+void similar_products_clicks(const TransitionRows& batch) {
+  {
     SimilarProductsConfig cfg = similar_config();
     if (!cfg.enabled) return;
     PipelineCounts counts;
     StepTimer timer;
-    std::vector<View> views = read_page_views(counts);
+    std::vector<View> views = read_page_views(batch, counts);
     timer.mark("read");
     if (cfg.emit_us > 0) {
       std::vector<View> closed = window_views(cfg, views, counts);
@@ -466,12 +493,12 @@ Datum similar_products_trigger(FunctionCallInfo fcinfo) {
     }
     count_pipeline("similar_products", counts);
     timer.report("similar_products", views.size());
-  });
+  }
 }
 
 // Purchases into user_purchases: one grouped upsert in key order.
-Datum user_purchases_trigger(FunctionCallInfo fcinfo) {
-  return run_pipeline_trigger(fcinfo, "similar_products", [] {
+void similar_products_purchases(const TransitionRows&) {
+  {
     uint64 n = run_sql(
         "INSERT INTO streamrec.user_purchases AS up (user_id, product_id, quantity, purchases, last_purchase_time)"
         " SELECT user_id, product_id, sum(quantity), count(*), max(purchase_time) FROM streamrec_new_rows"
@@ -481,8 +508,10 @@ Datum user_purchases_trigger(FunctionCallInfo fcinfo) {
         " last_purchase_time = greatest(up.last_purchase_time, excluded.last_purchase_time)",
         false);
     (void)n;
-  });
+  }
 }
+
+namespace {
 
 // The windowed emit's windows closed by the idle timeout: up to the end of the newest pending
 // window.
@@ -553,11 +582,13 @@ KeptPlan write_trending(
     " ON CONFLICT (window_start, product_id) DO UPDATE SET views = t.views + excluded.views",
     {TIMESTAMPTZARRAYOID, TEXTARRAYOID, INT8ARRAYOID});
 
-Datum trending_trigger(FunctionCallInfo fcinfo) {
-  return run_pipeline_trigger(fcinfo, "trending", [] {
+}  // namespace
+
+void trending_clicks(const TransitionRows& batch) {
+  {
     int64 width = trending_window_us();
     PipelineCounts counts;
-    std::vector<View> views = read_page_views(counts);
+    std::vector<View> views = read_page_views(batch, counts);
     std::map<std::pair<int64, std::string_view>, int64> views_per;
     for (const View& v : views) views_per[{window_start(v.time, width), v.product}]++;
     if (!views_per.empty()) {
@@ -572,8 +603,10 @@ Datum trending_trigger(FunctionCallInfo fcinfo) {
     }
     counts.outputs = static_cast<int64>(views_per.size());
     count_pipeline("trending", counts);
-  });
+  }
 }
+
+namespace {
 
 // ------------------------------------------------------------------------------------------
 // category_affinity
@@ -589,10 +622,12 @@ KeptPlan write_viewed_products(
     " ON CONFLICT (user_id, product_id) DO UPDATE SET last_viewed = greatest(w.last_viewed, excluded.last_viewed)",
     {TEXTARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID});
 
-Datum category_affinity_trigger(FunctionCallInfo fcinfo) {
-  return run_pipeline_trigger(fcinfo, "category_affinity", [] {
+}  // namespace
+
+void category_affinity_clicks(const TransitionRows& batch) {
+  {
     PipelineCounts counts;
-    std::vector<View> views = read_page_views(counts);
+    std::vector<View> views = read_page_views(batch, counts);
     std::vector<std::string> products;
     products.reserve(views.size());
     for (const View& v : views) products.push_back(v.product);
@@ -634,15 +669,10 @@ Datum category_affinity_trigger(FunctionCallInfo fcinfo) {
     }
     counts.outputs = static_cast<int64>(per_bucket.size());
     count_pipeline("category_affinity", counts);
-  });
+  }
 }
 
-}  // namespace
 }  // namespace streamrec
 
-STREAMREC_SQL_FUNCTION(streamrec_similar_products_trigger, streamrec::similar_products_trigger)
-STREAMREC_SQL_FUNCTION(streamrec_user_purchases_trigger, streamrec::user_purchases_trigger)
-STREAMREC_SQL_FUNCTION(streamrec_trending_trigger, streamrec::trending_trigger)
-STREAMREC_SQL_FUNCTION(streamrec_category_affinity_trigger, streamrec::category_affinity_trigger)
 STREAMREC_SQL_FUNCTION(streamrec_close_idle_windows, streamrec::close_idle_similar_products_windows)
 STREAMREC_SQL_FUNCTION(streamrec_recommend, streamrec::recommend)

@@ -49,16 +49,6 @@ REVOKE ALL ON streamrec.recommendations, streamrec.recommendation_log, streamrec
 GRANT SELECT ON streamrec.recommendations, streamrec.recommendation_log, streamrec.user_purchases,
                 streamrec.pending_views TO streamrec_admin;
 
--- The C++ triggers. SECURITY DEFINER: a source's role needs INSERT on the domain table only;
--- the pipeline state belongs to the extension's owner.
-CREATE FUNCTION streamrec._similar_products_trigger() RETURNS trigger
-    AS 'MODULE_PATHNAME', 'streamrec_similar_products_trigger' LANGUAGE C SECURITY DEFINER
-    SET search_path = pg_catalog, pg_temp;
-CREATE FUNCTION streamrec._user_purchases_trigger() RETURNS trigger
-    AS 'MODULE_PATHNAME', 'streamrec_user_purchases_trigger' LANGUAGE C SECURITY DEFINER
-    SET search_path = pg_catalog, pg_temp;
-REVOKE ALL ON FUNCTION streamrec._similar_products_trigger(), streamrec._user_purchases_trigger() FROM PUBLIC;
-
 -- Closes the windows of similar_products (emit = an interval) that saw no event for
 -- idle_timeout; returns how many lists that emitted.
 CREATE FUNCTION streamrec._close_idle_windows() RETURNS bigint
@@ -113,8 +103,8 @@ INSERT INTO streamrec.pipeline_kinds (name, list_order, defaults, triggers, outp
     'similar_products', 1,
     '{"top_k": 6, "min_rating": null, "repeats": "demote", "repeat_window": "10 minutes", "emit": "click",
       "watermark_delay": "1 second", "idle_timeout": "5 seconds", "retention": "1 day"}',
-    '[{"trigger": "streamrec_similar_products", "table": "streamrec.clicks", "function": "streamrec._similar_products_trigger"},
-      {"trigger": "streamrec_user_purchases", "table": "streamrec.purchases", "function": "streamrec._user_purchases_trigger",
+    '[{"trigger": "streamrec_pipelines", "table": "streamrec.clicks", "function": "streamrec._pipeline_dispatch"},
+      {"trigger": "streamrec_pipelines", "table": "streamrec.purchases", "function": "streamrec._pipeline_dispatch",
        "state": "streamrec._rebuild_user_purchases"}]',
     '[{"topic_option": "output_topic", "sink": "pipeline_similar_products", "table": "streamrec.recommendation_log",
        "sink_options": {"key": "user_id", "columns": ["user_id", "product_ids", "window_end"]}}]',
