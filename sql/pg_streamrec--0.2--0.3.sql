@@ -110,3 +110,8 @@ CREATE FUNCTION streamrec._catalog_changed() RETURNS trigger
     AS 'MODULE_PATHNAME', 'streamrec_catalog_changed' LANGUAGE C;
 CREATE TRIGGER streamrec_catalog_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON streamrec.pipeline_catalog
     FOR EACH STATEMENT EXECUTE FUNCTION streamrec._catalog_changed();
+
+-- similar_products keeps each user's recently shown products next to the user's latest list
+-- (filled in from recommendation_log by the first batch that needs them).
+ALTER TABLE streamrec.recommendations ADD COLUMN shown_products text[], ADD COLUMN shown_at timestamptz[],
+    ADD COLUMN shown_since timestamptz;

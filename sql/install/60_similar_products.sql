@@ -9,7 +9,14 @@ CREATE TABLE streamrec.recommendations (
     viewed_product_id  text,
     category           text,
     window_end         timestamptz NOT NULL,
-    updated_at         timestamptz NOT NULL DEFAULT now()
+    updated_at         timestamptz NOT NULL DEFAULT now(),
+    -- The pipeline's keyed state for the user, kept next to the latest list so that a batch reads
+    -- and writes one row per user: the products shown within repeat_window of the newest list
+    -- (shown_products[i] in the list emitted at shown_at[i]), complete from shown_since on
+    -- (NULL: not known; the pipeline reads recommendation_log instead and fills them in).
+    shown_products     text[],
+    shown_at           timestamptz[],
+    shown_since        timestamptz
 ) WITH (fillfactor = 70);  -- room on each page for the next list of its users (HOT updates)
 CREATE TABLE streamrec.recommendation_log (
     id                 bigserial PRIMARY KEY,

@@ -242,7 +242,9 @@ class UpgradeRunningTest(harness.ClusterTestCase):
             "item_transactions": "SELECT * FROM streamrec.item_transactions ORDER BY transaction_id",
             "inventory": "SELECT * FROM streamrec.inventory ORDER BY product_id",
             "recommendation_log": "SELECT * FROM streamrec.recommendation_log ORDER BY id",
-            "recommendations": "SELECT * FROM streamrec.recommendations ORDER BY user_id",
+            # (the columns of 0.1: 0.3 adds the pipeline's state columns, filled by the next batch)
+            "recommendations": "SELECT user_id, product_ids, viewed_product_id, category, window_end, updated_at "
+                               "FROM streamrec.recommendations ORDER BY user_id",
             "attributed_checkouts": "SELECT * FROM streamrec.attributed_checkouts ORDER BY checkout_id",
             "attribution_log": "SELECT * FROM streamrec.attribution_log ORDER BY id",
             "transaction_results": "SELECT * FROM streamrec.transaction_results ORDER BY transaction_id",
