@@ -27,6 +27,7 @@
 #include "pg/error_boundary.h"
 #include "pg/event_clock.h"
 #include "pg/change_generation.h"
+#include "pg/keyed_counters.h"
 #include "pg/keyed_table.h"
 #include "pg/pipeline_stats.h"
 #include "pg/result_table.h"
@@ -648,19 +649,46 @@ void similar_products_clicks(const TransitionRows& batch) {
   }
 }
 
-// Purchases into user_purchases: one grouped upsert in key order.
-void similar_products_purchases(const TransitionRows&) {
-  {
-    uint64 n = run_sql(
-        "INSERT INTO streamrec.user_purchases AS up (user_id, product_id, quantity, purchases, last_purchase_time)"
-        " SELECT user_id, product_id, sum(quantity), count(*), max(purchase_time) FROM streamrec_new_rows"
-        " GROUP BY user_id, product_id ORDER BY user_id COLLATE \"C\", product_id COLLATE \"C\""
-        " ON CONFLICT (user_id, product_id) DO UPDATE SET quantity = up.quantity + excluded.quantity,"
-        " purchases = up.purchases + excluded.purchases,"
-        " last_purchase_time = greatest(up.last_purchase_time, excluded.last_purchase_time)",
-        false);
-    (void)n;
+// Purchases into user_purchases: per (user, product) of the batch, in key order, its sums added
+// to the pair's row (or a row made for it).
+const KeyedTableSpec kUserPurchases{
+    "streamrec",
+    "user_purchases",
+    {{"user_id", TEXTOID}, {"product_id", TEXTOID}},
+    {{"quantity", INT8OID}, {"purchases", INT8OID}, {"last_purchase_time", TIMESTAMPTZOID}}};
+
+void similar_products_purchases(const TransitionRows& batch) {
+  const BatchColumn& users = batch.column(purchase_columns::user_id);
+  const BatchColumn& products = batch.column(purchase_columns::product_id);
+  const BatchColumn& quantities = batch.column(purchase_columns::quantity);
+  const BatchColumn& times = batch.column(purchase_columns::purchase_time);
+  struct Sums {
+    int64 quantity = 0;
+    int64 purchases = 0;
+    int64 last = 0;
+  };
+  std::map<std::pair<std::string_view, std::string_view>, Sums> per_pair;
+  for (std::size_t r = 0; r < batch.size(); r++) {
+    // (NOT NULL columns: a NULL cannot arrive)
+    Sums& sums = per_pair[{users.text(r), products.text(r)}];
+    int64 time = times.integer(r);
+    sums.last = sums.purchases == 0 ? time : std::max(sums.last, time);
+    sums.quantity += quantities.integer(r);
+    sums.purchases++;
   }
+  std::vector<std::string_view> key_text;
+  for (const auto& [key, sums] : per_pair) {
+    key_text.push_back(key.first);
+    key_text.push_back(key.second);
+  }
+  std::vector<Datum> keys = text_datums(key_text);
+  std::vector<Datum> values;
+  for (const auto& [key, sums] : per_pair) {
+    values.push_back(Int64GetDatum(sums.quantity));
+    values.push_back(Int64GetDatum(sums.purchases));
+    values.push_back(TimestampTzGetDatum(sums.last));
+  }
+  merge_into_rows(kUserPurchases, {Merge::add, Merge::add, Merge::greatest}, per_pair.size(), keys, values);
 }
 
 namespace {
@@ -729,11 +757,8 @@ Datum recommend(FunctionCallInfo fcinfo) {
 // ------------------------------------------------------------------------------------------
 // trending
 // ------------------------------------------------------------------------------------------
-KeptPlan write_trending(
-    "INSERT INTO streamrec.trending_counts AS t (window_start, product_id, views)"
-    " SELECT * FROM unnest($1::timestamptz[], $2::text[], $3::int8[])"
-    " ON CONFLICT (window_start, product_id) DO UPDATE SET views = t.views + excluded.views",
-    {TIMESTAMPTZARRAYOID, TEXTARRAYOID, INT8ARRAYOID});
+const KeyedTableSpec kTrendingCounts{
+    "streamrec", "trending_counts", {{"window_start", TIMESTAMPTZOID}, {"product_id", TEXTOID}}, {{"views", INT8OID}}};
 
 }  // namespace
 
@@ -744,16 +769,17 @@ void trending_clicks(const TransitionRows& batch) {
     std::vector<View> views = read_page_views(batch, counts);
     std::map<std::pair<int64, std::string_view>, int64> views_per;
     for (const View& v : views) views_per[{window_start(v.time, width), v.product}]++;
-    if (!views_per.empty()) {
-      std::vector<int64> starts, n;
-      std::vector<std::string_view> products;
-      for (const auto& [key, count] : views_per) {
-        starts.push_back(key.first);
-        products.push_back(key.second);
-        n.push_back(count);
-      }
-      write_trending.run({timestamptz_array(starts), text_array(products), int8_array(n)}, false);
+    std::vector<std::string_view> products;
+    for (const auto& [key, n] : views_per) products.push_back(key.second);
+    std::vector<Datum> texts = text_datums(products);
+    std::vector<Datum> keys, values;
+    std::size_t i = 0;
+    for (const auto& [key, n] : views_per) {
+      keys.push_back(TimestampTzGetDatum(key.first));
+      keys.push_back(texts[i++]);
+      values.push_back(Int64GetDatum(n));
     }
+    merge_into_rows(kTrendingCounts, {Merge::add}, views_per.size(), keys, values);
     counts.outputs = static_cast<int64>(views_per.size());
     count_pipeline("trending", counts);
   }
@@ -764,16 +790,14 @@ namespace {
 // ------------------------------------------------------------------------------------------
 // category_affinity
 // ------------------------------------------------------------------------------------------
-KeptPlan write_category_views(
-    "INSERT INTO streamrec.category_views AS v (user_id, category, bucket_start, views)"
-    " SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::int8[])"
-    " ON CONFLICT (user_id, bucket_start, category) DO UPDATE SET views = v.views + excluded.views",
-    {TEXTARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID, INT8ARRAYOID});
-KeptPlan write_viewed_products(
-    "INSERT INTO streamrec.user_viewed_products AS w (user_id, product_id, last_viewed)"
-    " SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[])"
-    " ON CONFLICT (user_id, product_id) DO UPDATE SET last_viewed = greatest(w.last_viewed, excluded.last_viewed)",
-    {TEXTARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID});
+const KeyedTableSpec kCategoryViews{"streamrec",
+                                    "category_views",
+                                    {{"user_id", TEXTOID}, {"bucket_start", TIMESTAMPTZOID}, {"category", TEXTOID}},
+                                    {{"views", INT8OID}}};
+const KeyedTableSpec kViewedProducts{"streamrec",
+                                     "user_viewed_products",
+                                     {{"user_id", TEXTOID}, {"product_id", TEXTOID}},
+                                     {{"last_viewed", TIMESTAMPTZOID}}};
 
 }  // namespace
 
@@ -801,25 +825,30 @@ void category_affinity_clicks(const TransitionRows& batch) {
           last_viewed.emplace(std::make_pair(std::string_view(v.user), std::string_view(v.product)), v.time);
       if (!inserted) it->second = std::max(it->second, v.time);
     }
-    if (!per_bucket.empty()) {
-      std::vector<std::string_view> users, cats;
-      std::vector<int64> buckets, n;
-      for (const auto& [key, count] : per_bucket) {
-        users.push_back(std::get<0>(key));
-        buckets.push_back(std::get<1>(key));
-        cats.push_back(std::get<2>(key));
-        n.push_back(count);
-      }
-      write_category_views.run({text_array(users), text_array(cats), timestamptz_array(buckets), int8_array(n)}, false);
-      std::vector<std::string_view> u, p;
-      std::vector<int64> t;
-      for (const auto& [key, when] : last_viewed) {
-        u.push_back(key.first);
-        p.push_back(key.second);
-        t.push_back(when);
-      }
-      write_viewed_products.run({text_array(u), text_array(p), timestamptz_array(t)}, false);
+    std::vector<std::string_view> texts;
+    for (const auto& [key, n] : per_bucket) {
+      texts.push_back(std::get<0>(key));
+      texts.push_back(std::get<2>(key));
     }
+    std::vector<Datum> text_values = text_datums(texts);
+    std::vector<Datum> keys, values;
+    std::size_t t = 0;
+    for (const auto& [key, n] : per_bucket) {
+      keys.push_back(text_values[t++]);
+      keys.push_back(TimestampTzGetDatum(std::get<1>(key)));
+      keys.push_back(text_values[t++]);
+      values.push_back(Int64GetDatum(n));
+    }
+    merge_into_rows(kCategoryViews, {Merge::add}, per_bucket.size(), keys, values);
+    texts.clear();
+    for (const auto& [key, when] : last_viewed) {
+      texts.push_back(key.first);
+      texts.push_back(key.second);
+    }
+    std::vector<Datum> pair_keys = text_datums(texts);
+    values.clear();
+    for (const auto& [key, when] : last_viewed) values.push_back(TimestampTzGetDatum(when));
+    merge_into_rows(kViewedProducts, {Merge::greatest}, last_viewed.size(), pair_keys, values);
     counts.outputs = static_cast<int64>(per_bucket.size());
     count_pipeline("category_affinity", counts);
   }
