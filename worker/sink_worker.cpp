@@ -1,17 +1,19 @@
 // A sink worker: produces the rows inserted into one table to one Kafka topic, none lost.
 //
 // The relation's outbox trigger copies the inserted rows, in the inserting transaction, into
-// streamrec.sink_outbox as jsonb, in chunks of up to 1,000 rows per outbox row (a jsonb array of
-// the rows, or the row itself). This worker reads the outbox in id order (in batches of about
-// batch_size rows), takes the values straight out of the jsonb (see extract_row), encodes each
-// row with the
+// streamrec.sink_outbox, in chunks of up to 1,000 rows per outbox row: binary typed rows
+// (core/formats/outbox_rows.h), or jsonb (the SQL capture's, and chunks written before the
+// extension's update: a jsonb array of the rows, or the row itself). This worker reads the outbox
+// in id order (in batches of about batch_size rows), takes the values straight out of the binary
+// chunk (see stage_binary_row) or the jsonb (see extract_row), encodes each row with the
 // PostgreSQL-free encoders of core/formats and produces it with librdkafka's idempotent
 // producer (message order per partition survives retries). It does not wait for a batch's
 // acknowledgements before reading and producing the next: a window of batches is in flight, and
 // each batch's outbox rows are deleted once the broker acknowledged all of its messages, batches
 // retiring in the order they were sent. A crash between the acknowledgement and the delete
 // re-sends rows: at-least-once, never lost. A row that no format can hold is split out of its
-// chunk into an outbox row of its own, with its error, and the sink goes on.
+// chunk into an outbox row of its own (jsonb), with its error, and the sink goes on; a chunk
+// that cannot be read at all stays in the outbox with its error.
 #include <algorithm>
 #include <charconv>
 #include <chrono>
