@@ -1112,10 +1112,8 @@ class SinkWorker {
     }
     m.key_length = staged_bytes_.size() - m.key_offset;
     m.value_offset = staged_bytes_.size();
-    value_.clear();
-    encoder_->encode(values_, value_);
-    staged_bytes_ += value_;
-    m.value_length = value_.size();
+    encoder_->encode(values_, staged_bytes_);  // appends
+    m.value_length = staged_bytes_.size() - m.value_offset;
     staged_.push_back(m);
   }
 
@@ -1419,7 +1417,6 @@ class SinkWorker {
   std::vector<sink_value> values_;
   std::vector<sink_value> keys_;
   std::optional<std::string> key_;
-  std::string value_;
   std::vector<StagedMessage> staged_;
   std::string staged_bytes_;
   std::vector<producer::batch_message> chunk_;

@@ -77,6 +77,9 @@ void read_scalar(cursor& in, outbox_tag tag, outbox_value& out) {
       return;
     case outbox_tag::timestamp:
       out.number = static_cast<int64_t>(in.fixed(8));
+      if ((out.number < kOutboxTimestampMin || out.number >= kOutboxTimestampEnd) &&
+          out.number != kOutboxTimestampMinusInfinity && out.number != kOutboxTimestampInfinity)
+        throw format_error("outbox chunk: a timestamp out of range");
       return;
     case outbox_tag::text:
       out.text = in.bytes(in.varint());

@@ -14,7 +14,8 @@
 //     0 null | 1 false | 2 true
 //     3 integer    signed varint
 //     4 timestamp  int64: microseconds since 2000-01-01 00:00:00 UTC (PostgreSQL's own count;
-//                  INT64_MIN and INT64_MAX are -infinity and infinity)
+//                  INT64_MIN and INT64_MAX are -infinity and infinity; nothing else outside
+//                  PostgreSQL's range)
 //     5 text       varint length, bytes
 //     6 array      varint number of dimensions (0 to 6), a varint length per dimension, then
 //                  that many elements in storage order, each a value of tags 0 to 5
@@ -49,6 +50,10 @@ enum class outbox_tag : uint8_t {
 constexpr int kOutboxMaxDimensions = 6;
 constexpr int64_t kOutboxTimestampMinusInfinity = INT64_MIN;
 constexpr int64_t kOutboxTimestampInfinity = INT64_MAX;
+// PostgreSQL's range of finite timestamps (4714-11-24 BC to 294277 AD, exclusive): a chunk holding
+// another value is damaged, and the reader refuses it.
+constexpr int64_t kOutboxTimestampMin = -211813488000000000;
+constexpr int64_t kOutboxTimestampEnd = 9223371331200000000;
 
 struct outbox_column {
   std::string name;

@@ -201,6 +201,11 @@ TEST(OutboxRows, MalformedHeadersAndCountsAreRefused) {
                                       "\xff\xff\xff\xff\xff\xff\xff\xff\xff\x7f",
                                       27)),
                format_error);
+  // A timestamp outside PostgreSQL's range (one microsecond before infinity).
+  EXPECT_THROW(chunk.read(std::string("SRO1\x01\x01x\xa0\x04\x00\x00\x00\x01\x00\x00\x00\x04"
+                                      "\xfe\xff\xff\xff\xff\xff\xff\x7f",
+                                      25)),
+               format_error);
   // A well-formed one-value chunk, for contrast.
   chunk.read(std::string("SRO1\x01\x01x\x19\x00\x00\x00\x00\x01\x00\x00\x00\x03\x54", 18));
   EXPECT_EQ(chunk.value(0, 0).number, 42);
