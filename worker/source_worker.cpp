@@ -372,14 +372,19 @@ class SourceWorker {
   // Stores a decoded batch; false when it did not commit and the consumer was rewound (to
   // the first offsets of this batch and of the one polled after it, which is dropped).
   bool finish(InFlight& flight, InFlight* next) {
-    std::map<int32_t, int64_t> rewind_to;
-    if (next != nullptr) rewind_to = next->messages->first_offsets();
-    for (const auto& [p, o] : flight.messages->first_offsets()) rewind_to[p] = o;
+    // Where the consumer goes back to when the batch does not commit (computed only then: it
+    // walks every message of both batches).
+    auto rewind_to = [&flight, next] {
+      std::map<int32_t, int64_t> offsets;
+      if (next != nullptr) offsets = next->messages->first_offsets();
+      for (const auto& [p, o] : flight.messages->first_offsets()) offsets[p] = o;
+      return offsets;
+    };
     std::string transient = flight.decoded.get();  // rethrows what the decoder threw unexpectedly
     if (next != nullptr) next->decoded.wait();
     if (flight.batch.interrupted) return false;  // stopping: the stored offsets say where to go on
     if (!transient.empty()) {
-      consumer_->rewind(rewind_to);
+      consumer_->rewind(rewind_to());
       set_state("waiting for schema registry", transient);
       backoff_on_latch(registry_failures_++, 100, 5000);
       return false;
@@ -400,9 +405,9 @@ class SourceWorker {
       abort_transaction();
       worker_stop_requested = true;  // the launcher starts a fresh worker if the source still runs
     } catch (const PgError& e) {
-      recover_from_failure(e.what(), rewind_to);
+      recover_from_failure(e.what(), rewind_to());
     } catch (const Error& e) {
-      recover_from_failure(e.what(), rewind_to);
+      recover_from_failure(e.what(), rewind_to());
     }
     return false;
   }

@@ -349,7 +349,7 @@ class InsertOnceTest(BadInputTestCase):
         self.sql(f"CREATE TABLE {table}_statements (id serial, rows bigint)")
         self.sql(f"""CREATE FUNCTION {table}_count() RETURNS trigger LANGUAGE plpgsql AS $$
                      BEGIN
-                       INSERT INTO {table}_statements(rows) SELECT count(*) FROM new_rows;
+                       INSERT INTO public.{table}_statements(rows) SELECT count(*) FROM new_rows;
                        RETURN NULL;
                      END $$""")
         self.sql(f"CREATE TRIGGER count_statements AFTER INSERT ON {table} REFERENCING NEW TABLE AS new_rows "
@@ -369,10 +369,10 @@ class InsertOnceTest(BadInputTestCase):
         for offset, message in bad.items():
             messages[offset] = message
         kcat_produce(self.sandbox.bootstrap, "once.mixed", messages, 0)
-        self.sql("SELECT streamrec.create_source('once_src', 'once.mixed', 'once_rows', 'csv', NULL, "
-                 "'{\"csv.null\": \"\"}')")
+        self.sql("SELECT streamrec.create_source('once_src', 'once.mixed', 'once_rows')")
         self.wait_offset("once_src", 2000)
         letters = self.letters("once_src")
+        self.assertEqual(len(letters), 5, letters[:3])
         self.assertEqual([(o, bytes(p).decode()) for o, p, _ in letters], sorted(bad.items()))
         errors = [e for _, _, e in letters]
         self.assertIn('invalid input syntax for type integer: "x"', errors[0])
@@ -415,7 +415,7 @@ class InsertOnceTest(BadInputTestCase):
         for i in range(len(times) * 2):
             messages.append(",".join([
                 str(i), ints[i % len(ints)], ints[(i + 1) % len(ints)], str(-(10 ** 17) + i), f"{i}.50",
-                f"{i}.25e-1", "1e300" if i % 5 == 0 else f"-{i}.125", bools[i % len(bools)], days[i % len(days)],
+                f"{i}.25e-1", "1e300" if i % 5 == 0 else f"-{i}.125", bools[i % len(bools)], f'"{days[i % len(days)]}"',
                 f'"{times[i % len(times)]}"', f'"{times[(i + 3) % len(times)]}"', '"{""k"": [1, 2.50]}"',
                 '"{1,2,NULL}"', "abcde"[: i % 6], f'"tab\\there ""q"" é {i}"']))
         messages.append(str(len(messages)) + "," * len(columns))  # every column NULL
@@ -424,8 +424,8 @@ class InsertOnceTest(BadInputTestCase):
         self.sql("SELECT streamrec.create_source('text_src', 'once.typed', 'text_rows')")
         self.wait_offset("typed_src", len(messages))
         self.wait_offset("text_src", len(messages))
-        self.assertEqual(self.value("SELECT count(*) FROM streamrec.dead_letters WHERE source IN ('typed_src', "
-                                    "'text_src')"), 0)
+        self.assertEqual(self.sql("SELECT source, \"offset\", error FROM streamrec.dead_letters "
+                                  "WHERE source IN ('typed_src', 'text_src')"), [])
         self.assertEqual(self.value("SELECT count(*) FROM typed_rows"), len(messages))
         cast = ", ".join(f"x.{c}::{t}" for c, t in columns)
         typed = ", ".join(f"y.{c}" for c, _ in columns)
