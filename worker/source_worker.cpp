@@ -307,6 +307,7 @@ class SourceWorker {
       }
       if (pending) {
         if (!finish(*pending, next.get())) next.reset();  // rewound: those messages come again
+        recycle(*pending);
       } else if (!next) {
         update_lag();
         store_started_offsets();
@@ -364,9 +365,21 @@ class SourceWorker {
     flight->messages = std::move(messages);
     flight->batch.source = flight->messages.get();
     flight->batch.cell_types = cell_types_;
+    // The buffers of a stored batch, already paged in: fresh ones would fault page by page.
+    flight->batch.lines = std::move(spare_lines_);
+    flight->batch.lines.clear();
+    flight->batch.cells = std::move(spare_cells_);
+    flight->batch.cells.clear();
     InFlight* f = flight.get();
     flight->decoded = std::async(std::launch::async, [this, f] { return decode(*f->messages, f->batch); });
     return flight;
+  }
+
+  // Keeps the buffers of a batch that is done (its decoding finished) for the next one.
+  void recycle(InFlight& done) {
+    if (done.decoded.valid()) done.decoded.wait();
+    spare_lines_ = std::move(done.batch.lines);
+    spare_cells_ = std::move(done.batch.cells);
   }
 
   // Stores a decoded batch; false when it did not commit and the consumer was rewound (to
@@ -1123,6 +1136,8 @@ class SourceWorker {
   // The cell type of each binding's column, for the helper thread's decoding; null while rows go
   // to the target as COPY text.
   std::shared_ptr<const std::vector<cell_type>> cell_types_;
+  std::string spare_lines_;  // see recycle()
+  typed_rows spare_cells_;
 };
 
 }  // namespace

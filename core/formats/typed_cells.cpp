@@ -186,14 +186,21 @@ size_t typed_rows::append_line(std::string_view line, const column_mask& present
     if (!present[b]) continue;
     if (!more && !first_field) throw format_error("decoded row has fewer fields than columns");
     first_field = false;
-    // The field runs to the next tab that no backslash escapes.
-    size_t end = pos;
-    while (end < line.size() && line[end] != '\t') end += line[end] == '\\' ? 2 : 1;
-    if (end > line.size()) end = line.size();
+    // The field runs to the next tab that no backslash escapes (decoders escape every tab in a
+    // value, so a field without a backslash ends at the first tab).
+    const char* const data = line.data();
+    const void* tab = pos < line.size() ? std::memchr(data + pos, '\t', line.size() - pos) : nullptr;
+    size_t end = tab != nullptr ? static_cast<size_t>(static_cast<const char*>(tab) - data) : line.size();
+    const bool escaped = end > pos && std::memchr(data + pos, '\\', end - pos) != nullptr;
+    if (escaped) {
+      end = pos;
+      while (end < line.size() && line[end] != '\t') end += line[end] == '\\' ? 2 : 1;
+      if (end > line.size()) end = line.size();
+    }
     const std::string_view raw = line.substr(pos, end - pos);
     more = end < line.size();
     pos = end + 1;
-    if (raw == "\\N") {
+    if (escaped && raw == "\\N") {
       cells_.push_back(typed_cell{cell_kind::null, 0, 0});
       continue;
     }
@@ -201,6 +208,12 @@ size_t typed_rows::append_line(std::string_view line, const column_mask& present
     int64_t v = 0;
     switch (types[b]) {
       case cell_type::text:
+        if (!escaped) {
+          cells_.push_back(
+              typed_cell{cell_kind::text, static_cast<uint32_t>(raw.size()), static_cast<int64_t>(text_.size())});
+          text_.append(raw);
+          continue;
+        }
         add_text(cell_kind::text, raw);
         continue;
       case cell_type::int2:
