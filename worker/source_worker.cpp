@@ -593,7 +593,7 @@ class SourceWorker {
     TupleDesc desc = RelationGetDescr(rel);
     for (const column_binding& b : config_.decoding.columns) {
       const char* name = b.column.c_str();
-      AttrNumber attnum = pg_call([rel, name] { return attnameAttNum(rel, name, false); });
+      int attnum = pg_call([rel, name] { return attnameAttNum(rel, name, false); });
       if (attnum <= 0) return nullptr;
       Form_pg_attribute att = TupleDescAttr(desc, attnum - 1);
       types->push_back(cell_type_of(att->atttypid, att->atttypmod));
@@ -629,8 +629,8 @@ class SourceWorker {
     int width = 0;                        // present columns
     AttrNumber* columns = nullptr;        // in the target
     AttrNumber* stage_columns = nullptr;  // in the upsert stage
-    const CellColumn** cell_columns = nullptr;
-    Datum* values = nullptr;  // width per row
+    CellColumn* cell_columns = nullptr;   // the present columns' (copies)
+    Datum* values = nullptr;              // width per row
     bool* nulls = nullptr;
     MemoryContext context = nullptr;
   };
@@ -669,15 +669,15 @@ class SourceWorker {
     MemoryContext context = run.context;
     run.columns = static_cast<AttrNumber*>(
         pg_call([context, width] { return MemoryContextAlloc(context, sizeof(AttrNumber) * (width + 1)); }));
-    run.cell_columns = static_cast<const CellColumn**>(
-        pg_call([context, width] { return MemoryContextAlloc(context, sizeof(CellColumn*) * (width + 1)); }));
+    run.cell_columns = static_cast<CellColumn*>(
+        pg_call([context, width] { return MemoryContextAlloc(context, sizeof(CellColumn) * (width + 1)); }));
     run.values = static_cast<Datum*>(
         pg_call([context, width, rows] { return MemoryContextAlloc(context, sizeof(Datum) * (rows * width + 1)); }));
     run.nulls = static_cast<bool*>(
         pg_call([context, width, rows] { return MemoryContextAlloc(context, sizeof(bool) * (rows * width + 1)); }));
     for (size_t i = 0, c = 0; i < present.size(); i++) {
       if (!present[i]) continue;
-      run.cell_columns[c] = &columns[i];
+      run.cell_columns[c] = columns[i];
       run.columns[c++] = columns[i].attnum;
     }
     if (config_.upsert) {
@@ -688,7 +688,8 @@ class SourceWorker {
       for (size_t i = 0, c = 0; i < present.size(); i++) {
         if (!present[i]) continue;
         const char* name = config_.decoding.columns[i].column.c_str();
-        run.stage_columns[c++] = pg_call([stage_rel, name] { return attnameAttNum(stage_rel, name, false); });
+        run.stage_columns[c++] =
+            static_cast<AttrNumber>(pg_call([stage_rel, name] { return attnameAttNum(stage_rel, name, false); }));
       }
       pg_call([stage_rel] { table_close(stage_rel, NoLock); });
     }
@@ -724,7 +725,7 @@ class SourceWorker {
                 const typed_cell* cells = b->cells.cells(message.first_cell);
                 size_t base = (at - r->lo) * r->width;
                 for (int c = 0; c < r->width; c++)
-                  r->values[base + c] = cell_datum(r->cell_columns[c], cells[c], b->cells.text(), &r->nulls[base + c]);
+                  r->values[base + c] = cell_datum(&r->cell_columns[c], cells[c], b->cells.text(), &r->nulls[base + c]);
               }
               MemoryContextSwitchTo(caller);
             });
@@ -831,7 +832,7 @@ class SourceWorker {
           inserted = upsert_staged(*run.present);
         },
         error);
-    culprit = ok ? -1 : current;
+    culprit = !ok && current >= 0 && static_cast<size_t>(current) < count ? current : -1;
     if (ok) rows = inserted;
     return ok;
   }
