@@ -173,7 +173,7 @@ void typed_rows::unescape(std::string_view raw) {
 void typed_rows::add_text(cell_kind kind, std::string_view raw) {
   const size_t offset = text_.size();
   unescape(raw);
-  cells_.push_back(typed_cell{kind, static_cast<uint32_t>(text_.size() - offset), static_cast<int64_t>(offset)});
+  push(kind, static_cast<uint32_t>(text_.size() - offset), static_cast<int64_t>(offset));
 }
 
 size_t typed_rows::append_line(std::string_view line, const column_mask& present, const std::vector<cell_type>& types) {
@@ -201,7 +201,7 @@ size_t typed_rows::append_line(std::string_view line, const column_mask& present
     more = end < line.size();
     pos = end + 1;
     if (escaped && raw == "\\N") {
-      cells_.push_back(typed_cell{cell_kind::null, 0, 0});
+      push(cell_kind::null, 0, 0);
       continue;
     }
     // Fast forms never contain a backslash, so they are recognised on the raw field.
@@ -209,8 +209,7 @@ size_t typed_rows::append_line(std::string_view line, const column_mask& present
     switch (types[b]) {
       case cell_type::text:
         if (!escaped) {
-          cells_.push_back(
-              typed_cell{cell_kind::text, static_cast<uint32_t>(raw.size()), static_cast<int64_t>(text_.size())});
+          push(cell_kind::text, static_cast<uint32_t>(raw.size()), static_cast<int64_t>(text_.size()));
           text_.append(raw);
           continue;
         }
@@ -222,19 +221,19 @@ size_t typed_rows::append_line(std::string_view line, const column_mask& present
         if (parse_integer(raw, v) &&
             (types[b] == cell_type::int8 || (types[b] == cell_type::int4 && v >= INT32_MIN && v <= INT32_MAX) ||
              (types[b] == cell_type::int2 && v >= INT16_MIN && v <= INT16_MAX))) {
-          cells_.push_back(typed_cell{cell_kind::integer, 0, v});
+          push(cell_kind::integer, 0, v);
           continue;
         }
         break;
       case cell_type::boolean:
         if (raw == "t" || raw == "true" || raw == "f" || raw == "false") {
-          cells_.push_back(typed_cell{cell_kind::boolean, 0, raw[0] == 't' ? 1 : 0});
+          push(cell_kind::boolean, 0, raw[0] == 't' ? 1 : 0);
           continue;
         }
         break;
       case cell_type::date:
         if (raw.size() == 10 && parse_date_prefix(raw, v)) {
-          cells_.push_back(typed_cell{cell_kind::date, 0, v});
+          push(cell_kind::date, 0, v);
           continue;
         }
         break;
@@ -244,11 +243,11 @@ size_t typed_rows::append_line(std::string_view line, const column_mask& present
         int32_t offset;
         if (parse_iso_timestamp(raw, v, has_zone, offset)) {
           if (types[b] == cell_type::timestamp) {
-            cells_.push_back(typed_cell{cell_kind::timestamp, 0, v});  // the zone is ignored, as timestamp_in does
+            push(cell_kind::timestamp, 0, v);  // the zone is ignored, as timestamp_in does
           } else if (has_zone) {
-            cells_.push_back(typed_cell{cell_kind::timestamp, 0, v - int64_t{offset} * micros_per_second});
+            push(cell_kind::timestamp, 0, v - int64_t{offset} * micros_per_second);
           } else {
-            cells_.push_back(typed_cell{cell_kind::local_timestamp, 0, v});
+            push(cell_kind::local_timestamp, 0, v);
           }
           continue;
         }

@@ -86,6 +86,13 @@ class typed_rows {
   // Unescapes one COPY text field (raw, between separators) onto text_, as COPY FROM reads it.
   void unescape(std::string_view raw);
   void add_text(cell_kind kind, std::string_view raw);
+  // Writes the cell in place: a cell built on the stack and copied in stalls on store forwarding.
+  void push(cell_kind kind, uint32_t length, int64_t value) {
+    typed_cell& cell = cells_.emplace_back();
+    cell.kind = kind;
+    cell.length = length;
+    cell.value = value;
+  }
 
   std::vector<typed_cell> cells_;
   std::string text_;
