@@ -56,6 +56,8 @@ extern "C" {
 #include "access/hash.h"
 #include "access/table.h"
 #include "access/tableam.h"
+#include "access/visibilitymap.h"
+#include "access/itup.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_am.h"
@@ -68,6 +70,7 @@ extern "C" {
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/resowner.h"
 #include "utils/pg_locale.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -262,6 +265,11 @@ void read_clicks(ClickState* state) {
   init_key(&keys[2], index, 3, BTGreaterEqualStrategyNumber, 0);
   init_key(&keys[3], index, 3, BTLessEqualStrategyNumber, 0);
   IndexScanDesc scan = index_beginscan(rel, index, snapshot, 4, 0);
+  // The index holds every column read (click_id last): on an all-visible heap page a click is
+  // read from the index tuple alone, as an index-only scan reads it.
+  bool index_only = IndexRelationGetNumberOfAttributes(index) >= 4 && index->rd_index->indkey.values[3] == cols[3];
+  scan->xs_want_itup = index_only;
+  Buffer vm_buffer = InvalidBuffer;
   TupleTableSlot* slot = table_slot_create(rel, nullptr);
   const std::vector<key_range>& probes = *state->probes;
   for (std::size_t p = 0; p < probes.size(); p++) {
@@ -271,15 +279,25 @@ void read_clicks(ClickState* state) {
     keys[2].sk_argument = TimestampTzGetDatum(probes[p].from);
     keys[3].sk_argument = TimestampTzGetDatum(probes[p].to);
     index_rescan(scan, keys, 4, nullptr, 0);
-    while (index_getnext_slot(scan, ForwardScanDirection, slot)) {
+    ItemPointer tid;
+    while ((tid = index_getnext_tid(scan, ForwardScanDirection)) != nullptr) {
       bool time_null = false, id_null = false;
-      Datum time = slot_getattr(slot, cols[2], &time_null);
-      Datum id = slot_getattr(slot, cols[3], &id_null);
+      Datum time, id;
+      if (index_only && VM_ALL_VISIBLE(rel, ItemPointerGetBlockNumber(tid), &vm_buffer)) {
+        time = index_getattr(scan->xs_itup, 3, scan->xs_itupdesc, &time_null);
+        id = index_getattr(scan->xs_itup, 4, scan->xs_itupdesc, &id_null);
+      } else {
+        // An MVCC snapshot sees at most one version of the row.
+        if (!index_fetch_heap(scan, slot)) continue;
+        time = slot_getattr(slot, cols[2], &time_null);
+        id = slot_getattr(slot, cols[3], &id_null);
+      }
       std::string_view id_text = id_null ? std::string_view() : text_view(id);
       if (time_null) continue;  // NOT NULL in the table
       (*state->clicks)[p].push_back({std::string(id_text), id_null, DatumGetTimestampTz(time)});
     }
   }
+  if (vm_buffer != InvalidBuffer) ReleaseBuffer(vm_buffer);
   ExecDropSingleTupleTableSlot(slot);
   index_endscan(scan);
   PopActiveSnapshot();
@@ -490,6 +508,42 @@ void write_emitted(const char* table, const std::vector<Emitted>& emitted) {
   pg_call([table, source] { insert_emitted(table, source); });
 }
 
+// Inserts the attributions of a checkout batch in one subtransaction; false (the subtransaction
+// rolled back) when one of their checkout ids is already there: a checkout deleted from
+// streamrec.checkouts and sent again, or a row written by hand.
+bool insert_new_attributions(const std::vector<Emitted>& rows) {
+  MemoryContext outer_context = CurrentMemoryContext;
+  ResourceOwner outer_owner = CurrentResourceOwner;
+  auto end = [outer_context, outer_owner](bool commit) {
+    pg_call([outer_context, outer_owner, commit] {
+      if (commit)
+        ReleaseCurrentSubTransaction();
+      else
+        RollbackAndReleaseCurrentSubTransaction();
+      MemoryContextSwitchTo(outer_context);
+      CurrentResourceOwner = outer_owner;
+    });
+  };
+  // The statement's memory stays current, so an error is copied where it outlives the rollback.
+  pg_call([outer_context] {
+    BeginInternalSubTransaction(nullptr);
+    MemoryContextSwitchTo(outer_context);
+  });
+  try {
+    write_emitted("attributed_checkouts", rows);
+  } catch (const PgError& e) {
+    end(false);
+    if (e.sqlstate() == ERRCODE_UNIQUE_VIOLATION) return false;
+    throw;
+  } catch (...) {
+    // Left open, the subtransaction would outlive the statement's abort.
+    end(false);
+    throw;
+  }
+  end(true);
+  return true;
+}
+
 // A checkout whose id attributed_checkouts still holds: overwritten with its row locked.
 KeptPlan overwrite_attribution(
     "INSERT INTO streamrec.attributed_checkouts AS a"
@@ -563,39 +617,45 @@ void attribution_checkouts(const TransitionRows& batch) {
   ClickState click_state{&probes, &clicks};
   ClickState* cs = &click_state;
   pg_call([cs] { read_clicks(cs); });
+  timer.mark("clicks");
   std::vector<std::string_view> users = checkout_users(checkouts);
   std::vector<std::optional<std::string>> names(users.size());
   UserNames user_state{&users, &names};
   UserNames* us = &user_state;
   pg_call([us] { read_user_names(us); });
-  timer.mark("probe");
+  timer.mark("users");
 
   std::vector<checkout_attribution> attributed =
       attribute_checkouts(checkouts, cfg.rule, probes, clicks, database_order());
-  std::vector<std::string_view> ids;
-  ids.reserve(attributed.size());
-  for (const checkout_attribution& a : attributed) ids.push_back(checkouts[a.row].checkout_id);
-  std::vector<bool> existing(ids.size(), false);
-  ExistingRows existing_state{&ids, &existing};
-  ExistingRows* es = &existing_state;
-  pg_call([es] { read_existing(es); });
   timer.mark("attribute");
 
-  std::vector<Emitted> emitted, inserted;
+  std::vector<Emitted> emitted;
   emitted.reserve(attributed.size());
-  inserted.reserve(attributed.size());
-  for (std::size_t i = 0; i < attributed.size(); i++) {
-    const checkout_event& c = checkouts[attributed[i].row];
+  for (const checkout_attribution& a : attributed) {
+    const checkout_event& c = checkouts[a.row];
     std::size_t u = static_cast<std::size_t>(std::lower_bound(users.begin(), users.end(), c.user) - users.begin());
-    Emitted e{c.checkout_id, c.user, &names[u],
-              c.product,     c.time, attributed[i].click ? &*attributed[i].click : nullptr};
-    emitted.push_back(e);
-    if (existing[i])
-      overwrite(e);
-    else
-      inserted.push_back(e);
+    emitted.push_back({c.checkout_id, c.user, &names[u], c.product, c.time, a.click ? &*a.click : nullptr});
   }
-  write_emitted("attributed_checkouts", inserted);
+  // New checkouts, as they nearly always are, in one bulk insert. Otherwise the ids already
+  // there (one primary-key probe each) are overwritten with their rows locked, in checkout_id
+  // order, and the others inserted.
+  if (!insert_new_attributions(emitted)) {
+    std::vector<std::string_view> ids;
+    ids.reserve(emitted.size());
+    for (const Emitted& e : emitted) ids.push_back(e.checkout_id);
+    std::vector<bool> existing(ids.size(), false);
+    ExistingRows existing_state{&ids, &existing};
+    ExistingRows* es = &existing_state;
+    pg_call([es] { read_existing(es); });
+    std::vector<Emitted> inserted;
+    for (std::size_t i = 0; i < emitted.size(); i++) {
+      if (existing[i])
+        overwrite(emitted[i]);
+      else
+        inserted.push_back(emitted[i]);
+    }
+    write_emitted("attributed_checkouts", inserted);
+  }
   timer.mark("write");
   write_emitted("attribution_log", emitted);
   timer.mark("log");
