@@ -156,8 +156,7 @@ AttrNumber column_of(Relation rel, const char* name, Oid type) {
 }
 
 // streamrec.<table> opened for reading, SELECT on its columns checked as for a query.
-Relation open_read(const char* table, const AttrNumber* columns, int count, const char* const* names, const Oid* types,
-                   AttrNumber* found) {
+Relation open_read(const char* table, int count, const char* const* names, const Oid* types, AttrNumber* found) {
   RangeVar* name = makeRangeVar(const_cast<char*>("streamrec"), const_cast<char*>(table), -1);
   Relation rel = table_open(RangeVarGetRelid(name, AccessShareLock, false), NoLock);
   if (rel->rd_rel->relkind != RELKIND_RELATION)
@@ -170,7 +169,7 @@ Relation open_read(const char* table, const AttrNumber* columns, int count, cons
   rte->rellockmode = AccessShareLock;
   rte->requiredPerms = ACL_SELECT;
   for (int c = 0; c < count; c++) {
-    found[c] = columns != nullptr ? columns[c] : column_of(rel, names[c], types[c]);
+    found[c] = column_of(rel, names[c], types[c]);
     rte->selectedCols = bms_add_member(rte->selectedCols, found[c] - FirstLowInvalidHeapAttributeNumber);
   }
   check_table_access(rte);
@@ -178,7 +177,7 @@ Relation open_read(const char* table, const AttrNumber* columns, int count, cons
 }
 
 // The btree index streamrec.<index> of rel whose first key columns are `keys`; an ERROR when
-// missing or different. strategies[k] gets the support of key k's comparisons.
+// missing or different.
 Relation open_btree(Relation rel, const char* index_name, Oid index_oid, const AttrNumber* keys, int key_count,
                     const char* hint) {
   if (!OidIsValid(index_oid)) {
@@ -200,15 +199,15 @@ Relation open_btree(Relation rel, const char* index_name, Oid index_oid, const A
 }
 
 // The comparison function of `strategy` on index key column k (1-based), for a ScanKey.
-RegProcedure key_procedure(Relation index, int k, StrategyNumber strategy) {
+RegProcedure key_procedure(Relation index, AttrNumber k, StrategyNumber strategy) {
   Oid type = index->rd_opcintype[k - 1];
-  Oid op = get_opfamily_member(index->rd_opfamily[k - 1], type, type, strategy);
+  Oid op = get_opfamily_member(index->rd_opfamily[k - 1], type, type, static_cast<int16>(strategy));
   // Every btree operator family has all five members: cannot happen, so internal.
   if (!OidIsValid(op)) elog(ERROR, "btree operator family without strategy %d", strategy);
   return get_opcode(op);
 }
 
-void init_key(ScanKey key, Relation index, int k, StrategyNumber strategy, Datum value) {
+void init_key(ScanKey key, Relation index, AttrNumber k, StrategyNumber strategy, Datum value) {
   ScanKeyEntryInitialize(key, 0, k, strategy, InvalidOid, index->rd_indcollation[k - 1],
                          key_procedure(index, k, strategy), value);
 }
@@ -252,7 +251,7 @@ void read_clicks(ClickState* state) {
   static const char* const names[] = {"user_id", "product_id", "event_time", "click_id"};
   static const Oid types[] = {TEXTOID, TEXTOID, TIMESTAMPTZOID, TEXTOID};
   AttrNumber cols[4];
-  Relation rel = open_read("clicks", nullptr, 4, names, types, cols);
+  Relation rel = open_read("clicks", 4, names, types, cols);
   Relation index = open_btree(rel, "clicks_attribution_idx", InvalidOid, cols, 3,
                               "streamrec.enable_pipeline('attribution') builds it.");
   MemoryContext work = AllocSetContextCreate(CurrentMemoryContext, "streamrec attribution", ALLOCSET_DEFAULT_SIZES);
@@ -317,7 +316,7 @@ void read_user_names(UserNames* state) {
   static const char* const names[] = {"user_id", "name"};
   static const Oid types[] = {TEXTOID, TEXTOID};
   AttrNumber cols[2];
-  Relation rel = open_read("users", nullptr, 2, names, types, cols);
+  Relation rel = open_read("users", 2, names, types, cols);
   Relation index = open_btree(rel, "users_pkey", RelationGetPrimaryKeyIndex(rel), cols, 1,
                               "Restore PRIMARY KEY (user_id) on streamrec.users.");
   MemoryContext work = AllocSetContextCreate(CurrentMemoryContext, "streamrec attribution", ALLOCSET_DEFAULT_SIZES);
@@ -361,7 +360,7 @@ struct ExistingRows {
 
 void read_existing(ExistingRows* state) {
   AttrNumber cols[6];
-  Relation rel = open_read("attributed_checkouts", nullptr, 1, kAttributedNames, kAttributedTypes, cols);
+  Relation rel = open_read("attributed_checkouts", 1, kAttributedNames, kAttributedTypes, cols);
   Relation index = open_btree(rel, "attributed_checkouts_pkey", RelationGetPrimaryKeyIndex(rel), cols, 1,
                               "Restore PRIMARY KEY (checkout_id) on streamrec.attributed_checkouts.");
   MemoryContext work = AllocSetContextCreate(CurrentMemoryContext, "streamrec attribution", ALLOCSET_DEFAULT_SIZES);
@@ -396,7 +395,7 @@ struct StoredState {
 
 void read_stored(StoredState* state) {
   AttrNumber cols[6];
-  Relation rel = open_read("attributed_checkouts", nullptr, 6, kAttributedNames, kAttributedTypes, cols);
+  Relation rel = open_read("attributed_checkouts", 6, kAttributedNames, kAttributedTypes, cols);
   AttrNumber keys_cols[3] = {cols[1], cols[2], cols[3]};
   Relation index = open_btree(rel, "attributed_checkouts_lookup_idx", InvalidOid, keys_cols, 3,
                               "Restore the index (user_id, product_id, checkout_time) as the extension created it.");
