@@ -294,10 +294,11 @@ void probe_rows(const ProbeJob* job) {
       bool isnull = false;
       Datum value = slot_getattr(slot, job->value_attnums[v], &isnull);
       if (!isnull && !byval[v])
-        value = lengths[v] == -1 ? PointerGetDatum(pg_detoast_datum_copy(reinterpret_cast<varlena*>(value)))
-                                 : datumCopy(value, false, lengths[v]);
+        value = lengths[v] == -1
+                    ? PointerGetDatum(pg_detoast_datum_copy(reinterpret_cast<varlena*>(DatumGetPointer(value))))
+                    : datumCopy(value, false, lengths[v]);
       job->values[k * job->nvalues + v] = isnull ? 0 : value;
-      job->nulls[k * job->nvalues + v] = isnull;
+      job->nulls[k * job->nvalues + v] = isnull ? 1 : 0;
     }
     MemoryContextSwitchTo(work);
   }
