@@ -461,7 +461,7 @@ void capture_rows(TriggerData* trigger, const Capture* capture, Datum sink, bool
     buffer.grow = grow_bytea_buffer;
     outbox_writer writer(buffer);
     if (binary) {
-      grow_bytea_buffer(buffer, 64 * 1024);
+      grow_bytea_buffer(buffer, std::size_t{64} * 1024);
       write_header(&writer, capture);
     } else {
       pushJsonbValue(&state, WJB_BEGIN_ARRAY, nullptr);
