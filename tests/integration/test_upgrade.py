@@ -17,7 +17,7 @@ from harness import wait_for
 from kafka_util import consume, produce
 
 T0 = datetime.datetime(2024, 6, 28, 13, 0, 0, tzinfo=datetime.timezone.utc)
-CURRENT = "0.3"
+CURRENT = "0.4"
 USERS = 5
 PRODUCTS = 10
 ITEMS = 5
