@@ -1,5 +1,7 @@
 #include "pg/change_generation.h"
 
+#include <string>
+
 #include "pg/error_boundary.h"
 #include "pg/trigger_context.h"
 
@@ -23,9 +25,15 @@ bool callback_registered = false;
 bool changed[kWatched] = {false, false};  // by the current transaction
 
 void on_transaction_end(XactEvent event, void*) {
-  // XACT_EVENT_COMMIT comes after the transaction's changes became visible to others.
+  // Bumped twice: XACT_EVENT_PRE_COMMIT comes before the transaction's changes become visible
+  // to others and XACT_EVENT_COMMIT after. A reader that takes the generation before reading
+  // the table then never keeps what it read past the change: between the two bumps it reads
+  // the first one and keeps its read only until the second; after the second it sees the
+  // changes. (One bump at commit alone would leave a window in which the changes are visible
+  // while a reader still finds its kept generation current.) A bump of a transaction that
+  // aborts after PRE_COMMIT costs one read of the table.
   for (int t = 0; t < kWatched; t++) {
-    if (event == XACT_EVENT_COMMIT && shared != nullptr && changed[t])
+    if ((event == XACT_EVENT_PRE_COMMIT || event == XACT_EVENT_COMMIT) && shared != nullptr && changed[t])
       pg_atomic_fetch_add_u64(&shared->generation[t], 1);
     if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_COMMIT ||
         event == XACT_EVENT_PARALLEL_ABORT || event == XACT_EVENT_PREPARE)
@@ -33,14 +41,29 @@ void on_transaction_end(XactEvent event, void*) {
   }
 }
 
+// The trigger data of a change trigger: an AFTER trigger, per statement or per row (a BEFORE
+// row trigger would have to return the row, and one returning NULL skips it).
+TriggerData* after_trigger_data(FunctionCallInfo fcinfo, const char* function) {
+  TriggerData* trigger = trigger_data(fcinfo, function, "The extension installs it on its own table.");
+  if (!TRIGGER_FIRED_AFTER(trigger->tg_event))
+    throw Error(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED, std::string(function) + " must be an AFTER trigger", "",
+                "The extension installs it on its own table.");
+  return trigger;
+}
+
+// On streamrec.inventory twice: per statement (ENABLE ALWAYS: local writes, COPY, TRUNCATE, also
+// a TRUNCATE applied by logical replication), and per row ENABLE REPLICA (the rows a logical
+// replication apply worker applies: it fires no statement trigger but for TRUNCATE, and only row
+// triggers enabled for replica or always). It runs no SQL and names nothing, so it is the same
+// under whichever role fires it (the apply worker: the subscription's owner).
 Datum inventory_changed_trigger(FunctionCallInfo fcinfo) {
-  trigger_data(fcinfo, "_inventory_changed", "");
+  after_trigger_data(fcinfo, "_inventory_changed");
   note_change(Watched::inventory);
   return PointerGetDatum(nullptr);
 }
 
 Datum catalog_changed_trigger(FunctionCallInfo fcinfo) {
-  trigger_data(fcinfo, "_catalog_changed", "");
+  after_trigger_data(fcinfo, "_catalog_changed");
   note_change(Watched::catalog);
   return PointerGetDatum(nullptr);
 }

@@ -1,7 +1,9 @@
 // Change generations of the tables whose contents backends keep between batches: each is
-// bumped (cluster-wide) when a transaction that changed its table commits, after the changes
-// became visible. A backend that read the table while the generation was g may keep what it
+// bumped (cluster-wide) when a transaction that changed its table commits, once before its
+// changes become visible and once after. A backend that read the table while the generation was g may keep what it
 // read for as long as it is still g and its own transaction has not changed the table.
+// A transaction changes a table by a statement or, under logical replication, by the rows an
+// apply worker applies: the table's triggers note both (see _inventory_changed).
 //  * inventory: streamrec.inventory (the recommenders keep the candidates of its categories)
 //  * catalog: streamrec.pipeline_catalog (the pipelines keep their options)
 #pragma once
@@ -17,7 +19,7 @@ namespace streamrec {
 enum class Watched { inventory, catalog };
 
 uint64 change_generation(Watched table);
-// Called by the table's statement trigger (and by the pipelines that write the inventory): the
+// Called by the table's triggers (and by the pipelines that write the inventory): the
 // current transaction changed the table (its own later reads must not use what is kept; its
 // commit bumps the generation).
 void note_change(Watched table);

@@ -21,6 +21,18 @@ CREATE FUNCTION streamrec._inventory_changed() RETURNS trigger
     AS 'MODULE_PATHNAME', 'streamrec_inventory_changed' LANGUAGE C;
 CREATE TRIGGER streamrec_inventory_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON streamrec.inventory
     FOR EACH STATEMENT EXECUTE FUNCTION streamrec._inventory_changed();
+-- The inventory may also be a logical replication subscriber, maintained on another server. An
+-- apply worker runs with session_replication_role = replica: it fires only row triggers enabled
+-- REPLICA or ALWAYS, and statement triggers only for a TRUNCATE it applies. So the statement
+-- trigger fires in every session (ALWAYS: TRUNCATE and COPY applied too), and a row trigger
+-- fires for the rows an apply worker applies (REPLICA: elsewhere the statement trigger tells).
+-- The function runs no SQL and names nothing, whichever role fires it (an apply worker runs as
+-- the subscription's owner); only the extension attaches it to a table.
+ALTER TABLE streamrec.inventory ENABLE ALWAYS TRIGGER streamrec_inventory_changed;
+CREATE TRIGGER streamrec_inventory_replicated AFTER INSERT OR UPDATE OR DELETE ON streamrec.inventory
+    FOR EACH ROW EXECUTE FUNCTION streamrec._inventory_changed();
+ALTER TABLE streamrec.inventory ENABLE REPLICA TRIGGER streamrec_inventory_replicated;
+REVOKE ALL ON FUNCTION streamrec._inventory_changed() FROM PUBLIC;
 
 CREATE TABLE streamrec.clicks (
     click_id    text,

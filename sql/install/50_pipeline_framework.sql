@@ -61,6 +61,11 @@ CREATE FUNCTION streamrec._catalog_changed() RETURNS trigger
     AS 'MODULE_PATHNAME', 'streamrec_catalog_changed' LANGUAGE C;
 CREATE TRIGGER streamrec_catalog_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON streamrec.pipeline_catalog
     FOR EACH STATEMENT EXECUTE FUNCTION streamrec._catalog_changed();
+-- The catalog's change trigger fires in every session too (ALWAYS: also with
+-- session_replication_role = replica). The catalog is each server's own, never replicated.
+-- Only the extension attaches the function to a table.
+ALTER TABLE streamrec.pipeline_catalog ENABLE ALWAYS TRIGGER streamrec_catalog_changed;
+REVOKE ALL ON FUNCTION streamrec._catalog_changed() FROM PUBLIC;
 
 -- An enabled pipeline belongs to the role that enabled it: only that role (or a superuser)
 -- changes or disables it; a disabled one goes to whoever enables it next. Options written
