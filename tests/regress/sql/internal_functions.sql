@@ -15,7 +15,7 @@ EXCEPTION WHEN OTHERS THEN
 END $$;
 
 -- Every trigger function of the extension, as a BEFORE ROW trigger (each wants a statement or
--- AFTER trigger): one row per function, none with XX000 (_inventory_changed serves any kind).
+-- AFTER trigger): one row per function, none with XX000.
 SELECT p.proname,
        pg_temp.sqlstate_of(format('DROP TRIGGER IF EXISTS t ON wrong_kind; CREATE TRIGGER t BEFORE INSERT ON wrong_kind FOR EACH ROW EXECUTE FUNCTION streamrec.%I(); '
                                   'INSERT INTO wrong_kind VALUES (1)', p.proname)) AS sqlstate
