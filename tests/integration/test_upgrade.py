@@ -31,8 +31,10 @@ DISPATCHED = {"streamrec_similar_products", "streamrec_user_purchases", "streamr
 def dispatched(triggers):
     """pg_trigger rows (table, name, function, args) as the update leaves them: the replaced
     triggers give way to streamrec_pipelines on each table they were on. (The catalog's own
-    trigger, which the update adds, is left out.)"""
-    rows = [(t, n, f, bytes(a)) for t, n, f, a in triggers if n not in DISPATCHED | {"streamrec_catalog_changed"}]
+    trigger and the inventory's row trigger for logical replication, which the updates add, are
+    left out.)"""
+    added = {"streamrec_catalog_changed", "streamrec_inventory_replicated"}
+    rows = [(t, n, f, bytes(a)) for t, n, f, a in triggers if n not in DISPATCHED | added]
     rows += [(t, "streamrec_pipelines", "streamrec._pipeline_dispatch()", b"")
              for t in sorted({t for t, n, f, a in triggers if n in DISPATCHED})]
     return sorted(rows)
@@ -305,6 +307,7 @@ class UpgradeRunningTest(harness.ClusterTestCase):
         for name in before:
             if name == "triggers":
                 self.assertIn(("streamrec.pipeline_catalog", "streamrec_catalog_changed"), [r[:2] for r in after[name]])
+                self.assertIn(("streamrec.inventory", "streamrec_inventory_replicated"), [r[:2] for r in after[name]])
                 self.assertEqual(dispatched(after[name]), dispatched(before[name]), "triggers changed across the update")
             else:
                 self.assertEqual(after[name], before[name], f"{name} changed across the update")
