@@ -7,6 +7,8 @@
 
 extern "C" {
 #include "access/xact.h"
+#include "access/xlog.h"
+#include "access/xlogrecovery.h"
 #include "port/atomics.h"
 #include "storage/shmem.h"
 }
@@ -70,7 +72,12 @@ Datum catalog_changed_trigger(FunctionCallInfo fcinfo) {
 
 }  // namespace
 
+// On a hot standby no trigger fires: the tables change by WAL replay. There the generation is
+// the position replayed so far (tagged by the top bit, which a count of commits never reaches),
+// so whatever was read is kept only until the next record is replayed. After promotion the
+// counter takes over, and differs from every position.
 uint64 change_generation(Watched table) {
+  if (RecoveryInProgress()) return GetXLogReplayRecPtr(nullptr) | (UINT64CONST(1) << 63);
   return shared != nullptr ? pg_atomic_read_u64(&shared->generation[static_cast<int>(table)]) : 0;
 }
 

@@ -3,7 +3,8 @@
 // changes become visible and once after. A backend that read the table while the generation was g may keep what it
 // read for as long as it is still g and its own transaction has not changed the table.
 // A transaction changes a table by a statement or, under logical replication, by the rows an
-// apply worker applies: the table's triggers note both (see _inventory_changed).
+// apply worker applies: the table's triggers note both (see _inventory_changed). On a hot
+// standby, where the tables change by WAL replay, the generation follows the replay.
 //  * inventory: streamrec.inventory (the recommenders keep the candidates of its categories)
 //  * catalog: streamrec.pipeline_catalog (the pipelines keep their options)
 #pragma once

@@ -4,16 +4,20 @@ items and so owns their stock; the recommender subscribes to both by logical rep
 runs similar_products, attribution and ratings. Every change made on the server that owns a row
 is honoured by the recommender's next event once the row is replicated: a stock change, a
 category and a rating change, a user's name, a customer's club status, and the stock and the
-items that item_transactions changes and creates on the owner. The clicks go through one
-backend that lives across all of them, as a source worker does, so its inventory cache is put
-to the test; a replicated row is waited for by polling it, never by sleeping."""
+items that item_transactions changes and creates on the owner; and recommend() on a hot standby
+of the recommender follows the replay. The clicks go through one backend that lives across all
+of them, as a source worker does (the lookups through one backend of the standby), so what they
+keep of the inventory is put to the test; a replicated row is waited for by polling it, never
+by sleeping."""
 
 import datetime
+import os
+import subprocess
 import unittest
 
 import psycopg2
 
-from harness import Cluster, wait_for
+from harness import Cluster, _as_postgres, wait_for
 
 T0 = datetime.datetime(2024, 6, 28, 13, 0, 0, tzinfo=datetime.timezone.utc)
 LOGICAL = {"wal_level": "logical", "max_wal_senders": 10, "max_replication_slots": 10}
@@ -29,6 +33,18 @@ HUB_INVENTORY = [
     ("h1", "hats", 5, 5.0), ("h2", "hats", 5, 4.0),
 ]
 OWNER_INVENTORY = [("i1", "tools", 5, 4.0), ("i2", "tools", 5, 3.0), ("i3", "tools", 5, 2.0), ("i4", "tools", 5, 1.0)]
+
+
+def hot_standby(primary, name):
+    """A streaming replica of primary (pg_basebackup -R), started in hot standby."""
+    standby = Cluster(name)
+    subprocess.run(_as_postgres([os.path.join(standby.bindir, "pg_basebackup"), "-D", standby.data, "-R",
+                                 "-X", "stream", "-h", "127.0.0.1", "-p", str(primary.port), "-U", "postgres"]),
+                   check=True, stdout=subprocess.DEVNULL)
+    standby.set_conf("port", standby.port)
+    standby.set_conf("unix_socket_directories", f"'{standby.dir}'")
+    standby.set_conf("hot_standby", "on")
+    return standby.start()
 
 
 class DimensionsTest(unittest.TestCase):
@@ -71,19 +87,23 @@ class DimensionsTest(unittest.TestCase):
         # between batches must follow the replicated changes.
         cls.clicks = cls.rec.connect()
         cls.views = 0
+        # A read replica of the recommender, and one backend there serving recommend().
+        cls.standby = hot_standby(cls.rec, "dims-standby")
+        cls.lookups = cls.standby.connect()
 
     @classmethod
     def tearDownClass(cls):
         try:
             cls.clicks.close()
+            cls.lookups.close()
             # Nothing the recommender applied failed (a conflict, a trigger's error).
             stats = cls.rec.sql("SELECT subname, apply_error_count, sync_error_count FROM pg_stat_subscription_stats "
                                 "ORDER BY subname")
             assert stats == [("dimensions_hub", 0, 0), ("inventory_owner", 0, 0)], stats
-            for cluster in (cls.rec, cls.owner, cls.hub):
+            for cluster in (cls.standby, cls.rec, cls.owner, cls.hub):
                 cluster.assert_no_crash()
         finally:
-            for cluster in (cls.rec, cls.owner, cls.hub):
+            for cluster in (cls.standby, cls.rec, cls.owner, cls.hub):
                 cluster.destroy()
 
     @staticmethod
@@ -138,6 +158,28 @@ class DimensionsTest(unittest.TestCase):
         self.replicated("SELECT string_agg(product_id, ',' ORDER BY product_id) FROM streamrec.inventory "
                         "WHERE product_id IN ('p3', 'p7')", "p7", "p3 deleted and p7 added")
         self.assertEqual(self.view("p1"), ["p2", "p7", "p4", "p6"])
+
+    def recommend(self, product):
+        """streamrec.recommend() on the recommender's hot standby, through one backend there."""
+        with self.lookups.cursor() as cur:
+            cur.execute("SELECT streamrec.recommend('reader', %s)", (product,))
+            return cur.fetchone()[0]
+
+    def test_lookups_on_a_standby_of_the_recommender_follow_the_replay(self):
+        """On a hot standby no trigger fires: what recommend() keeps of the inventory follows the
+        WAL replay there (hub -> recommender by logical replication -> its standby by streaming)."""
+        self.hub.sql("INSERT INTO streamrec.inventory (product_id, category, stock, rating) "
+                     "VALUES ('g1', 'gloves', 1, 3), ('g2', 'gloves', 1, 2), ('g3', 'gloves', 1, 1)")
+        wait_for(lambda: self.standby.value("SELECT count(*) FROM streamrec.inventory WHERE category = 'gloves'") == 3,
+                 60, 0.05, what="the gloves on the standby")
+        self.assertEqual(self.standby.value("SELECT pg_is_in_recovery()"), True)
+        self.assertEqual(self.recommend("g1"), ["g2", "g3"])
+        self.assertEqual(self.recommend("g1"), ["g2", "g3"])
+        self.hub.sql("UPDATE streamrec.inventory SET stock = 0 WHERE product_id = 'g2'")
+        wait_for(lambda: self.standby.value("SELECT stock FROM streamrec.inventory WHERE product_id = 'g2'") == 0,
+                 60, 0.05, what="g2 out of stock on the standby")
+        self.assertEqual(self.recommend("g1"), ["g3"])
+        self.assertEqual(self.recommend("g1"), ["g3"])
 
     def test_category_and_rating_changes_are_honoured(self):
         self.assertEqual(self.view("b1"), ["b2", "b3", "b4"])

@@ -1,0 +1,82 @@
+"""bench/dimensions: what the inventory's row trigger for logical replication costs the
+subscriber. A publisher (wal_level = logical) holds --items (100k) inventory rows; a subscriber
+replicates them. With the subscription disabled, the publisher makes --updates (200k) stock
+changes in transactions of --batch (1000) rows (as item_transactions writes them); then the
+subscription is enabled and the time until the subscriber has applied the last one is measured,
+twice per trigger state:
+  trigger    streamrec_inventory_replicated enabled (ENABLE REPLICA, as installed)
+  no trigger the same trigger disabled (what the apply worker alone costs)
+Prints updates applied per second and the ratio trigger / no trigger."""
+
+import argparse
+import os
+import sys
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
+
+from harness import Cluster, wait_for  # noqa: E402
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--items", type=int, default=100_000)
+    parser.add_argument("--updates", type=int, default=200_000)
+    parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+
+    pub = Cluster("bench-dims-pub", settings={"wal_level": "logical", "shared_buffers": "'256MB'"}).init().start()
+    sub = Cluster("bench-dims-sub", settings={"shared_buffers": "'256MB'"}).init().start()
+    try:
+        for c in (pub, sub):
+            c.sql("CREATE EXTENSION pg_streamrec")
+        pub.sql("INSERT INTO streamrec.inventory (product_id, category, stock, rating) "
+                "SELECT 'i' || n, 'c' || n %% 1000, 1000000, n %% 50 / 10.0 FROM generate_series(0, %s) n",
+                (args.items,))  # (item 'i<items>' is the marker)
+        pub.sql("CREATE PUBLICATION bench FOR TABLE streamrec.inventory")
+        sub.sql(f"CREATE SUBSCRIPTION bench CONNECTION '{pub.dsn()}' PUBLICATION bench")
+        marker = f"i{args.items}"
+        wait_for(lambda: sub.value("SELECT count(*) FROM streamrec.inventory") == args.items + 1, 300, 0.2,
+                 what="the initial sync")
+        results = {"trigger": [], "no trigger": []}
+        conn = pub.connect()
+        for r in range(args.rounds):
+            for state in ("trigger", "no trigger"):
+                sub.sql("ALTER TABLE streamrec.inventory %s TRIGGER streamrec_inventory_replicated" %
+                        ("ENABLE REPLICA" if state == "trigger" else "DISABLE"))
+                sub.sql("ALTER SUBSCRIPTION bench DISABLE")
+                wait_for(lambda: sub.value("SELECT count(*) FROM pg_stat_subscription WHERE pid IS NOT NULL") == 0,
+                         60, what="the apply worker gone")
+                with conn.cursor() as cur:
+                    done = 0
+                    while done < args.updates:
+                        n = min(args.batch, args.updates - done)
+                        # Distinct items per statement, spread over the inventory.
+                        cur.execute("UPDATE streamrec.inventory SET stock = stock - 1 WHERE product_id IN "
+                                    "(SELECT 'i' || ((g * 7919 + %s) %% %s) FROM generate_series(1, %s) g)",
+                                    (done, args.items, n))
+                        done += n
+                    cur.execute("UPDATE streamrec.inventory SET stock = %s WHERE product_id = %s", (r * 2 + (state == "trigger"), marker))
+                expected = r * 2 + (state == "trigger")
+                start = time.monotonic()
+                sub.sql("ALTER SUBSCRIPTION bench ENABLE")
+                wait_for(lambda: sub.value("SELECT stock FROM streamrec.inventory WHERE product_id = %s", (marker,))
+                         == expected, 600, 0.01, what="the last update applied")
+                elapsed = time.monotonic() - start
+                rate = args.updates / elapsed
+                results[state].append(rate)
+                print(f"round {r + 1} {state:10}: {args.updates} updates applied in {elapsed:.2f}s = {rate:,.0f}/s",
+                      flush=True)
+        conn.close()
+        best = {k: max(v) for k, v in results.items()}
+        print(f"best: trigger {best['trigger']:,.0f}/s, no trigger {best['no trigger']:,.0f}/s, "
+              f"ratio {best['trigger'] / best['no trigger']:.2f}")
+    finally:
+        sub.destroy()
+        pub.destroy()
+
+
+if __name__ == "__main__":
+    main()
