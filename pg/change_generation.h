@@ -1,7 +1,8 @@
 // Change generations of the tables whose contents backends keep between batches: each is
 // bumped (cluster-wide) when a transaction that changed its table commits, once before its
-// changes become visible and once after. A backend that read the table while the generation was g may keep what it
-// read for as long as it is still g and its own transaction has not changed the table.
+// changes become visible and once after. A backend that read the table while the generation
+// was g may keep what it read for as long as it is still g and its own transaction has not
+// changed the table.
 // A transaction changes a table by a statement or, under logical replication, by the rows an
 // apply worker applies: the table's triggers note both (see _inventory_changed). On a hot
 // standby, where the tables change by WAL replay, the generation follows the replay.
