@@ -53,11 +53,12 @@ TriggerData* after_trigger_data(FunctionCallInfo fcinfo, const char* function) {
   return trigger;
 }
 
-// On streamrec.inventory twice: per statement (ENABLE ALWAYS: local writes, COPY, TRUNCATE, also
-// a TRUNCATE applied by logical replication), and per row ENABLE REPLICA (the rows a logical
-// replication apply worker applies: it fires no statement trigger but for TRUNCATE, and only row
-// triggers enabled for replica or always). It runs no SQL and names nothing, so it is the same
-// under whichever role fires it (the apply worker: the subscription's owner).
+// On streamrec.inventory per statement (ENABLE ALWAYS: local writes, COPY, TRUNCATE, also a
+// TRUNCATE applied by logical replication) and, while a subscription replicates the inventory,
+// per row ENABLE REPLICA (the rows an apply worker applies: it fires no statement trigger but for
+// TRUNCATE, and only row triggers enabled for replica or always). It runs no SQL and names
+// nothing, so it is the same under whichever role fires it (an apply worker: the subscription's
+// owner).
 Datum inventory_changed_trigger(FunctionCallInfo fcinfo) {
   after_trigger_data(fcinfo, "_inventory_changed");
   note_change(Watched::inventory);

@@ -79,6 +79,8 @@ class DimensionsTest(unittest.TestCase):
                                        "FROM pg_subscription_rel"), 90, 0.2, what="the initial table sync")
         inventory = sorted(HUB_INVENTORY + OWNER_INVENTORY)
         assert cls.inventory(cls.rec) == inventory, cls.inventory(cls.rec)
+        # The row trigger for applied rows is on the subscriber's inventory only.
+        assert [cls.replicated_trigger(c) for c in (cls.hub, cls.owner, cls.rec)] == [None, None, "R"]
 
         cls.rec.sql("SELECT streamrec.enable_pipeline('similar_products', '{\"repeats\": \"allow\"}')")
         cls.rec.sql("SELECT streamrec.enable_pipeline('attribution')")
@@ -115,6 +117,12 @@ class DimensionsTest(unittest.TestCase):
                                 "VALUES (%s, %s, %s, %s)", rows)
         finally:
             conn.close()
+
+    @staticmethod
+    def replicated_trigger(cluster):
+        """tgenabled of the inventory's row trigger for applied rows (None: there is none)."""
+        return cluster.value("SELECT tgenabled FROM pg_trigger WHERE tgrelid = 'streamrec.inventory'::regclass "
+                             "AND tgname = 'streamrec_inventory_replicated'")
 
     @staticmethod
     def inventory(cluster):
@@ -250,6 +258,26 @@ class DimensionsTest(unittest.TestCase):
         self.assertEqual(self.inventory(self.owner), [("i1", "tools", 5, 4.0), ("i2", "tools", 2, 3.0),
                                                       ("i3", "tools", 5, 2.0), ("i4", "tools", 5, 1.0),
                                                       ("i9", "tools", 7, 5.0)])
+
+    def test_row_trigger_exists_while_a_subscription_replicates_the_inventory(self):
+        """Created and dropped by the subscription commands (an event trigger), on the owner here
+        with subscriptions that never apply anything (disabled, no initial copy)."""
+        def subscribe(name, publication):
+            self.owner.sql(f"CREATE SUBSCRIPTION {name} CONNECTION '{self.hub.dsn()}' PUBLICATION {publication} "
+                           "WITH (enabled = false, copy_data = false)")
+
+        subscribe("probe_people", "streamrec_dimensions")
+        self.assertIsNone(self.replicated_trigger(self.owner))
+        subscribe("probe_inventory", "streamrec_inventory")
+        self.assertEqual(self.replicated_trigger(self.owner), "R")
+        self.owner.sql("DROP SUBSCRIPTION probe_people")
+        self.assertEqual(self.replicated_trigger(self.owner), "R")
+        self.owner.sql("ALTER SUBSCRIPTION probe_inventory SET PUBLICATION streamrec_dimensions WITH (refresh = false)")
+        self.assertEqual(self.replicated_trigger(self.owner), "R")  # (the tables change at the next refresh)
+        self.owner.sql("DROP SUBSCRIPTION probe_inventory")
+        self.assertIsNone(self.replicated_trigger(self.owner))
+        # The owner's item_transactions go on, without the trigger.
+        self.assertEqual(self.owner.value("SELECT count(*) FROM pg_subscription"), 0)
 
     def test_publishing_and_subscribing_need_a_superuser(self):
         """streamrec_admin may not publish the extension's tables (their owner may) nor subscribe

@@ -6,12 +6,18 @@ CREATE EXTENSION pg_streamrec;
 \set SHOW_CONTEXT never
 \set VERBOSITY terse
 
--- The statement triggers fire in every session (A), the inventory's row trigger only under
--- replica (R).
+-- The statement triggers fire in every session (A). The inventory's row trigger for applied
+-- rows exists only while a subscription replicates the inventory (none here): an event trigger
+-- follows the subscription commands.
 SELECT tgrelid::regclass, tgname, tgenabled,
        CASE WHEN tgtype & 1 = 1 THEN 'row' ELSE 'statement' END AS level
 FROM pg_trigger WHERE tgfoid IN ('streamrec._inventory_changed'::regproc, 'streamrec._catalog_changed'::regproc)
 ORDER BY 1::text, 2;
+SELECT evtname, evtevent, evtenabled, evttags, evtfoid::regproc FROM pg_event_trigger WHERE evtname LIKE 'streamrec%' ORDER BY 1;
+-- Called otherwise, its functions do nothing here or refuse.
+SELECT streamrec._follow_inventory_subscriptions();
+SELECT count(*) FROM pg_trigger WHERE tgname = 'streamrec_inventory_replicated';
+SELECT streamrec._subscriptions_changed();
 
 -- One session clicks throughout, as a source worker does: it keeps the inventory between
 -- batches (from its second batch on, the inventory being calm), and must see every change.
@@ -52,6 +58,7 @@ SET ROLE replication_role_outsider;
 CREATE TEMP TABLE outsider_t (x int);
 CREATE TRIGGER t AFTER INSERT ON outsider_t FOR EACH STATEMENT EXECUTE FUNCTION streamrec._inventory_changed();
 CREATE TRIGGER t AFTER INSERT ON outsider_t FOR EACH STATEMENT EXECUTE FUNCTION streamrec._catalog_changed();
+SELECT streamrec._follow_inventory_subscriptions();
 RESET ROLE;
 DROP TABLE outsider_t;
 
