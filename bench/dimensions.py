@@ -3,9 +3,9 @@ subscriber. A publisher (wal_level = logical) holds --items (100k) inventory row
 replicates them. With the subscription disabled, the publisher makes --updates (200k) stock
 changes in transactions of --batch (1000) rows (as item_transactions writes them); then the
 subscription is enabled and the time until the subscriber has applied the last one is measured,
-twice per trigger state:
-  trigger    streamrec_inventory_replicated enabled (ENABLE REPLICA, as installed)
-  no trigger the same trigger disabled (what the apply worker alone costs)
+--rounds (3) times per trigger state, alternating which goes first:
+  trigger    streamrec_inventory_replicated, as the extension creates it on a subscriber
+  no trigger the same trigger dropped (what the apply worker alone costs)
 Prints updates applied per second and the apply worker's CPU time per update (steadier on a
 loaded machine), and the ratios trigger / no trigger.
 

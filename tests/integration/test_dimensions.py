@@ -1,4 +1,5 @@
-"""Dimensions replicated from one place: three servers on one machine. The hub maintains users,
+"""Dimensions replicated from one place: three servers on one machine, and a hot standby of one
+of them. The hub maintains users,
 customers and the inventory rows of its products; an item owner runs item_transactions over its
 items and so owns their stock; the recommender subscribes to both by logical replication and
 runs similar_products, attribution and ratings. Every change made on the server that owns a row
@@ -49,11 +50,25 @@ def hot_standby(primary, name):
 
 class DimensionsTest(unittest.TestCase):
 
+    clusters = []
+
     @classmethod
     def setUpClass(cls):
-        cls.hub = Cluster("dims-hub", settings=LOGICAL).init().start()
-        cls.owner = Cluster("dims-owner", settings=LOGICAL).init().start()
-        cls.rec = Cluster("dims-rec", settings=SUBSCRIBER).init().start()
+        try:
+            cls.set_up_servers()
+        except BaseException:
+            for cluster in cls.clusters:
+                cluster.destroy()
+            raise
+
+    @classmethod
+    def set_up_servers(cls):
+        cls.hub = Cluster("dims-hub", settings=LOGICAL)
+        cls.owner = Cluster("dims-owner", settings=LOGICAL)
+        cls.rec = Cluster("dims-rec", settings=SUBSCRIBER)
+        cls.clusters = [cls.rec, cls.owner, cls.hub]  # in the order they are stopped: subscribers first
+        for cluster in cls.clusters:
+            cluster.init().start()
         for cluster in (cls.hub, cls.owner, cls.rec):
             cluster.sql("CREATE EXTENSION pg_streamrec")
 
@@ -91,6 +106,7 @@ class DimensionsTest(unittest.TestCase):
         cls.views = 0
         # A read replica of the recommender, and one backend there serving recommend().
         cls.standby = hot_standby(cls.rec, "dims-standby")
+        cls.clusters.insert(0, cls.standby)
         cls.lookups = cls.standby.connect()
 
     @classmethod
@@ -102,10 +118,10 @@ class DimensionsTest(unittest.TestCase):
             stats = cls.rec.sql("SELECT subname, apply_error_count, sync_error_count FROM pg_stat_subscription_stats "
                                 "ORDER BY subname")
             assert stats == [("dimensions_hub", 0, 0), ("inventory_owner", 0, 0)], stats
-            for cluster in (cls.standby, cls.rec, cls.owner, cls.hub):
+            for cluster in cls.clusters:
                 cluster.assert_no_crash()
         finally:
-            for cluster in (cls.standby, cls.rec, cls.owner, cls.hub):
+            for cluster in cls.clusters:
                 cluster.destroy()
 
     @staticmethod
