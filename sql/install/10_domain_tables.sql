@@ -40,11 +40,11 @@ REVOKE ALL ON FUNCTION streamrec._inventory_changed() FROM PUBLIC;
 CREATE FUNCTION streamrec._follow_inventory_subscriptions() RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    subscribed boolean := EXISTS (SELECT FROM pg_catalog.pg_subscription_rel r
-                                  WHERE r.srrelid = 'streamrec.inventory'::pg_catalog.regclass);
+    -- (a subscription command never fails here: without the table there is nothing to do)
+    inventory pg_catalog.regclass := pg_catalog.to_regclass('streamrec.inventory');
+    subscribed boolean := EXISTS (SELECT FROM pg_catalog.pg_subscription_rel r WHERE r.srrelid = inventory);
     present boolean := EXISTS (SELECT FROM pg_catalog.pg_trigger t
-                               WHERE t.tgrelid = 'streamrec.inventory'::pg_catalog.regclass
-                                 AND t.tgname = 'streamrec_inventory_replicated');
+                               WHERE t.tgrelid = inventory AND t.tgname = 'streamrec_inventory_replicated');
 BEGIN
     IF subscribed AND NOT present THEN
         CREATE TRIGGER streamrec_inventory_replicated AFTER INSERT OR UPDATE OR DELETE ON streamrec.inventory
