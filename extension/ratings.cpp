@@ -9,14 +9,15 @@
 //      into ratings_enriched, and those with stars < 3 from platinum customers into
 //      unhappy_customers, all in input order; the three tables are written as COPY writes
 //      (pg/bulk_insert);
-//   3. live ratings with a product_id add to product_ratings (upsert in product order) and set
-//      inventory.rating to the product's average (rows locked in product order);
+//   3. live ratings with a product_id lock their products' inventory rows (product order), add
+//      to product_ratings (upsert in product order) and set inventory.rating to the product's
+//      average;
 //   4. the clock row is locked, the enriched ratings are summed per event-time window in memory
 //      (core/pipelines/rating_windows; a rating behind a closed window is counted late and left
 //      out of it; one beyond the clock limit is counted future and left out of every window), the
 //      sums upserted in key order, and the watermark advanced.
-// Lock order: product_ratings rows, inventory rows (product order), the clock row, window rows
-// (key order). Two feeding workers therefore never wait for each other in a cycle, and none
+// Lock order: inventory rows (product order), product_ratings rows (product order), the clock
+// row, window rows (key order). Two feeding workers therefore never wait for each other in a cycle, and none
 // waits on item_transactions (which locks inventory rows, then its own tables).
 #include <algorithm>
 #include <cstring>
@@ -34,6 +35,7 @@
 #include "pg/error_boundary.h"
 #include "pg/event_clock.h"
 #include "pg/pipeline_stats.h"
+#include "extension/inventory_rows.h"
 #include "extension/pipeline_trigger.h"
 #include "pg/spi.h"
 #include "pg/transition_rows.h"
@@ -313,33 +315,53 @@ void write_results(const std::vector<rating_row>& batch, const ratings_plan& pla
   });
 }
 
-// Step 3: the batch's sums per product (in byte order, the lock order) added to
-// product_ratings, then the products' inventory rows locked in the same order and their rating
-// set to the new average.
+// Step 3: the products' inventory rows locked first, in byte order (the order every batch and
+// item_transactions lock them in, directly through the primary key), then the batch's sums per
+// product added to product_ratings in the same order, and the locked rows' rating set to the new
+// average. Only rows this batch locked are updated, so no row lock is taken out of order.
 KeptPlan add_product_ratings(
-    "WITH s AS (INSERT INTO streamrec.product_ratings AS p (product_id, ratings, stars)"
-    "  SELECT * FROM unnest($1::text[], $2::int8[], $3::int8[])"
-    "  ON CONFLICT (product_id) DO UPDATE SET ratings = p.ratings + excluded.ratings, stars = p.stars + excluded.stars"
-    "  RETURNING p.product_id, p.ratings, p.stars),"
-    " l AS (SELECT i.product_id FROM streamrec.inventory i WHERE i.product_id = ANY($1::text[])"
-    "  ORDER BY i.product_id COLLATE \"C\" FOR UPDATE)"
-    " UPDATE streamrec.inventory i SET rating = (s.stars::float8 / s.ratings)::real"
-    " FROM s JOIN l ON l.product_id = s.product_id WHERE i.product_id = s.product_id",
+    "INSERT INTO streamrec.product_ratings AS p (product_id, ratings, stars)"
+    " SELECT * FROM unnest($1::text[], $2::int8[], $3::int8[])"
+    " ON CONFLICT (product_id) DO UPDATE SET ratings = p.ratings + excluded.ratings, stars = p.stars + excluded.stars"
+    " RETURNING p.product_id, p.ratings, p.stars",
     {TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID});
+KeptPlan set_inventory_ratings(
+    "UPDATE streamrec.inventory i SET rating = x.r FROM unnest($1::text[], $2::float4[]) AS x(p, r)"
+    " WHERE i.product_id = x.p",
+    {TEXTARRAYOID, FLOAT4ARRAYOID});
 
-void write_product_ratings(const ratings_plan& plan) {
+void write_product_ratings(const ratings_plan& plan, StepTimer& timer) {
   if (plan.products.empty()) return;
+  std::size_t n = plan.products.size();
+  std::vector<std::string> keys;
   std::vector<std::string_view> ids;
   std::vector<int64> counts, sums;
-  ids.reserve(plan.products.size());
-  counts.reserve(plan.products.size());
-  sums.reserve(plan.products.size());
+  keys.reserve(n);
+  ids.reserve(n);
+  counts.reserve(n);
+  sums.reserve(n);
   for (const product_rating_sum& p : plan.products) {
+    keys.emplace_back(p.product_id);
     ids.push_back(p.product_id);
     counts.push_back(p.ratings);
     sums.push_back(p.stars);
   }
-  add_product_ratings.run({text_array(ids), int8_array(counts), int8_array(sums)}, false);
+  std::vector<LockedStock> locked = lock_inventory_rows(keys);
+  timer.mark("lock");
+
+  uint64 returned = add_product_ratings.run({text_array(ids), int8_array(counts), int8_array(sums)}, false);
+  std::vector<Cell> cells = fetch_result({true, false, false});
+  timer.mark("product_ratings");
+  std::vector<std::string_view> rated;
+  std::vector<Datum> ratings;
+  for (uint64 r = 0; r < returned; r++) {
+    const Cell* row = &cells[r * 3];
+    auto at = std::lower_bound(ids.begin(), ids.end(), row[0].view());
+    if (at == ids.end() || *at != row[0].view() || !locked[static_cast<std::size_t>(at - ids.begin())].found) continue;
+    rated.push_back(*at);
+    ratings.push_back(Float4GetDatum(product_rating(DatumGetInt64(row[1].value), DatumGetInt64(row[2].value))));
+  }
+  if (!rated.empty()) set_inventory_ratings.run({text_array(rated), datum_array(ratings, {}, FLOAT4OID)}, false);
 }
 
 // Step 4's upserts, in key order. A customer window's stars go as one flat array and each key's
@@ -413,8 +435,8 @@ Datum ratings_trigger(FunctionCallInfo fcinfo) {
     timer.mark("customers");
     write_results(batch, plan);
     timer.mark("results");
-    write_product_ratings(plan);
-    timer.mark("products");
+    write_product_ratings(plan, timer);
+    timer.mark("inventory");
 
     PipelineCounts counts;
     counts.events = static_cast<int64>(batch.size());

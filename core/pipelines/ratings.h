@@ -56,6 +56,11 @@ struct product_rating_sum {
   std::int64_t stars = 0;
 };
 
+// inventory.rating for a product's sums: (stars::float8 / ratings)::real, as the SQL computed it.
+inline float product_rating(std::int64_t ratings, std::int64_t stars) {
+  return static_cast<float>(static_cast<double>(stars) / static_cast<double>(ratings));
+}
+
 struct enriched_rating {
   std::size_t row;                  // index into the batch
   const rating_customer* customer;  // into the customers given
