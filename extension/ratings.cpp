@@ -49,6 +49,7 @@ extern "C" {
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
 #include "utils/rel.h"
+#include "utils/array.h"
 #include "utils/timestamp.h"
 }
 
@@ -325,10 +326,21 @@ KeptPlan add_product_ratings(
     " ON CONFLICT (product_id) DO UPDATE SET ratings = p.ratings + excluded.ratings, stars = p.stars + excluded.stars"
     " RETURNING p.product_id, p.ratings, p.stars",
     {TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID});
+// By the TID of the version each batch locked: exactly the locked rows, one TID fetch each.
 KeptPlan set_inventory_ratings(
-    "UPDATE streamrec.inventory i SET rating = x.r FROM unnest($1::text[], $2::float4[]) AS x(p, r)"
-    " WHERE i.product_id = x.p",
-    {TEXTARRAYOID, FLOAT4ARRAYOID});
+    "UPDATE streamrec.inventory i SET rating = x.r FROM unnest($1::tid[], $2::float4[]) AS x(t, r)"
+    " WHERE i.ctid = x.t",
+    {TIDARRAYOID, FLOAT4ARRAYOID});
+
+Datum tid_array(const std::vector<ItemPointerData>& tids) {
+  const ItemPointerData* data = tids.data();
+  int n = static_cast<int>(tids.size());
+  return pg_call([data, n] {
+    Datum* elements = static_cast<Datum*>(palloc(sizeof(Datum) * (n > 0 ? n : 1)));
+    for (int i = 0; i < n; i++) elements[i] = PointerGetDatum(&data[i]);
+    return PointerGetDatum(construct_array(elements, n, TIDOID, sizeof(ItemPointerData), false, TYPALIGN_SHORT));
+  });
+}
 
 void write_product_ratings(const ratings_plan& plan, StepTimer& timer) {
   if (plan.products.empty()) return;
@@ -352,16 +364,18 @@ void write_product_ratings(const ratings_plan& plan, StepTimer& timer) {
   uint64 returned = add_product_ratings.run({text_array(ids), int8_array(counts), int8_array(sums)}, false);
   std::vector<Cell> cells = fetch_result({true, false, false});
   timer.mark("product_ratings");
-  std::vector<std::string_view> rated;
+  std::vector<ItemPointerData> rated;
   std::vector<Datum> ratings;
   for (uint64 r = 0; r < returned; r++) {
     const Cell* row = &cells[r * 3];
     auto at = std::lower_bound(ids.begin(), ids.end(), row[0].view());
-    if (at == ids.end() || *at != row[0].view() || !locked[static_cast<std::size_t>(at - ids.begin())].found) continue;
-    rated.push_back(*at);
+    if (at == ids.end() || *at != row[0].view()) continue;
+    const LockedStock& row_lock = locked[static_cast<std::size_t>(at - ids.begin())];
+    if (!row_lock.found) continue;  // no inventory row for the product
+    rated.push_back(row_lock.tid);
     ratings.push_back(Float4GetDatum(product_rating(DatumGetInt64(row[1].value), DatumGetInt64(row[2].value))));
   }
-  if (!rated.empty()) set_inventory_ratings.run({text_array(rated), datum_array(ratings, {}, FLOAT4OID)}, false);
+  if (!rated.empty()) set_inventory_ratings.run({tid_array(rated), datum_array(ratings, {}, FLOAT4OID)}, false);
 }
 
 // Step 4's upserts, in key order. A customer window's stars go as one flat array and each key's
