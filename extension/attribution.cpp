@@ -22,6 +22,7 @@
 #include "pg/error_boundary.h"
 #include "pg/event_clock.h"
 #include "pg/pipeline_stats.h"
+#include "extension/dispatch.h"
 #include "extension/pipeline_trigger.h"
 #include "pg/spi.h"
 
@@ -61,8 +62,8 @@ std::string lookback_literal(const AttributionConfig& cfg) {
 
 // Checkouts: attribute, enrich, upsert in key order, log. The first click is one probe of
 // clicks_attribution_idx per checkout (ordered by event_time, click_id; LIMIT 1).
-Datum attribution_checkouts_trigger(FunctionCallInfo fcinfo) {
-  return run_pipeline_trigger(fcinfo, kPipeline, [] {
+void checkouts_batch() {
+  {
     AttributionConfig cfg = attribution_config();
     if (!cfg.enabled) return;
     lock_user_buckets();
@@ -96,14 +97,18 @@ Datum attribution_checkouts_trigger(FunctionCallInfo fcinfo) {
     run_sql("SELECT count(*) FROM streamrec_new_rows WHERE checkout_time > streamrec._clock_limit()", true);
     counts.future = DatumGetInt64(fetch_result({false})[0].value);
     count_pipeline(kPipeline, counts);
-  });
+  }
+}
+
+Datum attribution_checkouts_trigger(FunctionCallInfo fcinfo) {
+  return run_pipeline_trigger(fcinfo, kPipeline, [] { checkouts_batch(); });
 }
 
 // Clicks: per attributed checkout of the same user and product with checkout time in
 // [click time, + lookback], the batch's best click; where it beats the stored one, the row is
 // locked (checkout_id order), corrected and logged.
-Datum attribution_clicks_trigger(FunctionCallInfo fcinfo) {
-  return run_pipeline_trigger(fcinfo, kPipeline, [] {
+void clicks_batch() {
+  {
     AttributionConfig cfg = attribution_config();
     if (!cfg.enabled) return;
     lock_user_buckets();
@@ -139,10 +144,19 @@ Datum attribution_clicks_trigger(FunctionCallInfo fcinfo) {
     counts.events = DatumGetInt64(row[0].value);
     counts.future = DatumGetInt64(row[1].value);
     count_pipeline(kPipeline, counts);
-  });
+  }
+}
+
+Datum attribution_clicks_trigger(FunctionCallInfo fcinfo) {
+  return run_pipeline_trigger(fcinfo, kPipeline, [] { clicks_batch(); });
 }
 
 }  // namespace
+
+// The dispatcher's handlers: the statements read the batch as streamrec_new_rows.
+void attribution_checkouts(const TransitionRows&) { checkouts_batch(); }
+void attribution_clicks(const TransitionRows&) { clicks_batch(); }
+
 }  // namespace streamrec
 
 STREAMREC_SQL_FUNCTION(streamrec_attribution_checkouts_trigger, streamrec::attribution_checkouts_trigger)

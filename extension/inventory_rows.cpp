@@ -16,7 +16,7 @@
 // refused by the checks below.
 #include "extension/inventory_rows.h"
 
-#include "pg/inventory_generation.h"
+#include "pg/change_generation.h"
 #include "pg/table_statement.h"
 
 extern "C" {

@@ -21,12 +21,17 @@
 
 #include "core/event_time.h"
 #include "core/pipelines/ranking.h"
+#include "core/pipelines/similar_products.h"
 
 #include "pg/catalog_options.h"
 #include "pg/error_boundary.h"
 #include "pg/event_clock.h"
-#include "pg/inventory_generation.h"
+#include "pg/change_generation.h"
+#include "pg/keyed_counters.h"
+#include "pg/keyed_table.h"
 #include "pg/pipeline_stats.h"
+#include "pg/result_table.h"
+#include "extension/dispatch.h"
 #include "extension/pipeline_trigger.h"
 #include "pg/spi.h"
 
@@ -102,25 +107,23 @@ struct View {
 // view later than the clock limit is left out and counted as future: a recommender's state and
 // clocks (windows, pending views, each user's latest list, trending windows, affinity buckets)
 // never take a time past the limit. The click itself stays in streamrec.clicks.
-std::vector<View> read_page_views(PipelineCounts& counts) {
-  uint64 n = run_sql(
-      "SELECT user_id, product_id, event_time, event_type = 'page_view' AND product_id IS NOT NULL"
-      " FROM streamrec_new_rows",
-      true);
-  counts.events = static_cast<int64>(n);
-  std::vector<Cell> cells = fetch_result({true, true, false, false});
+std::vector<View> read_page_views(const TransitionRows& batch, PipelineCounts& counts) {
+  const BatchColumn& users = batch.column(click_columns::user_id);
+  const BatchColumn& products = batch.column(click_columns::product_id);
+  const BatchColumn& types = batch.column(click_columns::event_type);
+  const BatchColumn& times = batch.column(click_columns::event_time);
+  counts.events = static_cast<int64>(batch.size());
   int64 limit = clock_limit_now();
   std::vector<View> views;
-  views.reserve(n);
-  for (uint64 r = 0; r < n; r++) {
-    const Cell* row = &cells[r * 4];
-    if (!DatumGetBool(row[3].value)) continue;
-    int64 time = DatumGetTimestampTz(row[2].value);
+  views.reserve(batch.size());
+  for (std::size_t r = 0; r < batch.size(); r++) {
+    if (products.is_null(r) || types.is_null(r) || types.text(r) != "page_view") continue;
+    int64 time = times.integer(r);
     if (is_future(time, limit)) {
       counts.future++;
       continue;
     }
-    views.push_back(View{row[0].str(), row[1].str(), time});
+    views.push_back(View{std::string(users.text(r)), std::string(products.text(r)), time});
   }
   return views;
 }
@@ -250,137 +253,310 @@ InventoryCache inventory_cache;
 // ------------------------------------------------------------------------------------------
 KeptPlan read_bought("SELECT user_id, product_id FROM streamrec.user_purchases WHERE user_id = ANY($1)",
                      {TEXTARRAYOID});
-KeptPlan read_shown(
-    "SELECT l.user_id, p.product_id, l.window_end FROM unnest($1::text[]) AS u(user_id)"
-    " JOIN LATERAL (SELECT * FROM streamrec.recommendation_log r WHERE r.user_id = u.user_id"
-    " AND r.window_end >= $2 AND r.window_end <= $3) l ON true, unnest(l.product_ids) AS p(product_id)",
-    {TEXTARRAYOID, TIMESTAMPTZOID, TIMESTAMPTZOID});
-KeptPlan write_log(
-    "INSERT INTO streamrec.recommendation_log (user_id, product_ids, window_end, viewed_product_id, category)"
-    " SELECT x.u, x.p::text[], x.w, x.v, x.c FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[],"
-    " $5::text[]) AS x(u, p, w, v, c)",  // a function scan: rows (and so ids) in array order
-    {TEXTARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID, TEXTARRAYOID, TEXTARRAYOID});
-KeptPlan write_latest(
-    "INSERT INTO streamrec.recommendations AS r (user_id, product_ids, viewed_product_id, category, window_end, "
-    "updated_at)"
-    " SELECT x.u, x.p::text[], x.v, x.c, x.w, clock_timestamp()"
-    " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[]) AS x(u, p, v, c, w)"
-    " ON CONFLICT (user_id) DO UPDATE SET product_ids = excluded.product_ids,"
-    " viewed_product_id = excluded.viewed_product_id, category = excluded.category,"
-    " window_end = excluded.window_end, updated_at = excluded.updated_at WHERE r.window_end <= excluded.window_end",
-    {TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID});
+// Every list the log holds for the users from each user's own time on ($2[i] for $1[i]).
+KeptPlan read_logged(
+    "SELECT l.user_id, l.window_end, p.product_id FROM unnest($1::text[], $2::timestamptz[]) AS u(user_id, since)"
+    " JOIN LATERAL (SELECT r.user_id, r.window_end, r.product_ids, r.id FROM streamrec.recommendation_log r"
+    " WHERE r.user_id = u.user_id AND r.window_end >= u.since) l ON true,"
+    " unnest(l.product_ids) WITH ORDINALITY AS p(product_id, n) ORDER BY l.user_id, l.id, p.n",
+    {TEXTARRAYOID, TIMESTAMPTZARRAYOID});
+
+// The keyed state of similar_products: each user's row of streamrec.recommendations, the latest
+// list next to the lists shown within the repeat window (shown_products[i] shown at
+// shown_at[i]) and the time from which those are complete (shown_since; NULL: not known, the
+// log is read).
+enum StateColumn : std::size_t {
+  kProducts,
+  kViewed,
+  kCategory,
+  kWindowEnd,
+  kUpdatedAt,
+  kShownProducts,
+  kShownAt,
+  kShownSince,
+  kStateColumns
+};
+const KeyedTableSpec kUserStates{"streamrec",
+                                 "recommendations",
+                                 {{"user_id", TEXTOID}},
+                                 {{"product_ids", TEXTARRAYOID},
+                                  {"viewed_product_id", TEXTOID},
+                                  {"category", TEXTOID},
+                                  {"window_end", TIMESTAMPTZOID},
+                                  {"updated_at", TIMESTAMPTZOID},
+                                  {"shown_products", TEXTARRAYOID},
+                                  {"shown_at", TIMESTAMPTZARRAYOID},
+                                  {"shown_since", TIMESTAMPTZOID}}};
+
+// The same without the state columns: the schema of versions before 0.3, which the library
+// serves until ALTER EXTENSION UPDATE (the lists shown then come from the log).
+const KeyedTableSpec kUserLists{"streamrec",
+                                "recommendations",
+                                {{"user_id", TEXTOID}},
+                                {{"product_ids", TEXTARRAYOID},
+                                 {"viewed_product_id", TEXTOID},
+                                 {"category", TEXTOID},
+                                 {"window_end", TIMESTAMPTZOID},
+                                 {"updated_at", TIMESTAMPTZOID}}};
+
+// Whether streamrec.recommendations has the state columns.
+bool has_state_columns() {
+  return pg_call([] {
+    Oid rel = get_relname_relid("recommendations", get_namespace_oid("streamrec", false));
+    return OidIsValid(rel) && get_attnum(rel, "shown_since") != InvalidAttrNumber;
+  });
+}
 
 struct Emitted {
   const View* view;
-  std::string category;
-  std::vector<std::string> products;
+  std::string_view category;
+  std::vector<std::string_view> products;  // into the inventory view
 };
 
-// Ranks `views` in order. Lists emitted earlier in the same call count as shown for later views
-// of the same user. Views of products not in the inventory, and empty lists, are skipped.
-std::vector<Emitted> rank_views(const SimilarProductsConfig& cfg, const std::vector<View>& views, int k,
-                                PipelineCounts& counts, StepTimer& timer) {
-  std::vector<Emitted> out;
-  if (views.empty()) return out;
-  std::vector<std::string> products;
-  std::vector<std::string> users;
-  int64 first = views.front().time, last = views.front().time;
-  for (const View& v : views) {
-    products.push_back(v.product);
-    users.push_back(v.user);
-    first = std::min(first, v.time);
-    last = std::max(last, v.time);
-  }
-  users = distinct(std::move(users));
-  std::shared_ptr<const InventoryView> inventory =
-      inventory_cache.get(distinct(std::move(products)), cfg.min_rating, true);
-  const std::unordered_map<std::string, std::string>& category = inventory->category;
-  const product_catalog& catalog = inventory->catalog;
-  timer.mark("inventory");
+// One batch of similar_products: the views ranked against their users' state.
+struct RankedBatch {
+  std::shared_ptr<const InventoryView> inventory;  // the lists point into it
+  std::vector<std::string_view> users;             // distinct, in byte order
+  KeyedRows rows;                                  // the users' rows (locked when writing)
+  bool state_columns = false;                      // rows carry the state columns
+  std::unordered_map<std::string_view, user_shown_state> states;
+  std::vector<Emitted> lists;
+};
 
-  std::unordered_map<std::string, std::vector<std::string>> bought;
-  {
-    uint64 n = read_bought.run({text_array(users)}, true);
-    std::vector<Cell> cells = fetch_result({true, true});
-    for (uint64 r = 0; r < n; r++) bought[cells[r * 2].str()].push_back(cells[r * 2 + 1].str());
-  }
-  timer.mark("purchases");
-  // Per user: (time shown, product), from the log and from this call.
-  std::unordered_map<std::string, std::vector<std::pair<int64, std::string>>> shown;
-  if (cfg.repeats != repeat_policy::allow) {
-    uint64 n = read_shown.run(
-        {text_array(users), TimestampTzGetDatum(first - cfg.repeat_window_us), TimestampTzGetDatum(last)}, true);
-    std::vector<Cell> cells = fetch_result({true, true, false});
-    for (uint64 r = 0; r < n; r++)
-      shown[cells[r * 3].str()].emplace_back(DatumGetTimestampTz(cells[r * 3 + 2].value), cells[r * 3 + 1].str());
-  }
-  timer.mark("shown");
-
-  static const std::vector<std::string> nothing_bought;
-  for (const View& v : views) {
-    auto cat = category.find(v.product);
-    if (cat == category.end()) {
-      counts.skipped++;
-      continue;
-    }
-    auto b = bought.find(v.user);
-    const std::vector<std::string>& user_bought = b != bought.end() ? b->second : nothing_bought;
-    std::vector<std::string_view> bought_views(user_bought.begin(), user_bought.end());
-    std::vector<std::string_view> shown_views;
-    auto s = shown.find(v.user);
-    if (s != shown.end())
-      for (const auto& [when, product] : s->second)
-        if (when >= v.time - cfg.repeat_window_us && when <= v.time) shown_views.push_back(product);
-    std::vector<std::string_view> ranked =
-        catalog.rank(cat->second, v.product, bought_views, shown_views, cfg.repeats, k);
-    if (ranked.empty()) {
-      counts.skipped++;
-      continue;
-    }
-    Emitted e{&v, cat->second, std::vector<std::string>(ranked.begin(), ranked.end())};
-    if (cfg.repeats != repeat_policy::allow)
-      for (const std::string& p : e.products) shown[v.user].emplace_back(v.time, p);
-    out.push_back(std::move(e));
-  }
-  timer.mark("rank");
-  return out;
+std::optional<int64> timestamp_cell(const KeyedRows& rows, std::size_t row, std::size_t column) {
+  if (!rows.found[row] || rows.is_null(row, column)) return std::nullopt;
+  return DatumGetTimestampTz(rows.value(row, column));
 }
 
-// Writes the emitted lists: every one to the log (the sink's relation), the latest per user
-// to recommendations.
-void write_emitted(const std::vector<Emitted>& lists, PipelineCounts& counts, StepTimer& timer) {
-  if (lists.empty()) return;
-  std::vector<std::string> users, literals, viewed, cats;
-  std::vector<int64> times;
-  for (const Emitted& e : lists) {
-    users.push_back(e.view->user);
-    literals.push_back(array_literal(std::vector<std::string_view>(e.products.begin(), e.products.end())));
-    times.push_back(e.view->time);
-    viewed.push_back(e.view->product);
-    cats.push_back(e.category);
+// Each user's shown state from their row, or from the log where the row does not have what the
+// batch's views need.
+void load_shown_states(const SimilarProductsConfig& cfg, const std::vector<View>& views, RankedBatch& batch) {
+  similar_products_options options{cfg.top_k, cfg.repeats, cfg.repeat_window_us};
+  std::unordered_map<std::string_view, int64> earliest;
+  for (const View& v : views) {
+    auto [it, inserted] = earliest.emplace(v.user, v.time);
+    if (!inserted) it->second = std::min(it->second, v.time);
   }
-  write_log.run(
-      {text_array(users), text_array(literals), timestamptz_array(times), text_array(viewed), text_array(cats)}, false);
-  counts.outputs += static_cast<int64>(lists.size());
-  timer.mark("log");
+  std::vector<std::string_view> from_log;
+  std::vector<int64> since;
+  for (std::size_t u = 0; u < batch.users.size(); u++) {
+    user_shown_state& state = batch.states[batch.users[u]];
+    if (cfg.repeats == repeat_policy::allow) continue;
+    if (batch.state_columns) state.complete_since = timestamp_cell(batch.rows, u, kShownSince);
+    if (state.complete_since && batch.rows.found[u] && !batch.rows.is_null(u, kShownProducts) &&
+        !batch.rows.is_null(u, kShownAt)) {
+      std::vector<std::string> products = text_array_values(batch.rows.value(u, kShownProducts));
+      std::vector<int64> times = int64_array_values(batch.rows.value(u, kShownAt));
+      for (std::size_t i = 0; i < products.size() && i < times.size(); i++)
+        state.shown.push_back(shown_list_entry{times[i], std::move(products[i])});
+    } else {
+      state.complete_since.reset();
+      state.shown.clear();
+    }
+    int64 first = earliest.at(batch.users[u]);
+    if (needs_log(state, first, options)) {
+      from_log.push_back(batch.users[u]);
+      since.push_back(first - cfg.repeat_window_us);
+    }
+  }
+  if (from_log.empty()) return;
+  uint64 n = read_logged.run({text_array(from_log), timestamptz_array(since)}, true);
+  std::vector<Cell> cells = fetch_result({true, false, true});
+  std::unordered_map<std::string_view, std::vector<shown_list_entry>> logged;
+  for (uint64 r = 0; r < n; r++) {
+    const Cell* row = &cells[r * 3];
+    auto user = std::lower_bound(batch.users.begin(), batch.users.end(), row[0].view());
+    logged[*user].push_back(shown_list_entry{DatumGetTimestampTz(row[1].value), row[2].str()});
+  }
+  for (std::size_t i = 0; i < from_log.size(); i++) {
+    auto it = logged.find(from_log[i]);
+    reset_from_log(batch.states[from_log[i]], since[i],
+                   it == logged.end() ? std::vector<shown_list_entry>{} : std::move(it->second));
+  }
+}
 
-  // Latest per user (by time, then by order), in user order.
-  std::map<std::string_view, std::size_t> latest;
-  for (std::size_t i = 0; i < lists.size(); i++) {
-    auto [it, inserted] = latest.emplace(lists[i].view->user, i);
-    if (!inserted && lists[it->second].view->time <= lists[i].view->time) it->second = i;
+// Ranks `views` in order against their users' state. Lists emitted earlier in the same call
+// count as shown for later views of the same user. Views of products not in the inventory, and
+// empty lists, are skipped. `lock`: the users' rows are read and locked for the write that
+// follows; otherwise (streamrec.recommend(), which writes nothing and may run on a standby) the
+// lists shown come from the log.
+RankedBatch rank_views(const SimilarProductsConfig& cfg, const std::vector<View>& views, int k, bool lock,
+                       PipelineCounts& counts, StepTimer& timer) {
+  RankedBatch batch;
+  if (views.empty()) return batch;
+  std::vector<std::string> products;
+  products.reserve(views.size());
+  batch.users.reserve(views.size());
+  for (const View& v : views) {
+    products.push_back(v.product);
+    batch.users.push_back(v.user);
   }
-  std::vector<std::string> u, p, v, c;
-  std::vector<int64> w;
-  for (const auto& [user, i] : latest) {
-    u.push_back(users[i]);
-    p.push_back(literals[i]);
-    v.push_back(viewed[i]);
-    c.push_back(cats[i]);
-    w.push_back(times[i]);
+  batch.users = distinct(std::move(batch.users));
+  batch.inventory = inventory_cache.get(distinct(std::move(products)), cfg.min_rating, true);
+  timer.mark("inventory");
+
+  batch.state_columns = lock && has_state_columns();
+  if (lock) {
+    KeyedTable states(batch.state_columns ? kUserStates : kUserLists);
+    std::vector<Datum> keys = text_datums(batch.users);
+    batch.rows = states.lock_rows(keys.size(), keys.data());
+  } else {
+    batch.rows.value_count = kStateColumns;
+    batch.rows.found.assign(batch.users.size(), 0);
   }
-  write_latest.run({text_array(u), text_array(p), text_array(v), text_array(c), timestamptz_array(w)}, false);
-  timer.mark("latest");
+  load_shown_states(cfg, views, batch);
+  timer.mark("state");
+
+  std::unordered_map<std::string_view, std::vector<std::string>> bought;
+  {
+    uint64 n = read_bought.run({text_array(batch.users)}, true);
+    std::vector<Cell> cells = fetch_result({true, true});
+    for (uint64 r = 0; r < n; r++) bought[cells[r * 2].view()].push_back(cells[r * 2 + 1].str());
+  }
+  std::unordered_map<std::string_view, std::vector<std::string_view>> bought_views;
+  for (auto& [user, list] : bought) {
+    auto u = std::lower_bound(batch.users.begin(), batch.users.end(), user);
+    bought_views[*u] = std::vector<std::string_view>(list.begin(), list.end());
+  }
+  timer.mark("purchases");
+
+  std::vector<page_view> page_views;
+  page_views.reserve(views.size());
+  for (const View& v : views) page_views.push_back(page_view{v.user, v.product, v.time});
+  const std::unordered_map<std::string, std::string>& category = batch.inventory->category;
+  static const std::vector<std::string_view> nothing_bought;
+  similar_products_options options{k, cfg.repeats, cfg.repeat_window_us};
+  std::vector<emitted_list> ranked = rank_page_views(
+      page_views, batch.inventory->catalog,
+      [&category](std::string_view product) -> const std::string* {
+        auto it = category.find(std::string(product));
+        return it == category.end() ? nullptr : &it->second;
+      },
+      [&bought_views](std::string_view user) -> const std::vector<std::string_view>& {
+        auto it = bought_views.find(user);
+        return it == bought_views.end() ? nothing_bought : it->second;
+      },
+      batch.states, options, &counts.skipped);
+  batch.lists.reserve(ranked.size());
+  for (emitted_list& e : ranked) batch.lists.push_back(Emitted{&views[e.view], e.category, std::move(e.products)});
+  timer.mark("rank");
+  return batch;
+}
+
+// The log rows of a batch's lists, as the RowSource of append_rows() reads them.
+struct LogRows {
+  const std::vector<Emitted>* lists;
+  std::size_t next;
+};
+
+constexpr ResultColumn kLogColumns[] = {{"user_id", TEXTOID},
+                                        {"product_ids", TEXTARRAYOID},
+                                        {"window_end", TIMESTAMPTZOID},
+                                        {"viewed_product_id", TEXTOID},
+                                        {"category", TEXTOID}};
+
+text* text_of(std::string_view s) { return cstring_to_text_with_len(s.data(), static_cast<int>(s.size())); }
+
+Datum text_array_of(const std::vector<std::string_view>& values) {
+  std::size_t n = values.size();
+  auto* elements = static_cast<Datum*>(palloc(sizeof(Datum) * (n == 0 ? 1 : n)));
+  for (std::size_t i = 0; i < n; i++) elements[i] = PointerGetDatum(text_of(values[i]));
+  return PointerGetDatum(construct_array(elements, static_cast<int>(n), TEXTOID, -1, false, TYPALIGN_INT));
+}
+
+bool log_row(void* arg, Datum* values, bool* nulls) noexcept {
+  auto* rows = static_cast<LogRows*>(arg);
+  if (rows->next == rows->lists->size()) return false;
+  const Emitted& e = (*rows->lists)[rows->next++];
+  values[0] = PointerGetDatum(text_of(e.view->user));
+  values[1] = text_array_of(e.products);
+  values[2] = TimestampTzGetDatum(e.view->time);
+  values[3] = PointerGetDatum(text_of(e.view->product));
+  values[4] = PointerGetDatum(text_of(e.category));
+  for (int c = 0; c < 5; c++) nulls[c] = false;
+  return true;
+}
+
+// Writes the batch: every list to the log (the sink's relation), in order, the way COPY
+// inserts; then each user's row once: the latest list (by time, then by order) where it is not
+// older than the row's, and the shown state.
+void write_emitted(const SimilarProductsConfig& cfg, RankedBatch& batch, PipelineCounts& counts, StepTimer& timer) {
+  if (!batch.lists.empty()) {
+    LogRows rows{&batch.lists, 0};
+    append_rows("recommendation_log", kLogColumns, 5, log_row, &rows);
+    counts.outputs += static_cast<int64>(batch.lists.size());
+  }
+  timer.mark("log");
+  std::unordered_map<std::string_view, std::size_t> latest;
+  for (std::size_t i = 0; i < batch.lists.size(); i++) {
+    auto [it, inserted] = latest.emplace(batch.lists[i].view->user, i);
+    if (!inserted && batch.lists[it->second].view->time <= batch.lists[i].view->time) it->second = i;
+  }
+  bool keep_shown = cfg.repeats != repeat_policy::allow && batch.state_columns;
+  std::size_t columns = batch.state_columns ? kStateColumns : kShownProducts;
+  int64 now = pg_call([] { return GetCurrentTimestamp(); });
+  std::vector<std::uint32_t> updated;
+  std::vector<Datum> update_values, insert_keys, insert_values;
+  std::vector<bool> update_nulls, insert_nulls;
+  std::vector<std::string_view> inserted_users;
+  for (std::size_t u = 0; u < batch.users.size(); u++) {
+    std::string_view user = batch.users[u];
+    auto list = latest.find(user);
+    const user_shown_state& state = batch.states[user];
+    bool found = batch.rows.found[u];
+    // A user without a list keeps the row as it is (none is made for them); one whose state
+    // came from the log keeps it in the row for the next batch.
+    if (list == latest.end() && (!found || !keep_shown || !state.complete_since)) continue;
+    Datum values[kStateColumns];
+    bool nulls[kStateColumns];
+    for (std::size_t c = 0; c < columns; c++) {
+      values[c] = found ? batch.rows.value(u, c) : 0;
+      nulls[c] = found ? batch.rows.is_null(u, c) : true;
+    }
+    std::optional<int64> row_end = timestamp_cell(batch.rows, u, kWindowEnd);
+    if (list != latest.end() && (!row_end || *row_end <= batch.lists[list->second].view->time)) {
+      const Emitted& e = batch.lists[list->second];
+      values[kProducts] = pg_call([&e] { return text_array_of(e.products); });
+      values[kViewed] = text_datums({e.view->product})[0];
+      values[kCategory] = text_datums({e.category})[0];
+      values[kWindowEnd] = TimestampTzGetDatum(e.view->time);
+      values[kUpdatedAt] = TimestampTzGetDatum(now);
+      for (std::size_t c : {kProducts, kViewed, kCategory, kWindowEnd, kUpdatedAt}) nulls[c] = false;
+    }
+    nulls[kShownProducts] = nulls[kShownAt] = nulls[kShownSince] = !state.complete_since.has_value();
+    if (keep_shown && state.complete_since) {
+      std::vector<std::string_view> products;
+      std::vector<int64> times;
+      for (const shown_list_entry& e : state.shown) {
+        products.push_back(e.product);
+        times.push_back(e.time);
+      }
+      values[kShownProducts] = text_array(products);
+      values[kShownAt] = timestamptz_array(times);
+      values[kShownSince] = TimestampTzGetDatum(*state.complete_since);
+    }
+    std::vector<Datum>& out = found ? update_values : insert_values;
+    std::vector<bool>& out_nulls = found ? update_nulls : insert_nulls;
+    out.insert(out.end(), values, values + columns);
+    out_nulls.insert(out_nulls.end(), nulls, nulls + columns);
+    if (found)
+      updated.push_back(static_cast<std::uint32_t>(u));
+    else
+      inserted_users.push_back(user);
+  }
+  KeyedTable states(batch.state_columns ? kUserStates : kUserLists);
+  if (!updated.empty()) {
+    std::unique_ptr<bool[]> flags(new bool[update_nulls.size()]);
+    for (std::size_t i = 0; i < update_nulls.size(); i++) flags[i] = update_nulls[i];
+    states.update_rows(batch.rows, updated.size(), updated.data(), update_values.data(), flags.get());
+  }
+  if (!inserted_users.empty()) {
+    std::unique_ptr<bool[]> flags(new bool[insert_nulls.size()]);
+    for (std::size_t i = 0; i < insert_nulls.size(); i++) flags[i] = insert_nulls[i];
+    std::vector<Datum> keys = text_datums(inserted_users);
+    states.insert_rows(keys.size(), keys.data(), insert_values.data(), flags.get());
+  }
+  timer.mark("state write");
 }
 
 // Windowed emit: the event-time clock, the pending views and closing windows.
@@ -449,40 +625,73 @@ std::vector<View> window_views(const SimilarProductsConfig& cfg, const std::vect
   return take_closed_windows(*clock.watermark, cfg.emit_us);
 }
 
-Datum similar_products_trigger(FunctionCallInfo fcinfo) {
-  return run_pipeline_trigger(fcinfo, "similar_products", [] {
+}  // namespace
+
+void similar_products_clicks(const TransitionRows& batch) {
+  {
     SimilarProductsConfig cfg = similar_config();
     if (!cfg.enabled) return;
     PipelineCounts counts;
     StepTimer timer;
-    std::vector<View> views = read_page_views(counts);
+    std::vector<View> views = read_page_views(batch, counts);
     timer.mark("read");
     if (cfg.emit_us > 0) {
       std::vector<View> closed = window_views(cfg, views, counts);
       timer.mark("windows");
-      write_emitted(rank_views(cfg, closed, cfg.top_k, counts, timer), counts, timer);
+      RankedBatch ranked = rank_views(cfg, closed, cfg.top_k, true, counts, timer);
+      write_emitted(cfg, ranked, counts, timer);
     } else {
-      write_emitted(rank_views(cfg, views, cfg.top_k, counts, timer), counts, timer);
+      RankedBatch ranked = rank_views(cfg, views, cfg.top_k, true, counts, timer);
+      write_emitted(cfg, ranked, counts, timer);
     }
     count_pipeline("similar_products", counts);
     timer.report("similar_products", views.size());
-  });
+  }
 }
 
-// Purchases into user_purchases: one grouped upsert in key order.
-Datum user_purchases_trigger(FunctionCallInfo fcinfo) {
-  return run_pipeline_trigger(fcinfo, "similar_products", [] {
-    uint64 n = run_sql(
-        "INSERT INTO streamrec.user_purchases AS up (user_id, product_id, quantity, purchases, last_purchase_time)"
-        " SELECT user_id, product_id, sum(quantity), count(*), max(purchase_time) FROM streamrec_new_rows"
-        " GROUP BY user_id, product_id ORDER BY user_id COLLATE \"C\", product_id COLLATE \"C\""
-        " ON CONFLICT (user_id, product_id) DO UPDATE SET quantity = up.quantity + excluded.quantity,"
-        " purchases = up.purchases + excluded.purchases,"
-        " last_purchase_time = greatest(up.last_purchase_time, excluded.last_purchase_time)",
-        false);
-    (void)n;
-  });
+// Purchases into user_purchases: per (user, product) of the batch, in key order, its sums added
+// to the pair's row (or a row made for it).
+const KeyedTableSpec kUserPurchases{
+    "streamrec",
+    "user_purchases",
+    {{"user_id", TEXTOID}, {"product_id", TEXTOID}},
+    {{"quantity", INT8OID}, {"purchases", INT8OID}, {"last_purchase_time", TIMESTAMPTZOID}}};
+
+void similar_products_purchases(const TransitionRows& batch) {
+  const BatchColumn& users = batch.column(purchase_columns::user_id);
+  const BatchColumn& products = batch.column(purchase_columns::product_id);
+  const BatchColumn& quantities = batch.column(purchase_columns::quantity);
+  const BatchColumn& times = batch.column(purchase_columns::purchase_time);
+  struct Sums {
+    int64 quantity = 0;
+    int64 purchases = 0;
+    int64 last = 0;
+  };
+  std::map<std::pair<std::string_view, std::string_view>, Sums> per_pair;
+  for (std::size_t r = 0; r < batch.size(); r++) {
+    // (NOT NULL columns: a NULL cannot arrive)
+    Sums& sums = per_pair[{users.text(r), products.text(r)}];
+    int64 time = times.integer(r);
+    sums.last = sums.purchases == 0 ? time : std::max(sums.last, time);
+    sums.quantity += quantities.integer(r);
+    sums.purchases++;
+  }
+  std::vector<std::string_view> key_text;
+  for (const auto& [key, sums] : per_pair) {
+    key_text.push_back(key.first);
+    key_text.push_back(key.second);
+  }
+  std::vector<Datum> keys = text_datums(key_text);
+  std::vector<Datum> values;
+  for (const auto& [key, sums] : per_pair) {
+    values.push_back(Int64GetDatum(sums.quantity));
+    values.push_back(Int64GetDatum(sums.purchases));
+    values.push_back(TimestampTzGetDatum(sums.last));
+  }
+  merge_into_rows(kUserPurchases, {Merge::add, Merge::add, Merge::greatest}, per_pair.size(), keys, values);
 }
+
+namespace {
 
 // The windowed emit's windows closed by the idle timeout: up to the end of the newest pending
 // window.
@@ -504,8 +713,8 @@ Datum close_idle_similar_products_windows(FunctionCallInfo) {
           PipelineCounts counts;
           std::vector<View> views = take_closed_windows(watermark, cfg.emit_us);
           StepTimer timer;
-          std::vector<Emitted> lists = rank_views(cfg, views, cfg.top_k, counts, timer);
-          write_emitted(lists, counts, timer);
+          RankedBatch ranked = rank_views(cfg, views, cfg.top_k, true, counts, timer);
+          write_emitted(cfg, ranked, counts, timer);
           count_pipeline("similar_products", counts);
           return counts.outputs;
         });
@@ -535,64 +744,67 @@ Datum recommend(FunctionCallInfo fcinfo) {
   std::vector<View> views{View{user, product, now}};
   PipelineCounts ignored;
   StepTimer timer;
-  std::vector<Emitted> lists = rank_views(cfg, views, k, ignored, timer);
+  RankedBatch ranked = rank_views(cfg, views, k, false, ignored, timer);
   pg_call([] { return SPI_finish(); });
-  if (lists.empty()) {
+  if (ranked.lists.empty()) {
     fcinfo->isnull = true;
     return static_cast<Datum>(0);
   }
-  return text_array(lists.front().products);
+  // (the list points into the kept inventory, not into SPI's memory)
+  return text_array(ranked.lists.front().products);
 }
 
 // ------------------------------------------------------------------------------------------
 // trending
 // ------------------------------------------------------------------------------------------
-KeptPlan write_trending(
-    "INSERT INTO streamrec.trending_counts AS t (window_start, product_id, views)"
-    " SELECT * FROM unnest($1::timestamptz[], $2::text[], $3::int8[])"
-    " ON CONFLICT (window_start, product_id) DO UPDATE SET views = t.views + excluded.views",
-    {TIMESTAMPTZARRAYOID, TEXTARRAYOID, INT8ARRAYOID});
+const KeyedTableSpec kTrendingCounts{
+    "streamrec", "trending_counts", {{"window_start", TIMESTAMPTZOID}, {"product_id", TEXTOID}}, {{"views", INT8OID}}};
 
-Datum trending_trigger(FunctionCallInfo fcinfo) {
-  return run_pipeline_trigger(fcinfo, "trending", [] {
+}  // namespace
+
+void trending_clicks(const TransitionRows& batch) {
+  {
     int64 width = trending_window_us();
     PipelineCounts counts;
-    std::vector<View> views = read_page_views(counts);
+    std::vector<View> views = read_page_views(batch, counts);
     std::map<std::pair<int64, std::string_view>, int64> views_per;
     for (const View& v : views) views_per[{window_start(v.time, width), v.product}]++;
-    if (!views_per.empty()) {
-      std::vector<int64> starts, n;
-      std::vector<std::string_view> products;
-      for (const auto& [key, count] : views_per) {
-        starts.push_back(key.first);
-        products.push_back(key.second);
-        n.push_back(count);
-      }
-      write_trending.run({timestamptz_array(starts), text_array(products), int8_array(n)}, false);
+    std::vector<std::string_view> products;
+    for (const auto& [key, n] : views_per) products.push_back(key.second);
+    std::vector<Datum> texts = text_datums(products);
+    std::vector<Datum> keys, values;
+    std::size_t i = 0;
+    for (const auto& [key, n] : views_per) {
+      keys.push_back(TimestampTzGetDatum(key.first));
+      keys.push_back(texts[i++]);
+      values.push_back(Int64GetDatum(n));
     }
+    merge_into_rows(kTrendingCounts, {Merge::add}, views_per.size(), keys, values);
     counts.outputs = static_cast<int64>(views_per.size());
     count_pipeline("trending", counts);
-  });
+  }
 }
+
+namespace {
 
 // ------------------------------------------------------------------------------------------
 // category_affinity
 // ------------------------------------------------------------------------------------------
-KeptPlan write_category_views(
-    "INSERT INTO streamrec.category_views AS v (user_id, category, bucket_start, views)"
-    " SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::int8[])"
-    " ON CONFLICT (user_id, bucket_start, category) DO UPDATE SET views = v.views + excluded.views",
-    {TEXTARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID, INT8ARRAYOID});
-KeptPlan write_viewed_products(
-    "INSERT INTO streamrec.user_viewed_products AS w (user_id, product_id, last_viewed)"
-    " SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[])"
-    " ON CONFLICT (user_id, product_id) DO UPDATE SET last_viewed = greatest(w.last_viewed, excluded.last_viewed)",
-    {TEXTARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID});
+const KeyedTableSpec kCategoryViews{"streamrec",
+                                    "category_views",
+                                    {{"user_id", TEXTOID}, {"bucket_start", TIMESTAMPTZOID}, {"category", TEXTOID}},
+                                    {{"views", INT8OID}}};
+const KeyedTableSpec kViewedProducts{"streamrec",
+                                     "user_viewed_products",
+                                     {{"user_id", TEXTOID}, {"product_id", TEXTOID}},
+                                     {{"last_viewed", TIMESTAMPTZOID}}};
 
-Datum category_affinity_trigger(FunctionCallInfo fcinfo) {
-  return run_pipeline_trigger(fcinfo, "category_affinity", [] {
+}  // namespace
+
+void category_affinity_clicks(const TransitionRows& batch) {
+  {
     PipelineCounts counts;
-    std::vector<View> views = read_page_views(counts);
+    std::vector<View> views = read_page_views(batch, counts);
     std::vector<std::string> products;
     products.reserve(views.size());
     for (const View& v : views) products.push_back(v.product);
@@ -613,36 +825,36 @@ Datum category_affinity_trigger(FunctionCallInfo fcinfo) {
           last_viewed.emplace(std::make_pair(std::string_view(v.user), std::string_view(v.product)), v.time);
       if (!inserted) it->second = std::max(it->second, v.time);
     }
-    if (!per_bucket.empty()) {
-      std::vector<std::string_view> users, cats;
-      std::vector<int64> buckets, n;
-      for (const auto& [key, count] : per_bucket) {
-        users.push_back(std::get<0>(key));
-        buckets.push_back(std::get<1>(key));
-        cats.push_back(std::get<2>(key));
-        n.push_back(count);
-      }
-      write_category_views.run({text_array(users), text_array(cats), timestamptz_array(buckets), int8_array(n)}, false);
-      std::vector<std::string_view> u, p;
-      std::vector<int64> t;
-      for (const auto& [key, when] : last_viewed) {
-        u.push_back(key.first);
-        p.push_back(key.second);
-        t.push_back(when);
-      }
-      write_viewed_products.run({text_array(u), text_array(p), timestamptz_array(t)}, false);
+    std::vector<std::string_view> texts;
+    for (const auto& [key, n] : per_bucket) {
+      texts.push_back(std::get<0>(key));
+      texts.push_back(std::get<2>(key));
     }
+    std::vector<Datum> text_values = text_datums(texts);
+    std::vector<Datum> keys, values;
+    std::size_t t = 0;
+    for (const auto& [key, n] : per_bucket) {
+      keys.push_back(text_values[t++]);
+      keys.push_back(TimestampTzGetDatum(std::get<1>(key)));
+      keys.push_back(text_values[t++]);
+      values.push_back(Int64GetDatum(n));
+    }
+    merge_into_rows(kCategoryViews, {Merge::add}, per_bucket.size(), keys, values);
+    texts.clear();
+    for (const auto& [key, when] : last_viewed) {
+      texts.push_back(key.first);
+      texts.push_back(key.second);
+    }
+    std::vector<Datum> pair_keys = text_datums(texts);
+    values.clear();
+    for (const auto& [key, when] : last_viewed) values.push_back(TimestampTzGetDatum(when));
+    merge_into_rows(kViewedProducts, {Merge::greatest}, last_viewed.size(), pair_keys, values);
     counts.outputs = static_cast<int64>(per_bucket.size());
     count_pipeline("category_affinity", counts);
-  });
+  }
 }
 
-}  // namespace
 }  // namespace streamrec
 
-STREAMREC_SQL_FUNCTION(streamrec_similar_products_trigger, streamrec::similar_products_trigger)
-STREAMREC_SQL_FUNCTION(streamrec_user_purchases_trigger, streamrec::user_purchases_trigger)
-STREAMREC_SQL_FUNCTION(streamrec_trending_trigger, streamrec::trending_trigger)
-STREAMREC_SQL_FUNCTION(streamrec_category_affinity_trigger, streamrec::category_affinity_trigger)
 STREAMREC_SQL_FUNCTION(streamrec_close_idle_windows, streamrec::close_idle_similar_products_windows)
 STREAMREC_SQL_FUNCTION(streamrec_recommend, streamrec::recommend)

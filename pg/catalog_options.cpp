@@ -1,5 +1,7 @@
 #include "pg/catalog_options.h"
 
+#include "pg/change_generation.h"
+
 extern "C" {
 #include "catalog/pg_type.h"
 }
@@ -81,8 +83,23 @@ PipelineOptions::PipelineOptions(const char* pipeline, const std::vector<OptionS
     : pipeline_(pipeline), text_columns_(text_columns(options)), plan_(pipeline_options_sql(options), {TEXTOID}) {}
 
 std::vector<Cell> PipelineOptions::read() {
-  if (plan_.run({text_datum(pipeline_)}, true) == 0) return {};
-  return fetch_result(text_columns_);
+  // Read the generation before the row: a change committed after this read bumps it again, so
+  // what is kept never outlives a change it did not see.
+  uint64 generation = change_generation(Watched::catalog);
+  if (kept_generation_ == generation && !changed_in_this_transaction(Watched::catalog)) return kept_;
+  kept_generation_ = 0;
+  kept_.clear();
+  kept_text_.clear();
+  if (plan_.run({text_datum(pipeline_)}, true) > 0) {
+    kept_ = fetch_result(text_columns_);
+    // Text cells point into SPI's memory: keep copies, then point the cells at them.
+    kept_text_.reserve(kept_.size());
+    for (const Cell& cell : kept_) kept_text_.push_back(cell.text != nullptr ? cell.str() : std::string());
+    for (std::size_t i = 0; i < kept_.size(); i++)
+      if (kept_[i].text != nullptr) kept_[i].text = kept_text_[i].data();
+  }
+  if (!changed_in_this_transaction(Watched::catalog)) kept_generation_ = generation;
+  return kept_;
 }
 
 int64 checked_option_us(const char* pipeline, const char* option, int64 us, bool zero_ok) {

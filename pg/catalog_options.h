@@ -36,13 +36,18 @@ class PipelineOptions {
  public:
   PipelineOptions(const char* pipeline, const std::vector<OptionSpec>& options);
   // The row's cells: `enabled`, then the options in the order given (NULL: not set). Empty
-  // when the pipeline has no catalog row. Valid until the next SPI statement. SPI connected.
+  // when the pipeline has no catalog row. SPI connected. The row is kept in the backend until
+  // streamrec.pipeline_catalog changes (its change generation), so a stream of batches reads it
+  // once; a change applies from the next batch after it commits.
   std::vector<Cell> read();
 
  private:
   const char* pipeline_;
   std::vector<bool> text_columns_;
   KeptPlan plan_;
+  uint64 kept_generation_ = 0;  // 0: nothing kept
+  std::vector<Cell> kept_;
+  std::vector<std::string> kept_text_;  // the kept text cells' bytes
 };
 
 // A width or delay option as the pipeline uses it (microseconds), refused with a clean ERROR

@@ -1,6 +1,6 @@
 #include "pg/shared_state.h"
 
-#include "pg/inventory_generation.h"
+#include "pg/change_generation.h"
 #include "pg/pipeline_stats.h"
 
 #include <cstring>
@@ -34,7 +34,7 @@ Size shared_size() { return add_size(offsetof(SharedState, slots), mul_size(want
 void request_shared_memory() {
   if (previous_request_hook != nullptr) previous_request_hook();
   RequestAddinShmemSpace(
-      add_size(add_size(shared_size(), pipeline_stats_shmem_size()), inventory_generation_shmem_size()));
+      add_size(add_size(shared_size(), pipeline_stats_shmem_size()), change_generation_shmem_size()));
 }
 
 void attach_shared_memory() {
@@ -51,7 +51,7 @@ void attach_shared_memory() {
     }
   }
   pipeline_stats_shmem_init();
-  inventory_generation_shmem_init();
+  change_generation_shmem_init();
   LWLockRelease(AddinShmemInitLock);
 }
 

@@ -229,6 +229,52 @@ Datum datum_array(const std::vector<Datum>& elements, const std::vector<bool>& n
 Datum timestamptz_array(const std::vector<int64>& values) { return nullable_array(values, {}, TIMESTAMPTZOID); }
 Datum int8_array(const std::vector<int64>& values) { return nullable_array(values, {}, INT8OID); }
 
+namespace {
+
+// deconstruct_array() of a one-dimensional array (inside a pg_call); `expected` says what its
+// elements must be: text, or 8-byte values passed by value (int8, timestamptz).
+void elements_of(Datum array, Oid expected, Datum** values, bool** nulls, int* n) {
+  ArrayType* a = DatumGetArrayTypeP(array);
+  Oid type = ARR_ELEMTYPE(a);
+  int16 typlen;
+  bool byval;
+  char align;
+  get_typlenbyvalalign(type, &typlen, &byval, &align);
+  bool fits = expected == TEXTOID ? type == TEXTOID : (typlen == 8 && byval);
+  if (!fits)
+    ereport(ERROR,
+            (errcode(ERRCODE_DATATYPE_MISMATCH), errmsg("unexpected array element type %s", format_type_be(type)),
+             errhint("Restore the column's type as the extension created it.")));
+  deconstruct_array(a, type, typlen, byval, align, values, nulls, n);
+}
+
+}  // namespace
+
+std::vector<std::string> text_array_values(Datum array) {
+  Datum* values = nullptr;
+  bool* nulls = nullptr;
+  int n = 0;
+  pg_call([array, &values, &nulls, &n] { elements_of(array, TEXTOID, &values, &nulls, &n); });
+  std::vector<std::string> out(static_cast<std::size_t>(n));
+  for (int i = 0; i < n; i++) {
+    if (nulls[i]) continue;
+    // Elements of a detoasted array are plain varlenas (no compression, no external storage).
+    const auto* t = reinterpret_cast<const text*>(DatumGetPointer(values[i]));
+    out[i].assign(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+  }
+  return out;
+}
+
+std::vector<int64> int64_array_values(Datum array) {
+  Datum* values = nullptr;
+  bool* nulls = nullptr;
+  int n = 0;
+  pg_call([array, &values, &nulls, &n] { elements_of(array, INT8OID, &values, &nulls, &n); });
+  std::vector<int64> out(static_cast<std::size_t>(n));
+  for (int i = 0; i < n; i++) out[i] = nulls[i] ? 0 : DatumGetInt64(values[i]);
+  return out;
+}
+
 std::string array_literal(const std::vector<std::string_view>& values) {
   std::string out = "{";
   for (std::size_t i = 0; i < values.size(); i++) {

@@ -90,6 +90,11 @@ Datum nullable_array(const std::vector<T>& values, const std::vector<bool>& null
   return datum_array(elements, nulls, type);
 }
 
+// The elements of a one-dimensional text[] (NULL elements read as empty strings) or of an
+// int8[] / timestamptz[] (NULL elements read as 0).
+std::vector<std::string> text_array_values(Datum array);
+std::vector<int64> int64_array_values(Datum array);
+
 // A text[] literal ('{"a","b"}') for a column cast from text in a set-based statement.
 std::string array_literal(const std::vector<std::string_view>& values);
 

@@ -15,10 +15,12 @@
 -- checks, enable_pipeline and disable_pipeline, the periodic tick, the hints that list them).
 --   list_order  where hints list it
 --   defaults    each of its own options with its default (the output_* options are everyone's)
---   triggers    its triggers in install order, each {"trigger", "table", "function"} and
---               optionally "state": a function (install boolean) keeping state that comes and
---               goes with the trigger, called with true before the trigger is created and with
---               false after it is dropped
+--   triggers    the tables it reads, in install order, each {"trigger", "table", "function"}
+--               and optionally "state": a function (install boolean) keeping state that comes
+--               and goes with the pipeline's hold on the table, called with true before the
+--               pipeline is wired to the table and with false after it is unwired. Pipelines
+--               that share a trigger on a table (the dispatcher, streamrec_pipelines) share one
+--               trigger: it exists while any of them is wired to the table.
 --   outputs     its sinks in creation order, each {"topic_option", "sink", "table",
 --               "sink_options"}: the sink exists while the option names a topic, and
 --               output_options are laid over its sink_options
@@ -53,6 +55,12 @@ REVOKE ALL ON streamrec.pipeline_catalog FROM PUBLIC;
 -- Every column but options: another admin's output_options may hold credentials (the
 -- streamrec.pipelines view shows every pipeline's options with secrets masked).
 GRANT SELECT (name, enabled, sinks, enabled_at, owner), INSERT, UPDATE ON streamrec.pipeline_catalog TO streamrec_admin;
+-- The pipelines keep their options between batches until a transaction that changed the catalog
+-- commits: this statement trigger tells them (one call per statement, any role).
+CREATE FUNCTION streamrec._catalog_changed() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'streamrec_catalog_changed' LANGUAGE C;
+CREATE TRIGGER streamrec_catalog_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON streamrec.pipeline_catalog
+    FOR EACH STATEMENT EXECUTE FUNCTION streamrec._catalog_changed();
 
 -- An enabled pipeline belongs to the role that enabled it: only that role (or a superuser)
 -- changes or disables it; a disabled one goes to whoever enables it next. Options written
@@ -250,25 +258,56 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     ORDER BY e.n
 $$;
 
--- Makes a pipeline's triggers match the catalog: installed while it is enabled, gone when not,
--- each with the state its registry entry keeps beside it. SECURITY DEFINER: creating triggers
--- on the domain tables needs their owner; safe for any admin to call, since it only follows
--- the catalog and the registry (which only the extension writes).
+-- Which pipeline is wired to which table: a row from the moment its state for the table is
+-- built until it is torn down. The dispatcher (streamrec._pipeline_dispatch) runs the pipelines
+-- wired to the table it fires on.
+CREATE TABLE streamrec.pipeline_inputs (
+    pipeline  text NOT NULL REFERENCES streamrec.pipeline_kinds (name),
+    rel       regclass NOT NULL,
+    PRIMARY KEY (rel, pipeline)
+);
+COMMENT ON TABLE streamrec.pipeline_inputs IS 'Which enabled pipeline reads which table (kept by enable_pipeline and disable_pipeline)';
+GRANT SELECT ON streamrec.pipeline_inputs TO streamrec_admin;
+
+-- The pipelines' dispatcher: one statement trigger per input table reads the statement's rows
+-- once and hands them to every pipeline wired to the table. SECURITY DEFINER: a source's role
+-- needs INSERT on the domain table only; the pipeline state belongs to the extension's owner.
+CREATE FUNCTION streamrec._pipeline_dispatch() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'streamrec_pipeline_dispatch' LANGUAGE C SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp;
+REVOKE ALL ON FUNCTION streamrec._pipeline_dispatch() FROM PUBLIC;
+
+-- Makes a pipeline's wiring match the catalog: wired to each of its tables (state built, the
+-- table's trigger there) while it is enabled, unwired (the trigger gone when no other pipeline
+-- shares it, then the state torn down) when not. SECURITY DEFINER: creating triggers on the
+-- domain tables needs their owner; safe for any admin to call, since it only follows the
+-- catalog and the registry (which only the extension writes).
 CREATE FUNCTION streamrec._sync_pipeline_triggers(pipeline text) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     t record;
     enabled boolean := coalesce((SELECT c.enabled FROM streamrec.pipeline_catalog c WHERE c.name = pipeline), false);
+    wired boolean;
 BEGIN
     FOR t IN SELECT * FROM streamrec._pipeline_triggers(pipeline) LOOP
-        IF enabled AND NOT EXISTS (SELECT FROM pg_trigger WHERE tgrelid = t.rel AND tgname = t.trigger_name) THEN
-            IF t.state_function IS NOT NULL THEN
-                EXECUTE format('SELECT %s(true)', t.state_function);
+        wired := EXISTS (SELECT FROM streamrec.pipeline_inputs i WHERE i.pipeline = $1 AND i.rel = t.rel);
+        IF enabled THEN
+            IF NOT wired THEN
+                IF t.state_function IS NOT NULL THEN
+                    EXECUTE format('SELECT %s(true)', t.state_function);
+                END IF;
+                INSERT INTO streamrec.pipeline_inputs (pipeline, rel) VALUES ($1, t.rel);
             END IF;
-            EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS streamrec_new_rows '
-                           'FOR EACH STATEMENT EXECUTE FUNCTION %s()', t.trigger_name, t.rel, t.function_name);
-        ELSIF NOT enabled THEN
-            EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', t.trigger_name, t.rel);
+            IF NOT EXISTS (SELECT FROM pg_trigger WHERE tgrelid = t.rel AND tgname = t.trigger_name) THEN
+                EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS streamrec_new_rows '
+                               'FOR EACH STATEMENT EXECUTE FUNCTION %s()', t.trigger_name, t.rel, t.function_name);
+            END IF;
+        ELSIF wired THEN
+            DELETE FROM streamrec.pipeline_inputs i WHERE i.pipeline = $1 AND i.rel = t.rel;
+            IF NOT EXISTS (SELECT FROM streamrec.pipeline_inputs i, streamrec._pipeline_triggers(i.pipeline) o
+                           WHERE i.rel = t.rel AND o.rel = t.rel AND o.trigger_name = t.trigger_name) THEN
+                EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', t.trigger_name, t.rel);
+            END IF;
             IF t.state_function IS NOT NULL THEN
                 EXECUTE format('SELECT %s(false)', t.state_function);
             END IF;
@@ -384,3 +423,4 @@ END $$;
 REVOKE ALL ON FUNCTION streamrec._pipeline_tick() FROM PUBLIC;
 
 SELECT pg_catalog.pg_extension_config_dump('streamrec.pipeline_catalog', '');
+SELECT pg_catalog.pg_extension_config_dump('streamrec.pipeline_inputs', '');

@@ -9,7 +9,14 @@ CREATE TABLE streamrec.recommendations (
     viewed_product_id  text,
     category           text,
     window_end         timestamptz NOT NULL,
-    updated_at         timestamptz NOT NULL DEFAULT now()
+    updated_at         timestamptz NOT NULL DEFAULT now(),
+    -- The pipeline's keyed state for the user, kept next to the latest list so that a batch reads
+    -- and writes one row per user: the products shown within repeat_window of the newest list
+    -- (shown_products[i] in the list emitted at shown_at[i]), complete from shown_since on
+    -- (NULL: not known; the pipeline reads recommendation_log instead and fills them in).
+    shown_products     text[],
+    shown_at           timestamptz[],
+    shown_since        timestamptz
 ) WITH (fillfactor = 70);  -- room on each page for the next list of its users (HOT updates)
 CREATE TABLE streamrec.recommendation_log (
     id                 bigserial PRIMARY KEY,
@@ -48,16 +55,6 @@ REVOKE ALL ON streamrec.recommendations, streamrec.recommendation_log, streamrec
               streamrec.pending_views FROM PUBLIC;
 GRANT SELECT ON streamrec.recommendations, streamrec.recommendation_log, streamrec.user_purchases,
                 streamrec.pending_views TO streamrec_admin;
-
--- The C++ triggers. SECURITY DEFINER: a source's role needs INSERT on the domain table only;
--- the pipeline state belongs to the extension's owner.
-CREATE FUNCTION streamrec._similar_products_trigger() RETURNS trigger
-    AS 'MODULE_PATHNAME', 'streamrec_similar_products_trigger' LANGUAGE C SECURITY DEFINER
-    SET search_path = pg_catalog, pg_temp;
-CREATE FUNCTION streamrec._user_purchases_trigger() RETURNS trigger
-    AS 'MODULE_PATHNAME', 'streamrec_user_purchases_trigger' LANGUAGE C SECURITY DEFINER
-    SET search_path = pg_catalog, pg_temp;
-REVOKE ALL ON FUNCTION streamrec._similar_products_trigger(), streamrec._user_purchases_trigger() FROM PUBLIC;
 
 -- Closes the windows of similar_products (emit = an interval) that saw no event for
 -- idle_timeout; returns how many lists that emitted.
@@ -113,8 +110,8 @@ INSERT INTO streamrec.pipeline_kinds (name, list_order, defaults, triggers, outp
     'similar_products', 1,
     '{"top_k": 6, "min_rating": null, "repeats": "demote", "repeat_window": "10 minutes", "emit": "click",
       "watermark_delay": "1 second", "idle_timeout": "5 seconds", "retention": "1 day"}',
-    '[{"trigger": "streamrec_similar_products", "table": "streamrec.clicks", "function": "streamrec._similar_products_trigger"},
-      {"trigger": "streamrec_user_purchases", "table": "streamrec.purchases", "function": "streamrec._user_purchases_trigger",
+    '[{"trigger": "streamrec_pipelines", "table": "streamrec.clicks", "function": "streamrec._pipeline_dispatch"},
+      {"trigger": "streamrec_pipelines", "table": "streamrec.purchases", "function": "streamrec._pipeline_dispatch",
        "state": "streamrec._rebuild_user_purchases"}]',
     '[{"topic_option": "output_topic", "sink": "pipeline_similar_products", "table": "streamrec.recommendation_log",
        "sink_options": {"key": "user_id", "columns": ["user_id", "product_ids", "window_end"]}}]',

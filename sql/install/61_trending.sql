@@ -9,12 +9,6 @@ CREATE TABLE streamrec.trending_counts (
 );
 GRANT SELECT ON streamrec.trending_counts TO PUBLIC;
 
--- The C++ trigger (SECURITY DEFINER, as every pipeline trigger).
-CREATE FUNCTION streamrec._trending_trigger() RETURNS trigger
-    AS 'MODULE_PATHNAME', 'streamrec_trending_trigger' LANGUAGE C SECURITY DEFINER
-    SET search_path = pg_catalog, pg_temp;
-REVOKE ALL ON FUNCTION streamrec._trending_trigger() FROM PUBLIC;
-
 -- trending: the top top_n products of each window.
 CREATE VIEW streamrec.trending AS
 SELECT r.window_start, r.product_id, r.views, r.rank
@@ -39,5 +33,5 @@ REVOKE ALL ON FUNCTION streamrec._trending_tick(jsonb) FROM PUBLIC;
 INSERT INTO streamrec.pipeline_kinds (name, list_order, defaults, triggers, tick) VALUES (
     'trending', 2,
     '{"window": "1 hour", "top_n": 10, "retention": "2 days"}',
-    '[{"trigger": "streamrec_trending", "table": "streamrec.clicks", "function": "streamrec._trending_trigger"}]',
+    '[{"trigger": "streamrec_pipelines", "table": "streamrec.clicks", "function": "streamrec._pipeline_dispatch"}]',
     'streamrec._trending_tick');

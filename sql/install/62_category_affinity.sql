@@ -22,12 +22,6 @@ CREATE INDEX user_viewed_products_time_idx ON streamrec.user_viewed_products (la
 REVOKE ALL ON streamrec.category_views, streamrec.user_viewed_products FROM PUBLIC;
 GRANT SELECT ON streamrec.category_views, streamrec.user_viewed_products TO streamrec_admin;
 
--- The C++ trigger (SECURITY DEFINER, as every pipeline trigger).
-CREATE FUNCTION streamrec._category_affinity_trigger() RETURNS trigger
-    AS 'MODULE_PATHNAME', 'streamrec_category_affinity_trigger' LANGUAGE C SECURITY DEFINER
-    SET search_path = pg_catalog, pg_temp;
-REVOKE ALL ON FUNCTION streamrec._category_affinity_trigger() FROM PUBLIC;
-
 -- category_affinity: computed at lookup from the hourly buckets, with index probes only: the
 -- user's buckets in the lookback (the stream's clock is the newest bucket), the top categories,
 -- and per category the best-rated in-stock products until `limit` unviewed ones are found.
@@ -98,5 +92,5 @@ REVOKE ALL ON FUNCTION streamrec._category_affinity_tick(jsonb) FROM PUBLIC;
 INSERT INTO streamrec.pipeline_kinds (name, list_order, defaults, triggers, tick) VALUES (
     'category_affinity', 3,
     '{"lookback": "24 hours", "limit": 10, "top_categories": 3}',
-    '[{"trigger": "streamrec_category_affinity", "table": "streamrec.clicks", "function": "streamrec._category_affinity_trigger"}]',
+    '[{"trigger": "streamrec_pipelines", "table": "streamrec.clicks", "function": "streamrec._pipeline_dispatch"}]',
     'streamrec._category_affinity_tick');

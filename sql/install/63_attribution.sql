@@ -37,15 +37,6 @@ CREATE INDEX attribution_log_emitted_idx ON streamrec.attribution_log USING brin
 REVOKE ALL ON streamrec.attributed_checkouts, streamrec.attribution_log FROM PUBLIC;
 GRANT SELECT ON streamrec.attributed_checkouts, streamrec.attribution_log TO streamrec_admin;
 
--- The C++ triggers (SECURITY DEFINER, as every pipeline trigger).
-CREATE FUNCTION streamrec._attribution_checkouts_trigger() RETURNS trigger
-    AS 'MODULE_PATHNAME', 'streamrec_attribution_checkouts_trigger' LANGUAGE C SECURITY DEFINER
-    SET search_path = pg_catalog, pg_temp;
-CREATE FUNCTION streamrec._attribution_clicks_trigger() RETURNS trigger
-    AS 'MODULE_PATHNAME', 'streamrec_attribution_clicks_trigger' LANGUAGE C SECURITY DEFINER
-    SET search_path = pg_catalog, pg_temp;
-REVOKE ALL ON FUNCTION streamrec._attribution_checkouts_trigger(), streamrec._attribution_clicks_trigger() FROM PUBLIC;
-
 -- The clicks trigger's state: the lookback index on clicks, there while the trigger is.
 CREATE FUNCTION streamrec._attribution_lookback_index(install boolean) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -78,9 +69,8 @@ REVOKE ALL ON FUNCTION streamrec._attribution_tick(jsonb) FROM PUBLIC;
 INSERT INTO streamrec.pipeline_kinds (name, list_order, defaults, triggers, outputs, tick) VALUES (
     'attribution', 4,
     '{"lookback": "1 hour", "retention": "1 day"}',
-    '[{"trigger": "streamrec_attribution_checkouts", "table": "streamrec.checkouts",
-       "function": "streamrec._attribution_checkouts_trigger"},
-      {"trigger": "streamrec_attribution_clicks", "table": "streamrec.clicks", "function": "streamrec._attribution_clicks_trigger",
+    '[{"trigger": "streamrec_pipelines", "table": "streamrec.checkouts", "function": "streamrec._pipeline_dispatch"},
+      {"trigger": "streamrec_pipelines", "table": "streamrec.clicks", "function": "streamrec._pipeline_dispatch",
        "state": "streamrec._attribution_lookback_index"}]',
     '[{"topic_option": "output_topic", "sink": "pipeline_attribution", "table": "streamrec.attribution_log",
        "sink_options": {"key": "checkout_id",

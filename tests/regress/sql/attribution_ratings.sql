@@ -14,7 +14,7 @@ SELECT streamrec.enable_pipeline('ratings', '{"output_brokers": "127.0.0.1:9", "
                                              "enriched_output_topic": "ratings-enriched", "watermark_delay": "0 seconds"}');
 SELECT name, enabled, options, sinks FROM streamrec.pipelines ORDER BY name;
 SELECT name, relation, topic, options FROM streamrec.sinks ORDER BY name;
-SELECT tgname, tgrelid::regclass FROM pg_trigger WHERE tgname LIKE 'streamrec_%' AND NOT tgisinternal ORDER BY tgname;
+SELECT tgname, tgrelid::regclass FROM pg_trigger WHERE tgname LIKE 'streamrec_%' AND NOT tgisinternal ORDER BY tgname, tgrelid::regclass::text;
 SELECT indexdef FROM pg_indexes WHERE indexname = 'clicks_attribution_idx';
 
 -- attribution: the earliest click of the user on the product in [checkout - 1 hour, checkout];

@@ -24,7 +24,7 @@ SELECT streamrec.enable_pipeline('item_transactions',
       "alert_output_topic": "transaction.alerts"}');
 SELECT name, enabled, options, sinks FROM streamrec.pipelines;
 SELECT name, relation, topic, format, options FROM streamrec.sinks ORDER BY name;
-SELECT tgname, tgrelid::regclass FROM pg_trigger WHERE tgname LIKE 'streamrec_%' AND NOT tgisinternal ORDER BY tgname;
+SELECT tgname, tgrelid::regclass FROM pg_trigger WHERE tgname LIKE 'streamrec_%' AND NOT tgisinternal ORDER BY tgname, tgrelid::regclass::text;
 -- Without the query topic, its sink goes; the others stay.
 SELECT streamrec.enable_pipeline('item_transactions', '{"alert_min_transactions": 4, "output_brokers": "127.0.0.1:9", "output_topic": "transaction.results"}');
 SELECT name, topic FROM streamrec.sinks ORDER BY name;

@@ -204,7 +204,7 @@ SELECT streamrec.disable_pipeline('trending');
 INSERT INTO streamrec.clicks (user_id, product_id, event_time) VALUES ('t8', 'p9', '2024-07-02 10:30:00');
 SELECT count(*) FROM streamrec.trending_counts WHERE product_id = 'p9';
 SELECT name, enabled FROM streamrec.pipelines ORDER BY name;
-SELECT tgname FROM pg_trigger WHERE tgname LIKE 'streamrec_%' ORDER BY 1;
+SELECT tgname, tgrelid::regclass FROM pg_trigger WHERE tgname LIKE 'streamrec_%' ORDER BY 1, 2::text;
 DROP ROLE pipelines_outsider;
 SELECT streamrec.disable_pipeline('similar_products'), streamrec.disable_pipeline('category_affinity');
 

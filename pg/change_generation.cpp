@@ -1,0 +1,78 @@
+#include "pg/change_generation.h"
+
+#include "pg/error_boundary.h"
+#include "pg/trigger_context.h"
+
+extern "C" {
+#include "access/xact.h"
+#include "port/atomics.h"
+#include "storage/shmem.h"
+}
+
+namespace streamrec {
+namespace {
+
+constexpr int kWatched = 2;
+
+struct ChangeGenerationShared {
+  pg_atomic_uint64 generation[kWatched];
+};
+
+ChangeGenerationShared* shared = nullptr;
+bool callback_registered = false;
+bool changed[kWatched] = {false, false};  // by the current transaction
+
+void on_transaction_end(XactEvent event, void*) {
+  // XACT_EVENT_COMMIT comes after the transaction's changes became visible to others.
+  for (int t = 0; t < kWatched; t++) {
+    if (event == XACT_EVENT_COMMIT && shared != nullptr && changed[t])
+      pg_atomic_fetch_add_u64(&shared->generation[t], 1);
+    if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_COMMIT ||
+        event == XACT_EVENT_PARALLEL_ABORT || event == XACT_EVENT_PREPARE)
+      changed[t] = false;
+  }
+}
+
+Datum inventory_changed_trigger(FunctionCallInfo fcinfo) {
+  trigger_data(fcinfo, "_inventory_changed", "");
+  note_change(Watched::inventory);
+  return PointerGetDatum(nullptr);
+}
+
+Datum catalog_changed_trigger(FunctionCallInfo fcinfo) {
+  trigger_data(fcinfo, "_catalog_changed", "");
+  note_change(Watched::catalog);
+  return PointerGetDatum(nullptr);
+}
+
+}  // namespace
+
+uint64 change_generation(Watched table) {
+  return shared != nullptr ? pg_atomic_read_u64(&shared->generation[static_cast<int>(table)]) : 0;
+}
+
+void note_change(Watched table) {
+  if (!callback_registered) {
+    pg_call([] { RegisterXactCallback(on_transaction_end, nullptr); });
+    callback_registered = true;
+  }
+  changed[static_cast<int>(table)] = true;
+}
+
+bool changed_in_this_transaction(Watched table) { return changed[static_cast<int>(table)]; }
+
+Size change_generation_shmem_size() { return sizeof(ChangeGenerationShared); }
+
+// Called under AddinShmemInitLock.
+void change_generation_shmem_init() {
+  bool found = false;
+  shared = static_cast<ChangeGenerationShared*>(
+      ShmemInitStruct("pg_streamrec change generations", sizeof(ChangeGenerationShared), &found));
+  if (!found)
+    for (int t = 0; t < kWatched; t++) pg_atomic_init_u64(&shared->generation[t], 1);
+}
+
+}  // namespace streamrec
+
+STREAMREC_SQL_FUNCTION(streamrec_inventory_changed, streamrec::inventory_changed_trigger)
+STREAMREC_SQL_FUNCTION(streamrec_catalog_changed, streamrec::catalog_changed_trigger)

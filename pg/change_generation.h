@@ -1,0 +1,34 @@
+// Change generations of the tables whose contents backends keep between batches: each is
+// bumped (cluster-wide) when a transaction that changed its table commits, after the changes
+// became visible. A backend that read the table while the generation was g may keep what it
+// read for as long as it is still g and its own transaction has not changed the table.
+//  * inventory: streamrec.inventory (the recommenders keep the candidates of its categories)
+//  * catalog: streamrec.pipeline_catalog (the pipelines keep their options)
+#pragma once
+
+#include <cstdint>
+
+extern "C" {
+#include "postgres.h"
+}
+
+namespace streamrec {
+
+enum class Watched { inventory, catalog };
+
+uint64 change_generation(Watched table);
+// Called by the table's statement trigger (and by the pipelines that write the inventory): the
+// current transaction changed the table (its own later reads must not use what is kept; its
+// commit bumps the generation).
+void note_change(Watched table);
+bool changed_in_this_transaction(Watched table);
+
+inline uint64 inventory_generation() { return change_generation(Watched::inventory); }
+inline void note_inventory_change() { note_change(Watched::inventory); }
+inline bool inventory_changed_in_this_transaction() { return changed_in_this_transaction(Watched::inventory); }
+
+// For shared_state.cpp's shared-memory hooks.
+Size change_generation_shmem_size();
+void change_generation_shmem_init();
+
+}  // namespace streamrec

@@ -1,0 +1,120 @@
+"""The dispatcher: every click pipeline enabled together over the same batches gives each
+pipeline exactly the results it gives alone. One database runs similar_products, trending,
+category_affinity and attribution together; one database per pipeline runs it alone; the same
+random batches of clicks, purchases and checkouts (shuffled event times, other event types,
+unknown products, repeats inside the repeat window) go into all of them as multi-row
+statements, and every result table and counter is compared."""
+
+import random
+from datetime import datetime, timedelta, timezone
+
+from harness import ClusterTestCase
+
+T0 = datetime(2024, 6, 28, 13, 0, 0, tzinfo=timezone.utc)
+PIPELINES = ("similar_products", "trending", "category_affinity", "attribution")
+ALONE = {p: f"alone_{p}" for p in PIPELINES}
+USERS = 12
+PRODUCTS = 30
+
+# What each pipeline writes, with the columns that do not depend on the wall clock, in an order
+# that does not depend on ids or physical order.
+RESULTS = {
+    "similar_products": [
+        "SELECT user_id, product_ids, viewed_product_id, category, window_end, shown_products, shown_at, shown_since "
+        "FROM streamrec.recommendations ORDER BY user_id",
+        "SELECT user_id, product_ids, window_end, viewed_product_id, category FROM streamrec.recommendation_log "
+        "ORDER BY id",
+        "SELECT * FROM streamrec.user_purchases ORDER BY user_id, product_id",
+    ],
+    "trending": ["SELECT * FROM streamrec.trending_counts ORDER BY window_start, product_id"],
+    "category_affinity": [
+        "SELECT * FROM streamrec.category_views ORDER BY user_id, bucket_start, category",
+        "SELECT * FROM streamrec.user_viewed_products ORDER BY user_id, product_id",
+    ],
+    "attribution": [
+        "SELECT checkout_id, user_id, user_name, product_id, checkout_time, click_id, click_time "
+        "FROM streamrec.attributed_checkouts ORDER BY checkout_id",
+        "SELECT checkout_id, user_id, user_name, product_id, checkout_time, click_id, click_time "
+        "FROM streamrec.attribution_log ORDER BY id",
+    ],
+}
+COUNTERS = "SELECT events, outputs, skipped, late, future FROM streamrec.pipelines WHERE name = %s"
+
+
+def ts(t):
+    return t.strftime("%Y-%m-%d %H:%M:%S.%f+00")
+
+
+class DispatcherTest(ClusterTestCase):
+    create_extension = None
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        for db in ("together", *ALONE.values()):
+            cls.cluster.sql(f"CREATE DATABASE {db}")
+            cls.cluster.sql("CREATE EXTENSION pg_streamrec", dbname=db)
+            cls.cluster.sql("INSERT INTO streamrec.inventory (product_id, category, stock, rating) "
+                            "SELECT 'p' || n, 'c' || mod(n, 3), CASE WHEN mod(n, 7) = 0 THEN 0 ELSE 5 END, "
+                            "CASE WHEN mod(n, 5) = 0 THEN NULL ELSE mod(n, 4) END FROM generate_series(0, %s) n",
+                            (PRODUCTS - 1,), dbname=db)
+            cls.cluster.sql("INSERT INTO streamrec.users SELECT 'u' || n, 'name ' || n FROM generate_series(0, %s) n",
+                            (USERS - 1,), dbname=db)
+        for p in PIPELINES:
+            options = '{"repeat_window": "3 minutes"}' if p == "similar_products" else "{}"
+            cls.cluster.sql("SELECT streamrec.enable_pipeline(%s, %s)", (p, options), dbname="together")
+            cls.cluster.sql("SELECT streamrec.enable_pipeline(%s, %s)", (p, options), dbname=ALONE[p])
+
+    def insert_everywhere(self, statement, rows):
+        for db in ("together", *ALONE.values()):
+            conn = self.cluster.connect(dbname=db)
+            try:
+                with conn.cursor() as cur:
+                    values = ",".join(cur.mogrify("(" + ",".join(["%s"] * len(r)) + ")", r).decode() for r in rows)
+                    cur.execute(statement + " VALUES " + values)
+            finally:
+                conn.close()
+
+    def test_each_pipeline_gives_together_what_it_gives_alone(self):
+        seed = random.randrange(1 << 30)
+        rng = random.Random(seed)
+        click = checkout = 0
+        for batch in range(40):
+            kind = rng.random()
+            if kind < 0.7:
+                rows = []
+                for _ in range(rng.randint(1, 60)):
+                    t = T0 + timedelta(seconds=rng.randint(0, 1800))
+                    product = f"p{rng.randrange(PRODUCTS + 3)}" if rng.random() < 0.95 else None
+                    event = "page_view" if rng.random() < 0.85 else rng.choice(["search", "add_to_cart"])
+                    # Click ids repeat now and then (ties in attribution).
+                    rows.append((f"c{click if rng.random() < 0.9 else click // 2}", f"u{rng.randrange(USERS)}",
+                                 product, event, None, ts(t)))
+                    click += 1
+                self.insert_everywhere("INSERT INTO streamrec.clicks (click_id, user_id, product_id, event_type, "
+                                       "query, event_time)", rows)
+            elif kind < 0.85:
+                rows = [(f"i{batch}", f"u{rng.randrange(USERS)}", f"p{rng.randrange(PRODUCTS)}", rng.randint(1, 3), None,
+                         ts(T0 + timedelta(seconds=rng.randint(0, 1800)))) for _ in range(rng.randint(1, 10))]
+                self.insert_everywhere("INSERT INTO streamrec.purchases (invoice_id, user_id, product_id, quantity, "
+                                       "unit_cost, purchase_time)", rows)
+            else:
+                rows = []
+                for _ in range(rng.randint(1, 10)):
+                    rows.append((f"k{checkout}", f"u{rng.randrange(USERS)}", f"p{rng.randrange(PRODUCTS)}", None, None,
+                                 ts(T0 + timedelta(seconds=rng.randint(0, 1800)))))
+                    checkout += 1
+                self.insert_everywhere("INSERT INTO streamrec.checkouts (checkout_id, user_id, product_id, "
+                                       "payment_method, total_amount, checkout_time)", rows)
+
+        for p in PIPELINES:
+            for query in RESULTS[p]:
+                together = self.cluster.sql(query, dbname="together")
+                self.assertEqual(together, self.cluster.sql(query, dbname=ALONE[p]), f"seed {seed}: {p}: {query}")
+            self.assertEqual(self.cluster.sql(COUNTERS, (p,), dbname="together"),
+                             self.cluster.sql(COUNTERS, (p,), dbname=ALONE[p]), f"seed {seed}: {p} counters")
+        # The streams did exercise every pipeline.
+        for query in ("SELECT count(*) FROM streamrec.recommendation_log", "SELECT count(*) FROM streamrec.trending_counts",
+                      "SELECT count(*) FROM streamrec.category_views",
+                      "SELECT count(click_id) FROM streamrec.attributed_checkouts"):
+            self.assertGreater(self.cluster.value(query, dbname="together"), 0, f"seed {seed}: {query}")
