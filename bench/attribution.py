@@ -3,7 +3,8 @@ own loading limit measured in the same run.
 
 attribution: --clicks (10M) generated clicks, all inside one lookback hour, are loaded and the
 pipeline enabled (which builds the lookback index over them). Then --checkouts (200k) checkouts
-that follow those clicks are loaded in batches of --batch (10k) rows, one COPY and one
+that follow those clicks (checkout j comes a minute after click group j, at the clicks' event
+rate, so it finds its click in the lookback) are loaded in batches of --batch (10k) rows, one COPY and one
 transaction each (what a source worker does), twice:
   COPY       into a plain copy of the checkouts table (no trigger)   -> the loading limit
   COPY+pipe  into streamrec.checkouts with the pipeline              -> checkouts/s attributed
@@ -27,6 +28,7 @@ sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
 from harness import BUILD, Cluster  # noqa: E402
 
 SEED = 9
+CLICKS_PER_CHECKOUT = 4
 
 
 def datagen(path, kind, *args):
@@ -86,7 +88,11 @@ def main():
         cluster.sql("CREATE EXTENSION pg_streamrec")
         # All clicks inside one lookback hour: every one of them is live state.
         rate = max(args.clicks / 3300.0, 1.0)
-        universe = ("--users", args.users, "--products", args.products)
+        # Checkout j follows click group j (a click by its user on its product, at most K - 1
+        # clicks and a minute before it), so every attributable checkout has a click in the lookback.
+        assert args.checkouts * CLICKS_PER_CHECKOUT <= args.clicks, "more checkouts than click groups"
+        universe = ("--users", args.users, "--products", args.products,
+                    "--clicks-per-checkout", CLICKS_PER_CHECKOUT)
         clicks = os.path.join(work, "clicks.csv")
         datagen(clicks, "clicks", "--count", args.clicks, "--events-per-second", rate, *universe)
         users = os.path.join(work, "users.csv")
@@ -102,12 +108,15 @@ def main():
         cluster.sql("VACUUM ANALYZE streamrec.users")
 
         checkouts = os.path.join(work, "checkouts.csv")
-        datagen(checkouts, "checkouts", "--count", args.checkouts, "--events-per-second", rate / 4, *universe)
+        # The clicks' event rate: a checkout's time is counted in the clicks' index space.
+        datagen(checkouts, "checkouts", "--count", args.checkouts, "--events-per-second", rate, *universe)
         chunks, n_checkouts = split(checkouts, args.batch)
         cluster.sql("CREATE TABLE plain_checkouts (LIKE streamrec.checkouts INCLUDING ALL)")
         plain = timed_copy(cluster, "plain_checkouts", chunks)
         piped = timed_copy(cluster, "streamrec.checkouts", chunks)
         with_click = cluster.value("SELECT count(click_id) FROM streamrec.attributed_checkouts")
+        # 10% of the checkouts are generated without a click to find: the rest must find theirs.
+        assert with_click >= 0.85 * n_checkouts, f"only {with_click} of {n_checkouts} checkouts with a click"
 
         late = os.path.join(work, "late_clicks.csv")
         # Clicks from the same hour again (new ids, --start-index 0 with another seed would

@@ -1,35 +1,38 @@
 // The item_transactions pipeline as C++ statement-level
 // AFTER INSERT triggers on streamrec.item_transactions and streamrec.stock_queries.
 //
-// Per statement (a source batch or a psql INSERT): the touched items' rows locked FOR NO KEY
-// UPDATE in item order and their stock read, one primary-key probe each (extension/inventory_rows:
-// PostgreSQL's C APIs, not SQL); sequential validation in memory (core/pipelines/item_ledger);
-// each changed row updated by the TID we locked, and one INSERT of the created items; the results
-// inserted in input order as COPY inserts rows (pg/bulk_insert); then, under the
+// Per statement (a source batch or a psql INSERT): the transition table read once into typed
+// columns (pg/transition_rows); the touched items' rows locked FOR NO KEY UPDATE in item order
+// and their stock read, one primary-key probe each (pg/keyed_table: PostgreSQL's C APIs, not
+// SQL); the batch applied in memory (core/pipelines/item_ledger); each changed row updated once
+// by the TID we locked, and one INSERT of the created items; the results inserted in input order
+// as COPY inserts rows (pg/bulk_insert); then, under the
 // event-time clock (pg/event_clock), late transactions into their summaries and the
 // windows that close summarized, with their alerts. The row locks make concurrent batches and a
-// manual `UPDATE inventory SET stock = ...` queue per item: no negative stock and no lost update.
-// Locks are always taken inventory rows (item order), clock row, writer row, summary rows (key
-// order), so two writers never wait for each other in a cycle.
+// manual `UPDATE inventory SET stock = ...` queue per item: no negative stock and no lost update;
+// the inventory's writer lock (keyed_table.h) makes two batches that create the same item take
+// turns. Locks are always taken inventory writer lock, inventory rows (item order), clock row,
+// writer row, summary rows (key order), so two writers never wait for each other in a cycle.
 #include <algorithm>
+#include <memory>
 #include <optional>
 #include <string>
-#include <unordered_map>
 #include <tuple>
-#include <unordered_set>
 #include <vector>
 
 #include "core/pipelines/item_ledger.h"
 #include "core/event_time.h"
 
+#include "extension/pipeline_trigger.h"
+#include "pg/bulk_insert.h"
 #include "pg/catalog_options.h"
 #include "pg/error_boundary.h"
 #include "pg/event_clock.h"
-#include "extension/inventory_rows.h"
+#include "pg/change_generation.h"
+#include "pg/keyed_table.h"
 #include "pg/pipeline_stats.h"
-#include "extension/pipeline_trigger.h"
 #include "pg/spi.h"
-#include "pg/bulk_insert.h"
+#include "pg/transition_rows.h"
 
 extern "C" {
 #include "access/table.h"
@@ -79,109 +82,85 @@ TransactionsConfig transactions_config() {
 // ------------------------------------------------------------------------------------------
 // Transactions
 // ------------------------------------------------------------------------------------------
-struct Transaction {
-  int64 id = 0;
-  bool id_null = true;
-  std::string item;
-  int32 quantity = 0;
-  int64 ts = 0;
+// A batch as the trigger reads it: the transition table once, into typed columns.
+struct TransactionBatch {
+  explicit TransactionBatch(TriggerData* trigger)
+      : rows(trigger, {{"transaction_id", ColumnKind::int64},
+                       {"item_id", ColumnKind::text},
+                       {"quantity", ColumnKind::int32},
+                       {"ts", ColumnKind::timestamptz}}) {
+    std::size_t n = rows.size();
+    items.reserve(n);
+    quantities.reserve(n);
+    times.reserve(n);
+    for (std::size_t r = 0; r < n; r++) {
+      items.push_back(rows.column(1).text(r));
+      quantities.push_back(static_cast<int32>(rows.column(2).integer(r)));
+      times.push_back(rows.column(3).integer(r));
+    }
+    keys = distinct_items(items);
+    key_datums = text_datums(keys.items);
+  }
+  std::size_t size() const { return items.size(); }
+  bool id_null(std::size_t r) const { return rows.column(0).is_null(r); }
+  int64 id(std::size_t r) const { return rows.column(0).integer(r); }
+
+  TransitionRows rows;
+  std::vector<std::string_view> items;
+  std::vector<int32_t> quantities;
+  std::vector<int64_t> times;
+  batch_items keys;               // distinct items, byte order
+  std::vector<Datum> key_datums;  // the same as text Datums
 };
 
-// The statement's transactions in input order.
-std::vector<Transaction> read_transactions() {
-  uint64 n = run_sql("SELECT transaction_id, item_id, quantity, ts FROM streamrec_new_rows", true);
-  std::vector<Cell> cells = fetch_result({false, true, false, false});
-  std::vector<Transaction> out(n);
-  for (uint64 r = 0; r < n; r++) {
-    const Cell* row = &cells[r * 4];
-    Transaction& t = out[r];
-    t.id_null = row[0].null;
-    if (!t.id_null) t.id = DatumGetInt64(row[0].value);
-    t.item = row[1].str();
-    t.quantity = DatumGetInt32(row[2].value);
-    t.ts = DatumGetTimestampTz(row[3].value);
-  }
-  return out;
+// streamrec.inventory as the pipeline's keyed state: product_id -> stock.
+KeyedTable inventory_state() {
+  return KeyedTable({"streamrec", "inventory", {{"product_id", TEXTOID}}, {{"stock", INT4OID}}});
 }
 
-KeptPlan create_items(
-    "INSERT INTO streamrec.inventory (product_id, stock) SELECT * FROM unnest($1::text[], $2::int4[])"
-    " ON CONFLICT (product_id) DO NOTHING RETURNING product_id",
-    {TEXTARRAYOID, INT4ARRAYOID});
-// Locks the rows of `items` (sorted, distinct); returns those that exist, with stock and TID.
-std::unordered_map<std::string, LockedStock> lock_stock(const std::vector<std::string>& items) {
-  std::unordered_map<std::string, LockedStock> found;
-  std::vector<LockedStock> rows = lock_inventory_rows(items);
-  found.reserve(rows.size());
-  for (std::size_t i = 0; i < rows.size(); i++)
-    if (rows[i].found) found.emplace(items[i], rows[i]);
-  return found;
-}
-
-// Applies the batch to the inventory and returns each transaction's outcome, in input order.
-std::vector<transaction_outcome> apply_transactions(const std::vector<Transaction>& batch, StepTimer& timer) {
-  std::vector<std::string> items;
-  items.reserve(batch.size());
-  for (const Transaction& t : batch) items.push_back(t.item);
-  std::sort(items.begin(), items.end());
-  items.erase(std::unique(items.begin(), items.end()), items.end());
-
-  std::unordered_map<std::string, LockedStock> locked = lock_stock(items);
-  stock_ledger ledger;
-  for (const auto& [item, row] : locked) ledger.load(item, row.stock);
+// Applies the batch to the inventory and returns each transaction's outcome, in input order:
+// every item's row locked and read with one probe (keyed_table.h, in byte order), the batch
+// applied in memory (core/pipelines/item_ledger), each changed row updated once and each
+// created item inserted once.
+std::vector<transaction_outcome> apply_transactions(const TransactionBatch& batch, StepTimer& timer) {
+  KeyedTable inventory = inventory_state();
+  const std::vector<Datum>& keys = batch.key_datums;
+  KeyedRows rows = inventory.lock_rows(keys.size(), keys.data());
+  std::vector<std::optional<int32>> stock(keys.size());
+  for (std::size_t k = 0; k < keys.size(); k++)
+    if (rows.found[k]) stock[k] = rows.is_null(k, 0) ? 0 : DatumGetInt32(rows.value(k, 0));
   timer.mark("lock");
-  std::vector<transaction_outcome> outcomes(batch.size());
-  for (std::size_t i = 0; i < batch.size(); i++) outcomes[i] = ledger.apply(batch[i].item, batch[i].quantity);
-
-  // Items this batch created. Another writer may have created one of them meanwhile (there was
-  // no row to lock): then ON CONFLICT skips it, and the batch locks the new row and replays
-  // that item's transactions against its real stock.
-  std::unordered_set<std::string> inserted;
-  for (int round = 0;; round++) {
-    std::vector<std::string> names;
-    std::vector<int32> stocks;
-    for (const auto& c : ledger.created())
-      if (!inserted.count(c.item)) {
-        names.push_back(c.item);
-        stocks.push_back(c.stock);
-      }
-    if (names.empty()) break;
-    if (round == 5)
-      throw Error(ERRCODE_T_R_SERIALIZATION_FAILURE, "items keep being created and deleted concurrently", "",
-                  "The batch is retried; avoid deleting inventory rows while transactions for them arrive.");
-    uint64 n = create_items.run({text_array(names), nullable_array(stocks, {}, INT4OID)}, false);
-    std::vector<Cell> cells = fetch_result({true});
-    for (uint64 r = 0; r < n; r++) inserted.insert(cells[r].str());
-    std::vector<std::string> raced;
-    for (const std::string& name : names)
-      if (!inserted.count(name)) raced.push_back(name);
-    if (raced.empty()) break;
-    std::unordered_map<std::string, LockedStock> found = lock_stock(raced);
-    std::unordered_set<std::string> replay(raced.begin(), raced.end());
-    for (const std::string& name : raced) {
-      // Found: start again from its committed stock. Gone again: unknown once more.
-      auto f = found.find(name);
-      if (f != found.end()) locked.insert_or_assign(name, f->second);
-      ledger.reload(name, f != found.end() ? std::optional<int32>(f->second.stock) : std::nullopt);
-    }
-    for (std::size_t i = 0; i < batch.size(); i++)
-      if (replay.count(batch[i].item)) outcomes[i] = ledger.apply(batch[i].item, batch[i].quantity);
-  }
-
-  // Each changed row by the TID of the version we locked (in item order, though the locks are
-  // already ours).
-  std::vector<StockWrite> writes;
-  for (const auto& c : ledger.changed()) writes.push_back({locked.at(c.item).tid, c.stock});
+  stock_batch applied = apply_stock_batch(batch.keys, batch.quantities, stock);
   timer.mark("validate");
-  write_inventory_stock(writes);
+
+  std::vector<uint32_t> which;
+  std::vector<Datum> values;
+  std::vector<bool> nulls;
+  for (const auto& u : applied.updates) {
+    which.push_back(u.item);
+    values.push_back(Int32GetDatum(u.stock));
+  }
+  std::unique_ptr<bool[]> no_nulls(new bool[std::max(applied.updates.size(), applied.inserts.size()) + 1]());
+  inventory.update_rows(rows, which.size(), which.data(), values.data(), no_nulls.get());
+  std::vector<Datum> created_keys, created_values;
+  for (const auto& c : applied.inserts) {
+    created_keys.push_back(keys[c.item]);
+    created_values.push_back(Int32GetDatum(c.stock));
+  }
+  inventory.insert_rows(created_keys.size(), created_keys.data(), created_values.data(), no_nulls.get());
+  // The statement triggers fired above include streamrec_inventory_changed; mark the transaction
+  // here as well, so the recommenders' inventory cache learns of the change even when ordinary
+  // triggers do not fire (session_replication_role = replica, a disabled trigger).
+  if (!applied.updates.empty() || !applied.inserts.empty()) note_inventory_change();
   timer.mark("update");
-  return outcomes;
+  return std::move(applied.outcomes);
 }
 
 // The results of a batch, as the RowSource of insert_table_rows() reads them.
 struct ResultRows {
-  const Transaction* batch;
+  const TransactionBatch* batch;
   const transaction_outcome* outcomes;
+  const Datum* items;  // the batch's distinct items as text Datums
   std::size_t count;
   std::size_t next;
 };
@@ -194,45 +173,50 @@ constexpr int kResultColumnCount = 6;
 bool result_row(void* arg, Datum* values, bool* nulls) noexcept {
   ResultRows* rows = static_cast<ResultRows*>(arg);
   if (rows->next == rows->count) return false;
-  const Transaction& t = rows->batch[rows->next];
-  const transaction_outcome& o = rows->outcomes[rows->next];
-  rows->next++;
-  values[0] = Int64GetDatum(t.id);
-  nulls[0] = t.id_null;
-  values[1] = PointerGetDatum(cstring_to_text_with_len(t.item.data(), static_cast<int>(t.item.size())));
+  std::size_t r = rows->next++;
+  const TransactionBatch& batch = *rows->batch;
+  const transaction_outcome& o = rows->outcomes[r];
+  nulls[0] = batch.id_null(r);
+  values[0] = Int64GetDatum(nulls[0] ? 0 : batch.id(r));
+  values[1] = rows->items[batch.keys.of_transaction[r]];
   nulls[1] = false;
-  values[2] = Int32GetDatum(t.quantity);
+  values[2] = Int32GetDatum(batch.quantities[r]);
   nulls[2] = false;
   values[3] = BoolGetDatum(o.success);
   nulls[3] = false;
   nulls[4] = !o.stock_after.has_value();
   values[4] = Int32GetDatum(nulls[4] ? 0 : *o.stock_after);
-  values[5] = TimestampTzGetDatum(t.ts);
+  values[5] = TimestampTzGetDatum(batch.times[r]);
   nulls[5] = false;
   return true;
 }
 
-// insert_results() inside one pg_call: streamrec.transaction_results opened as an INSERT opens
-// it, its columns found by name.
-void insert_results(ResultRows* rows) {
-  RangeVar* name = makeRangeVar(const_cast<char*>("streamrec"), const_cast<char*>("transaction_results"), -1);
+// Opens schema.table as an INSERT opens it and finds the given columns, by name and type.
+Relation open_output(const char* schema, const char* table, const char* const* names, const Oid* types, int count,
+                     AttrNumber* columns) {
+  RangeVar* name = makeRangeVar(const_cast<char*>(schema), const_cast<char*>(table), -1);
   Relation rel = table_open(RangeVarGetRelid(name, RowExclusiveLock, false), NoLock);
   TupleDesc desc = RelationGetDescr(rel);
-  AttrNumber columns[kResultColumnCount];
-  for (int c = 0; c < kResultColumnCount; c++) {
+  for (int c = 0; c < count; c++) {
     columns[c] = InvalidAttrNumber;
     for (int i = 0; i < desc->natts; i++) {
       Form_pg_attribute att = TupleDescAttr(desc, i);
-      if (!att->attisdropped && att->atttypid == kResultTypes[c] &&
-          strcmp(NameStr(att->attname), kResultColumns[c]) == 0)
+      if (!att->attisdropped && att->atttypid == types[c] && strcmp(NameStr(att->attname), names[c]) == 0)
         columns[c] = att->attnum;
     }
     if (columns[c] == InvalidAttrNumber)
       ereport(ERROR, (errcode(ERRCODE_INVALID_TABLE_DEFINITION),
-                      errmsg("streamrec.transaction_results has no column %s of type %s", kResultColumns[c],
-                             format_type_be(kResultTypes[c])),
+                      errmsg("%s.%s has no column %s of type %s", schema, table, names[c], format_type_be(types[c])),
                       errhint("Restore the table as the extension created it.")));
   }
+  return rel;
+}
+
+// insert_results() inside one pg_call.
+void insert_results(ResultRows* rows) {
+  AttrNumber columns[kResultColumnCount];
+  Relation rel =
+      open_output("streamrec", "transaction_results", kResultColumns, kResultTypes, kResultColumnCount, columns);
   insert_table_rows(rel, columns, kResultColumnCount, result_row, rows);
   table_close(rel, NoLock);
 }
@@ -240,9 +224,8 @@ void insert_results(ResultRows* rows) {
 // One result per transaction, in input order, inserted the way COPY inserts (bulk_insert.h):
 // a page of rows at a time into the heap, then the BRIN indexes, the sinks' capture and any
 // user trigger, as an INSERT statement would fire them.
-void write_transaction_results(const std::vector<Transaction>& batch,
-                               const std::vector<transaction_outcome>& outcomes) {
-  ResultRows rows{batch.data(), outcomes.data(), batch.size(), 0};
+void write_transaction_results(const TransactionBatch& batch, const std::vector<transaction_outcome>& outcomes) {
+  ResultRows rows{&batch, outcomes.data(), batch.key_datums.data(), batch.size(), 0};
   ResultRows* source = &rows;
   pg_call([source] { insert_results(source); });
 }
@@ -278,32 +261,65 @@ KeptPlan aggregate_unclosed(STREAMREC_AGGREGATE_CLOSED(" AND NOT EXISTS (SELECT 
 KeptPlan summaries_exist(
     "SELECT FROM streamrec.transaction_summaries WHERE window_start >= $1 AND window_start < $2 LIMIT 1",
     {TIMESTAMPTZOID, TIMESTAMPTZOID});
-KeptPlan write_summaries(
-    "INSERT INTO streamrec.transaction_summaries AS s (item_id, window_start, succeeded, failed, volume)"
-    " SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::int8[], $4::int8[], $5::int8[])"
-    " ON CONFLICT (window_start, item_id) DO UPDATE SET succeeded = s.succeeded + excluded.succeeded,"
-    " failed = s.failed + excluded.failed, volume = s.volume + excluded.volume",
-    {TEXTARRAYOID, TIMESTAMPTZARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID});
-KeptPlan write_alerts(
-    "INSERT INTO streamrec.transaction_alerts (item_id, window_start, window_end, succeeded, failed, volume)"
-    " SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[], $4::int8[], $5::int8[], $6::int8[])"
-    " ON CONFLICT (window_start, item_id) DO NOTHING",
-    {TEXTARRAYOID, TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID});
+// The summaries and the alerts as keyed state, (window_start, item_id) -> counts; written only
+// with the clock row locked, so the aggregate above (plain SQL) never races them.
+KeyedTable summaries_state() {
+  return KeyedTable({"streamrec",
+                     "transaction_summaries",
+                     {{"window_start", TIMESTAMPTZOID}, {"item_id", TEXTOID}},
+                     {{"succeeded", INT8OID}, {"failed", INT8OID}, {"volume", INT8OID}}});
+}
+KeyedTable alerts_state() {
+  return KeyedTable(
+      {"streamrec",
+       "transaction_alerts",
+       {{"window_start", TIMESTAMPTZOID}, {"item_id", TEXTOID}},
+       {{"window_end", TIMESTAMPTZOID}, {"succeeded", INT8OID}, {"failed", INT8OID}, {"volume", INT8OID}}});
+}
 
+// Keys (window start, item) as Datums, row-major, in the order given.
+std::vector<Datum> window_keys(const std::vector<int64>& starts, const std::vector<std::string_view>& items) {
+  std::vector<Datum> texts = text_datums(items);
+  std::vector<Datum> keys;
+  keys.reserve(2 * starts.size());
+  for (std::size_t i = 0; i < starts.size(); i++) {
+    keys.push_back(TimestampTzGetDatum(starts[i]));
+    keys.push_back(texts[i]);
+  }
+  return keys;
+}
+
+// Adds late transactions to their windows' summaries: each summary row updated or inserted
+// once, in key order.
 void write_window_summaries(const window_summaries& summaries) {
   if (summaries.windows().empty()) return;
   std::vector<std::string_view> items;
-  std::vector<int64> starts, succeeded, failed, volume;
+  std::vector<int64> starts;
   for (const auto& [key, s] : summaries.windows()) {
     items.push_back(key.second);
     starts.push_back(key.first);
-    succeeded.push_back(s.succeeded);
-    failed.push_back(s.failed);
-    volume.push_back(s.volume);
   }
-  write_summaries.run(
-      {text_array(items), timestamptz_array(starts), int8_array(succeeded), int8_array(failed), int8_array(volume)},
-      false);
+  std::vector<Datum> keys = window_keys(starts, items);
+  KeyedTable table = summaries_state();
+  KeyedRows rows = table.lock_rows(starts.size(), keys.data());
+  std::vector<uint32_t> which;
+  std::vector<Datum> updated, inserted_keys, inserted;
+  std::size_t k = 0;
+  for (const auto& [key, s] : summaries.windows()) {
+    int64 counts[3] = {s.succeeded, s.failed, s.volume};
+    if (rows.found[k]) {
+      which.push_back(static_cast<uint32_t>(k));
+      for (int c = 0; c < 3; c++) updated.push_back(Int64GetDatum(DatumGetInt64(rows.value(k, c)) + counts[c]));
+    } else {
+      inserted_keys.push_back(keys[2 * k]);
+      inserted_keys.push_back(keys[2 * k + 1]);
+      for (int c = 0; c < 3; c++) inserted.push_back(Int64GetDatum(counts[c]));
+    }
+    k++;
+  }
+  std::unique_ptr<bool[]> no_nulls(new bool[3 * k]());
+  table.update_rows(rows, which.size(), which.data(), updated.data(), no_nulls.get());
+  table.insert_rows(inserted_keys.size() / 2, inserted_keys.data(), inserted.data(), no_nulls.get());
 }
 
 // Closes the windows whose end is in (from, to]: writes their summaries and the alerts among
@@ -341,31 +357,43 @@ int64 close_windows(const TransactionsConfig& cfg, std::optional<int64> from, in
   // In primary-key order (the aggregate returns them by item).
   std::sort(alerts.begin(), alerts.end(),
             [](const Alert& a, const Alert& b) { return std::tie(a.start, a.item) < std::tie(b.start, b.item); });
+  // An alert already written for a window (the clock was reset by hand) stays as it was.
   std::vector<std::string_view> items;
-  std::vector<int64> starts, ends, succeeded, failed, volume;
+  std::vector<int64> starts;
   for (const Alert& a : alerts) {
     items.push_back(a.item);
     starts.push_back(a.start);
-    ends.push_back(a.start + cfg.window_us);
-    succeeded.push_back(a.counts.succeeded);
-    failed.push_back(a.counts.failed);
-    volume.push_back(a.counts.volume);
   }
-  return static_cast<int64>(write_alerts.run({text_array(items), timestamptz_array(starts), timestamptz_array(ends),
-                                              int8_array(succeeded), int8_array(failed), int8_array(volume)},
-                                             false));
+  std::vector<Datum> keys = window_keys(starts, items);
+  KeyedTable table = alerts_state();
+  KeyedRows rows = table.lock_rows(alerts.size(), keys.data());
+  std::vector<Datum> new_keys, values;
+  for (std::size_t i = 0; i < alerts.size(); i++) {
+    if (rows.found[i]) continue;
+    const Alert& a = alerts[i];
+    new_keys.push_back(keys[2 * i]);
+    new_keys.push_back(keys[2 * i + 1]);
+    values.push_back(TimestampTzGetDatum(a.start + cfg.window_us));
+    values.push_back(Int64GetDatum(a.counts.succeeded));
+    values.push_back(Int64GetDatum(a.counts.failed));
+    values.push_back(Int64GetDatum(a.counts.volume));
+  }
+  std::unique_ptr<bool[]> no_nulls(new bool[values.size() + 1]());
+  table.insert_rows(new_keys.size() / 2, new_keys.data(), values.data(), no_nulls.get());
+  return static_cast<int64>(new_keys.size() / 2);
 }
 
 Datum item_transactions_trigger(FunctionCallInfo fcinfo) {
-  return run_pipeline_trigger(fcinfo, kPipeline, [] {
+  TriggerData* trigger = reinterpret_cast<TriggerData*>(fcinfo->context);
+  return run_pipeline_trigger(fcinfo, kPipeline, [trigger] {
     TransactionsConfig cfg = transactions_config();
     if (!cfg.enabled) return;
     PipelineCounts counts;
     StepTimer timer;
-    std::vector<Transaction> batch = read_transactions();
+    TransactionBatch batch(trigger);
     timer.mark("read");
     counts.events = static_cast<int64>(batch.size());
-    if (batch.empty()) return;
+    if (batch.size() == 0) return;
     std::vector<transaction_outcome> outcomes = apply_transactions(batch, timer);
     write_transaction_results(batch, outcomes);
     timer.mark("results");
@@ -375,28 +403,14 @@ Datum item_transactions_trigger(FunctionCallInfo fcinfo) {
     // its own items. Summary rows are written only under the clock's lock (late ones here,
     // closed windows in close_windows), in key order.
     EventClock clock = lock_event_clock(kPipeline);
-    window_summaries late(cfg.window_us);
-    int64 limit = clock_limit_now();
-    std::optional<int64> newest;
-    for (std::size_t i = 0; i < batch.size(); i++) {
-      const Transaction& t = batch[i];
-      // Beyond the clock limit: applied to the stock and given its result like any other, but
-      // it moves no clock; its window is summarized if the watermark ever reaches it.
-      if (is_future(t.ts, limit)) {
-        counts.future++;
-        continue;
-      }
-      // Behind a closed window: it still counts in the summary, but the alert was decided.
-      if (clock.watermark && window_end(window_start(t.ts, cfg.window_us), cfg.window_us) <= *clock.watermark) {
-        counts.late++;
-        late.add(t.item, t.ts, t.quantity, outcomes[i].success);
-      }
-      newest = std::max(newest.value_or(t.ts), t.ts);
-    }
-    write_window_summaries(late);
-    if (newest) {  // a batch of future transactions only is no arrival: the clock stays as it is
+    window_step step = place_in_windows(batch.keys, batch.quantities, batch.times, outcomes, clock.watermark,
+                                        clock_limit_now(), cfg.window_us);
+    counts.future += step.future_count;
+    counts.late += step.late_count;
+    write_window_summaries(step.late);
+    if (step.newest) {  // a batch of future transactions only is no arrival: the clock stays as it is
       std::optional<int64> closed_until =
-          advance_event_clock(kPipeline, clock, *newest, cfg.watermark_delay_us, cfg.idle_timeout_us);
+          advance_event_clock(kPipeline, clock, *step.newest, cfg.watermark_delay_us, cfg.idle_timeout_us);
       save_event_clock(kPipeline, clock, true);
       timer.mark("clock");
       if (!closed_until || *clock.watermark > *closed_until) {
@@ -435,18 +449,60 @@ Datum close_idle_transaction_windows(FunctionCallInfo) {
 // before the query), or what this transaction itself changed; NULL for an unknown item. The
 // scalar subquery keeps the answers in input order.
 // ------------------------------------------------------------------------------------------
+// The answers of a batch, as the RowSource of insert_table_rows() reads them.
+struct AnswerRows {
+  const TransitionRows* queries;
+  const batch_items* keys;
+  const Datum* items;
+  const KeyedRows* stock;
+  std::size_t next;
+};
+
+constexpr const char* kAnswerColumns[] = {"query_id", "item_id", "stock"};
+constexpr Oid kAnswerTypes[] = {INT8OID, TEXTOID, INT4OID};
+constexpr int kAnswerColumnCount = 3;
+
+bool answer_row(void* arg, Datum* values, bool* nulls) noexcept {
+  AnswerRows* rows = static_cast<AnswerRows*>(arg);
+  if (rows->next == rows->queries->size()) return false;
+  std::size_t r = rows->next++;
+  const BatchColumn& id = rows->queries->column(0);
+  nulls[0] = id.is_null(r);
+  values[0] = Int64GetDatum(nulls[0] ? 0 : id.integer(r));
+  uint32_t k = rows->keys->of_transaction[r];
+  values[1] = rows->items[k];
+  nulls[1] = false;
+  nulls[2] = !rows->stock->found[k] || rows->stock->is_null(k, 0);
+  values[2] = nulls[2] ? Int32GetDatum(0) : rows->stock->value(k, 0);
+  return true;
+}
+
+// insert_answers() inside one pg_call.
+void insert_answers(AnswerRows* rows) {
+  AttrNumber columns[kAnswerColumnCount];
+  Relation rel = open_output("streamrec", "query_results", kAnswerColumns, kAnswerTypes, kAnswerColumnCount, columns);
+  insert_table_rows(rel, columns, kAnswerColumnCount, answer_row, rows);
+  table_close(rel, NoLock);
+}
+
 Datum stock_queries_trigger(FunctionCallInfo fcinfo) {
-  return run_pipeline_trigger(fcinfo, kPipeline, [] {
+  TriggerData* trigger = reinterpret_cast<TriggerData*>(fcinfo->context);
+  return run_pipeline_trigger(fcinfo, kPipeline, [trigger] {
     TransactionsConfig cfg = transactions_config();
     if (!cfg.enabled) return;
-    uint64 n = run_sql(
-        "INSERT INTO streamrec.query_results (query_id, item_id, stock)"
-        " SELECT q.query_id, q.item_id, (SELECT i.stock FROM streamrec.inventory i WHERE i.product_id = q.item_id)"
-        " FROM streamrec_new_rows q",
-        false);
+    TransitionRows queries(trigger, {{"query_id", ColumnKind::int64}, {"item_id", ColumnKind::text}});
+    std::vector<std::string_view> items;
+    items.reserve(queries.size());
+    for (std::size_t r = 0; r < queries.size(); r++) items.push_back(queries.column(1).text(r));
+    batch_items keys = distinct_items(items);
+    std::vector<Datum> key_datums = text_datums(keys.items);
+    KeyedRows stock = inventory_state().read_rows(key_datums.size(), key_datums.data());
+    AnswerRows rows{&queries, &keys, key_datums.data(), &stock, 0};
+    AnswerRows* source = &rows;
+    pg_call([source] { insert_answers(source); });
     PipelineCounts counts;
-    counts.events = static_cast<int64>(n);
-    counts.outputs = static_cast<int64>(n);
+    counts.events = static_cast<int64>(queries.size());
+    counts.outputs = static_cast<int64>(queries.size());
     count_pipeline(kPipeline, counts);
   });
 }

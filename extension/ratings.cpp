@@ -35,8 +35,8 @@
 #include "pg/error_boundary.h"
 #include "pg/event_clock.h"
 #include "pg/pipeline_stats.h"
-#include "extension/inventory_rows.h"
 #include "extension/pipeline_trigger.h"
+#include "pg/keyed_table.h"
 #include "pg/spi.h"
 #include "pg/transition_rows.h"
 
@@ -317,7 +317,7 @@ void write_results(const std::vector<rating_row>& batch, const ratings_plan& pla
 }
 
 // Step 3: the products' inventory rows locked first, in byte order (the order every batch and
-// item_transactions lock them in, directly through the primary key), then the batch's sums per
+// item_transactions lock them in, through pg/keyed_table), then the batch's sums per
 // product added to product_ratings in the same order, and the locked rows' rating set to the new
 // average. Only rows this batch locked are updated, so no row lock is taken out of order.
 KeptPlan add_product_ratings(
@@ -345,20 +345,19 @@ Datum tid_array(const std::vector<ItemPointerData>& tids) {
 void write_product_ratings(const ratings_plan& plan, StepTimer& timer) {
   if (plan.products.empty()) return;
   std::size_t n = plan.products.size();
-  std::vector<std::string> keys;
   std::vector<std::string_view> ids;
   std::vector<int64> counts, sums;
-  keys.reserve(n);
   ids.reserve(n);
   counts.reserve(n);
   sums.reserve(n);
   for (const product_rating_sum& p : plan.products) {
-    keys.emplace_back(p.product_id);
     ids.push_back(p.product_id);
     counts.push_back(p.ratings);
     sums.push_back(p.stars);
   }
-  std::vector<LockedStock> locked = lock_inventory_rows(keys);
+  std::vector<Datum> key_datums = text_datums(ids);
+  KeyedTable inventory({"streamrec", "inventory", {{"product_id", TEXTOID}}, {{"rating", FLOAT4OID}}});
+  KeyedRows locked = inventory.lock_rows(key_datums.size(), key_datums.data());
   timer.mark("lock");
 
   uint64 returned = add_product_ratings.run({text_array(ids), int8_array(counts), int8_array(sums)}, false);
@@ -370,9 +369,9 @@ void write_product_ratings(const ratings_plan& plan, StepTimer& timer) {
     const Cell* row = &cells[r * 3];
     auto at = std::lower_bound(ids.begin(), ids.end(), row[0].view());
     if (at == ids.end() || *at != row[0].view()) continue;
-    const LockedStock& row_lock = locked[static_cast<std::size_t>(at - ids.begin())];
-    if (!row_lock.found) continue;  // no inventory row for the product
-    rated.push_back(row_lock.tid);
+    std::size_t k = static_cast<std::size_t>(at - ids.begin());
+    if (!locked.found[k]) continue;  // no inventory row for the product
+    rated.push_back(locked.tids[k]);
     ratings.push_back(Float4GetDatum(product_rating(DatumGetInt64(row[1].value), DatumGetInt64(row[2].value))));
   }
   if (!rated.empty()) set_inventory_ratings.run({tid_array(rated), datum_array(ratings, {}, FLOAT4OID)}, false);

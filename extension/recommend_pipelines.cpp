@@ -770,6 +770,7 @@ void trending_clicks(const TransitionRows& batch) {
     std::map<std::pair<int64, std::string_view>, int64> views_per;
     for (const View& v : views) views_per[{window_start(v.time, width), v.product}]++;
     std::vector<std::string_view> products;
+    products.reserve(views_per.size());
     for (const auto& [key, n] : views_per) products.push_back(key.second);
     std::vector<Datum> texts = text_datums(products);
     std::vector<Datum> keys, values;

@@ -1,16 +1,19 @@
 // The outbox trigger of a sink: copies the rows a statement
 // inserted into streamrec.sink_outbox, in the inserting transaction, one outbox row per chunk of
-// up to 1,000 rows or about 8 MB (a jsonb array of the rows in insertion order, or the row
-// itself for a chunk of one). The outbox then pays its per-row costs (heap tuple, index entry,
-// WAL record, and the worker's delete) once per chunk.
+// up to 1,000 rows or about 8 MB. The outbox then pays its per-row costs (heap tuple, index
+// entry, WAL record, and the worker's delete) once per chunk.
 //
-// Each row is exactly to_jsonb(row), built here straight from the transition table rather than
-// by to_jsonb and jsonb_agg in SQL (which walks every row's jsonb a second time, and takes a
-// plpgsql call per statement). Columns of the common types (text, integers, floats, numeric,
-// boolean, dates and timestamps, other built-in scalars, and arrays of them) are converted the
-// way to_jsonb converts them; a statement on a table with any other column type (json,
-// composite, enum or other user-defined types, whose to_jsonb may involve casts) runs the same
-// capture in SQL instead (chunks of 1,000 rows, without the byte bound).
+// A chunk is binary (column data; core/formats/outbox_rows.h): the column names and types once,
+// then each row's values typed, written straight from the transition table. Columns of the
+// common types (text, integers, floats, numeric, boolean, dates and timestamps, other built-in
+// scalars, and arrays of them) are written as integers, booleans, timestamps (PostgreSQL's
+// microseconds) or text (PostgreSQL's output text; numbers as to_jsonb would read them, dates as
+// to_jsonb spells them), so that streamrec.outbox_rows() renders each row exactly as
+// to_jsonb(row). A statement on a table with any other column type (json, composite, enum or
+// other user-defined types, whose to_jsonb may involve casts) runs the capture in SQL instead,
+// into jsonb chunks (column payload: a jsonb array of to_jsonb(row), or the row itself for a
+// chunk of one; 1,000 rows a chunk, without the byte bound). An outbox created before the binary
+// chunks (no column data: the extension not yet updated) gets jsonb chunks from this code too.
 //
 // The trigger is SECURITY DEFINER (whoever inserts must be able to append to the outbox), so it
 // never runs code a user controls with the extension owner's rights: the SQL capture, whose
@@ -27,7 +30,10 @@
 #include <string>
 #include <vector>
 
+#include "core/formats/outbox_rows.h"
+
 #include "pg/error_boundary.h"
+#include "pg/outbox_chunks.h"
 #include "pg/spi.h"
 #include "pg/trigger_context.h"
 
@@ -311,6 +317,114 @@ Size row_bytes(const Capture* capture, TupleTableSlot* slot) {
   return bytes;
 }
 
+// ---- Binary chunks.
+
+// The chunk's bytes are built in place behind a bytea header, so the outbox insert copies nothing.
+void grow_bytea_buffer(outbox_buffer& buffer, size_t capacity) {
+  char* base = buffer.data == nullptr ? static_cast<char*>(palloc(capacity + VARHDRSZ))
+                                      : static_cast<char*>(repalloc(buffer.data - VARHDRSZ, capacity + VARHDRSZ));
+  buffer.data = base + VARHDRSZ;
+  buffer.capacity = capacity;
+}
+
+bytea* buffer_bytea(const outbox_buffer& buffer) {
+  bytea* b = reinterpret_cast<bytea*>(buffer.data - VARHDRSZ);
+  SET_VARSIZE(b, buffer.size + VARHDRSZ);
+  return b;
+}
+
+void write_text(outbox_writer* w, const char* text) { w->text(text, strlen(text)); }
+
+// One non-null scalar (see the top of the file for what each kind becomes).
+void write_scalar(outbox_writer* w, const CapturedColumn* col, Datum value) {
+  switch (col->kind) {
+    case JsonKind::text: {
+      text* t = DatumGetTextPP(value);
+      w->text(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+      return;
+    }
+    case JsonKind::integer:
+      w->integer(col->type == INT2OID   ? DatumGetInt16(value)
+                 : col->type == INT4OID ? DatumGetInt32(value)
+                                        : DatumGetInt64(value));
+      return;
+    case JsonKind::boolean:
+      w->boolean(DatumGetBool(value));
+      return;
+    case JsonKind::datetime:
+      if (col->type != DATEOID) {
+        w->timestamp(DatumGetInt64(value));
+        return;
+      }
+      {
+        char buf[MAXDATELEN + 1];
+        write_text(w, JsonEncodeDateTime(buf, value, DATEOID, nullptr));
+      }
+      return;
+    default:
+      write_text(w, OidOutputFunctionCall(col->output_function, value));
+      return;
+  }
+}
+
+void write_array(outbox_writer* w, const CapturedColumn* col, Datum value) {
+  ArrayType* a = DatumGetArrayTypeP(value);
+  int ndims = ARR_NDIM(a);
+  if (ndims <= 0) {
+    w->begin_array(0, nullptr);
+    return;
+  }
+  Datum* values = nullptr;
+  bool* nulls = nullptr;
+  int count = 0;
+  deconstruct_array(a, col->type, col->element_length, col->element_by_value, col->element_align, &values, &nulls,
+                    &count);
+  w->begin_array(ndims, ARR_DIMS(a));
+  for (int i = 0; i < count; i++) {
+    if (nulls[i])
+      w->null();
+    else
+      write_scalar(w, col, values[i]);
+  }
+}
+
+void write_row(outbox_writer* w, const Capture* capture, TupleTableSlot* slot) {
+  slot_getallattrs(slot);
+  for (int i = 0; i < capture->column_count; i++) {
+    const CapturedColumn* col = &capture->columns[i];
+    if (slot->tts_isnull[col->attnum])
+      w->null();
+    else if (col->array)
+      write_array(w, col, slot->tts_values[col->attnum]);
+    else
+      write_scalar(w, col, slot->tts_values[col->attnum]);
+  }
+  w->end_row();
+}
+
+void write_header(outbox_writer* w, const Capture* capture) {
+  w->begin(static_cast<uint32_t>(capture->column_count));
+  for (int i = 0; i < capture->column_count; i++) {
+    const CapturedColumn* col = &capture->columns[i];
+    w->column(std::string_view(col->name, static_cast<size_t>(col->name_len)), col->type, col->array);
+  }
+  w->begin_rows();
+}
+
+KeptPlan insert_binary_plan("INSERT INTO streamrec.sink_outbox(sink, data, rows) VALUES ($1, $2, $3)",
+                            {TEXTOID, BYTEAOID, INT4OID}, PlanChoice::planner);
+
+void insert_binary_chunk(Datum sink, bytea* data, int64 rows) {
+  Datum args[3] = {sink, PointerGetDatum(data), Int32GetDatum(static_cast<int32>(rows))};
+  // Only a rule someone added to the outbox turns the INSERT into another command.
+  if (SPI_execute_plan(insert_binary_plan.prepared(), args, nullptr, false, 0) != SPI_OK_INSERT)
+    ereport(ERROR,
+            (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE), errmsg("cannot insert into streamrec.sink_outbox"),
+             errhint("Drop the rule that rewrites INSERTs into streamrec.sink_outbox.")));
+}
+
+// ---- jsonb chunks, for an outbox without binary chunks.
+
 KeptPlan insert_plan("INSERT INTO streamrec.sink_outbox(sink, payload, rows) VALUES ($1, $2, $3)",
                      {TEXTOID, JSONBOID, INT4OID}, PlanChoice::planner);
 
@@ -323,8 +437,9 @@ void insert_chunk(Datum sink, Jsonb* payload, int64 rows) {
              errhint("Drop the rule that rewrites INSERTs into streamrec.sink_outbox.")));
 }
 
-// The whole capture of a statement whose columns all have a supported type.
-void capture_rows(TriggerData* trigger, const Capture* capture, Datum sink) {
+// The whole capture of a statement whose columns all have a supported type: binary chunks, or
+// jsonb ones into an outbox that has no binary chunks yet.
+void capture_rows(TriggerData* trigger, const Capture* capture, Datum sink, bool binary) {
   Tuplestorestate* rows = trigger->tg_newtable;
   int64 total = tuplestore_tuple_count(rows);
   int pointer = tuplestore_alloc_read_pointer(rows, EXEC_FLAG_REWIND);
@@ -334,15 +449,23 @@ void capture_rows(TriggerData* trigger, const Capture* capture, Datum sink) {
   TupleTableSlot* fetched = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
   // The jsonb of a chunk points into its rows until it is built. Rows of a tuplestore in memory
   // stay put; one spilled to disk hands out each row in memory that the next fetch frees, so
-  // those rows are copied into the chunk's memory.
-  bool in_memory = tuplestore_in_memory(rows);
+  // those rows are copied into the chunk's memory. (A binary chunk copies each value at once.)
+  bool in_memory = binary || tuplestore_in_memory(rows);
   TupleTableSlot* kept = in_memory ? fetched : MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
   MemoryContext outer = CurrentMemoryContext;
   MemoryContext chunk_context = AllocSetContextCreate(outer, "streamrec sink capture", ALLOCSET_DEFAULT_SIZES);
   for (int64 done = 0; done < total;) {
     MemoryContextSwitchTo(chunk_context);
     JsonbParseState* state = nullptr;
-    pushJsonbValue(&state, WJB_BEGIN_ARRAY, nullptr);
+    outbox_buffer buffer;
+    buffer.grow = grow_bytea_buffer;
+    outbox_writer writer(buffer);
+    if (binary) {
+      grow_bytea_buffer(buffer, std::size_t{64} * 1024);
+      write_header(&writer, capture);
+    } else {
+      pushJsonbValue(&state, WJB_BEGIN_ARRAY, nullptr);
+    }
     int64 chunk = 0;
     for (Size bytes = 0; chunk < kChunkRows && done + chunk < total && bytes < kChunkBytes; chunk++) {
       MemoryContextSwitchTo(outer);
@@ -352,13 +475,23 @@ void capture_rows(TriggerData* trigger, const Capture* capture, Datum sink) {
       if (!found)
         elog(ERROR, "the transition table ended after %lld of %lld rows", static_cast<long long>(done + chunk),
              static_cast<long long>(total));
+      if (binary) {
+        write_row(&writer, capture, fetched);
+        bytes = buffer.size;
+        continue;
+      }
       if (!in_memory) ExecStoreMinimalTuple(ExecCopySlotMinimalTuple(fetched), kept, false);
       push_row(&state, capture, kept);
       bytes += row_bytes(capture, kept);
     }
-    JsonbValue* built = pushJsonbValue(&state, WJB_END_ARRAY, nullptr);
-    // A chunk of one row is the row itself.
-    insert_chunk(sink, JsonbValueToJsonb(chunk == 1 ? &built->val.array.elems[0] : built), chunk);
+    if (binary) {
+      writer.finish();
+      insert_binary_chunk(sink, buffer_bytea(buffer), chunk);
+    } else {
+      JsonbValue* built = pushJsonbValue(&state, WJB_END_ARRAY, nullptr);
+      // A chunk of one row is the row itself.
+      insert_chunk(sink, JsonbValueToJsonb(chunk == 1 ? &built->val.array.elems[0] : built), chunk);
+    }
     MemoryContextSwitchTo(outer);
     if (!in_memory) ExecClearTuple(kept);
     MemoryContextReset(chunk_context);
@@ -480,7 +613,7 @@ Datum sink_capture(FunctionCallInfo fcinfo) {
     Oid owner = sink_owner(sink);
     refuse_unreadable(rel, sink, owner);
     if (capture->supported)
-      capture_rows(trigger, capture, sink);
+      capture_rows(trigger, capture, sink, outbox_takes_binary());
     else
       capture_in_sql(trigger, sink, owner);
     SPI_finish();

@@ -84,13 +84,16 @@ struct DefaultColumn {
 
 // The buffered rows into the heap, then each into the indexes and the AFTER ROW triggers and
 // transition tables, in order (CopyMultiInsertBufferFlush).
-void flush_rows(TableStatement* statement, TupleTableSlot** slots, int count, BulkInsertState bistate) {
+void flush_rows(TableStatement* statement, TupleTableSlot** slots, const int64* ordinals, int count,
+                BulkInsertState bistate, volatile int64* current_row) {
   EState* estate = statement->estate;
   ResultRelInfo* target = statement->target;
   MemoryContext query = MemoryContextSwitchTo(GetPerTupleMemoryContext(estate));  // it may leak
+  *current_row = -1;
   table_multi_insert(target->ri_RelationDesc, slots, count, estate->es_output_cid, 0, bistate);
   MemoryContextSwitchTo(query);
   for (int i = 0; i < count; i++) {
+    *current_row = ordinals[i];
     List* recheck = NIL;
     if (target->ri_NumIndices > 0)
       recheck = ExecInsertIndexTuples(target, slots[i], estate, false, false, nullptr, NIL);
@@ -104,6 +107,13 @@ void flush_rows(TableStatement* statement, TupleTableSlot** slots, int count, Bu
 }  // namespace
 
 int64 insert_table_rows(Relation rel, const AttrNumber* columns, int column_count, RowSource next, void* arg) {
+  volatile int64 current_row = -1;
+  return insert_table_rows(rel, columns, column_count, next, arg, &current_row);
+}
+
+int64 insert_table_rows(Relation rel, const AttrNumber* columns, int column_count, RowSource next, void* arg,
+                        volatile int64* current_row) {
+  *current_row = -1;
   if (rel->rd_rel->relkind != RELKIND_RELATION || rel->rd_rel->relispartition)
     ereport(ERROR,
             (errcode(ERRCODE_WRONG_OBJECT_TYPE), errmsg("\"%s\" must be a plain table", RelationGetRelationName(rel)),
@@ -149,6 +159,8 @@ int64 insert_table_rows(Relation rel, const AttrNumber* columns, int column_coun
   BulkInsertState bistate = GetBulkInsertState();
   ExprContext* econtext = GetPerTupleExprContext(estate);
   TupleTableSlot** slots = static_cast<TupleTableSlot**>(palloc0(sizeof(TupleTableSlot*) * kBufferedRows));
+  int64* ordinals = static_cast<int64*>(palloc(sizeof(int64) * kBufferedRows));
+  int64 ordinal = -1;
   TupleTableSlot* single = batched ? nullptr : table_slot_create(rel, &estate->es_tupleTable);
   Datum* source_values = static_cast<Datum*>(palloc(sizeof(Datum) * (column_count + 1)));
   bool* source_nulls = static_cast<bool*>(palloc(sizeof(bool) * (column_count + 1)));
@@ -168,6 +180,7 @@ int64 insert_table_rows(Relation rel, const AttrNumber* columns, int column_coun
     // materialized (or inserted).
     MemoryContext query = MemoryContextSwitchTo(GetPerTupleMemoryContext(estate));
     ExecClearTuple(slot);
+    *current_row = ++ordinal;
     if (!next(arg, source_values, source_nulls)) {
       MemoryContextSwitchTo(query);
       break;
@@ -195,11 +208,12 @@ int64 insert_table_rows(Relation rel, const AttrNumber* columns, int column_coun
 
     if (batched) {
       ExecMaterializeSlot(slot);  // its own copy, out of the per-row context
+      ordinals[buffered] = ordinal;
       buffered++;
       if (TTS_IS_BUFFERTUPLE(slot))
         buffered_bytes += reinterpret_cast<BufferHeapTupleTableSlot*>(slot)->base.tuple->t_len;
       if (buffered == kBufferedRows || buffered_bytes >= kBufferedBytes) {
-        flush_rows(&statement, slots, buffered, bistate);
+        flush_rows(&statement, slots, ordinals, buffered, bistate, current_row);
         buffered = 0;
         buffered_bytes = 0;
       }
@@ -211,7 +225,8 @@ int64 insert_table_rows(Relation rel, const AttrNumber* columns, int column_coun
       list_free(recheck);
     }
   }
-  if (buffered > 0) flush_rows(&statement, slots, buffered, bistate);
+  if (buffered > 0) flush_rows(&statement, slots, ordinals, buffered, bistate, current_row);
+  *current_row = -1;
   FreeBulkInsertState(bistate);
   end_table_statement(&statement);
   return inserted;

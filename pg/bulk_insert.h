@@ -6,8 +6,8 @@
 //    partitioned targets route rows as COPY does.
 //  * insert_table_rows() takes the rows' values (Datums) and runs CopyFrom's executor steps
 //    itself (table_statement.h): the path of the pipelines that compute their rows.
-// A row that fails fails the call; the caller isolates bad rows (by halving, in
-// subtransactions) and dead-letters them.
+// A row that fails fails the call; the caller isolates bad rows (in subtransactions) and
+// dead-letters them.
 //
 // Everything here is plain PostgreSQL code for use inside one pg_call() (see table_statement.h).
 #pragma once
@@ -43,5 +43,14 @@ typedef bool (*RowSource)(void* arg, Datum* values, bool* nulls) noexcept;
 // trigger exists or a default is volatile, one at a time (as COPY, so the trigger or default
 // sees every earlier row). Returns how many rows were inserted (a BEFORE ROW trigger may skip).
 int64 insert_table_rows(Relation rel, const AttrNumber* columns, int column_count, RowSource next, void* arg);
+
+// The same, telling the caller which row an ERROR concerns: *current_row holds the ordinal (from
+// 0, in the order `next` gave them) of the row being worked on while one is (its defaults,
+// BEFORE ROW triggers, generated columns, constraints, index entries: a unique violation), and
+// -1 while the work concerns no single row (heap pages written in bulk, statement triggers, AFTER
+// triggers at the statement's end: a foreign key's check). The caller reads it after a caught
+// ERROR to isolate a bad row without inserting anything else.
+int64 insert_table_rows(Relation rel, const AttrNumber* columns, int column_count, RowSource next, void* arg,
+                        volatile int64* current_row);
 
 }  // namespace streamrec

@@ -10,6 +10,7 @@
 
 extern "C" {
 #include "access/genam.h"
+#include "access/htup_details.h"
 #include "access/relscan.h"
 #include "access/stratnum.h"
 #include "access/table.h"
@@ -157,6 +158,7 @@ struct ProbeJob {
   // Out, sized by the caller.
   char* found;
   ItemPointerData* tids;
+  void** tuples;  // lock only: each locked row, copied (HeapTuple)
   Datum* values;
   char* nulls;
 };
@@ -286,14 +288,17 @@ void probe_rows(const ProbeJob* job) {
     job->found[k] = 1;
     job->tids[k] = tid;
     MemoryContextSwitchTo(caller);
+    // The update forms the new row from this copy instead of fetching the locked row again.
+    if (job->lock) job->tuples[k] = ExecCopySlotHeapTuple(slot);
     for (int v = 0; v < job->nvalues; v++) {
       bool isnull = false;
       Datum value = slot_getattr(slot, job->value_attnums[v], &isnull);
       if (!isnull && !byval[v])
-        value = lengths[v] == -1 ? PointerGetDatum(pg_detoast_datum_copy(reinterpret_cast<varlena*>(value)))
-                                 : datumCopy(value, false, lengths[v]);
+        value = lengths[v] == -1
+                    ? PointerGetDatum(pg_detoast_datum_copy(reinterpret_cast<varlena*>(DatumGetPointer(value))))
+                    : datumCopy(value, false, lengths[v]);
       job->values[k * job->nvalues + v] = isnull ? 0 : value;
-      job->nulls[k * job->nvalues + v] = isnull;
+      job->nulls[k * job->nvalues + v] = isnull ? 1 : 0;
     }
     MemoryContextSwitchTo(work);
   }
@@ -338,6 +343,7 @@ struct UpdateJob {
   const AttrNumber* value_attnums;
   int nvalues;
   const ItemPointerData* tids;
+  void* const* tuples;
   std::size_t count;
   const std::uint32_t* which;
   const Datum* values;
@@ -355,22 +361,18 @@ void update_rows_job(const UpdateJob* job) {
   EState* estate = statement.estate;
   EPQState epq;
   EvalPlanQualInit(&epq, estate, nullptr, NIL, -1);
-  TupleTableSlot* old_row = table_slot_create(rel, &estate->es_tupleTable);
   // The table's own slot type, as UPDATE's new-tuple slot: materializing it forms the heap tuple
   // the update then stores, with no second copy.
   TupleTableSlot* new_row = table_slot_create(rel, &estate->es_tupleTable);
-  int natts = RelationGetDescr(rel)->natts;
+  TupleDesc desc = RelationGetDescr(rel);
   for (std::size_t i = 0; i < job->count; i++) {
     CHECK_FOR_INTERRUPTS();
     ResetPerTupleExprContext(estate);
     ItemPointerData tid = job->tids[job->which[i]];
-    // The version we locked: nobody else can have changed it since, so a miss cannot happen (internal).
-    if (!table_tuple_fetch_row_version(rel, &tid, SnapshotAny, old_row))
-      elog(ERROR, "locked row (%u,%u) not found", ItemPointerGetBlockNumber(&tid), ItemPointerGetOffsetNumber(&tid));
-    slot_getallattrs(old_row);
+    // The version we locked, as lock_rows copied it: nobody else can have changed it since.
     ExecClearTuple(new_row);
-    memcpy(new_row->tts_values, old_row->tts_values, natts * sizeof(Datum));
-    memcpy(new_row->tts_isnull, old_row->tts_isnull, natts * sizeof(bool));
+    heap_deform_tuple(static_cast<HeapTuple>(job->tuples[job->which[i]]), desc, new_row->tts_values,
+                      new_row->tts_isnull);
     for (int v = 0; v < job->nvalues; v++) {
       new_row->tts_values[job->value_attnums[v] - 1] = job->values[i * job->nvalues + v];
       new_row->tts_isnull[job->value_attnums[v] - 1] = job->nulls[i * job->nvalues + v];
@@ -449,6 +451,7 @@ KeyedRows KeyedTable::probe(std::size_t count, const Datum* keys, bool lock) con
   rows.value_count = value_count();
   rows.found.assign(count, 0);
   rows.tids.resize(count);
+  rows.tuples.assign(lock ? count : 0, nullptr);
   rows.values.assign(count * value_count(), 0);
   rows.nulls.assign(count * value_count(), 1);
   if (count == 0) return rows;
@@ -463,6 +466,7 @@ KeyedRows KeyedTable::probe(std::size_t count, const Datum* keys, bool lock) con
                lock,
                rows.found.data(),
                rows.tids.data(),
+               rows.tuples.data(),
                rows.values.data(),
                rows.nulls.data()};
   const ProbeJob* job_data = &job;
@@ -486,6 +490,7 @@ void KeyedTable::update_rows(const KeyedRows& rows, std::size_t count, const std
                 value_attnums_.data(),
                 static_cast<int>(value_count()),
                 rows.tids.data(),
+                rows.tuples.data(),
                 count,
                 which,
                 values,

@@ -76,6 +76,7 @@ struct KeyedRows {
   std::size_t value_count = 0;
   std::vector<char> found;            // per key: a row exists (and is locked, for lock_rows)
   std::vector<ItemPointerData> tids;  // per key: the row version found (locked: stable)
+  std::vector<void*> tuples;          // lock_rows: per found key, a copy of the locked row (HeapTuple)
   std::vector<Datum> values;          // key k's value v at [k * value_count + v]; found keys only
   std::vector<char> nulls;            // same layout
   std::size_t size() const { return found.size(); }

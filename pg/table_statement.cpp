@@ -28,7 +28,7 @@ void check_table_access(RangeTblEntry* rte) {
     const char* name =
         quote_qualified_identifier(get_namespace_name(get_rel_namespace(rte->relid)), get_rel_name(rte->relid));
     ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-                    errmsg("item_transactions does not apply row-level security policies to %s", name),
+                    errmsg("the pipelines do not apply row-level security policies to %s", name),
                     errhint("Disable FORCE ROW LEVEL SECURITY on %s.", name)));
   }
 }

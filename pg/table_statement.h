@@ -1,7 +1,7 @@
 // One INSERT or UPDATE statement on one table, run through PostgreSQL's executor C APIs rather
 // than SQL: the executor state that the logical replication apply worker and COPY FROM build
 // (privileges, result relation, indexes, statement triggers, AFTER-trigger query level,
-// transition tables), shared by the pipelines that write rows directly (extension/inventory_rows,
+// transition tables), shared by the pipelines that write rows directly (pg/keyed_table,
 // and pg/bulk_insert for the item_transactions results).
 //
 // Everything here is plain PostgreSQL code for use inside one pg_call(): it may ERROR at any

@@ -115,3 +115,20 @@ CREATE TRIGGER streamrec_catalog_changed AFTER INSERT OR UPDATE OR DELETE OR TRU
 -- (filled in from recommendation_log by the first batch that needs them).
 ALTER TABLE streamrec.recommendations ADD COLUMN shown_products text[], ADD COLUMN shown_at timestamptz[],
     ADD COLUMN shown_since timestamptz;
+-- A binary outbox: the capture writes typed rows (column data) the sink worker produces without
+-- parsing jsonb; jsonb chunks (payload) stay for the SQL capture, the rows kept with an error, and
+-- the chunks written before this update, which the worker still delivers.
+-- ---------------------------------------------------------------------------------------------
+ALTER TABLE streamrec.sink_outbox ALTER COLUMN payload DROP NOT NULL, ADD COLUMN data bytea,
+    ADD CONSTRAINT sink_outbox_one_chunk CHECK ((payload IS NULL) <> (data IS NULL));
+DO $$
+BEGIN
+    ALTER TABLE streamrec.sink_outbox ALTER COLUMN data SET COMPRESSION lz4;
+EXCEPTION WHEN feature_not_supported THEN NULL;
+END $$;
+COMMENT ON TABLE streamrec.sink_outbox IS 'Rows waiting for a sink''s broker acknowledgement (chunks of up to 1,000 rows; streamrec.outbox_rows() shows them), and rows no format could encode (error set, one per outbox row)';
+
+CREATE FUNCTION streamrec.outbox_rows(chunk streamrec.sink_outbox) RETURNS TABLE (ordinal int, row_json jsonb)
+    AS 'MODULE_PATHNAME', 'streamrec_outbox_rows' LANGUAGE C STABLE STRICT;
+REVOKE ALL ON FUNCTION streamrec.outbox_rows(streamrec.sink_outbox) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION streamrec.outbox_rows(streamrec.sink_outbox) TO streamrec_admin;

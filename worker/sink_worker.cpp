@@ -1,18 +1,21 @@
 // A sink worker: produces the rows inserted into one table to one Kafka topic, none lost.
 //
 // The relation's outbox trigger copies the inserted rows, in the inserting transaction, into
-// streamrec.sink_outbox as jsonb, in chunks of up to 1,000 rows per outbox row (a jsonb array of
-// the rows, or the row itself). This worker reads the outbox in id order (in batches of about
-// batch_size rows), takes the values straight out of the jsonb (see extract_row), encodes each
-// row with the
+// streamrec.sink_outbox, in chunks of up to 1,000 rows per outbox row: binary typed rows
+// (core/formats/outbox_rows.h), or jsonb (the SQL capture's, and chunks written before the
+// extension's update: a jsonb array of the rows, or the row itself). This worker reads the outbox
+// in id order (in batches of about batch_size rows), takes the values straight out of the binary
+// chunk (see stage_binary_row) or the jsonb (see extract_row), encodes each row with the
 // PostgreSQL-free encoders of core/formats and produces it with librdkafka's idempotent
 // producer (message order per partition survives retries). It does not wait for a batch's
 // acknowledgements before reading and producing the next: a window of batches is in flight, and
 // each batch's outbox rows are deleted once the broker acknowledged all of its messages, batches
 // retiring in the order they were sent. A crash between the acknowledgement and the delete
 // re-sends rows: at-least-once, never lost. A row that no format can hold is split out of its
-// chunk into an outbox row of its own, with its error, and the sink goes on.
+// chunk into an outbox row of its own (jsonb), with its error, and the sink goes on; a chunk
+// that cannot be read at all stays in the outbox with its error.
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <climits>
 #include <csignal>
@@ -25,6 +28,7 @@
 #include <vector>
 
 #include "core/formats/format_error.h"
+#include "core/formats/outbox_rows.h"
 #include "core/registry/schema_registry_client.h"
 #include "core/formats/sink_encoder.h"
 #include "core/formats/timestamp_text.h"
@@ -32,6 +36,7 @@
 
 #include "pg/catalog_options.h"
 #include "pg/error_boundary.h"
+#include "pg/outbox_chunks.h"
 #include "pg/shared_state.h"
 #include "pg/spi.h"
 #include "worker/kafka_guard.h"
@@ -119,10 +124,18 @@ struct SinkConfig {
   std::vector<FetchedColumn> keys;
 };
 
-// $1 sink name, $2 ids above, $3 ids up to, $4 rows: id, ctid, payload of the outbox rows in id
-// order, up to the one that reaches $4 rows.
+// $1 sink name, $2 ids above, $3 ids up to, $4 rows: id, ctid, payload, data of the outbox rows
+// in id order, up to the one that reaches $4 rows. An outbox without binary chunks (the extension
+// not yet updated) has no column data: kReadJsonbSql.
 constexpr const char* kReadSql = R"SQL(
-SELECT id, ctid, payload FROM (
+SELECT id, ctid, payload, data FROM (
+  SELECT o.id, o.ctid, o.payload, o.data, sum(o.rows) OVER (ORDER BY o.id) - o.rows AS rows_before
+  FROM streamrec.sink_outbox o
+  WHERE o.sink = $1 AND o.error IS NULL AND o.id > $2 AND o.id <= $3 ORDER BY o.id LIMIT $4) b
+WHERE rows_before < $4
+)SQL";
+constexpr const char* kReadJsonbSql = R"SQL(
+SELECT id, ctid, payload, NULL::bytea AS data FROM (
   SELECT o.id, o.ctid, o.payload, sum(o.rows) OVER (ORDER BY o.id) - o.rows AS rows_before
   FROM streamrec.sink_outbox o
   WHERE o.sink = $1 AND o.error IS NULL AND o.id > $2 AND o.id <= $3 ORDER BY o.id LIMIT $4) b
@@ -390,14 +403,11 @@ void flatten_elements(const FetchedColumn* f, JsonbContainer* array, RawRow* row
   }
 }
 
-void extract_value(const FetchedColumn* f, JsonbContainer* payload, RawRow* row, RawValue* out) {
+// A column's value (v: its jsonb, nullptr when absent) into `out`.
+void extract_found(const FetchedColumn* f, const JsonbValue* v, RawRow* row, RawValue* out) {
   out->text = TextSlice{nullptr, 0};
   out->first_element = row->element_count;
   out->element_count = 0;
-  JsonbValue found;
-  const char* key = f->column.name.data();
-  int key_len = static_cast<int>(f->column.name.size());
-  JsonbValue* v = getKeyJsonValueFromContainer(payload, key, key_len, &found);
   if (v == nullptr || v->type == jbvNull) return;  // an absent key is NULL, as in populate_record
   out->text = TextSlice{"", 0};
   if (!f->column.array) {
@@ -420,20 +430,37 @@ void extract_value(const FetchedColumn* f, JsonbContainer* payload, RawRow* row,
   out->element_count = row->element_count - out->first_element;
 }
 
+void extract_value(const FetchedColumn* f, JsonbContainer* payload, RawRow* row, RawValue* out) {
+  JsonbValue found;
+  const char* key = f->column.name.data();
+  int key_len = static_cast<int>(f->column.name.size());
+  extract_found(f, getKeyJsonValueFromContainer(payload, key, key_len, &found), row, out);
+}
+
 struct RowColumns {
   const FetchedColumn* const* columns;  // values then keys
   int count;
 };
 
-// Outbox row `r` of the read: its id, ctid and rows (the payload's elements, detoasted in the
-// current memory context).
-void open_chunk(int r, int64* id, ItemPointerData* tid, JsonbContainer** root, int* count) {
+// Outbox row `r` of the read: its id, ctid and chunk, detoasted in the current memory context:
+// binary (*data; *root nullptr) or jsonb (*root and *count, the payload's elements).
+void open_chunk(int r, int64* id, ItemPointerData* tid, JsonbContainer** root, int* count, bytea** data) {
   HeapTuple tuple = SPI_tuptable->vals[r];
   TupleDesc desc = SPI_tuptable->tupdesc;
   bool is_null = false;
   *id = DatumGetInt64(SPI_getbinval(tuple, desc, 1, &is_null));
   *tid = *reinterpret_cast<ItemPointer>(DatumGetPointer(SPI_getbinval(tuple, desc, 2, &is_null)));
-  Jsonb* payload = DatumGetJsonbP(SPI_getbinval(tuple, desc, 3, &is_null));
+  *root = nullptr;
+  *count = 0;
+  Datum binary = SPI_getbinval(tuple, desc, 4, &is_null);
+  *data = is_null ? nullptr : DatumGetByteaPP(binary);
+  if (*data != nullptr) return;
+  Datum jsonb = SPI_getbinval(tuple, desc, 3, &is_null);
+  // Cannot happen: a constraint of the outbox wants payload or data.
+  if (is_null)
+    ereport(ERROR,
+            (errcode(ERRCODE_DATA_CORRUPTED), errmsg("outbox row %lld holds no chunk", static_cast<long long>(*id))));
+  Jsonb* payload = DatumGetJsonbP(jsonb);
   *root = &payload->root;
   // A chunk is an array of rows; an outbox row holding one row has the row itself.
   *count = JB_ROOT_IS_ARRAY(payload) && !JB_ROOT_IS_SCALAR(payload) ? static_cast<int>(JB_ROOT_COUNT(payload)) : -1;
@@ -576,6 +603,9 @@ struct InFlightBatch {
   int64 max_id = INT64_MIN;
   std::vector<ItemPointerData> tids;  // its outbox rows: deleted once all messages are acknowledged
   std::vector<FailedRow> failed;      // rows no format can hold: kept when the batch retires
+  // Outbox rows whose chunk cannot be read (a damaged binary chunk): set aside with the error
+  // when the batch retires (ids, errors).
+  std::vector<std::pair<int64, std::string>> unreadable;
   // Every message handed to librdkafka, by its place in the batch (the low bits of its delivery
   // tag): its outbox id and row of the chunk.
   std::vector<std::pair<int64, int>> sent;
@@ -785,6 +815,7 @@ class SinkWorker {
     if (retiring == 0 && !may_read) return false;
 
     begin_transaction();
+    binary_outbox_ = pg_call([] { return outbox_takes_binary(); });
     bool full = false;
     if (may_read) {
       check_select_privilege();
@@ -824,7 +855,7 @@ class SinkWorker {
     int64 up_to = late != nullptr ? late->hi : INT64_MAX;
     if (name_datum_ == 0) keep_name_datum();
     Datum args[4] = {name_datum_, Int64GetDatum(above), Int64GetDatum(up_to), Int64GetDatum(config_.batch_size)};
-    int rc = read_plan_.execute(args, nullptr, true);
+    int rc = (binary_outbox_ ? read_plan_ : read_jsonb_plan_).execute(args, nullptr, true);
     // A SELECT that does not raise always reports SPI_OK_SELECT: cannot happen, so internal.
     if (rc != SPI_OK_SELECT) throw Error(ERRCODE_INTERNAL_ERROR, "cannot read streamrec.sink_outbox");
     size_t chunks = SPI_processed;
@@ -863,15 +894,34 @@ class SinkWorker {
       ItemPointerData tid;
       JsonbContainer* root = nullptr;
       int count = 0;
+      bytea* data = nullptr;
       int spi_row = static_cast<int>(c);
-      pg_call([chunk_context, spi_row, &id, &tid, &root, &count] {
+      pg_call([chunk_context, spi_row, &id, &tid, &root, &count, &data] {
         MemoryContextReset(chunk_context);
         MemoryContext old = MemoryContextSwitchTo(chunk_context);
-        open_chunk(spi_row, &id, &tid, &root, &count);
+        open_chunk(spi_row, &id, &tid, &root, &count, &data);
         MemoryContextSwitchTo(old);
       });
       batch.min_id = std::min(batch.min_id, id);
       batch.max_id = std::max(batch.max_id, id);
+      if (data != nullptr) {
+        try {
+          binary_chunk_.read(std::string_view(VARDATA_ANY(data), VARSIZE_ANY_EXHDR(data)));
+        } catch (const format_error& e) {
+          // Not a chunk this worker can read: nothing of it is produced, and it stays in the
+          // outbox with the reason (no longer read), as a row no format can hold does.
+          batch.unreadable.emplace_back(id, e.what());
+          continue;
+        }
+        batch.tids.push_back(tid);
+        map_chunk_columns();
+        for (size_t r = 0; r < binary_chunk_.rows(); r++) {
+          rows++;
+          stage_binary_row(batch, id, spi_row, r);
+          if (staged_.size() == kProduceChunk) produce_staged(batch);
+        }
+        continue;
+      }
       batch.tids.push_back(tid);
       // count -1: the payload is one row.
       for (int index = count < 0 ? -1 : 0; index < std::max(count, 0); index++) {
@@ -894,39 +944,196 @@ class SinkWorker {
     return rows;
   }
 
-  // Encodes the row just extracted and stages its message, or notes it as failed.
+  // Encodes the row of a jsonb chunk just extracted and stages its message, or notes it as failed.
   void stage_row(InFlightBatch& batch, int64 id, int spi_row, int index, JsonbContainer* payload) {
     RawRow* raw = &raw_row_;
     try {
-      size_t v = 0;
-      for (; v < values_.size(); v++)
+      for (size_t v = 0; v < values_.size(); v++)
         to_sink_value(config_.values[v], *raw, raw->values[v], timestamp_cache_[v], values_[v]);
       for (size_t k = 0; k < keys_.size(); k++)
-        to_sink_value(config_.keys[k], *raw, raw->values[v + k], timestamp_cache_[v + k], keys_[k]);
-      StagedMessage m{id, spi_row, index, false, staged_bytes_.size(), 0, 0, 0};
-      if (plain_key_) {
-        if (!keys_[0].null) {
-          m.has_key = true;
-          staged_bytes_ += keys_[0].text;
-        }
-      } else if (!keys_.empty()) {
-        key_ = encode_sink_key(key_columns_, keys_);
-        if (key_) {
-          m.has_key = true;
-          staged_bytes_ += *key_;
-        }
-      }
-      m.key_length = staged_bytes_.size() - m.key_offset;
-      m.value_offset = staged_bytes_.size();
-      value_.clear();
-      encoder_->encode(values_, value_);
-      staged_bytes_ += value_;
-      m.value_length = value_.size();
-      staged_.push_back(m);
+        to_sink_value(config_.keys[k], *raw, raw->values[values_.size() + k], timestamp_cache_[values_.size() + k],
+                      keys_[k]);
+      stage_message(id, spi_row, index);
     } catch (const format_error& e) {
-      staged_bytes_.resize(staged_.empty() ? 0 : staged_.back().value_offset + staged_.back().value_length);
+      unstage_partial();
       batch.failed.push_back({id, e.what(), json_text(payload)});
     }
+  }
+
+  // Where each column the sink reads is in the binary chunk just read, and whether its values
+  // can be taken as they are: the chunk holds the type the column has now, one the sink takes
+  // straight (see FetchedColumn::direct). Any other column (one whose type changed while its
+  // rows waited, and types printed through their output function) converts each value as it
+  // would from a jsonb chunk, from the jsonb to_jsonb would have made of it.
+  void map_chunk_columns() {
+    binary_sources_.resize(all_columns_.size());
+    binary_needs_pg_ = false;
+    for (size_t i = 0; i < all_columns_.size(); i++) {
+      const FetchedColumn& f = *all_columns_[i];
+      BinarySource& source = binary_sources_[i];
+      source.index = binary_chunk_.column_index(f.column.name);
+      source.direct = false;
+      if (source.index < 0) continue;  // a column the rows do not have is NULL, as in a jsonb chunk
+      const outbox_column& held = binary_chunk_.columns()[static_cast<size_t>(source.index)];
+      source.direct = f.direct && held.type == f.type && held.array == f.column.array;
+      binary_needs_pg_ = binary_needs_pg_ || !source.direct;
+    }
+  }
+
+  // Row `r` of the binary chunk just read: its values, encoded and staged (or noted as failed).
+  void stage_binary_row(InFlightBatch& batch, int64 id, int spi_row, size_t r) {
+    try {
+      if (binary_needs_pg_) {
+        MemoryContext row_context = row_context_;
+        RawRow* raw = &raw_row_;
+        pg_call([row_context, raw] {
+          MemoryContextReset(row_context);
+          raw->elements = nullptr;
+          raw->element_capacity = 0;
+          raw->element_count = 0;
+        });
+      }
+      size_t value_count = values_.size();
+      for (size_t i = 0; i < all_columns_.size(); i++) {
+        sink_value& out = i < value_count ? values_[i] : keys_[i - value_count];
+        const BinarySource& source = binary_sources_[i];
+        if (source.index < 0) {
+          set_null(out);
+        } else {
+          const outbox_value& v = binary_chunk_.value(r, static_cast<size_t>(source.index));
+          if (!source.direct || !direct_value(*all_columns_[i], v, out)) converted_value(i, source.index, v, out);
+        }
+      }
+      stage_message(id, spi_row, static_cast<int>(r));
+    } catch (const format_error& e) {
+      unstage_partial();
+      batch.failed.push_back({id, e.what(), binary_row_json(r)});
+    }
+  }
+
+  static void set_null(sink_value& out) {
+    out.null = true;
+    out.infinite = false;
+    out.epoch_us = 0;
+    out.text.clear();
+    out.elements.clear();
+  }
+
+  // One value of a direct column, straight from the chunk; false for a shape the column's type
+  // does not write (then it is converted as any other).
+  bool direct_value(const FetchedColumn& f, const outbox_value& v, sink_value& out) {
+    if (v.null()) {
+      set_null(out);
+      return true;
+    }
+    out.null = false;
+    out.infinite = false;
+    out.epoch_us = 0;
+    out.text.clear();
+    if (v.tag == outbox_tag::array) {
+      out.elements.resize(v.count);
+      for (uint32_t e = 0; e < v.count; e++) {
+        const outbox_value& element = binary_chunk_.elements()[v.first + e];
+        std::optional<std::string>& text = out.elements[e];
+        if (element.null()) {
+          text.reset();
+          continue;
+        }
+        if (!text) text.emplace();
+        if (!direct_text(element, *text)) return false;
+      }
+      return true;
+    }
+    out.elements.clear();
+    if (v.tag == outbox_tag::timestamp) {
+      if (f.type != TIMESTAMPTZOID && f.type != TIMESTAMPOID) return false;
+      out.infinite = v.number == kOutboxTimestampInfinity || v.number == kOutboxTimestampMinusInfinity;
+      out.epoch_us =
+          out.infinite ? (v.number < 0 ? -1 : 1) : v.number + (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY;
+      return true;
+    }
+    if (f.type == TIMESTAMPTZOID || f.type == TIMESTAMPOID) return false;
+    return direct_text(v, out.text);
+  }
+
+  // A direct scalar's text as PostgreSQL prints it: text as it is, integers in decimal, booleans
+  // as t and f.
+  static bool direct_text(const outbox_value& v, std::string& out) {
+    switch (v.tag) {
+      case outbox_tag::text:
+        out.assign(v.text);
+        return true;
+      case outbox_tag::integer: {
+        char digits[24];
+        auto [end, ec] = std::to_chars(digits, digits + sizeof digits, v.number);
+        out.assign(digits, static_cast<size_t>(end - digits));
+        return true;
+      }
+      case outbox_tag::true_value:
+      case outbox_tag::false_value:
+        out.assign(v.tag == outbox_tag::true_value ? "t" : "f");
+        return true;
+      default:
+        return false;
+    }
+  }
+
+  // Any other value: its jsonb (as to_jsonb made it) through the jsonb chunk's conversion.
+  void converted_value(size_t i, int index, const outbox_value& v, sink_value& out) {
+    const FetchedColumn* f = all_columns_[i];
+    const outbox_chunk* chunk = &binary_chunk_;
+    const outbox_column* column = &binary_chunk_.columns()[static_cast<size_t>(index)];
+    const outbox_value* value = &v;
+    RawRow* raw = &raw_row_;
+    RawValue* target = &raw_values_[i];
+    MemoryContext row_context = row_context_;
+    pg_call([f, chunk, column, value, raw, target, row_context] {
+      MemoryContext old = MemoryContextSwitchTo(row_context);
+      extract_found(f, outbox_value_jsonb(*chunk, *column, *value), raw, target);
+      MemoryContextSwitchTo(old);
+    });
+    to_sink_value(*f, raw_row_, *target, timestamp_cache_[i], out);
+  }
+
+  // Encodes the row in values_ and keys_ and stages its message.
+  void stage_message(int64 id, int spi_row, int index) {
+    StagedMessage m{id, spi_row, index, false, staged_bytes_.size(), 0, 0, 0};
+    if (plain_key_) {
+      if (!keys_[0].null) {
+        m.has_key = true;
+        staged_bytes_ += keys_[0].text;
+      }
+    } else if (!keys_.empty()) {
+      key_ = encode_sink_key(key_columns_, keys_);
+      if (key_) {
+        m.has_key = true;
+        staged_bytes_ += *key_;
+      }
+    }
+    m.key_length = staged_bytes_.size() - m.key_offset;
+    m.value_offset = staged_bytes_.size();
+    encoder_->encode(values_, staged_bytes_);  // appends
+    m.value_length = staged_bytes_.size() - m.value_offset;
+    staged_.push_back(m);
+  }
+
+  // Drops what a row that failed to encode left in staged_bytes_.
+  void unstage_partial() {
+    staged_bytes_.resize(staged_.empty() ? 0 : staged_.back().value_offset + staged_.back().value_length);
+  }
+
+  // Row `r` of the binary chunk just read, as jsonb text (in the row memory context).
+  std::string binary_row_json(size_t r) {
+    const outbox_chunk* chunk = &binary_chunk_;
+    MemoryContext row_context = row_context_;
+    const char* text = pg_call([chunk, r, row_context] {
+      MemoryContext old = MemoryContextSwitchTo(row_context);
+      Jsonb* row = outbox_row_jsonb(*chunk, r);
+      char* t = row_json(&row->root);
+      MemoryContextSwitchTo(old);
+      return t;
+    });
+    return std::string(text);
   }
 
   // A row's jsonb as text (in the row memory context, which the next row resets).
@@ -944,14 +1151,27 @@ class SinkWorker {
   // Row `index` of outbox row `spi_row` of the current read, as jsonb text.
   std::string json_text_of(int spi_row, int index) {
     MemoryContext row_context = row_context_;
-    const char* text = pg_call([row_context, spi_row, index] {
+    bytea* data = nullptr;
+    const char* text = pg_call([row_context, spi_row, index, &data] {
       MemoryContext old = MemoryContextSwitchTo(row_context);
       int64 id = 0;
       ItemPointerData tid;
       JsonbContainer* root = nullptr;
       int count = 0;
-      open_chunk(spi_row, &id, &tid, &root, &count);
-      char* t = row_json(chunk_row(root, index));
+      open_chunk(spi_row, &id, &tid, &root, &count, &data);
+      char* t = data == nullptr ? row_json(chunk_row(root, index)) : nullptr;
+      MemoryContextSwitchTo(old);
+      return t;
+    });
+    if (data == nullptr) return std::string(text);
+    // A binary chunk (read once already, so readable).
+    outbox_chunk chunk;
+    chunk.read(std::string_view(VARDATA_ANY(data), VARSIZE_ANY_EXHDR(data)));
+    const outbox_chunk* read = &chunk;
+    size_t r = static_cast<size_t>(index);
+    text = pg_call([read, r, row_context] {
+      MemoryContext old = MemoryContextSwitchTo(row_context);
+      char* t = row_json(&outbox_row_jsonb(*read, r)->root);
       MemoryContextSwitchTo(old);
       return t;
     });
@@ -1080,9 +1300,16 @@ class SinkWorker {
         const auto& [id, chunk_index] = batch.sent[index];
         Datum args[4] = {name_datum_, Int64GetDatum(id), Int32GetDatum(chunk_index),
                          text_datum(std::string("Kafka refused the message: ") + rd_kafka_err2str(err))};
-        if (keep_refused_plan_.execute(args, nullptr, false) != SPI_OK_INSERT)
+        KeptPlan& keep = binary_outbox_ ? keep_refused_plan_ : keep_refused_jsonb_plan_;
+        if (keep.execute(args, nullptr, false) != SPI_OK_INSERT)
           throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE, "cannot keep a refused row in streamrec.sink_outbox",
                       "", "Drop the rule that rewrites INSERTs into streamrec.sink_outbox.");
+      }
+      for (const auto& [id, error] : batch.unreadable) {
+        Datum args[3] = {name_datum_, Int64GetDatum(id), text_datum("unreadable outbox chunk: " + error)};
+        if (set_aside_plan_.execute(args, nullptr, false) != SPI_OK_UPDATE)
+          throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE, "cannot update streamrec.sink_outbox", "",
+                      "Drop the rule that rewrites UPDATEs on streamrec.sink_outbox.");
       }
       if (!batch.tids.empty()) {
         Datum args[4] = {name_datum_, tid_array_datum(batch.tids), Int64GetDatum(batch.min_id),
@@ -1146,10 +1373,14 @@ class SinkWorker {
               ": Kafka refused the message: " + rd_kafka_err2str(batch.refused_rows.back().second);
     else if (!batch.failed.empty())
       error = "a row of outbox chunk " + std::to_string(batch.failed.back().id) + ": " + batch.failed.back().error;
+    else if (!batch.unreadable.empty())
+      error = "outbox chunk " + std::to_string(batch.unreadable.back().first) +
+              " set aside: " + batch.unreadable.back().second;
     SpinLockAcquire(&slot->mutex);
     slot->stats.messages += static_cast<int64>(produced);
     slot->stats.rows += static_cast<int64>(produced);
-    slot->stats.dead_letters += static_cast<int64>(batch.failed.size() + batch.refused_rows.size());
+    slot->stats.dead_letters +=
+        static_cast<int64>(batch.failed.size() + batch.refused_rows.size() + batch.unreadable.size());
     slot->stats.batches++;
     if (produced > 0) slot->stats.last_message_at = now;
     if (!error.empty()) {
@@ -1186,14 +1417,23 @@ class SinkWorker {
   std::vector<sink_value> values_;
   std::vector<sink_value> keys_;
   std::optional<std::string> key_;
-  std::string value_;
   std::vector<StagedMessage> staged_;
   std::string staged_bytes_;
   std::vector<producer::batch_message> chunk_;
   bool plain_key_ = false;  // one non-timestamp key column: the key is its text
 
+  // The binary chunk being produced, and where each column the sink reads is in it.
+  struct BinarySource {
+    int index = -1;  // the chunk's column, or -1: the rows do not have it (NULL)
+    bool direct = false;
+  };
+  outbox_chunk binary_chunk_;
+  std::vector<BinarySource> binary_sources_;
+  bool binary_needs_pg_ = false;  // some column converts through jsonb
+
   // PostgreSQL objects kept across transactions.
   KeptPlan read_plan_{kReadSql, {TEXTOID, INT8OID, INT8OID, INT8OID}, PlanChoice::planner};
+  KeptPlan read_jsonb_plan_{kReadJsonbSql, {TEXTOID, INT8OID, INT8OID, INT8OID}, PlanChoice::planner};
   // Only this worker updates outbox rows, so a row read keeps its ctid until deleted; the id
   // range guards against a slot reused after someone else deleted a row meanwhile (a row
   // inserted later has a higher id).
@@ -1204,11 +1444,23 @@ class SinkWorker {
   KeptPlan keep_failed_plan_{"INSERT INTO streamrec.sink_outbox(sink, payload, error) VALUES ($1, $2::jsonb, $3)",
                              {TEXTOID, TEXTOID, TEXTOID},
                              PlanChoice::planner};
+  // A refused row of a chunk as jsonb ($3: its place in the chunk, -1 for a jsonb chunk that is
+  // the row itself).
   KeptPlan keep_refused_plan_{
+      "INSERT INTO streamrec.sink_outbox(sink, payload, error) SELECT o.sink, CASE WHEN o.data IS NOT NULL THEN "
+      "(SELECT r.row_json FROM streamrec.outbox_rows(o) r WHERE r.ordinal = $3 + 1) WHEN $3 < 0 THEN o.payload "
+      "ELSE o.payload -> $3 END, $4 FROM streamrec.sink_outbox o WHERE o.sink = $1 AND o.id = $2",
+      {TEXTOID, INT8OID, INT4OID, TEXTOID},
+      PlanChoice::planner};
+  KeptPlan keep_refused_jsonb_plan_{
       "INSERT INTO streamrec.sink_outbox(sink, payload, error) SELECT o.sink, CASE WHEN $3 < 0 THEN o.payload "
       "ELSE o.payload -> $3 END, $4 FROM streamrec.sink_outbox o WHERE o.sink = $1 AND o.id = $2",
       {TEXTOID, INT8OID, INT4OID, TEXTOID},
       PlanChoice::planner};
+  KeptPlan set_aside_plan_{"UPDATE streamrec.sink_outbox SET error = $3 WHERE sink = $1 AND id = $2",
+                           {TEXTOID, INT8OID, TEXTOID},
+                           PlanChoice::planner};
+  bool binary_outbox_ = false;  // the outbox has binary chunks (see outbox_takes_binary)
   Datum name_datum_ = 0;
   MemoryContext row_context_ = nullptr;
   MemoryContext chunk_context_ = nullptr;  // the payload of the outbox row being read

@@ -1,9 +1,13 @@
 // A source worker: consumes one Kafka topic into one table, exactly once.
 //
-// Each batch is decoded in PostgreSQL-free C++, fed to the table through PostgreSQL's COPY
-// machinery (pg/bulk_insert: defaults, constraints, partitions and triggers all apply), and committed together with the
-// next offset of every partition it touched. A COPY that fails is retried in halves inside subtransactions until each
-// bad message is isolated and dead-lettered; the good rows still commit with the batch's offsets.
+// Each batch is decoded in PostgreSQL-free C++ on a helper thread, down to typed cells (integers,
+// timestamps and text as values; other types' text for their input function), turned into Datums
+// and inserted as one statement the way COPY FROM inserts (pg/bulk_insert: defaults, constraints,
+// indexes and triggers all apply), and committed together with the next offset of every partition
+// it touched. Bad rows are found before the rows are kept: a value PostgreSQL refuses while it is
+// converted, a row the insert refuses by the error's own row or by probes that are rolled back; the
+// good rows are then inserted once, so the target's statement triggers run once per batch. A
+// partitioned target (which routes rows as COPY does) is fed COPY text instead, retried in halves.
 #include <chrono>
 #include <future>
 #include <csignal>
@@ -14,9 +18,11 @@
 #include <vector>
 
 #include "core/formats/decoder.h"
+#include "core/formats/typed_cells.h"
 #include "core/kafka/consumer.h"
 
 #include "pg/bulk_insert.h"
+#include "pg/cell_datums.h"
 #include "pg/catalog_options.h"
 #include "pg/error_boundary.h"
 #include "pg/shared_state.h"
@@ -35,6 +41,7 @@ extern "C" {
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
+#include "parser/parse_relation.h"
 #include "access/sysattr.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -231,7 +238,8 @@ struct DecodedMessage {
   int64_t offset;
   size_t line_begin;
   size_t line_end;
-  size_t mask;  // index into Batch::masks
+  size_t mask;        // index into Batch::masks
+  size_t first_cell;  // in Batch::cells, when the batch was decoded to cells
 };
 
 struct DeadLetter {
@@ -244,6 +252,10 @@ struct DeadLetter {
 
 struct Batch {
   std::string lines;
+  // The rows as typed cells, for the column types in `cell_types` (one per binding); null when the
+  // rows go to the target as COPY text.
+  std::shared_ptr<const std::vector<cell_type>> cell_types;
+  typed_rows cells;
   std::vector<DecodedMessage> messages;
   std::vector<column_mask> masks;
   std::vector<DeadLetter> dead_letters;
@@ -269,6 +281,10 @@ class SourceWorker {
     set_state("starting");
     begin_transaction();
     config_ = load_config(launch_.name);
+    Oid target = config_.target;
+    Relation rel = pg_call([target] { return table_open(target, AccessShareLock); });
+    cell_types_ = cell_types_of(rel);
+    pg_call([rel] { table_close(rel, AccessShareLock); });
     commit_transaction();
     set_event_writer(config_.name);  // the windowed pipelines' watermarks tell writers apart
     decoder_ = make_decoder(config_.decoding);
@@ -291,6 +307,7 @@ class SourceWorker {
       }
       if (pending) {
         if (!finish(*pending, next.get())) next.reset();  // rewound: those messages come again
+        recycle(*pending);
       } else if (!next) {
         update_lag();
         store_started_offsets();
@@ -347,22 +364,40 @@ class SourceWorker {
     auto flight = std::make_unique<InFlight>();
     flight->messages = std::move(messages);
     flight->batch.source = flight->messages.get();
+    flight->batch.cell_types = cell_types_;
+    // The buffers of a stored batch, already paged in: fresh ones would fault page by page.
+    flight->batch.lines = std::move(spare_lines_);
+    flight->batch.lines.clear();
+    flight->batch.cells = std::move(spare_cells_);
+    flight->batch.cells.clear();
     InFlight* f = flight.get();
     flight->decoded = std::async(std::launch::async, [this, f] { return decode(*f->messages, f->batch); });
     return flight;
   }
 
+  // Keeps the buffers of a batch that is done (its decoding finished) for the next one.
+  void recycle(InFlight& done) {
+    if (done.decoded.valid()) done.decoded.wait();
+    spare_lines_ = std::move(done.batch.lines);
+    spare_cells_ = std::move(done.batch.cells);
+  }
+
   // Stores a decoded batch; false when it did not commit and the consumer was rewound (to
   // the first offsets of this batch and of the one polled after it, which is dropped).
   bool finish(InFlight& flight, InFlight* next) {
-    std::map<int32_t, int64_t> rewind_to;
-    if (next != nullptr) rewind_to = next->messages->first_offsets();
-    for (const auto& [p, o] : flight.messages->first_offsets()) rewind_to[p] = o;
+    // Where the consumer goes back to when the batch does not commit (computed only then: it
+    // walks every message of both batches).
+    auto rewind_to = [&flight, next] {
+      std::map<int32_t, int64_t> offsets;
+      if (next != nullptr) offsets = next->messages->first_offsets();
+      for (const auto& [p, o] : flight.messages->first_offsets()) offsets[p] = o;
+      return offsets;
+    };
     std::string transient = flight.decoded.get();  // rethrows what the decoder threw unexpectedly
     if (next != nullptr) next->decoded.wait();
     if (flight.batch.interrupted) return false;  // stopping: the stored offsets say where to go on
     if (!transient.empty()) {
-      consumer_->rewind(rewind_to);
+      consumer_->rewind(rewind_to());
       set_state("waiting for schema registry", transient);
       backoff_on_latch(registry_failures_++, 100, 5000);
       return false;
@@ -383,9 +418,9 @@ class SourceWorker {
       abort_transaction();
       worker_stop_requested = true;  // the launcher starts a fresh worker if the source still runs
     } catch (const PgError& e) {
-      recover_from_failure(e.what(), rewind_to);
+      recover_from_failure(e.what(), rewind_to());
     } catch (const Error& e) {
-      recover_from_failure(e.what(), rewind_to);
+      recover_from_failure(e.what(), rewind_to());
     }
     return false;
   }
@@ -438,8 +473,20 @@ class SourceWorker {
         return e.what();
       }
       if (!stored) continue;  // skipped on purpose (a csv header record)
+      size_t first_cell = 0;
+      if (batch.cell_types) {
+        try {
+          first_cell = batch.cells.append_line(std::string_view(batch.lines).substr(begin), present, *batch.cell_types);
+        } catch (const format_error& e) {
+          batch.lines.resize(begin);
+          batch.dead_letters.push_back(dead_letter_of(m, e.what()));
+          batch.decode_failures++;
+          continue;
+        }
+      }
       size_t mask_index = intern_mask(batch, present);
-      batch.messages.push_back(DecodedMessage{i, m.partition, m.offset, begin, batch.lines.size(), mask_index});
+      batch.messages.push_back(
+          DecodedMessage{i, m.partition, m.offset, begin, batch.lines.size(), mask_index, first_cell});
     }
     return {};
   }
@@ -467,11 +514,13 @@ class SourceWorker {
     Oid target = config_.target;
     Relation rel = pg_call([target] { return table_open(target, RowExclusiveLock); });
     if (config_.upsert) ensure_stage();
+    CellColumn* columns = batch.cell_types ? cell_columns(rel, *batch.cell_types) : nullptr;
     uint64 rows = 0;
     size_t run_start = 0;
     for (size_t i = 1; i <= batch.messages.size(); i++) {
       if (i == batch.messages.size() || batch.messages[i].mask != batch.messages[run_start].mask) {
-        rows += copy_with_isolation(rel, batch, run_start, i);
+        rows += columns != nullptr ? insert_with_isolation(rel, columns, batch, run_start, i)
+                                   : copy_with_isolation(rel, batch, run_start, i);
         run_start = i;
       }
     }
@@ -531,6 +580,306 @@ class SourceWorker {
            error_class != ERRCODE_INTERNAL_ERROR;
   }
 
+  // ---------------------------------------------------------------------------------------------
+  // The typed path: cells to Datums, bad rows isolated first, the good rows inserted once.
+  // ---------------------------------------------------------------------------------------------
+
+  // The cell types of the bindings' columns in rel, or null when rows must go as COPY text: a
+  // partitioned table, a partition or a foreign table routes or checks rows as COPY does (mode
+  // upsert stages rows in a plain table, so it always takes cells), or a binding names no column.
+  std::shared_ptr<const std::vector<cell_type>> cell_types_of(Relation rel) {
+    if (!config_.upsert && (rel->rd_rel->relkind != RELKIND_RELATION || rel->rd_rel->relispartition)) return nullptr;
+    auto types = std::make_shared<std::vector<cell_type>>();
+    TupleDesc desc = RelationGetDescr(rel);
+    for (const column_binding& b : config_.decoding.columns) {
+      const char* name = b.column.c_str();
+      int attnum = pg_call([rel, name] { return attnameAttNum(rel, name, false); });
+      if (attnum <= 0) return nullptr;
+      Form_pg_attribute att = TupleDescAttr(desc, attnum - 1);
+      types->push_back(cell_type_of(att->atttypid, att->atttypmod));
+    }
+    return types;
+  }
+
+  // The columns a batch decoded to `types` goes into, or null (COPY text for this batch) when the
+  // target's columns changed since: the next batches are decoded for the columns as they are now.
+  CellColumn* cell_columns(Relation rel, const std::vector<cell_type>& types) {
+    std::shared_ptr<const std::vector<cell_type>> now = cell_types_of(rel);
+    if (!now || *now != types) {
+      cell_types_ = now;
+      return nullptr;
+    }
+    size_t count = config_.decoding.columns.size();
+    CellColumn* columns =
+        static_cast<CellColumn*>(pg_call([count] { return palloc0(sizeof(CellColumn) * (count + 1)); }));
+    for (size_t i = 0; i < count; i++) {
+      const char* name = config_.decoding.columns[i].column.c_str();
+      CellColumn* column = &columns[i];
+      pg_call([rel, name, column] {
+        prepare_cell_column(TupleDescAttr(RelationGetDescr(rel), attnameAttNum(rel, name, false) - 1), column);
+      });
+    }
+    return columns;
+  }
+
+  // One run of a batch (messages with the same columns) as Datums, row after row.
+  struct Run {
+    size_t lo = 0;  // the run's first message in the batch
+    const column_mask* present = nullptr;
+    int width = 0;                        // present columns
+    AttrNumber* columns = nullptr;        // in the target
+    AttrNumber* stage_columns = nullptr;  // in the upsert stage
+    CellColumn* cell_columns = nullptr;   // the present columns' (copies)
+    Datum* values = nullptr;              // width per row
+    bool* nulls = nullptr;
+    MemoryContext context = nullptr;
+  };
+
+  // What insert_table_rows() reads: the rows of `order` (indexes in the run), in that order.
+  struct RowFeed {
+    const Run* run;
+    const size_t* order;
+    size_t count;
+    size_t next;
+  };
+
+  static bool feed_row(void* arg, Datum* values, bool* nulls) noexcept {
+    RowFeed* feed = static_cast<RowFeed*>(arg);
+    if (feed->next == feed->count) return false;
+    size_t row = feed->order[feed->next++];
+    int width = feed->run->width;
+    memcpy(values, feed->run->values + row * width, sizeof(Datum) * width);
+    memcpy(nulls, feed->run->nulls + row * width, sizeof(bool) * width);
+    return true;
+  }
+
+  // Inserts messages [lo, hi) of one run: the values PostgreSQL refuses are found while the
+  // rows are converted, the rows the insert refuses by isolation without keeping anything, and
+  // the good rows go in as one statement. Every bad message is dead-lettered, in batch order.
+  uint64 insert_with_isolation(Relation rel, const CellColumn* columns, Batch& batch, size_t lo, size_t hi) {
+    const column_mask& present = batch.masks[batch.messages[lo].mask];
+    Run run;
+    run.lo = lo;
+    run.present = &present;
+    for (bool p : present) run.width += p ? 1 : 0;
+    int width = run.width;
+    size_t rows = hi - lo;
+    run.context = pg_call(
+        [] { return AllocSetContextCreate(TopTransactionContext, "streamrec decoded rows", ALLOCSET_DEFAULT_SIZES); });
+    MemoryContext context = run.context;
+    run.columns = static_cast<AttrNumber*>(
+        pg_call([context, width] { return MemoryContextAlloc(context, sizeof(AttrNumber) * (width + 1)); }));
+    run.cell_columns = static_cast<CellColumn*>(
+        pg_call([context, width] { return MemoryContextAlloc(context, sizeof(CellColumn) * (width + 1)); }));
+    run.values = static_cast<Datum*>(
+        pg_call([context, width, rows] { return MemoryContextAlloc(context, sizeof(Datum) * (rows * width + 1)); }));
+    run.nulls = static_cast<bool*>(
+        pg_call([context, width, rows] { return MemoryContextAlloc(context, sizeof(bool) * (rows * width + 1)); }));
+    for (size_t i = 0, c = 0; i < present.size(); i++) {
+      if (!present[i]) continue;
+      run.cell_columns[c] = columns[i];
+      run.columns[c++] = columns[i].attnum;
+    }
+    if (config_.upsert) {
+      run.stage_columns = static_cast<AttrNumber*>(
+          pg_call([context, width] { return MemoryContextAlloc(context, sizeof(AttrNumber) * (width + 1)); }));
+      Oid stage = stage_oid_;
+      Relation stage_rel = pg_call([stage] { return table_open(stage, RowExclusiveLock); });
+      for (size_t i = 0, c = 0; i < present.size(); i++) {
+        if (!present[i]) continue;
+        const char* name = config_.decoding.columns[i].column.c_str();
+        run.stage_columns[c++] =
+            static_cast<AttrNumber>(pg_call([stage_rel, name] { return attnameAttNum(stage_rel, name, false); }));
+      }
+      pg_call([stage_rel] { table_close(stage_rel, NoLock); });
+    }
+
+    std::map<size_t, std::string> rejected;  // by message index in the batch
+    convert_rows(batch, run, hi, rejected);
+    std::vector<size_t> good;
+    for (size_t i = lo; i < hi; i++)
+      if (rejected.count(i) == 0) good.push_back(i - lo);
+    uint64 inserted = insert_once(rel, run, good, rejected);
+    for (const auto& [i, error] : rejected)
+      batch.dead_letters.push_back(dead_letter_of(batch.source->view(batch.messages[i].index), error));
+    pg_call([context] { MemoryContextDelete(context); });
+    return inserted;
+  }
+
+  // Every row's cells to Datums, in one subtransaction; a value PostgreSQL refuses (an input
+  // function's error, bytes invalid in the database encoding) rejects its message, and the rest
+  // converts in a fresh subtransaction. The Datums live in the run's context, which outlives them.
+  void convert_rows(const Batch& batch, Run& run, size_t hi, std::map<size_t, std::string>& rejected) {
+    volatile size_t at = run.lo;
+    Run* r = &run;
+    const Batch* b = &batch;
+    while (at < hi) {
+      std::string error;
+      bool converted = in_subtransaction(
+          true,
+          [r, b, hi, &at] {
+            pg_call([r, b, hi, &at] {
+              MemoryContext caller = MemoryContextSwitchTo(r->context);
+              for (; at < hi; at = at + 1) {
+                const DecodedMessage& message = b->messages[at];
+                const typed_cell* cells = b->cells.cells(message.first_cell);
+                size_t base = (at - r->lo) * r->width;
+                for (int c = 0; c < r->width; c++)
+                  r->values[base + c] = cell_datum(&r->cell_columns[c], cells[c], b->cells.text(), &r->nulls[base + c]);
+              }
+              MemoryContextSwitchTo(caller);
+            });
+          },
+          error);
+      if (!converted) {
+        rejected[static_cast<size_t>(at)] = error;
+        at = at + 1;
+      }
+    }
+  }
+
+  // When this many rows in a row name themselves as the insert's error, the rest is searched by
+  // probes instead of retrying the whole run each time.
+  static constexpr int kDirectRetries = 16;
+
+  // Inserts the rows of `good` (indexes in the run) once, as one statement, after removing the
+  // rows the insert refuses. An error that names its row (a constraint, a unique violation, a
+  // BEFORE ROW trigger) rejects that row; one that does not (a foreign key or an AFTER trigger at
+  // the statement's end) is traced by inserting ever longer prefixes of the rows in
+  // subtransactions that are rolled back: the first row whose prefix fails is rejected with that
+  // prefix's error, as inserting the rows one after another would have rejected it. Only the last
+  // insert is kept, so the target's statement triggers run for the batch's good rows once.
+  uint64 insert_once(Relation rel, const Run& run, std::vector<size_t>& good, std::map<size_t, std::string>& rejected) {
+    uint64 rows = 0;
+    int64 culprit = -1;
+    std::string error;
+    auto reject = [&](size_t position, const std::string& why) {
+      rejected[run.lo + good[position]] = why;
+      good.erase(good.begin() + static_cast<std::ptrdiff_t>(position));
+    };
+    for (int named = 0;; named++) {
+      if (good.empty()) return 0;
+      if (attempt(rel, run, good, good.size(), true, culprit, error, rows)) return rows;
+      if (culprit < 0 || named == kDirectRetries) break;
+      reject(static_cast<size_t>(culprit), error);
+    }
+    size_t known_good = 0;  // a prefix of `good` that inserts without error
+    size_t step = 1;
+    for (;;) {
+      if (good.empty()) return 0;
+      size_t length = std::min(good.size(), known_good + step);
+      bool last = length == good.size();
+      if (attempt(rel, run, good, length, last, culprit, error, rows)) {
+        if (last) return rows;
+        known_good = length;
+        step *= 2;
+        continue;
+      }
+      size_t bad;
+      if (culprit >= 0) {
+        bad = static_cast<size_t>(culprit);
+      } else {
+        size_t ok = known_good, failing = length;
+        bad = SIZE_MAX;
+        while (failing - ok > 1) {
+          size_t middle = ok + (failing - ok) / 2;
+          std::string probe_error;
+          if (attempt(rel, run, good, middle, false, culprit, probe_error, rows)) {
+            ok = middle;
+            continue;
+          }
+          error = probe_error;
+          if (culprit >= 0) {
+            bad = static_cast<size_t>(culprit);
+            break;
+          }
+          failing = middle;
+        }
+        if (bad == SIZE_MAX) bad = failing - 1;
+        known_good = std::min(ok, bad);
+      }
+      known_good = std::min(known_good, bad);
+      reject(bad, error);
+      step = 1;
+    }
+  }
+
+  // Inserts the first `count` rows of `order` as one statement in a subtransaction, kept when
+  // `keep` and it succeeds. On a row error returns false with the error and, when the error
+  // concerns one row, its position in `order` in `culprit` (else -1).
+  bool attempt(Relation rel, const Run& run, const std::vector<size_t>& order, size_t count, bool keep, int64& culprit,
+               std::string& error, uint64& rows) {
+    volatile int64 current = -1;
+    RowFeed feed{&run, order.data(), count, 0};
+    RowFeed* f = &feed;
+    const Run* r = &run;
+    uint64 inserted = 0;
+    bool ok = in_subtransaction(
+        keep,
+        [this, rel, r, f, &current, &inserted, &run] {
+          if (!config_.upsert) {
+            inserted = static_cast<uint64>(pg_call(
+                [rel, r, f, &current] { return insert_table_rows(rel, r->columns, r->width, feed_row, f, &current); }));
+            return;
+          }
+          Oid stage = stage_oid_;
+          pg_call([stage, r, f, &current] {
+            Relation stage_rel = table_open(stage, RowExclusiveLock);
+            insert_table_rows(stage_rel, r->stage_columns, r->width, feed_row, f, &current);
+            table_close(stage_rel, NoLock);
+          });
+          current = -1;  // what the upsert refuses is traced by prefixes
+          inserted = upsert_staged(*run.present);
+        },
+        error);
+    culprit = !ok && current >= 0 && static_cast<size_t>(current) < count ? current : -1;
+    if (ok) rows = inserted;
+    return ok;
+  }
+
+  // Runs body in a subtransaction, released when `keep` and body succeeded, else rolled back.
+  // Returns false with the error's text when body raised an error a row may cause; any other
+  // error or exception is rethrown after the rollback.
+  template <typename Body>
+  bool in_subtransaction(bool keep, Body&& body, std::string& error) {
+    MemoryContext outer_context = CurrentMemoryContext;
+    ResourceOwner outer_owner = CurrentResourceOwner;
+    auto leave = [outer_context, outer_owner](bool release) {
+      pg_call([outer_context, outer_owner, release] {
+        if (release)
+          ReleaseCurrentSubTransaction();
+        else
+          RollbackAndReleaseCurrentSubTransaction();
+        MemoryContextSwitchTo(outer_context);
+        CurrentResourceOwner = outer_owner;
+      });
+    };
+    pg_call([] { BeginInternalSubTransaction(nullptr); });
+    try {
+      body();
+    } catch (PgError& e) {
+      leave(false);
+      if (!is_row_error(e.sqlstate())) throw;
+      error = row_error_text(e);
+      return false;
+    } catch (...) {
+      // Left open, the subtransaction would survive the batch's abort (which then ends only the
+      // subtransaction) and every later transaction of this worker would fail to start.
+      leave(false);
+      throw;
+    }
+    leave(keep);
+    return true;
+  }
+
+  // A dead letter's error: the message, and its detail in parentheses.
+  static std::string row_error_text(PgError& e) {
+    std::string error = e.what();
+    ErrorData* data = e.release();
+    if (data != nullptr && data->detail != nullptr) error += std::string(" (") + data->detail + ")";
+    return error;
+  }
+
   // COPYs messages [lo, hi) of one run; on a row error, halves the range until each failing
   // message is alone, dead-letters it, and keeps every other row.
   uint64 copy_with_isolation(Relation rel, Batch& batch, size_t lo, size_t hi) {
@@ -570,9 +919,7 @@ class SourceWorker {
     } catch (PgError& e) {
       roll_back();
       if (!is_row_error(e.sqlstate())) throw;
-      error = e.what();
-      ErrorData* data = e.release();
-      if (data != nullptr && data->detail != nullptr) error += std::string(" (") + data->detail + ")";
+      error = row_error_text(e);
       return false;
     } catch (...) {
       // Any other throw (our own Error, bad_alloc) is the batch's problem, but the subtransaction
@@ -608,6 +955,12 @@ class SourceWorker {
       copy_text_rows(rel, names, data, size);
       table_close(rel, NoLock);
     });
+    return upsert_staged(present);
+  }
+
+  // Mode upsert, after the rows are staged: one INSERT ... ON CONFLICT from the stage, which is
+  // emptied for the next run.
+  uint64 upsert_staged(const column_mask& present) {
     const std::string& sql = upsert_sql(present);
     // PostgreSQL refuses INSERT ... ON CONFLICT itself on a table with rules: another result cannot happen.
     if (spi_exec(sql.c_str(), {}, false) != SPI_OK_INSERT) throw Error(ERRCODE_INTERNAL_ERROR, "upsert failed");
@@ -781,6 +1134,11 @@ class SourceWorker {
   Oid stage_oid_ = InvalidOid;
   int registry_failures_ = 0;
   int failures_ = 0;
+  // The cell type of each binding's column, for the helper thread's decoding; null while rows go
+  // to the target as COPY text.
+  std::shared_ptr<const std::vector<cell_type>> cell_types_;
+  std::string spare_lines_;  // see recycle()
+  typed_rows spare_cells_;
 };
 
 }  // namespace

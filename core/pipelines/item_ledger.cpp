@@ -14,20 +14,62 @@ void stock_ledger::reload(std::string_view item, std::optional<std::int32_t> sto
   items_[std::string(item)] = entry{stock, stock};
 }
 
-transaction_outcome stock_ledger::apply(std::string_view item, std::int32_t quantity) {
-  entry& e = items_[std::string(item)];  // a new entry is an unknown item
-  std::int64_t before = e.stock.value_or(0);
-  std::int64_t after = before + quantity;
-  bool fits = after >= 0 && after <= std::numeric_limits<std::int32_t>::max();
-  if (!e.stock) {
+namespace {
+
+// The rule of one transaction on its item's current stock (nullopt: unknown item).
+transaction_outcome apply_rule(std::optional<std::int32_t>& stock, std::int32_t quantity) {
+  if (!stock) {
     if (quantity > 0) {
-      e.stock = quantity;
-      return {true, e.stock};
+      stock = quantity;
+      return {true, stock};
     }
     return {false, std::nullopt};
   }
-  if (fits) e.stock = static_cast<std::int32_t>(after);
-  return {fits, e.stock};
+  std::int64_t after = static_cast<std::int64_t>(*stock) + quantity;
+  bool fits = after >= 0 && after <= std::numeric_limits<std::int32_t>::max();
+  if (fits) stock = static_cast<std::int32_t>(after);
+  return {fits, stock};
+}
+
+}  // namespace
+
+transaction_outcome stock_ledger::apply(std::string_view item, std::int32_t quantity) {
+  return apply_rule(items_[std::string(item)].stock, quantity);  // a new entry is an unknown item
+}
+
+batch_items distinct_items(const std::vector<std::string_view>& transaction_items) {
+  batch_items out;
+  std::size_t n = transaction_items.size();
+  std::vector<std::uint32_t> order(n);
+  for (std::size_t i = 0; i < n; i++) order[i] = static_cast<std::uint32_t>(i);
+  // std::string_view compares bytewise (char_traits<char> compares as unsigned char).
+  std::sort(order.begin(), order.end(), [&transaction_items](std::uint32_t a, std::uint32_t b) {
+    return transaction_items[a] < transaction_items[b];
+  });
+  out.of_transaction.resize(n);
+  for (std::uint32_t i : order) {
+    if (out.items.empty() || out.items.back() != transaction_items[i]) out.items.push_back(transaction_items[i]);
+    out.of_transaction[i] = static_cast<std::uint32_t>(out.items.size() - 1);
+  }
+  return out;
+}
+
+stock_batch apply_stock_batch(const batch_items& items, const std::vector<std::int32_t>& quantities,
+                              const std::vector<std::optional<std::int32_t>>& stock) {
+  stock_batch out;
+  std::vector<std::optional<std::int32_t>> current = stock;
+  out.outcomes.resize(quantities.size());
+  for (std::size_t i = 0; i < quantities.size(); i++)
+    out.outcomes[i] = apply_rule(current[items.of_transaction[i]], quantities[i]);
+  for (std::size_t k = 0; k < items.items.size(); k++) {
+    if (!current[k]) continue;
+    auto index = static_cast<std::uint32_t>(k);
+    if (!stock[k])
+      out.inserts.push_back({index, *current[k]});
+    else if (*current[k] != *stock[k])
+      out.updates.push_back({index, *current[k]});
+  }
+  return out;
 }
 
 std::vector<stock_ledger::final_stock> stock_ledger::changed() const {
@@ -54,6 +96,26 @@ void window_summaries::add(std::string_view item, std::int64_t event_time_us, st
   } else {
     s.failed++;
   }
+}
+
+window_step place_in_windows(const batch_items& items, const std::vector<std::int32_t>& quantities,
+                             const std::vector<std::int64_t>& event_times,
+                             const std::vector<transaction_outcome>& outcomes, std::optional<std::int64_t> watermark,
+                             std::int64_t clock_limit, std::int64_t width_us) {
+  window_step step(width_us);
+  for (std::size_t i = 0; i < event_times.size(); i++) {
+    std::int64_t ts = event_times[i];
+    if (is_future(ts, clock_limit)) {
+      step.future_count++;
+      continue;
+    }
+    if (watermark && window_end(window_start(ts, width_us), width_us) <= *watermark) {
+      step.late_count++;
+      step.late.add(items.items[items.of_transaction[i]], ts, quantities[i], outcomes[i].success);
+    }
+    step.newest = std::max(step.newest.value_or(ts), ts);
+  }
+  return step;
 }
 
 bool window_alerts(const window_summary& s, double failure_ratio, std::int64_t min_transactions) {

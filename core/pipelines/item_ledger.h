@@ -1,10 +1,10 @@
 // item_transactions without PostgreSQL: the sequential per-item
 // validation of a batch of stock changes, and the per-item event-time window summaries.
 //
-// The trigger reads the stock of every item a batch touches (locked), feeds the transactions in
-// input order through a stock_ledger, and writes back only what the ledger says changed. The
-// ledger is the whole rule, so the unit tests and the integration tests' Python model check the
-// same thing.
+// The trigger reads the stock of every item a batch touches (locked, one probe per distinct
+// item), hands it with the batch to apply_stock_batch(), and writes back only what that says
+// changed or created, once per item. The per-item rule (stock_ledger::apply) is the whole rule,
+// so the unit tests and the integration tests' Python model check the same thing.
 #pragma once
 
 #include "core/postgres_free.h"
@@ -60,6 +60,31 @@ class stock_ledger {
   std::unordered_map<std::string, entry> items_;
 };
 
+// A batch's distinct items in byte order (the order rows are probed, locked and written), and
+// for each transaction the index of its item among them.
+struct batch_items {
+  std::vector<std::string_view> items;
+  std::vector<std::uint32_t> of_transaction;
+};
+batch_items distinct_items(const std::vector<std::string_view>& transaction_items);
+
+// What a batch does to the stock: each transaction's outcome (input order), the found items
+// whose stock changed and the unknown items it created, each once, in item order.
+struct stock_batch {
+  std::vector<transaction_outcome> outcomes;
+  struct item_stock {
+    std::uint32_t item;  // index into batch_items::items
+    std::int32_t stock;  // the item's stock after the batch
+  };
+  std::vector<item_stock> updates;
+  std::vector<item_stock> inserts;
+};
+
+// Applies `quantities` (input order) to the stock of their items: stock[k] is items[k]'s stock
+// before the batch (nullopt: unknown item), transaction by transaction as stock_ledger::apply.
+stock_batch apply_stock_batch(const batch_items& items, const std::vector<std::int32_t>& quantities,
+                              const std::vector<std::optional<std::int32_t>>& stock);
+
 // Per item per tumbling window: transactions that succeeded, failed, and the volume (sum of
 // |quantity| of the successful ones: the stock actually moved).
 struct window_summary {
@@ -80,6 +105,22 @@ class window_summaries {
   std::int64_t width_us_;
   std::map<key, window_summary> windows_;
 };
+
+// Where a batch's transactions stand against the event-time clock: those beyond the clock
+// limit (future: applied, but they move no clock), those behind the watermark's closed windows
+// (late: added to their window's summary as they come), and the newest event time of the
+// others (nullopt when there are none: the clock stays as it is).
+struct window_step {
+  explicit window_step(std::int64_t width_us) : late(width_us) {}
+  window_summaries late;
+  std::int64_t late_count = 0;
+  std::int64_t future_count = 0;
+  std::optional<std::int64_t> newest;
+};
+window_step place_in_windows(const batch_items& items, const std::vector<std::int32_t>& quantities,
+                             const std::vector<std::int64_t>& event_times,
+                             const std::vector<transaction_outcome>& outcomes, std::optional<std::int64_t> watermark,
+                             std::int64_t clock_limit, std::int64_t width_us);
 
 // The alert rule: at least min_transactions in the window and failed / total > failure_ratio.
 bool window_alerts(const window_summary& s, double failure_ratio, std::int64_t min_transactions);

@@ -5,9 +5,9 @@
 -- producer and deletes them once the broker acknowledged them. A rolled-back insert leaves nothing
 -- in the outbox; a committed one stays there until delivered (or, when no format can hold it, is
 -- kept with its error). One outbox row holds a chunk of up to 1,000 rows (or about 8 MB) of one
--- statement (a jsonb array, or the row itself for a chunk of one): the outbox pays its per-row
+-- statement (binary typed rows in data, or a jsonb array in payload): the outbox pays its per-row
 -- costs (heap tuple, index entry, WAL record, the delete after delivery) once per chunk, not once
--- per row. As for sources: the catalog is private, each admin sees its own sinks, and everyone
+-- per row; streamrec.outbox_rows() shows a chunk's rows. As for sources: the catalog is private, each admin sees its own sinks, and everyone
 -- may call the API and gets _require_admin's hinted error.
 -- ---------------------------------------------------------------------------------------------
 CREATE TABLE streamrec.sinks (
@@ -34,20 +34,25 @@ SELECT pg_catalog.pg_extension_config_dump('streamrec.sinks', '');
 CREATE TABLE streamrec.sink_outbox (
     sink        text NOT NULL,
     id          bigserial,
-    payload     jsonb NOT NULL,       -- the row as to_jsonb(), or an array of them in insertion order
+    -- A jsonb chunk (the SQL capture's, and every row kept with its error): the row as
+    -- to_jsonb(), or an array of them in insertion order.
+    payload     jsonb,
     created_at  timestamptz NOT NULL DEFAULT now(),
     error       text,                 -- set when the row cannot be encoded: kept for inspection
-    rows        int NOT NULL DEFAULT 1 CHECK (rows > 0),  -- rows in payload
-    PRIMARY KEY (sink, id)
+    rows        int NOT NULL DEFAULT 1 CHECK (rows > 0),  -- rows in the chunk
+    -- A binary chunk (the C++ capture's): typed rows, column names and types once.
+    data        bytea,
+    PRIMARY KEY (sink, id),
+    CONSTRAINT sink_outbox_one_chunk CHECK ((payload IS NULL) <> (data IS NULL))
 );
--- A chunk's payload (some 100 kB) is toasted: lz4 compresses it several times faster than pglz,
--- on the inserting transaction's time (where the server is built without lz4, pglz it is).
+-- A chunk (some 100 kB) is toasted: lz4 compresses it several times faster than pglz, on the
+-- inserting transaction's time (where the server is built without lz4, pglz it is).
 DO $$
 BEGIN
-    ALTER TABLE streamrec.sink_outbox ALTER COLUMN payload SET COMPRESSION lz4;
+    ALTER TABLE streamrec.sink_outbox ALTER COLUMN payload SET COMPRESSION lz4, ALTER COLUMN data SET COMPRESSION lz4;
 EXCEPTION WHEN feature_not_supported THEN NULL;
 END $$;
-COMMENT ON TABLE streamrec.sink_outbox IS 'Rows waiting for a sink''s broker acknowledgement (chunks of up to 1,000 rows), and rows no format could encode (error set, one per outbox row)';
+COMMENT ON TABLE streamrec.sink_outbox IS 'Rows waiting for a sink''s broker acknowledgement (chunks of up to 1,000 rows; streamrec.outbox_rows() shows them), and rows no format could encode (error set, one per outbox row)';
 REVOKE ALL ON streamrec.sink_outbox FROM PUBLIC;
 -- INSERT: the worker splits a row no format can hold out of its chunk, into an outbox row of its own.
 GRANT SELECT, INSERT, UPDATE, DELETE ON streamrec.sink_outbox TO streamrec_admin;
@@ -55,10 +60,18 @@ GRANT USAGE ON SEQUENCE streamrec.sink_outbox_id_seq TO streamrec_admin;
 ALTER TABLE streamrec.sink_outbox ENABLE ROW LEVEL SECURITY;
 CREATE POLICY own_outbox ON streamrec.sink_outbox USING (sink IN (SELECT name FROM streamrec.sinks));
 
+-- An outbox row's chunk as its rows (ordinal from 1, each row as to_jsonb(row)), whichever kind
+-- the chunk is: SELECT o.id, r.* FROM streamrec.sink_outbox o, streamrec.outbox_rows(o) r.
+-- Granted as the outbox's SELECT is (it renders only the row it is handed).
+CREATE FUNCTION streamrec.outbox_rows(chunk streamrec.sink_outbox) RETURNS TABLE (ordinal int, row_json jsonb)
+    AS 'MODULE_PATHNAME', 'streamrec_outbox_rows' LANGUAGE C STABLE STRICT;
+REVOKE ALL ON FUNCTION streamrec.outbox_rows(streamrec.sink_outbox) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION streamrec.outbox_rows(streamrec.sink_outbox) TO streamrec_admin;
+
 -- The outbox trigger (extension/sink_capture.cpp). SECURITY DEFINER: whoever inserts into the
 -- relation (not only admins) must be able to append to the outbox, which nobody but the sink's
--- owner may read. The rows of the statement, each as to_jsonb(row), go in insertion order in
--- chunks of 1,000 (ids ascending with the chunks).
+-- owner may read. The rows of the statement go in insertion order in chunks of 1,000 (ids
+-- ascending with the chunks), each row as streamrec.outbox_rows() renders it to_jsonb(row).
 CREATE FUNCTION streamrec._sink_capture() RETURNS trigger
     AS 'MODULE_PATHNAME', 'streamrec_sink_capture' LANGUAGE C SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp;

@@ -146,6 +146,32 @@ class AttributionRatingsTest(StreamTestCase):
         self.assertEqual(self.stored_attribution(), model)
         self.assertIsNone(self.value("SELECT last_error FROM streamrec.pipelines WHERE name = 'attribution'"))
 
+    def test_a_checkout_sent_again_overwrites_its_attribution_and_is_logged(self):
+        # A checkout deleted from streamrec.checkouts and sent again finds its id in
+        # attributed_checkouts: the batch overwrites that row (the other rows of the batch are new).
+        self.sql("INSERT INTO streamrec.users VALUES ('u1', 'Ann')")
+        self.sql("SELECT streamrec.enable_pipeline('attribution')")
+        self.sql("INSERT INTO streamrec.clicks (click_id, user_id, product_id, event_time) VALUES "
+                 "('c1', 'u1', 'p1', '2024-06-28 12:30+00'), ('c2', 'u1', 'p2', '2024-06-28 12:40+00')")
+        self.sql("INSERT INTO streamrec.checkouts VALUES ('k1', 'u1', 'p1', 'card', 1, '2024-06-28 13:00+00'), "
+                 "('k2', 'u1', 'p9', 'card', 1, '2024-06-28 13:00+00')")
+        self.sql("DELETE FROM streamrec.checkouts WHERE checkout_id = 'k1'")
+        self.sql("INSERT INTO streamrec.checkouts VALUES ('k1', 'u1', 'p2', 'card', 1, '2024-06-28 13:00+00'), "
+                 "('k3', 'u2', 'p2', 'card', 1, '2024-06-28 13:00+00')")
+        self.assertEqual(self.sql("SELECT checkout_id, user_name, product_id, click_id "
+                                  "FROM streamrec.attributed_checkouts ORDER BY 1"),
+                         [("k1", "Ann", "p2", "c2"), ("k2", "Ann", "p9", None), ("k3", None, "p2", None)])
+        self.assertEqual(self.sql("SELECT checkout_id, product_id, click_id FROM streamrec.attribution_log "
+                                  "ORDER BY id"),
+                         [("k1", "p1", "c1"), ("k2", "p9", None), ("k1", "p2", "c2"), ("k3", "p2", None)])
+        # A click without an id corrects a checkout it wins, and is logged.
+        self.sql("INSERT INTO streamrec.clicks (click_id, user_id, product_id, event_time) VALUES "
+                 "(NULL, 'u1', 'p9', '2024-06-28 12:00+00')")
+        self.assertEqual(self.sql("SELECT click_id, click_time::text FROM streamrec.attributed_checkouts "
+                                  "WHERE checkout_id = 'k2'"), [(None, "2024-06-28 12:00:00+00")])
+        self.assertEqual(self.value("SELECT count(*) FROM streamrec.attribution_log"), 5)
+        self.assertIsNone(self.value("SELECT last_error FROM streamrec.pipelines WHERE name = 'attribution'"))
+
     def test_avro_ratings_enriched_unhappy_windows_and_product_averages(self):
         users, count, seed = 60, 3000, 5
         customers_text = datagen("customers", "--users", users, "--seed", seed)

@@ -1,8 +1,9 @@
 """item_transactions end to end: transactions and stock queries from topics through
 source workers, results, query answers and alerts on output topics, checked against a plain
 sequential Python model; unknown items, a kill -9 of the source worker mid-stream, bad input
-dead-lettered, two feeding workers plus a concurrent psql updater, and a batch waiting on rows
-that another transaction deletes, renames or updates."""
+dead-lettered, two feeding workers plus a concurrent psql updater, a batch waiting on rows
+that another transaction deletes, renames or updates, and two batches creating the same item at
+once."""
 
 import json
 import os
@@ -337,6 +338,49 @@ class ItemTransactionsTest(StreamTestCase):
         wait_for(lambda: self.value("SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = %s", (pid,)),
                  30, what="the batch waiting for a row lock")
         return thread, outcome
+
+    def test_two_batches_creating_the_same_item_at_once_both_succeed(self):
+        """The inventory is keyed state (pg/keyed_table): a batch takes the table's writer lock
+        before it probes, so a second batch that finds the same new item waits for the first and
+        then sees its row, instead of inserting the item a second time."""
+        self.enable()
+        ts = "'2024-06-28 13:00:00+00'"
+        first = self.cluster.connect(autocommit=False)
+        try:
+            with first.cursor() as cur:
+                cur.execute(f"INSERT INTO streamrec.item_transactions VALUES (1, 'n', 5, {ts}), (2, 'm', 1, {ts})")
+            # The second batch waits on the writer lock (an advisory lock keyed by the table).
+            batch, outcome = self.run_blocked_batch(f"(3, 'n', 3, {ts}), (4, 'o', 2, {ts}), (5, 'n', -9, {ts})")
+            self.assertEqual(self.value(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
+                "AND objid = 'streamrec.inventory'::regclass::oid AND objsubid = 2"), 1)
+            first.commit()
+            batch.join(30)
+            self.assertFalse(batch.is_alive())
+            self.assertNotIn("error", outcome)
+        finally:
+            first.close()
+        self.assertEqual(self.sql("SELECT transaction_id, success, stock_after FROM streamrec.transaction_results "
+                                  "ORDER BY 1"),
+                         [(1, True, 5), (2, True, 1), (3, True, 8), (4, True, 2), (5, False, 8)])
+        self.assertEqual(self.sql("SELECT product_id, stock FROM streamrec.inventory ORDER BY 1"),
+                         [("m", 1), ("n", 8), ("o", 2)])
+
+        # Under REPEATABLE READ, an item created after the transaction's snapshot cannot be
+        # created again: a serialization failure, as INSERT ... ON CONFLICT gives.
+        late = self.cluster.connect(autocommit=False)
+        try:
+            with late.cursor() as cur:
+                cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                cur.execute("SELECT count(*) FROM streamrec.inventory")  # takes the snapshot
+                self.sql(f"INSERT INTO streamrec.item_transactions VALUES (6, 'p', 4, {ts})")
+                with self.assertRaises(psycopg2.Error) as caught:
+                    cur.execute(f"INSERT INTO streamrec.item_transactions VALUES (7, 'p', 1, {ts})")
+                self.assertEqual(caught.exception.pgcode, "40001")
+            late.rollback()
+        finally:
+            late.close()
+        self.assertEqual(self.value("SELECT stock FROM streamrec.inventory WHERE product_id = 'p'"), 4)
 
     def test_a_batch_waits_for_rows_deleted_renamed_or_updated_meanwhile(self):
         self.sql("INSERT INTO streamrec.inventory (product_id, stock) VALUES ('d', 10), ('k', 10), ('r', 10), ('u', 10)")

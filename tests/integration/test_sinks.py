@@ -42,7 +42,7 @@ class SinkTest(StreamTestCase):
     topics = {"sink.csv": 1, "sink.json": 1, "sink.avro": 1, "sink.rollback": 1, "sink.down": 1, "sink.kill": 4,
               "sink.bad": 1, "sink.drop": 1, "sink.types.csv": 1, "sink.types.json": 1, "sink.late": 1,
               "sink.altered": 1, "sink.long": 1, "sink.chunks": 1, "sink.chunk_bad": 1,
-              "sink.capture": 1, "sink.odd": 1}
+              "sink.capture": 1, "sink.odd": 1, "sink.kinds": 1}
 
     def stats(self, name):
         rows = self.sql("SELECT row_to_json(s) FROM streamrec.sink_stats s WHERE name = %s", (name,))
@@ -162,6 +162,68 @@ class SinkTest(StreamTestCase):
         self.assertEqual([v for *_, v in consume(self.sandbox.bootstrap, "sink.altered", 1)], [b"7,true"])
         self.sql("SELECT streamrec.drop_sink('altered')")
 
+    def test_every_chunk_kind_is_delivered_and_shown_by_outbox_rows(self):
+        # Binary chunks (the C++ capture), jsonb ones (the SQL capture, and chunks written before
+        # the update: an array of rows, or the row itself), and a damaged one, in one outbox:
+        # streamrec.outbox_rows() renders each readable one as to_jsonb rows, the worker delivers
+        # them in order and sets the damaged one aside with its error, and goes on.
+        self.sql("CREATE TABLE kinds (seq int, k text, at timestamptz, ids int[])")
+        self.sql("SELECT streamrec.create_sink('kinds', 'kinds', 'sink.kinds', 'csv', NULL, '{\"key\": \"k\"}')")
+        self.sql("SELECT streamrec.pause_sink('kinds')")
+        wait_for(lambda: self.stats("kinds")["pid"] is None, 10, what="paused worker gone")
+        self.sql("INSERT INTO kinds VALUES (1, 'a', '2024-06-28 13:01:55+00', ARRAY[1, NULL]), (2, NULL, NULL, NULL)")
+        self.sql("INSERT INTO streamrec.sink_outbox(sink, payload, rows) VALUES "
+                 "('kinds', '[{\"seq\": 3, \"k\": \"b\", \"at\": \"2024-06-28T15:01:56+02:00\", \"ids\": []}, "
+                 "{\"seq\": 4, \"k\": \"c\"}]', 2)")
+        self.sql("INSERT INTO streamrec.sink_outbox(sink, data, rows) VALUES ('kinds', '\\x53524f3101016b', 1)")
+        self.sql("INSERT INTO streamrec.sink_outbox(sink, payload) VALUES "
+                 "('kinds', '{\"seq\": 5, \"k\": \"d\", \"ids\": [[7]]}')")
+        self.sql("INSERT INTO kinds VALUES (6, 'e', 'infinity', '{}')")
+        chunks = self.sql("SELECT id, data IS NOT NULL FROM streamrec.sink_outbox WHERE sink = 'kinds' ORDER BY id")
+        self.assertEqual([binary for _, binary in chunks], [True, False, True, False, True])
+        shown = "SELECT r.ordinal, r.row_json::text FROM streamrec.sink_outbox o, streamrec.outbox_rows(o) r WHERE o.id = %s"
+        self.assertEqual(self.sql(shown, (chunks[0][0],)), [
+            (1, '{"k": "a", "at": "2024-06-28T13:01:55+00:00", "ids": [1, null], "seq": 1}'),
+            (2, '{"k": null, "at": null, "ids": null, "seq": 2}')])
+        self.assertEqual(self.sql(shown, (chunks[1][0],)), [
+            (1, '{"k": "b", "at": "2024-06-28T15:01:56+02:00", "ids": [], "seq": 3}'), (2, '{"k": "c", "seq": 4}')])
+        self.assertEqual(self.sql(shown, (chunks[3][0],)), [(1, '{"k": "d", "ids": [[7]], "seq": 5}')])
+        self.assertEqual(self.sql(shown, (chunks[4][0],)), [(1, '{"k": "e", "at": "infinity", "ids": [], "seq": 6}')])
+        self.assertEqual(self.sql("SELECT r.row_json FROM streamrec.outbox_rows(NULL::streamrec.sink_outbox) r"), [])
+        with self.assertRaises(psycopg2.Error) as caught:
+            self.sql(shown, (chunks[2][0],))
+        self.assertEqual(caught.exception.pgcode, "XX001", caught.exception.pgerror)
+        self.assertIn("truncated", caught.exception.diag.message_primary)
+        self.assertTrue(caught.exception.diag.message_hint)
+        # Granted as the outbox's SELECT is: not to PUBLIC.
+        self.sql("DROP ROLE IF EXISTS outbox_nobody")
+        self.sql("CREATE ROLE outbox_nobody LOGIN")
+        conn = psycopg2.connect(self.cluster.dsn().replace("user=postgres", "user=outbox_nobody"))
+        conn.autocommit = True
+        try:
+            with conn.cursor() as cur, self.assertRaises(psycopg2.Error) as caught:
+                cur.execute("SELECT * FROM streamrec.outbox_rows(NULL::streamrec.sink_outbox)")
+            self.assertEqual(caught.exception.pgcode, "42501", caught.exception.pgerror)
+        finally:
+            conn.close()
+            self.sql("DROP ROLE outbox_nobody")
+
+        self.sql("SELECT streamrec.resume_sink('kinds')")
+        messages = consume(self.sandbox.bootstrap, "sink.kinds", 5)
+        self.assertEqual([(k, v) for *_, k, v in messages], [
+            (b"a", b'1,a,"2024-06-28 13:01:55","1,"'), (None, b"2,,,"), (b"b", b'3,b,"2024-06-28 13:01:56",""'),
+            (b"c", b"4,c,,"), (b"d", b'5,d,,"7"')])
+        stats = wait_for(lambda: (lambda s: s if s["failed"] == 2 and s["pending"] == 0 else None)(
+            self.stats("kinds")), 20, what=f"damaged chunk and infinite row kept (now {self.stats('kinds')})")
+        kept = self.sql("SELECT data IS NOT NULL, payload ->> 'seq', error FROM streamrec.sink_outbox "
+                        "WHERE sink = 'kinds' ORDER BY id")
+        self.assertEqual([k[:2] for k in kept], [(True, None), (False, "6")])
+        self.assertIn("unreadable outbox chunk", kept[0][2])
+        self.assertIn("infinity", kept[1][2])
+        self.sql("INSERT INTO kinds VALUES (7, 'f', NULL, NULL)")
+        self.assertEqual(consume(self.sandbox.bootstrap, "sink.kinds", 6)[-1][2:], (b"f", b"7,f,,"))
+        self.sql("SELECT streamrec.drop_sink('kinds')")
+
     def test_rows_committed_out_of_id_order_are_produced(self):
         # Outbox ids are handed out at insert, rows appear at commit: a transaction that commits
         # after a later one has rows below ids the worker already went past.
@@ -272,9 +334,9 @@ class SinkTest(StreamTestCase):
         # The C++ capture builds each row's jsonb itself (and falls back to SQL for a table with
         # a type it does not take on, here jsonb): the outbox must hold what to_jsonb(row) gives,
         # in the inserting session's time zone, chunk after chunk.
-        flat = ("SELECT jsonb_agg(e ORDER BY o.id, x.i) FROM streamrec.sink_outbox o, jsonb_array_elements("
-                "CASE jsonb_typeof(o.payload) WHEN 'array' THEN o.payload ELSE jsonb_build_array(o.payload) END) "
-                "WITH ORDINALITY x(e, i) WHERE o.sink = %s")
+        # (Chunks are binary or, from the SQL capture, jsonb: streamrec.outbox_rows renders both.)
+        flat = ("SELECT jsonb_agg(r.row_json ORDER BY o.id, r.ordinal) FROM streamrec.sink_outbox o, "
+                "streamrec.outbox_rows(o) r WHERE o.sink = %s")
         self.sql("CREATE DOMAIN short_text AS text CHECK (length(VALUE) < 100)")
         self.sql("CREATE TABLE cap_rows (seq int, i2 smallint, i8 bigint, r real, f float8, n numeric, b boolean, "
                  "t text, v varchar(5), c char(3), d date, ts timestamp, tz timestamptz, iv interval, u uuid, "

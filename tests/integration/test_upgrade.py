@@ -17,7 +17,7 @@ from harness import wait_for
 from kafka_util import consume, produce
 
 T0 = datetime.datetime(2024, 6, 28, 13, 0, 0, tzinfo=datetime.timezone.utc)
-CURRENT = "0.3"
+CURRENT = "0.4"
 USERS = 5
 PRODUCTS = 10
 ITEMS = 5
@@ -178,7 +178,7 @@ class UpgradeSchemaTest(harness.ClusterTestCase):
 class UpgradeRunningTest(harness.ClusterTestCase):
     """0.1 installed and running (sources mid-stream, a sink, three pipelines), then updated in
     place while its workers run."""
-    topics = {"up.clicks": 1, "up.checkouts": 1, "up.tx": 1, "up.recs": 1}
+    topics = {"up.clicks": 1, "up.checkouts": 1, "up.tx": 1, "up.recs": 1, "up.pending": 1}
 
     create_extension = "CREATE EXTENSION pg_streamrec VERSION '0.1'"
 
@@ -232,7 +232,8 @@ class UpgradeRunningTest(harness.ClusterTestCase):
             "sources": "SELECT * FROM streamrec.sources ORDER BY name",
             "offsets": "SELECT * FROM streamrec.source_offsets ORDER BY source, partition",
             "sinks": "SELECT * FROM streamrec.sinks ORDER BY name",
-            "outbox": "SELECT * FROM streamrec.sink_outbox ORDER BY sink, id",
+            # (the columns 0.1 has: the update adds one for binary chunks)
+            "outbox": "SELECT sink, id, payload, created_at, error, rows FROM streamrec.sink_outbox ORDER BY sink, id",
             "pipelines": "SELECT name, enabled, options, sinks, enabled_at, owner FROM streamrec.pipeline_catalog ORDER BY name",
             "clocks": "SELECT * FROM streamrec.pipeline_clock ORDER BY pipeline",
             "writers": "SELECT * FROM streamrec.pipeline_writers ORDER BY pipeline, writer",
@@ -276,6 +277,16 @@ class UpgradeRunningTest(harness.ClusterTestCase):
                  (json.dumps(dict(fast, columns={"transaction_id": "id", "item_id": "item", "quantity": "qty",
                                                  "ts": "ts"})),))
 
+        # A paused sink whose rows wait in the outbox across the update, in 0.1's jsonb chunks.
+        self.sql("CREATE TABLE up_pending (seq int, k text, at timestamptz)")
+        self.sql("SELECT streamrec.create_sink('up_pending', 'up_pending', 'up.pending', 'csv', NULL, '{\"key\": \"k\"}')")
+        self.sql("SELECT streamrec.pause_sink('up_pending')")
+        self.sql("INSERT INTO up_pending SELECT g, 'k' || g % 3, '2024-06-28 13:00:00+00'::timestamptz + g * interval '1 s' "
+                 "FROM generate_series(1, 1500) g")
+        self.sql("INSERT INTO up_pending VALUES (1501, 'k1', NULL)")
+        self.assertEqual(self.sql("SELECT rows, payload IS NOT NULL FROM streamrec.sink_outbox WHERE sink = 'up_pending' "
+                                  "ORDER BY id"), [(1000, True), (500, True), (1, True)])
+
         first = self.produce_batch(0, 0, 0, 200, 40, 100)
         self.wait_consumed({"clicks": 200, "checkouts": 40, "transactions": 100})
         self.wait_delivered(200)
@@ -297,6 +308,18 @@ class UpgradeRunningTest(harness.ClusterTestCase):
                 self.assertEqual(dispatched(after[name]), dispatched(before[name]), "triggers changed across the update")
             else:
                 self.assertEqual(after[name], before[name], f"{name} changed across the update")
+
+        # The paused sink's jsonb chunks are delivered after the update, then a binary chunk, in order.
+        self.sql("INSERT INTO up_pending VALUES (1502, NULL, '2024-06-28 14:00:00+00')")
+        self.assertEqual(self.value("SELECT data IS NOT NULL FROM streamrec.sink_outbox WHERE sink = 'up_pending' "
+                                    "ORDER BY id DESC LIMIT 1"), True)
+        self.sql("SELECT streamrec.resume_sink('up_pending')")
+        pending = consume(self.sandbox.bootstrap, "up.pending", 1502, timeout=60)
+        expected = [(f"k{g % 3}".encode(), f'{g},k{g % 3},"{ts(g)[:-3]}"'.encode()) for g in range(1, 1501)]
+        expected += [(b"k1", b"1501,k1,"), (None, b'1502,,"2024-06-28 14:00:00"')]
+        self.assertEqual([(k, v) for *_, k, v in pending], expected)
+        wait_for(lambda: self.value("SELECT count(*) FROM streamrec.sink_outbox WHERE sink = 'up_pending'") == 0, 30,
+                 what="the pending sink's outbox empty")
 
         # The workers go on: the second batch, exactly once, on top of the first.
         second = self.produce_batch(200, 40, 100, 200, 40, 100)

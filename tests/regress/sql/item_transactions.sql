@@ -98,12 +98,10 @@ SELECT (SELECT count(*) FROM streamrec.item_transactions) AS transactions,
        (SELECT count(*) FROM streamrec.transaction_results) AS results,
        (SELECT coalesce(sum(rows), 0) FROM streamrec.sink_outbox WHERE sink = 'pipeline_item_transactions') AS outbox_results,
        (SELECT coalesce(sum(rows), 0) FROM streamrec.sink_outbox WHERE sink = 'pipeline_item_transactions_alerts') AS outbox_alerts;
--- (An outbox row holds a chunk of a statement's rows: a jsonb array, or the row itself; only the
--- columns the sink reads: its key and value columns.)
-SELECT r AS payload FROM streamrec.sink_outbox o,
-    jsonb_array_elements(CASE jsonb_typeof(o.payload) WHEN 'array' THEN o.payload ELSE jsonb_build_array(o.payload) END)
-    WITH ORDINALITY x(r, i)
-WHERE sink = 'pipeline_item_transactions' ORDER BY o.id, x.i LIMIT 2;
+-- (An outbox row holds a chunk of a statement's rows, which streamrec.outbox_rows shows; only
+-- the columns the sink reads: its key and value columns.)
+SELECT x.row_json AS payload FROM streamrec.sink_outbox o, streamrec.outbox_rows(o) x
+WHERE sink = 'pipeline_item_transactions' ORDER BY o.id, x.ordinal LIMIT 2;
 
 -- Idle windows close from the tick (here: idle_timeout passed since the last arrival).
 UPDATE streamrec.pipeline_clock SET last_arrival = last_arrival - interval '1 hour' WHERE pipeline = 'item_transactions';
@@ -207,10 +205,8 @@ SELECT transaction_id, quantity, stock_after, seen_by, n FROM result_log ORDER B
 SELECT transaction_id, quantity, success, stock_after, processed_at = now() AS this_transaction
 FROM streamrec.transaction_results WHERE transaction_id >= 60 ORDER BY 1;
 COMMIT;
-SELECT r AS payload FROM streamrec.sink_outbox o,
-    jsonb_array_elements(CASE jsonb_typeof(o.payload) WHEN 'array' THEN o.payload ELSE jsonb_build_array(o.payload) END)
-    WITH ORDINALITY x(r, i)
-WHERE sink = 'pipeline_item_transactions' AND (r ->> 'transaction_id')::int >= 60 ORDER BY o.id, x.i;
+SELECT x.row_json AS payload FROM streamrec.sink_outbox o, streamrec.outbox_rows(o) x
+WHERE sink = 'pipeline_item_transactions' AND (x.row_json ->> 'transaction_id')::int >= 60 ORDER BY o.id, x.ordinal;
 DROP TRIGGER log_result_before_row ON streamrec.transaction_results;
 DROP TRIGGER log_result_after_row ON streamrec.transaction_results;
 DROP TRIGGER log_result_statement ON streamrec.transaction_results;
