@@ -10,17 +10,21 @@
 //      unhappy_customers, all in input order; the three tables are written as COPY writes
 //      (pg/bulk_insert);
 //   3. live ratings with a product_id lock their products' inventory rows (product order), add
-//      to product_ratings (upsert in product order) and set inventory.rating to the product's
-//      average;
+//      their sums to product_ratings and set inventory.rating to the product's average;
 //   4. the clock row is locked, the enriched ratings are summed per event-time window in memory
 //      (core/pipelines/rating_windows; a rating behind a closed window is counted late and left
 //      out of it; one beyond the clock limit is counted future and left out of every window), the
-//      sums upserted in key order, and the watermark advanced.
-// Lock order: inventory rows (product order), product_ratings rows (product order), the clock
-// row, window rows (key order). Two feeding workers therefore never wait for each other in a cycle, and none
-// waits on item_transactions (which locks inventory rows, then its own tables).
+//      sums added to their window rows in key order, and the watermark advanced.
+// inventory, product_ratings and the two window tables are keyed state (pg/keyed_table): per
+// table, one primary-key probe per key locks and reads the rows, one UPDATE writes the rows
+// found and one INSERT the keys missing, each table's writer lock taken first.
+// Lock order: inventory (writer lock, rows in product order), product_ratings (likewise), the
+// clock row, ratings_by_club_status and ratings_per_customer (writer lock, rows in key order).
+// Two feeding workers therefore never wait for each other in a cycle, and none waits on
+// item_transactions (which locks the inventory the same way, then its own tables).
 #include <algorithm>
 #include <cstring>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -36,12 +40,14 @@
 #include "pg/event_clock.h"
 #include "pg/pipeline_stats.h"
 #include "extension/pipeline_trigger.h"
+#include "pg/change_generation.h"
 #include "pg/keyed_table.h"
 #include "pg/spi.h"
 #include "pg/transition_rows.h"
 
 extern "C" {
 #include "access/table.h"
+#include "common/int.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_collation.h"
 #include "catalog/pg_type.h"
@@ -316,118 +322,222 @@ void write_results(const std::vector<rating_row>& batch, const ratings_plan& pla
   });
 }
 
-// Step 3: the products' inventory rows locked first, in byte order (the order every batch and
-// item_transactions lock them in, through pg/keyed_table), then the batch's sums per
-// product added to product_ratings in the same order, and the locked rows' rating set to the new
-// average. Only rows this batch locked are updated, so no row lock is taken out of order.
-KeptPlan add_product_ratings(
-    "INSERT INTO streamrec.product_ratings AS p (product_id, ratings, stars)"
-    " SELECT * FROM unnest($1::text[], $2::int8[], $3::int8[])"
-    " ON CONFLICT (product_id) DO UPDATE SET ratings = p.ratings + excluded.ratings, stars = p.stars + excluded.stars"
-    " RETURNING p.product_id, p.ratings, p.stars",
-    {TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID});
-// By the TID of the version each batch locked: exactly the locked rows, one TID fetch each.
-KeptPlan set_inventory_ratings(
-    "UPDATE streamrec.inventory i SET rating = x.r FROM unnest($1::tid[], $2::float4[]) AS x(t, r)"
-    " WHERE i.ctid = x.t",
-    {TIDARRAYOID, FLOAT4ARRAYOID});
+// ------------------------------------------------------------------------------------------
+// The keyed state (pg/keyed_table): each table's rows of the batch's keys locked and read with
+// one primary-key probe each, the new values computed here, the rows found updated in one
+// UPDATE statement and the keys missing inserted in one INSERT statement, as the upserts
+// INSERT ... ON CONFLICT DO UPDATE wrote them before.
+// ------------------------------------------------------------------------------------------
+const KeyedTableSpec kInventoryRatings{"streamrec", "inventory", {{"product_id", TEXTOID}}, {{"rating", FLOAT4OID}}};
+const KeyedTableSpec kProductRatings{
+    "streamrec", "product_ratings", {{"product_id", TEXTOID}}, {{"ratings", INT8OID}, {"stars", INT8OID}}};
+const KeyedTableSpec kStatusWindows{"streamrec",
+                                    "ratings_by_club_status",
+                                    {{"window_start", TIMESTAMPTZOID}, {"club_status", TEXTOID}},
+                                    {{"window_end", TIMESTAMPTZOID}, {"ratings", INT8OID}}};
+const KeyedTableSpec kCustomerWindows{
+    "streamrec",
+    "ratings_per_customer",
+    {{"window_start", TIMESTAMPTZOID}, {"customer_id", TEXTOID}},
+    {{"window_end", TIMESTAMPTZOID}, {"full_name", TEXTOID}, {"ratings", INT8OID}, {"stars", INT4ARRAYOID}}};
 
-Datum tid_array(const std::vector<ItemPointerData>& tids) {
-  const ItemPointerData* data = tids.data();
-  int n = static_cast<int>(tids.size());
-  return pg_call([data, n] {
-    Datum* elements = static_cast<Datum*>(palloc(sizeof(Datum) * (n > 0 ? n : 1)));
-    for (int i = 0; i < n; i++) elements[i] = PointerGetDatum(&data[i]);
-    return PointerGetDatum(construct_array(elements, n, TIDOID, sizeof(ItemPointerData), false, TYPALIGN_SHORT));
-  });
+// A stored bigint plus the batch's, as SQL's bigint + bigint (an overflow is 22003).
+int64 added(int64 stored, int64 batch) {
+  int64 sum = 0;
+  if (pg_add_s64_overflow(stored, batch, &sum)) throw Error(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE, "bigint out of range");
+  return sum;
 }
 
+// Step 3: the products' inventory rows locked first, in byte order (the order every batch and
+// item_transactions lock them in), then the products' rows of product_ratings in the same
+// order, their sums increased by the batch's (or inserted), and the locked inventory rows'
+// rating set to the new average. Only rows this batch locked are updated, so no row lock is
+// taken out of order.
 void write_product_ratings(const ratings_plan& plan, StepTimer& timer) {
   if (plan.products.empty()) return;
   std::size_t n = plan.products.size();
   std::vector<std::string_view> ids;
-  std::vector<int64> counts, sums;
   ids.reserve(n);
-  counts.reserve(n);
-  sums.reserve(n);
-  for (const product_rating_sum& p : plan.products) {
-    ids.push_back(p.product_id);
-    counts.push_back(p.ratings);
-    sums.push_back(p.stars);
-  }
-  std::vector<Datum> key_datums = text_datums(ids);
-  KeyedTable inventory({"streamrec", "inventory", {{"product_id", TEXTOID}}, {{"rating", FLOAT4OID}}});
-  KeyedRows locked = inventory.lock_rows(key_datums.size(), key_datums.data());
+  for (const product_rating_sum& p : plan.products) ids.push_back(p.product_id);
+  std::vector<Datum> keys = text_datums(ids);
+  KeyedTable inventory(kInventoryRatings);
+  KeyedRows stock = inventory.lock_rows(n, keys.data());
   timer.mark("lock");
 
-  uint64 returned = add_product_ratings.run({text_array(ids), int8_array(counts), int8_array(sums)}, false);
-  std::vector<Cell> cells = fetch_result({true, false, false});
-  timer.mark("product_ratings");
-  std::vector<ItemPointerData> rated;
-  std::vector<Datum> ratings;
-  for (uint64 r = 0; r < returned; r++) {
-    const Cell* row = &cells[r * 3];
-    auto at = std::lower_bound(ids.begin(), ids.end(), row[0].view());
-    if (at == ids.end() || *at != row[0].view()) continue;
-    std::size_t k = static_cast<std::size_t>(at - ids.begin());
-    if (!locked.found[k]) continue;  // no inventory row for the product
-    rated.push_back(locked.tids[k]);
-    ratings.push_back(Float4GetDatum(product_rating(DatumGetInt64(row[1].value), DatumGetInt64(row[2].value))));
+  KeyedTable sums(kProductRatings);
+  KeyedRows stored = sums.lock_rows(n, keys.data());
+  std::vector<uint32_t> updated, rated;
+  std::vector<Datum> update_values, insert_keys, insert_values, ratings;
+  for (std::size_t k = 0; k < n; k++) {
+    const product_rating_sum& p = plan.products[k];
+    int64 count = p.ratings, total = p.stars;
+    if (stored.found[k]) {  // both columns NOT NULL
+      count = added(DatumGetInt64(stored.value(k, 0)), count);
+      total = added(DatumGetInt64(stored.value(k, 1)), total);
+      updated.push_back(static_cast<uint32_t>(k));
+      update_values.push_back(Int64GetDatum(count));
+      update_values.push_back(Int64GetDatum(total));
+    } else {
+      insert_keys.push_back(keys[k]);
+      insert_values.push_back(Int64GetDatum(count));
+      insert_values.push_back(Int64GetDatum(total));
+    }
+    if (stock.found[k]) {  // else no inventory row for the product
+      rated.push_back(static_cast<uint32_t>(k));
+      ratings.push_back(Float4GetDatum(product_rating(count, total)));
+    }
   }
-  if (!rated.empty()) set_inventory_ratings.run({tid_array(rated), datum_array(ratings, {}, FLOAT4OID)}, false);
+  std::unique_ptr<bool[]> no_nulls(new bool[2 * n]());
+  sums.update_rows(stored, updated.size(), updated.data(), update_values.data(), no_nulls.get());
+  sums.insert_rows(insert_keys.size(), insert_keys.data(), insert_values.data(), no_nulls.get());
+  timer.mark("product_ratings");
+  inventory.update_rows(stock, rated.size(), rated.data(), ratings.data(), no_nulls.get());
+  // The inventory's statement trigger fired above; marked here as well, so the recommenders'
+  // inventory cache learns of the change even when ordinary triggers do not fire.
+  if (!rated.empty()) note_inventory_change();
 }
 
-// Step 4's upserts, in key order. A customer window's stars go as one flat array and each key's
-// slice of it.
-KeptPlan upsert_status(
-    "INSERT INTO streamrec.ratings_by_club_status AS w (window_start, window_end, club_status, ratings)"
-    " SELECT s, s + make_interval(secs => $4 / 1e6), c, n FROM unnest($1::timestamptz[], $2::text[], $3::int8[]) AS "
-    "x(s, c, n)"
-    " ON CONFLICT (window_start, club_status) DO UPDATE SET ratings = w.ratings + excluded.ratings",
-    {TIMESTAMPTZARRAYOID, TEXTARRAYOID, INT8ARRAYOID, INT8OID});
-KeptPlan upsert_customer(
-    "INSERT INTO streamrec.ratings_per_customer AS w (window_start, window_end, customer_id, full_name, ratings, stars)"
-    " SELECT s, s + make_interval(secs => $7 / 1e6), c, f, n, $6[o + 1 : o + n]"
-    " FROM unnest($1::timestamptz[], $2::text[], $3::text[], $4::int4[], $5::int4[]) AS x(s, c, f, n, o)"
-    " ON CONFLICT (window_start, customer_id) DO UPDATE SET full_name = excluded.full_name,"
-    " ratings = w.ratings + excluded.ratings, stars = w.stars || excluded.stars",
-    {TIMESTAMPTZARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT4ARRAYOID, INT4ARRAYOID, INT4ARRAYOID, INT8OID});
+// A window's end as the upserts computed it: start + make_interval(secs => width_us / 1e6)
+// (the width in seconds as a float8: the double nearest width_us / 10^6).
+std::vector<Datum> window_ends(const std::vector<Datum>& starts, int64 width_us) {
+  std::vector<Datum> ends(starts.size());
+  if (starts.empty()) return ends;
+  const Datum* in = starts.data();
+  Datum* out = ends.data();
+  std::size_t n = starts.size();
+  double seconds = static_cast<double>(width_us) / 1e6;
+  pg_call([in, out, n, seconds] {
+    Datum zero = Int32GetDatum(0);
+    Datum width = DirectFunctionCall7(make_interval, zero, zero, zero, zero, zero, zero, Float8GetDatum(seconds));
+    for (std::size_t i = 0; i < n; i++) out[i] = DirectFunctionCall2(timestamptz_pl_interval, in[i], width);
+  });
+  return ends;
+}
 
+// Step 4's windows, in key order. A row found keeps its window_end; ratings_by_club_status adds
+// the batch's count; ratings_per_customer takes the batch's latest name, adds its count and
+// appends its stars (array_cat, as stars || excluded.stars).
 void write_windows(const RatingsConfig& cfg, const rating_windows& windows) {
   if (!windows.by_status().empty()) {
-    std::vector<int64> starts, counts;
+    std::size_t n = windows.by_status().size();
     std::vector<std::string_view> statuses;
-    for (const auto& [key, n] : windows.by_status()) {
-      starts.push_back(key.first);
+    std::vector<Datum> starts;
+    statuses.reserve(n);
+    starts.reserve(n);
+    for (const auto& [key, count] : windows.by_status()) {
+      starts.push_back(TimestampTzGetDatum(key.first));
       statuses.push_back(key.second);
-      counts.push_back(n);
     }
-    upsert_status.run(
-        {timestamptz_array(starts), text_array(statuses), int8_array(counts), Int64GetDatum(cfg.status_window_us)},
-        false);
+    std::vector<Datum> texts = text_datums(statuses), keys;
+    keys.reserve(2 * n);
+    for (std::size_t k = 0; k < n; k++) {
+      keys.push_back(starts[k]);
+      keys.push_back(texts[k]);
+    }
+    KeyedTable table(kStatusWindows);
+    KeyedRows rows = table.lock_rows(n, keys.data());
+    std::vector<uint32_t> updated;
+    std::vector<Datum> update_values, insert_keys, insert_starts, insert_counts;
+    std::size_t k = 0;
+    for (const auto& [key, count] : windows.by_status()) {
+      if (rows.found[k]) {  // window_end and ratings NOT NULL
+        updated.push_back(static_cast<uint32_t>(k));
+        update_values.push_back(rows.value(k, 0));
+        update_values.push_back(Int64GetDatum(added(DatumGetInt64(rows.value(k, 1)), count)));
+      } else {
+        insert_keys.push_back(keys[2 * k]);
+        insert_keys.push_back(keys[2 * k + 1]);
+        insert_starts.push_back(keys[2 * k]);
+        insert_counts.push_back(Int64GetDatum(count));
+      }
+      k++;
+    }
+    std::vector<Datum> ends = window_ends(insert_starts, cfg.status_window_us), insert_values;
+    insert_values.reserve(2 * ends.size());
+    for (std::size_t i = 0; i < ends.size(); i++) {
+      insert_values.push_back(ends[i]);
+      insert_values.push_back(insert_counts[i]);
+    }
+    std::unique_ptr<bool[]> no_nulls(new bool[2 * n]());
+    table.update_rows(rows, updated.size(), updated.data(), update_values.data(), no_nulls.get());
+    table.insert_rows(insert_starts.size(), insert_keys.data(), insert_values.data(), no_nulls.get());
   }
   if (!windows.by_customer().empty()) {
-    std::size_t keys = windows.by_customer().size();
-    std::vector<int64> starts;
+    std::size_t n = windows.by_customer().size();
     std::vector<std::string_view> customers, names;
-    std::vector<int32> counts, offsets, stars;
-    starts.reserve(keys);
-    customers.reserve(keys);
-    names.reserve(keys);
-    counts.reserve(keys);
-    offsets.reserve(keys);
+    std::vector<Datum> starts;
+    std::vector<int64> counts;
+    customers.reserve(n);
+    names.reserve(n);
+    starts.reserve(n);
+    counts.reserve(n);
     for (const auto& [key, w] : windows.by_customer()) {
-      starts.push_back(key.first);
+      starts.push_back(TimestampTzGetDatum(key.first));
       customers.push_back(key.second);
       names.push_back(w.full_name);
-      counts.push_back(static_cast<int32>(w.stars.size()));
-      offsets.push_back(static_cast<int32>(stars.size()));
-      stars.insert(stars.end(), w.stars.begin(), w.stars.end());
+      counts.push_back(static_cast<int64>(w.stars.size()));
     }
-    upsert_customer.run({timestamptz_array(starts), text_array(customers), text_array(names),
-                         nullable_array(counts, {}, INT4OID), nullable_array(offsets, {}, INT4OID),
-                         nullable_array(stars, {}, INT4OID), Int64GetDatum(cfg.customer_window_us)},
-                        false);
+    std::vector<Datum> texts = text_datums(customers), name_texts = text_datums(names), keys;
+    keys.reserve(2 * n);
+    for (std::size_t k = 0; k < n; k++) {
+      keys.push_back(starts[k]);
+      keys.push_back(texts[k]);
+    }
+    // Each window's stars of the batch as an int4[] (one dimension, from 1), as the slice of the
+    // flat array the upsert took.
+    std::vector<Datum> stars(n);
+    const rating_windows* source = &windows;
+    Datum* stars_out = stars.data();
+    pg_call([source, stars_out] {
+      std::size_t i = 0;
+      std::vector<Datum> elements;
+      for (const auto& [key, w] : source->by_customer()) {
+        elements.resize(w.stars.size());
+        for (std::size_t e = 0; e < w.stars.size(); e++) elements[e] = Int32GetDatum(w.stars[e]);
+        stars_out[i++] = PointerGetDatum(construct_array(elements.data(), static_cast<int>(elements.size()), INT4OID,
+                                                         sizeof(int32), true, TYPALIGN_INT));
+      }
+    });
+
+    KeyedTable table(kCustomerWindows);
+    KeyedRows rows = table.lock_rows(n, keys.data());
+    std::vector<uint32_t> updated;
+    std::vector<Datum> update_values, insert_keys, insert_starts;
+    std::vector<std::size_t> inserted;
+    for (std::size_t k = 0; k < n; k++) {
+      if (rows.found[k]) {  // window_end, ratings and stars NOT NULL
+        updated.push_back(static_cast<uint32_t>(k));
+        update_values.push_back(rows.value(k, 0));
+        update_values.push_back(name_texts[k]);
+        update_values.push_back(Int64GetDatum(added(DatumGetInt64(rows.value(k, 2)), counts[k])));
+        update_values.push_back(stars[k]);  // the stored array prepended below
+      } else {
+        inserted.push_back(k);
+        insert_keys.push_back(keys[2 * k]);
+        insert_keys.push_back(keys[2 * k + 1]);
+        insert_starts.push_back(keys[2 * k]);
+      }
+    }
+    Datum* appended = update_values.data();
+    const KeyedRows* found = &rows;
+    const uint32_t* which = updated.data();
+    std::size_t count = updated.size();
+    pg_call([appended, found, which, count] {
+      for (std::size_t i = 0; i < count; i++)
+        appended[4 * i + 3] = DirectFunctionCall2(array_cat, found->value(which[i], 3), appended[4 * i + 3]);
+    });
+    std::vector<Datum> ends = window_ends(insert_starts, cfg.customer_window_us), insert_values;
+    insert_values.reserve(4 * ends.size());
+    for (std::size_t i = 0; i < ends.size(); i++) {
+      std::size_t w = inserted[i];
+      insert_values.push_back(ends[i]);
+      insert_values.push_back(name_texts[w]);
+      insert_values.push_back(Int64GetDatum(counts[w]));
+      insert_values.push_back(stars[w]);
+    }
+    std::unique_ptr<bool[]> no_nulls(new bool[4 * n]());
+    table.update_rows(rows, updated.size(), updated.data(), update_values.data(), no_nulls.get());
+    table.insert_rows(insert_starts.size(), insert_keys.data(), insert_values.data(), no_nulls.get());
   }
 }
 
