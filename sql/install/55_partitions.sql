@@ -122,3 +122,38 @@ BEGIN
 END $$;
 CREATE TRIGGER check_pipeline_sources BEFORE INSERT OR UPDATE ON streamrec.pipeline_catalog
     FOR EACH ROW EXECUTE FUNCTION streamrec._pipeline_group_check();
+
+-- The partition of `key` among `partitions` under the Java clients' default partitioner (murmur2
+-- of the key's bytes), which keyed producers and pg_streamrec's sinks use: with the rule above,
+-- server streamrec.kafka_partition(key, partitions) % server_count owns the key.
+CREATE FUNCTION streamrec.kafka_partition(key text, partitions int) RETURNS int
+    AS 'MODULE_PATHNAME', 'streamrec_kafka_partition' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+-- The tables whose rows belong to one key of a partition-keyed topic, and the column holding the
+-- key: the input tables (their history, and the clicks attribution looks back on) and the keyed
+-- state and results of the pipelines that partition by key. Moving a partition to another
+-- server moves these rows of its keys (see "Partition-parallel servers" in the README).
+-- `dimension`: the table is also a dimension that every server keeps (inventory, whose stock of
+-- an item is item_transactions' state on the server that owns the item): a moved key's rows
+-- replace the new owner's and stay on the old owner; the other tables' rows leave the old owner.
+CREATE FUNCTION streamrec.partition_keyed_tables()
+RETURNS TABLE (rel regclass, key_column name, pipeline text, dimension boolean)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT v.rel::regclass, v.key_column::name, v.pipeline, v.rel = 'streamrec.inventory'
+    FROM (VALUES ('streamrec.clicks', 'user_id', NULL), ('streamrec.purchases', 'user_id', NULL),
+                 ('streamrec.checkouts', 'user_id', NULL), ('streamrec.item_transactions', 'item_id', NULL),
+                 ('streamrec.stock_queries', 'item_id', NULL),
+                 ('streamrec.recommendations', 'user_id', 'similar_products'),
+                 ('streamrec.recommendation_log', 'user_id', 'similar_products'),
+                 ('streamrec.user_purchases', 'user_id', 'similar_products'),
+                 ('streamrec.pending_views', 'user_id', 'similar_products'),
+                 ('streamrec.category_views', 'user_id', 'category_affinity'),
+                 ('streamrec.user_viewed_products', 'user_id', 'category_affinity'),
+                 ('streamrec.attributed_checkouts', 'user_id', 'attribution'),
+                 ('streamrec.attribution_log', 'user_id', 'attribution'),
+                 ('streamrec.inventory', 'product_id', 'item_transactions'),
+                 ('streamrec.transaction_results', 'item_id', 'item_transactions'),
+                 ('streamrec.query_results', 'item_id', 'item_transactions'),
+                 ('streamrec.transaction_summaries', 'item_id', 'item_transactions'),
+                 ('streamrec.transaction_alerts', 'item_id', 'item_transactions')) AS v(rel, key_column, pipeline)
+$$;

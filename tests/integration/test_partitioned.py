@@ -10,6 +10,7 @@ tools/cluster up/status/down (with standbys)."""
 
 import collections
 import datetime
+import io
 import json
 import os
 import random
@@ -47,34 +48,41 @@ def at(seconds):
     return (T0 + datetime.timedelta(seconds=seconds)).strftime("%Y-%m-%d %H:%M:%S+00")
 
 
-def generate():
-    """The input, the same for every run: {suffix: [(key, csv value)]}, and the dimensions."""
+def dimensions():
+    """inventory (product_id,name,category,stock,rating) and users, loaded alike on every server."""
     rng = random.Random(15)
     inventory = [f"p{i},product {i},cat{i % CATEGORIES},{rng.choice([0, 1, 3, 8])},{rng.randint(10, 50) / 10}"
                  for i in range(PRODUCTS)]
-    users = [f"user-{u},User {u}" for u in range(USERS)]
-    data = {
-        "purchases": [], "clicks": [], "checkouts": [], "transactions": [], "queries": []}
+    return inventory, [f"user-{u},User {u}" for u in range(USERS)]
+
+
+def generate(round_number):
+    """One round of input, the same for every run: {suffix: [(key, csv value)]}. The second round
+    comes later in event time: its checkouts may be attributed to the first round's clicks, and
+    its transactions fall in windows of their own."""
+    rng = random.Random(15 + round_number)
+    r = round_number
+    data = {name: [] for name in INPUTS}
     for i in range(300):
         user = f"user-{rng.randrange(USERS)}"
-        data["purchases"].append((user, f"inv{i},{user},p{rng.randrange(PRODUCTS)},{rng.randint(1, 3)},"
-                                        f"{rng.randint(100, 9999) / 100},{at(i - 3600)}"))
+        data["purchases"].append((user, f"inv{r * 300 + i},{user},p{rng.randrange(PRODUCTS)},{rng.randint(1, 3)},"
+                                        f"{rng.randint(100, 9999) / 100},{at(r * 1800 + i - 3600)}"))
     for i in range(1500):
         user = f"user-{rng.randrange(USERS)}"
         product = f"p{rng.randrange(PRODUCTS)}" if rng.random() < 0.97 else "p-unknown"
         kind = "page_view" if rng.random() < 0.9 else "add_to_cart"
-        data["clicks"].append((user, f"c{i},{user},{product},{kind},,{at(i)}"))
+        data["clicks"].append((user, f"c{r * 1500 + i},{user},{product},{kind},,{at(r * 1800 + i)}"))
     for j in range(300):
         user = f"user-{rng.randrange(USERS)}"
-        data["checkouts"].append((user, f"k{j},{user},p{rng.randrange(PRODUCTS)},card,{rng.randint(100, 9999) / 100},"
-                                        f"{at(rng.randrange(1500))}"))
+        data["checkouts"].append((user, f"k{r * 300 + j},{user},p{rng.randrange(PRODUCTS)},card,"
+                                        f"{rng.randint(100, 9999) / 100},{at(r * 1200 + rng.randrange(1500 + r * 600))}"))
     for t in range(1500):
         item = f"item-{rng.randrange(ITEMS)}"
-        data["transactions"].append((item, f"{t},{item},{rng.randint(-9, 8)},{at(t * 0.4)}"))
+        data["transactions"].append((item, f"{r * 1500 + t},{item},{rng.randint(-9, 8)},{at(r * 1200 + t * 0.4)}"))
     for q in range(200):
         item = f"item-{rng.randrange(ITEMS + 5)}"  # some never created: NULL stock
-        data["queries"].append((item, f"{q},{item}"))
-    return inventory, users, data
+        data["queries"].append((item, f"{r * 200 + q},{item}"))
+    return data
 
 
 def produce_keyed(bootstrap, topic, messages):
@@ -146,7 +154,9 @@ def per_key(rows, ordered):
 
 
 class PartitionParallelTest(unittest.TestCase):
-    """Three servers over the partitions of every topic, and one that reads them all."""
+    """Three servers over the partitions of every topic (the third joins mid-stream), and one
+    that reads them all."""
+    ends = {}  # each topic's end offsets once produced
 
     @classmethod
     def setUpClass(cls):
@@ -179,7 +189,6 @@ class PartitionParallelTest(unittest.TestCase):
         conn = cluster.connect()
         try:
             with conn.cursor() as cur:
-                import io
                 cur.copy_expert("COPY streamrec.inventory (product_id, name, category, stock, rating) FROM STDIN CSV",
                                 io.StringIO("\n".join(inventory) + "\n"))
                 cur.copy_expert("COPY streamrec.users (user_id, name) FROM STDIN CSV", io.StringIO("\n".join(users) + "\n"))
@@ -202,55 +211,154 @@ class PartitionParallelTest(unittest.TestCase):
         mine = cluster.value("SELECT options -> 'partitions' FROM streamrec.sources WHERE name = %s", (source,))
         stored = dict(cluster.sql("SELECT partition, next_offset FROM streamrec.source_offsets WHERE source = %s",
                                   (source,)))
-        ends = self.ends[topic]
-        return all(stored.get(p, 0) == ends[p] for p in mine)
+        return all(stored.get(p, 0) == self.ends[topic][p] for p in mine)
 
-    def test_three_servers_give_per_key_the_single_servers_results(self):
-        inventory, users, data = generate()
-        for run in ("p", "s"):
-            for name in INPUTS:
-                produce_keyed(self.sandbox.bootstrap, f"{run}.{name}", data[name])
-        self.ends = {f"{run}.{name}": high_watermarks(self.sandbox.bootstrap, f"{run}.{name}")
-                     for run in ("p", "s") for name in INPUTS}
-        # Co-keyed topics hold a key in the same partition number: the rule puts it on one server.
-        for name in INPUTS:
-            self.assertEqual(sum(self.ends[f"p.{name}"]), len(data[name]))
-        for cluster in self.servers:
-            self.prepare(cluster, "p", inventory, users)
-        self.prepare(self.single, "s", inventory, users)
+    def create_sources(self, cluster, run, index, count, paused=False):
+        """One statement per topic and server: a source over the partitions the rule gives it (in
+        one transaction with its pause when it must not start yet)."""
+        conn = cluster.connect(autocommit=False)
+        try:
+            with conn, conn.cursor() as cur:
+                for suffix, table in PHASES:
+                    cur.execute("SELECT streamrec.create_source(%s, %s, %s, 'csv', NULL, "
+                                "jsonb_build_object('partitions', streamrec.assign_partitions(%s, %s, %s, %s)))",
+                                (suffix, f"{run}.{suffix}", table, index, count, f"{run}.{suffix}", PARTITIONS))
+                    if paused:
+                        cur.execute("SELECT streamrec.pause_source(%s)", (suffix,))
+        finally:
+            conn.close()
 
-        runs = [(cluster, "p", i, SERVERS) for i, cluster in enumerate(self.servers)] + [(self.single, "s", 0, 1)]
-        for suffix, table in PHASES:
-            for cluster, run, index, count in runs:
-                # One statement per topic and server: the partitions by the rule, in the options.
-                cluster.sql("SELECT streamrec.create_source(%s, %s, %s, 'csv', NULL, "
-                            "jsonb_build_object('partitions', streamrec.assign_partitions(%s, %s, %s, %s)))",
-                            (suffix, f"{run}.{suffix}", table, index, count, f"{run}.{suffix}", PARTITIONS))
-            for cluster, run, _, _ in runs:
+    def play(self, data, runs):
+        """Each input in turn, on every run's topics, until every server stored it (what a result
+        depends on arrived before it on the single server and on the three alike: purchases
+        before the views they rank, clicks before the checkouts they attribute, transactions
+        before the stock queries); then every window closes (idle_timeout)."""
+        for suffix, _ in PHASES:
+            for run in ("p", "s"):
+                produce_keyed(self.sandbox.bootstrap, f"{run}.{suffix}", data[suffix])
+                self.ends[f"{run}.{suffix}"] = high_watermarks(self.sandbox.bootstrap, f"{run}.{suffix}")
+            for cluster, run in runs:
                 wait_for(lambda: self.caught_up(cluster, suffix, f"{run}.{suffix}"), 120,
                          what=f"{cluster.name} to consume its partitions of {run}.{suffix}")
-        for i, cluster in enumerate(self.servers):
-            self.assertEqual(cluster.value("SELECT options -> 'partitions' FROM streamrec.sources WHERE name = 'clicks'"),
-                             [i, i + SERVERS])
-        self.assertEqual(self.single.value("SELECT options -> 'partitions' FROM streamrec.sources WHERE name = 'clicks'"),
-                         list(range(PARTITIONS)))
-
-        # Every window of every item closes once the stream has been idle for idle_timeout.
-        for cluster in self.servers + [self.single]:
+        for cluster, _ in runs:
             wait_for(lambda: cluster.value("SELECT (SELECT coalesce(sum(succeeded + failed), 0) "
                                            "FROM streamrec.transaction_summaries) = "
                                            "(SELECT count(*) FROM streamrec.transaction_results)"), 90,
                      what=f"{cluster.name}'s windows summarized")
-        self.assertEqual(self.single.value("SELECT count(*) FROM streamrec.transaction_results"), len(data["transactions"]))
+
+    def move_partition(self, old, new, partition):
+        """Partition `partition` of every input topic, from the server `old` to `new`, both with
+        their sources paused: the offsets the old owner stored, and the rows of the partition's
+        keys in every keyed table (streamrec.partition_keyed_tables), copied without firing the
+        pipelines or the sinks on the new owner (session_replication_role = replica) and deleted
+        on the old one (a dimension's rows stay there)."""
+        for source, next_offset in old.sql("SELECT source, next_offset FROM streamrec.source_offsets "
+                                           "WHERE partition = %s", (partition,)):
+            new.sql("INSERT INTO streamrec.source_offsets (source, partition, next_offset) VALUES (%s, %s, %s) "
+                    "ON CONFLICT (source, partition) DO UPDATE SET next_offset = excluded.next_offset",
+                    (source, partition, next_offset))
+            old.sql("DELETE FROM streamrec.source_offsets WHERE source = %s AND partition = %s", (source, partition))
+        tables = old.sql("SELECT rel::text, quote_ident(key_column), dimension FROM streamrec.partition_keyed_tables()")
+        for rel, key, dimension in tables:
+            # Every column but a serial id (the new owner numbers the rows after its own, in order).
+            columns, serial = [], None
+            for column, default in old.sql("SELECT quote_ident(attname), pg_get_expr(adbin, adrelid) FROM pg_attribute "
+                                           "LEFT JOIN pg_attrdef ON adrelid = attrelid AND adnum = attnum "
+                                           "WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped "
+                                           "ORDER BY attnum", (rel,)):
+                if default and default.startswith("nextval("):
+                    serial = column
+                else:
+                    columns.append(column)
+            keys = f"streamrec.kafka_partition({key}, {PARTITIONS}) = {int(partition)}"
+            rows = io.StringIO()
+            source_conn = old.connect()
+            try:
+                with source_conn.cursor() as cur:
+                    cur.copy_expert(f"COPY (SELECT {', '.join(columns)} FROM {rel} WHERE {keys}"
+                                    f"{f' ORDER BY {serial}' if serial else ''}) TO STDOUT", rows)
+            finally:
+                source_conn.close()
+            rows.seek(0)
+            for cluster, copy_in in ((new, True), (old, False)):
+                if not copy_in and dimension:
+                    continue
+                conn = cluster.connect(autocommit=False)
+                try:
+                    with conn, conn.cursor() as cur:
+                        cur.execute("SET LOCAL session_replication_role = replica")
+                        cur.execute(f"DELETE FROM {rel} WHERE {keys}")
+                        if copy_in:
+                            cur.copy_expert(f"COPY {rel} ({', '.join(columns)}) FROM STDIN", rows)
+                finally:
+                    conn.close()
+
+    def add_server(self, old_count, new_count):
+        """The documented procedure: from old_count servers to new_count (the new ones prepared
+        and idle), moving each partition whose owner changes with its keyed state."""
+        old_servers = self.servers[:old_count]
+        # 1. Every source stops (paused: its worker ends before its next batch); the new
+        #    servers' sources exist, paused, on their partitions of the new layout.
+        for cluster in old_servers:
+            for (name,) in cluster.sql("SELECT name FROM streamrec.sources"):
+                cluster.sql("SELECT streamrec.pause_source(%s)", (name,))
+            wait_for(lambda: cluster.value("SELECT count(*) = 0 FROM streamrec.source_stats WHERE pid IS NOT NULL"),
+                     60, what=f"{cluster.name}'s source workers to stop")
+        for index in range(old_count, new_count):
+            self.create_sources(self.servers[index], "p", index, new_count, paused=True)
+        # 2. The old owners' sinks ship what they hold, so that a key's results keep their order
+        #    on the output topics once its new owner produces.
+        for cluster in old_servers:
+            wait_for(lambda: cluster.value("SELECT sum(pending) = 0 FROM streamrec.sink_stats"), 90,
+                     what=f"{cluster.name}'s sinks to ship")
+        # 3. Each partition that changes owner goes with its offsets and keyed state.
+        moved = [p for p in range(PARTITIONS) if p % old_count != p % new_count]
+        for partition in moved:
+            self.move_partition(self.servers[partition % old_count], self.servers[partition % new_count], partition)
+        # 4. Every server takes its partitions of the new layout and goes on.
+        for index, cluster in enumerate(self.servers[:new_count]):
+            for suffix, _ in PHASES:
+                cluster.sql("SELECT streamrec.assign_partitions(%s, %s, %s, %s)",
+                            (index, new_count, f"p.{suffix}", PARTITIONS))
+            for (name,) in cluster.sql("SELECT name FROM streamrec.sources"):
+                cluster.sql("SELECT streamrec.resume_source(%s)", (name,))
+        return moved
+
+    def test_three_servers_one_added_mid_stream_give_per_key_the_single_servers_results(self):
+        inventory, users = dimensions()
+        for cluster in self.servers:
+            self.prepare(cluster, "p", inventory, users)
+        self.prepare(self.single, "s", inventory, users)
+        # Round 1: servers 0 and 1 share the partitions (partition p on server p % 2); server 2 waits.
+        self.create_sources(self.servers[0], "p", 0, 2)
+        self.create_sources(self.servers[1], "p", 1, 2)
+        self.create_sources(self.single, "s", 0, 1)
+        self.assertEqual(self.single.value("SELECT options -> 'partitions' FROM streamrec.sources WHERE name = 'clicks'"),
+                         list(range(PARTITIONS)))
+        self.play(generate(0), [(self.servers[0], "p"), (self.servers[1], "p"), (self.single, "s")])
+        # Round 2 after server 2 joined: partition p on server p % 3; four partitions move.
+        self.assertEqual(self.add_server(2, SERVERS), [2, 3, 4, 5])
+        for i, cluster in enumerate(self.servers):
+            self.assertEqual(cluster.sql("SELECT DISTINCT options -> 'partitions' FROM streamrec.sources"),
+                             [([i, i + SERVERS],)])
+        self.play(generate(1), [(cluster, "p") for cluster in self.servers] + [(self.single, "s")])
+        total = 2 * 1500
+        self.assertEqual(self.single.value("SELECT count(*) FROM streamrec.transaction_results"), total)
+        for cluster in self.servers:  # every server took part in round 2
+            self.assertGreater(cluster.value("SELECT count(*) FROM streamrec.transaction_results WHERE transaction_id >= 1500"), 0)
 
         # Result tables: the union of the three servers is, key by key, the single server's; no
-        # key has results on two servers.
+        # key has results on two servers (items' stock compared on the server that owns them).
         for name, query in RESULTS.items():
             with self.subTest(table=name):
                 expected = per_key(self.single.sql(query), name in ORDERED)
                 union = {}
-                for cluster in self.servers:
+                for index, cluster in enumerate(self.servers):
                     mine = per_key(cluster.sql(query), name in ORDERED)
+                    if name == "item_stock":
+                        mine = {k: v for k, v in mine.items()
+                                if cluster.value("SELECT streamrec.kafka_partition(%s, %s) %% %s", (k, PARTITIONS, SERVERS))
+                                == index}
                     self.assertFalse(set(mine) & set(union), f"{name}: keys on two servers")
                     union.update(mine)
                 self.assertTrue(expected, f"{name}: the test produced no result")
@@ -266,10 +374,10 @@ class PartitionParallelTest(unittest.TestCase):
                              ("results", "pipeline_item_transactions"),
                              ("answers", "pipeline_item_transactions_queries")):
             with self.subTest(topic=suffix):
-                total = produced[self.single.name][sink]
-                self.assertEqual(sum(produced[c.name][sink] for c in self.servers), total)
-                self.assertEqual(read_topic(self.sandbox.bootstrap, f"p.{suffix}", total),
-                                 read_topic(self.sandbox.bootstrap, f"s.{suffix}", total))
+                count = produced[self.single.name][sink]
+                self.assertEqual(sum(produced[c.name][sink] for c in self.servers), count)
+                self.assertEqual(read_topic(self.sandbox.bootstrap, f"p.{suffix}", count),
+                                 read_topic(self.sandbox.bootstrap, f"s.{suffix}", count))
 
         # Trending counts views per product across users: each server holds a partial count of
         # every product; their sum is the single server's count, and ranks like its view.
