@@ -71,19 +71,19 @@ $$;
 REVOKE ALL ON FUNCTION streamrec._pipelines_reading(regclass) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION streamrec._pipelines_reading(regclass) TO streamrec_admin;
 
--- The sources with group_id that fill one of `pipeline`'s input tables: (source, table) of the
--- first, the source named only when `caller` owns it. SECURITY DEFINER: it sees every role's
--- sources (row-level security hides them from the caller) and says no more than that one exists.
-CREATE FUNCTION streamrec._group_source_feeding(pipeline text, caller oid, OUT source text, OUT target regclass)
+-- The first of `pipeline`'s input tables that a source with group_id fills, if any.
+-- SECURITY DEFINER: it sees every role's sources (row-level security hides other roles' from
+-- the caller) and tells no more than the table.
+CREATE FUNCTION streamrec._group_fed_input(pipeline text) RETURNS regclass
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-    SELECT CASE WHEN s.owner = caller THEN format('source "%s"', s.name) ELSE 'a source of another role' END, s.target
+    SELECT s.target
     FROM streamrec.sources s
     WHERE s.options ? 'group_id' AND s.target IN (SELECT t.rel FROM streamrec._pipeline_triggers(pipeline) t)
-    ORDER BY s.name
+    ORDER BY s.target::oid
     LIMIT 1
 $$;
-REVOKE ALL ON FUNCTION streamrec._group_source_feeding(text, oid) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION streamrec._group_source_feeding(text, oid) TO streamrec_admin;
+REVOKE ALL ON FUNCTION streamrec._group_fed_input(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION streamrec._group_fed_input(text) TO streamrec_admin;
 
 -- A source with group_id may not feed an enabled pipeline's table, however the source is
 -- written (create_source, or an INSERT or UPDATE of streamrec.sources). Pausing or resuming a
@@ -114,14 +114,19 @@ CREATE TRIGGER check_source_stateful_target BEFORE INSERT OR UPDATE ON streamrec
 CREATE FUNCTION streamrec._pipeline_group_check() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    feeding record;
+    fed regclass;
+    feeder text;
 BEGIN
     IF NOT NEW.enabled THEN
         RETURN NEW;
     END IF;
-    SELECT * INTO feeding FROM streamrec._group_source_feeding(NEW.name, streamrec._current_role());
-    IF feeding.source IS NOT NULL THEN
-        RAISE EXCEPTION 'pipeline "%" cannot read %: % fills it with group_id', NEW.name, feeding.target, feeding.source
+    fed := streamrec._group_fed_input(NEW.name);
+    IF fed IS NOT NULL THEN
+        -- Named when the caller sees it (its own, or any for a superuser).
+        feeder := coalesce((SELECT format('source "%s"', s.name) FROM streamrec.sources s
+                            WHERE s.target = fed AND s.options ? 'group_id' ORDER BY s.name LIMIT 1),
+                           'a source of another role');
+        RAISE EXCEPTION 'pipeline "%" cannot read %: % fills it with group_id', NEW.name, fed, feeder
             USING ERRCODE = 'object_not_in_prerequisite_state',
                   DETAIL = 'A consumer group rebalance moves partitions to another database, away from the pipeline state of their keys.',
                   HINT = 'Give that source fixed partitions instead of group_id (use partitions; see streamrec.assign_partitions), or drop it.';

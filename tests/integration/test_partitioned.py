@@ -419,6 +419,9 @@ class AssignPartitionsTest(ClusterTestCase):
         self.assertEqual(self.value("SELECT streamrec.assign_partitions(0, 4, 'clicks', 6)"), [0, 4])
         self.assertEqual(self.value("SELECT streamrec.assign_partitions(3, 4, 'clicks', 6)"), [3])
         self.assertEqual(self.value("SELECT streamrec.assign_partitions(0, 1, 'clicks', 3)"), [0, 1, 2])
+        # Which partition, so which server, holds a key: Kafka's murmur2("21") is -973932308.
+        self.assertEqual(self.value("SELECT streamrec.kafka_partition('21', 7)"), (-973932308 & 0x7fffffff) % 7)
+        self.assertEqual(self.value("SELECT streamrec.kafka_partition('21', 1)"), 0)
         # Co-keyed topics: the same partition numbers, whatever the topic.
         self.assertEqual(self.value("SELECT streamrec.assign_partitions(2, 3, 'checkouts', 6)"),
                          self.value("SELECT streamrec.assign_partitions(2, 3, 'clicks', 6)"))
@@ -447,6 +450,8 @@ class AssignPartitionsTest(ClusterTestCase):
                      "0, 3, 'clicks', NULL", "0, 3, 'clicks', 100001", "0, 100001, 'clicks', 6"):
             with self.subTest(args=args):
                 self.expect_role_error("postgres", "22023", f"SELECT streamrec.assign_partitions({args})")
+        self.expect_role_error("postgres", "22023", "SELECT streamrec.kafka_partition('user-27', 0)")
+        self.assertIsNone(self.value("SELECT streamrec.kafka_partition(NULL, 6)"))
         # A server that would own no partition: more servers than partitions.
         e = self.expect_role_error("postgres", "22023", "SELECT streamrec.assign_partitions(4, 5, 'clicks', 4)")
         self.assertIn("unit of parallelism", e.diag.message_detail)
