@@ -26,13 +26,16 @@ ITEMS = 5
 # The pipelines' own triggers that 0.3 replaced by one dispatcher trigger per table.
 DISPATCHED = {"streamrec_similar_products", "streamrec_user_purchases", "streamrec_trending",
               "streamrec_category_affinity", "streamrec_attribution_checkouts", "streamrec_attribution_clicks"}
+# The catalog's own triggers that later versions add (0.3: the catalog's change signal; 0.4: the
+# refusal of group_id on a source that feeds a pipeline, from either side).
+ADDED_CATALOG_TRIGGERS = {"streamrec_catalog_changed", "check_source_stateful_target", "check_pipeline_sources"}
 
 
 def dispatched(triggers):
     """pg_trigger rows (table, name, function, args) as the update leaves them: the replaced
     triggers give way to streamrec_pipelines on each table they were on. (The catalog's own
-    trigger, which the update adds, is left out.)"""
-    rows = [(t, n, f, bytes(a)) for t, n, f, a in triggers if n not in DISPATCHED | {"streamrec_catalog_changed"}]
+    triggers, which the updates add, are left out.)"""
+    rows = [(t, n, f, bytes(a)) for t, n, f, a in triggers if n not in DISPATCHED | ADDED_CATALOG_TRIGGERS]
     rows += [(t, "streamrec_pipelines", "streamrec._pipeline_dispatch()", b"")
              for t in sorted({t for t, n, f, a in triggers if n in DISPATCHED})]
     return sorted(rows)
