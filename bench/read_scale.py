@@ -28,7 +28,7 @@ import threading
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
 
-from harness import BUILD, REPLICATION_SETTINGS, Cluster, _cluster_pids, make_standby, wait_for_replay  # noqa: E402
+from harness import BUILD, REPLICATION_SETTINGS, Cluster, cluster_pids, make_standby, wait_for_replay  # noqa: E402
 
 # One pgbench script per lookup, for a random user (u) and product (p).
 LOOKUPS = {
@@ -47,7 +47,7 @@ def copy_generated(cluster, table, columns, kind, *args):
 
 def pin(cluster, core):
     """Puts every process of the server (and those it starts later) on one core."""
-    for pid in _cluster_pids(cluster.postmaster_pid()):
+    for pid in cluster_pids(cluster.postmaster_pid()):
         try:
             os.sched_setaffinity(pid, {core})
         except ProcessLookupError:

@@ -312,7 +312,7 @@ REPLICATION_SETTINGS = {"wal_level": "replica", "max_wal_senders": 10, "max_repl
                         "hot_standby": "on", "wal_receiver_status_interval": "'1s'"}
 
 
-def _cluster_pids(postmaster):
+def cluster_pids(postmaster):
     """The postmaster and its children (every process of the server)."""
     pids = [postmaster]
     for entry in os.listdir("/proc"):
@@ -375,7 +375,7 @@ def lose_server(cluster):
     """The server lost at once, as with a machine failure: every process of it stopped (SIGSTOP,
     so none acts after another died), then kill -9, the postmaster first. Nothing of it acts
     afterwards; its data directory is abandoned."""
-    pids = _cluster_pids(cluster.postmaster_pid())
+    pids = cluster_pids(cluster.postmaster_pid())
     for pid in pids:
         try:
             os.kill(pid, signal.SIGSTOP)
