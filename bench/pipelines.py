@@ -38,7 +38,8 @@ semantics make them exact), so a pipeline that did not run cannot pass for a fas
 
 --scale multiplies the world and the events (0.01 to try it in seconds). The end-to-end rates, from
 a topic through a source, the pipeline and a sink to the output topic, are measured by
-bench/recommend (similar_products), bench/transactions (item_transactions) and bench/sink; the
+bench/recommend (similar_products), bench/transactions (item_transactions), bench/ratings
+(ratings, from the topic until every rating is processed) and bench/sink; the
 pipelines' rates with larger state (10M clicks of lookback) by bench/attribution."""
 
 import argparse

@@ -12,8 +12,9 @@
 //
 // Per batch: the batch read once into typed columns; one index probe per distinct key (a
 // (user, product) range of clicks_attribution_idx or attributed_checkouts_lookup_idx, a user of
-// users' primary key, a checkout of attributed_checkouts' primary key) through the index C API,
-// no SQL; new attributions and the log inserted as COPY inserts rows (pg/bulk_insert).
+// users' primary key, a checkout of attributed_checkouts' primary key) through the index C API
+// (the last two through pg/keyed_table), no SQL; new attributions and the log inserted as COPY
+// inserts rows (pg/bulk_insert).
 //
 // A checkout batch and a click batch for the same user must not both miss each other's
 // uncommitted rows. Both handlers therefore first take transaction-level locks on the
@@ -46,6 +47,7 @@
 #include "pg/catalog_options.h"
 #include "pg/error_boundary.h"
 #include "pg/event_clock.h"
+#include "pg/keyed_table.h"
 #include "pg/pipeline_stats.h"
 #include "pg/spi.h"
 #include "pg/table_statement.h"
@@ -306,86 +308,35 @@ void read_clicks(ClickState* state) {
   table_close(rel, NoLock);
 }
 
-// ---- user names, for a checkout batch ------------------------------------------------------
-struct UserNames {
-  const std::vector<std::string_view>* users;
-  std::vector<std::optional<std::string>>* names;
-};
+// ---- user names and existing attributions: one primary-key probe per key (pg/keyed_table) ----
+// A detoasted text value as pg/keyed_table returns it (no PostgreSQL call needed to read it).
+std::string_view stored_text(Datum d) {
+  auto* t = reinterpret_cast<text*>(DatumGetPointer(d));
+  return {VARDATA_ANY(t), static_cast<std::size_t>(VARSIZE_ANY_EXHDR(t))};
+}
 
-void read_user_names(UserNames* state) {
-  static const char* const names[] = {"user_id", "name"};
-  static const Oid types[] = {TEXTOID, TEXTOID};
-  AttrNumber cols[2];
-  Relation rel = open_read("users", 2, names, types, cols);
-  Relation index = open_btree(rel, "users_pkey", RelationGetPrimaryKeyIndex(rel), cols, 1,
-                              "Restore PRIMARY KEY (user_id) on streamrec.users.");
-  MemoryContext work = AllocSetContextCreate(CurrentMemoryContext, "streamrec attribution", ALLOCSET_DEFAULT_SIZES);
-  MemoryContext caller = MemoryContextSwitchTo(work);
-  Snapshot snapshot = read_snapshot();
-  TextKey user;
-  ScanKeyData key;
-  init_key(&key, index, 1, BTEqualStrategyNumber, 0);
-  IndexScanDesc scan = index_beginscan(rel, index, snapshot, 1, 0);
-  TupleTableSlot* slot = table_slot_create(rel, nullptr);
-  const std::vector<std::string_view>& users = *state->users;
-  for (std::size_t u = 0; u < users.size(); u++) {
-    CHECK_FOR_INTERRUPTS();
-    key.sk_argument = user.set(users[u]);
-    index_rescan(scan, &key, 1, nullptr, 0);
-    if (!index_getnext_slot(scan, ForwardScanDirection, slot)) continue;
-    bool null = false;
-    Datum name = slot_getattr(slot, cols[1], &null);
-    std::string_view name_text = null ? std::string_view() : text_view(name);
-    if (!null) (*state->names)[u] = std::string(name_text);
-  }
-  ExecDropSingleTupleTableSlot(slot);
-  index_endscan(scan);
-  PopActiveSnapshot();
-  MemoryContextSwitchTo(caller);
-  MemoryContextDelete(work);
-  index_close(index, AccessShareLock);
-  table_close(rel, NoLock);
+// The name of each of `users` (distinct), nullopt where the user is unknown or has none.
+std::vector<std::optional<std::string>> read_user_names(const std::vector<std::string_view>& users) {
+  KeyedTable table({"streamrec", "users", {{"user_id", TEXTOID}}, {{"name", TEXTOID}}});
+  std::vector<Datum> keys = text_datums(users);
+  KeyedRows rows = table.read_rows(keys.size(), keys.data());
+  std::vector<std::optional<std::string>> names(users.size());
+  for (std::size_t u = 0; u < users.size(); u++)
+    if (rows.found[u] && !rows.is_null(u, 0)) names[u] = std::string(stored_text(rows.value(u, 0)));
+  return names;
+}
+
+// Which of `ids` (distinct) have a row in attributed_checkouts.
+std::vector<char> read_existing(const std::vector<std::string_view>& ids) {
+  KeyedTable table({"streamrec", "attributed_checkouts", {{"checkout_id", TEXTOID}}, {}});
+  std::vector<Datum> keys = text_datums(ids);
+  return table.read_rows(keys.size(), keys.data()).found;
 }
 
 // ---- attributed checkouts ------------------------------------------------------------------
 const char* const kAttributedNames[] = {"checkout_id",   "user_id",  "product_id",
                                         "checkout_time", "click_id", "click_time"};
 const Oid kAttributedTypes[] = {TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID, TEXTOID, TIMESTAMPTZOID};
-
-// Which of `ids` (sorted) have a row in attributed_checkouts: one primary-key probe each.
-struct ExistingRows {
-  const std::vector<std::string_view>* ids;
-  std::vector<bool>* found;
-};
-
-void read_existing(ExistingRows* state) {
-  AttrNumber cols[6];
-  Relation rel = open_read("attributed_checkouts", 1, kAttributedNames, kAttributedTypes, cols);
-  Relation index = open_btree(rel, "attributed_checkouts_pkey", RelationGetPrimaryKeyIndex(rel), cols, 1,
-                              "Restore PRIMARY KEY (checkout_id) on streamrec.attributed_checkouts.");
-  MemoryContext work = AllocSetContextCreate(CurrentMemoryContext, "streamrec attribution", ALLOCSET_DEFAULT_SIZES);
-  MemoryContext caller = MemoryContextSwitchTo(work);
-  Snapshot snapshot = read_snapshot();
-  TextKey id;
-  ScanKeyData key;
-  init_key(&key, index, 1, BTEqualStrategyNumber, 0);
-  IndexScanDesc scan = index_beginscan(rel, index, snapshot, 1, 0);
-  TupleTableSlot* slot = table_slot_create(rel, nullptr);
-  const std::vector<std::string_view>& ids = *state->ids;
-  for (std::size_t i = 0; i < ids.size(); i++) {
-    CHECK_FOR_INTERRUPTS();
-    key.sk_argument = id.set(ids[i]);
-    index_rescan(scan, &key, 1, nullptr, 0);
-    if (index_getnext_slot(scan, ForwardScanDirection, slot)) (*state->found)[i] = true;
-  }
-  ExecDropSingleTupleTableSlot(slot);
-  index_endscan(scan);
-  PopActiveSnapshot();
-  MemoryContextSwitchTo(caller);
-  MemoryContextDelete(work);
-  index_close(index, AccessShareLock);
-  table_close(rel, NoLock);
-}
 
 // The stored attributions in (user, product) checkout-time ranges, for a click batch.
 struct StoredState {
@@ -618,10 +569,7 @@ void attribution_checkouts(const TransitionRows& batch) {
   pg_call([cs] { read_clicks(cs); });
   timer.mark("clicks");
   std::vector<std::string_view> users = checkout_users(checkouts);
-  std::vector<std::optional<std::string>> names(users.size());
-  UserNames user_state{&users, &names};
-  UserNames* us = &user_state;
-  pg_call([us] { read_user_names(us); });
+  std::vector<std::optional<std::string>> names = read_user_names(users);
   timer.mark("users");
 
   std::vector<checkout_attribution> attributed =
@@ -642,10 +590,7 @@ void attribution_checkouts(const TransitionRows& batch) {
     std::vector<std::string_view> ids;
     ids.reserve(emitted.size());
     for (const Emitted& e : emitted) ids.push_back(e.checkout_id);
-    std::vector<bool> existing(ids.size(), false);
-    ExistingRows existing_state{&ids, &existing};
-    ExistingRows* es = &existing_state;
-    pg_call([es] { read_existing(es); });
+    std::vector<char> existing = read_existing(ids);
     std::vector<Emitted> inserted;
     for (std::size_t i = 0; i < emitted.size(); i++) {
       if (existing[i])

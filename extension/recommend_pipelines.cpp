@@ -290,14 +290,12 @@ const KeyedTableSpec kUserStates{"streamrec",
 
 // The same without the state columns: the schema of versions before 0.3, which the library
 // serves until ALTER EXTENSION UPDATE (the lists shown then come from the log).
-const KeyedTableSpec kUserLists{"streamrec",
-                                "recommendations",
-                                {{"user_id", TEXTOID}},
-                                {{"product_ids", TEXTARRAYOID},
-                                 {"viewed_product_id", TEXTOID},
-                                 {"category", TEXTOID},
-                                 {"window_end", TIMESTAMPTZOID},
-                                 {"updated_at", TIMESTAMPTZOID}}};
+KeyedTableSpec user_lists_spec() {
+  KeyedTableSpec spec = kUserStates;
+  spec.value_columns.resize(kShownProducts);
+  return spec;
+}
+const KeyedTableSpec kUserLists = user_lists_spec();
 
 // Whether streamrec.recommendations has the state columns.
 bool has_state_columns() {

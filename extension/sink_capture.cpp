@@ -411,27 +411,17 @@ void write_header(outbox_writer* w, const Capture* capture) {
   w->begin_rows();
 }
 
+// A chunk goes into the outbox as bytea `data` (binary chunks) or as jsonb `payload` (an outbox
+// that has no binary chunks yet).
 KeptPlan insert_binary_plan("INSERT INTO streamrec.sink_outbox(sink, data, rows) VALUES ($1, $2, $3)",
                             {TEXTOID, BYTEAOID, INT4OID}, PlanChoice::planner);
+KeptPlan insert_jsonb_plan("INSERT INTO streamrec.sink_outbox(sink, payload, rows) VALUES ($1, $2, $3)",
+                           {TEXTOID, JSONBOID, INT4OID}, PlanChoice::planner);
 
-void insert_binary_chunk(Datum sink, bytea* data, int64 rows) {
-  Datum args[3] = {sink, PointerGetDatum(data), Int32GetDatum(static_cast<int32>(rows))};
+void insert_chunk(KeptPlan& plan, Datum sink, Datum chunk, int64 rows) {
+  Datum args[3] = {sink, chunk, Int32GetDatum(static_cast<int32>(rows))};
   // Only a rule someone added to the outbox turns the INSERT into another command.
-  if (SPI_execute_plan(insert_binary_plan.prepared(), args, nullptr, false, 0) != SPI_OK_INSERT)
-    ereport(ERROR,
-            (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE), errmsg("cannot insert into streamrec.sink_outbox"),
-             errhint("Drop the rule that rewrites INSERTs into streamrec.sink_outbox.")));
-}
-
-// ---- jsonb chunks, for an outbox without binary chunks.
-
-KeptPlan insert_plan("INSERT INTO streamrec.sink_outbox(sink, payload, rows) VALUES ($1, $2, $3)",
-                     {TEXTOID, JSONBOID, INT4OID}, PlanChoice::planner);
-
-void insert_chunk(Datum sink, Jsonb* payload, int64 rows) {
-  Datum args[3] = {sink, JsonbPGetDatum(payload), Int32GetDatum(static_cast<int32>(rows))};
-  // Only a rule someone added to the outbox turns the INSERT into another command.
-  if (SPI_execute_plan(insert_plan.prepared(), args, nullptr, false, 0) != SPI_OK_INSERT)
+  if (SPI_execute_plan(plan.prepared(), args, nullptr, false, 0) != SPI_OK_INSERT)
     ereport(ERROR,
             (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE), errmsg("cannot insert into streamrec.sink_outbox"),
              errhint("Drop the rule that rewrites INSERTs into streamrec.sink_outbox.")));
@@ -486,11 +476,12 @@ void capture_rows(TriggerData* trigger, const Capture* capture, Datum sink, bool
     }
     if (binary) {
       writer.finish();
-      insert_binary_chunk(sink, buffer_bytea(buffer), chunk);
+      insert_chunk(insert_binary_plan, sink, PointerGetDatum(buffer_bytea(buffer)), chunk);
     } else {
       JsonbValue* built = pushJsonbValue(&state, WJB_END_ARRAY, nullptr);
       // A chunk of one row is the row itself.
-      insert_chunk(sink, JsonbValueToJsonb(chunk == 1 ? &built->val.array.elems[0] : built), chunk);
+      insert_chunk(insert_jsonb_plan, sink,
+                   JsonbPGetDatum(JsonbValueToJsonb(chunk == 1 ? &built->val.array.elems[0] : built)), chunk);
     }
     MemoryContextSwitchTo(outer);
     if (!in_memory) ExecClearTuple(kept);
@@ -592,7 +583,7 @@ void capture_in_sql(TriggerData* trigger, Datum sink, Oid owner) {
     Datum rows = SPI_getbinval(chunks->vals[i], chunks->tupdesc, 2, &rows_null);
     // Cannot happen: every chunk of the capture aggregates at least one row.
     if (payload_null || rows_null) elog(ERROR, "the SQL capture returned an empty chunk");
-    insert_chunk(sink, DatumGetJsonbP(payload), DatumGetInt64(rows));
+    insert_chunk(insert_jsonb_plan, sink, payload, DatumGetInt64(rows));
   }
 }
 

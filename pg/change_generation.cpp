@@ -73,12 +73,18 @@ Datum catalog_changed_trigger(FunctionCallInfo fcinfo) {
 
 }  // namespace
 
-// On a hot standby no trigger fires: the tables change by WAL replay. There the generation is
-// the position replayed so far (tagged by the top bit, which a count of commits never reaches),
-// so whatever was read is kept only until the next record is replayed. After promotion the
-// counter takes over, and differs from every position.
+// Marks a generation read during recovery: the replay position, kept apart from the counters.
+constexpr uint64 kReplayGeneration = uint64{1} << 63;
+
 uint64 change_generation(Watched table) {
-  if (RecoveryInProgress()) return GetXLogReplayRecPtr(nullptr) | (UINT64CONST(1) << 63);
+  // A hot standby replays changes without running triggers or commit callbacks, so the counters
+  // never move there: any WAL replayed since a backend read the table may have changed it. The
+  // replay position is the generation then (a lookup that reads little re-reads only what it
+  // needs; see the recommenders' inventory cache). After promotion the counters take over, and
+  // anything read during recovery no longer matches them.
+  uint64 replayed = pg_call(
+      [] { return RecoveryInProgress() ? kReplayGeneration | static_cast<uint64>(GetXLogReplayRecPtr(nullptr)) : 0; });
+  if (replayed != 0) return replayed;
   return shared != nullptr ? pg_atomic_read_u64(&shared->generation[static_cast<int>(table)]) : 0;
 }
 

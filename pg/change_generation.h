@@ -5,7 +5,8 @@
 // changed the table.
 // A transaction changes a table by a statement or, under logical replication, by the rows an
 // apply worker applies: the table's triggers note both (see _inventory_changed). On a hot
-// standby, where the tables change by WAL replay, the generation follows the replay.
+// standby, where the tables change by WAL replay, the generation follows the replay
+// (change_generation()).
 //  * inventory: streamrec.inventory (the recommenders keep the candidates of its categories)
 //  * catalog: streamrec.pipeline_catalog (the pipelines keep their options)
 #pragma once

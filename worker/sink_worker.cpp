@@ -52,6 +52,7 @@ extern "C" {
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
+#include "replication/syncrep.h"
 #include "storage/ipc.h"
 #include "storage/itemptr.h"
 #include "storage/latch.h"
@@ -666,8 +667,11 @@ class SinkWorker {
       SetConfigOption("enable_sort", "off", PGC_USERSET, PGC_S_SESSION);
       // The worker's only writes delete acknowledged chunks and keep failed rows apart (in the
       // same transaction): a commit lost in a crash sends those rows again, which at-least-once
-      // allows. No WAL flush per batch.
-      SetConfigOption("synchronous_commit", "off", PGC_USERSET, PGC_S_SESSION);
+      // allows. No WAL flush per batch. With synchronous replication configured the server's
+      // synchronous_commit stays: a delete then reaches the standby before the next batch is
+      // read, so a failover re-sends no more than the window of unacknowledged batches.
+      if (SyncRepStandbyNames == nullptr || SyncRepStandbyNames[0] == '\0')
+        SetConfigOption("synchronous_commit", "off", PGC_USERSET, PGC_S_SESSION);
       // The outbox read of a full batch costs enough for the planner to JIT-compile it, on every
       // read: about a sixth of the worker's time, for a plan that runs a few milliseconds.
       SetConfigOption("jit", "off", PGC_USERSET, PGC_S_SESSION);

@@ -303,3 +303,87 @@ class StreamTestCase(ClusterTestCase):
         finally:
             cls.sandbox.stop()
             cls.sandbox.cleanup()
+
+
+# --- streaming replication: hot standbys of a Cluster --------------------------------------
+# Settings a primary needs before make_standby(): WAL for a standby, senders, and hot standby
+# (copied into the standby's postgresql.conf by the base backup).
+REPLICATION_SETTINGS = {"wal_level": "replica", "max_wal_senders": 10, "max_replication_slots": 10,
+                        "hot_standby": "on", "wal_receiver_status_interval": "'1s'"}
+
+
+def cluster_pids(postmaster):
+    """The postmaster and its children (every process of the server)."""
+    pids = [postmaster]
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == postmaster:
+            pids.append(int(entry))
+    return pids
+
+
+def make_standby(primary, name, synchronous=False, settings=None):
+    """A running hot standby of the running `primary` (started with REPLICATION_SETTINGS):
+    pg_basebackup -R as postgres, streaming through a physical replication slot of its own (the
+    primary keeps every WAL segment the standby has not received), application_name = `name`.
+    synchronous: the primary then names it in synchronous_standby_names (its commits wait for
+    the standby as synchronous_commit says)."""
+    standby = Cluster(name, settings=dict(primary.settings, **(settings or {})), database=primary.database)
+    slot = re.sub(r"[^a-z0-9_]", "_", name.lower())
+    primary.sql("SELECT pg_create_physical_replication_slot(%s)", (slot,))
+    conninfo = f"host=127.0.0.1 port={primary.port} user=postgres application_name={name}"
+    subprocess.run(_as_postgres([os.path.join(primary.bindir, "pg_basebackup"), "-D", standby.data, "-d", conninfo,
+                                 "-R", "-S", slot, "-X", "stream", "-c", "fast", "--no-sync"]),
+                   check=True, stdout=subprocess.DEVNULL)
+    with open(os.path.join(standby.data, "postgresql.conf"), "a") as f:
+        f.write(f"\n# standby of {primary.name}\nport = {standby.port}\n"
+                f"unix_socket_directories = '{standby.dir}'\n")
+        for key, value in (settings or {}).items():
+            f.write(f"{key} = {value}\n")
+    standby.start()
+    wait_for(lambda: primary.value("SELECT count(*) FROM pg_stat_replication WHERE application_name = %s "
+                                   "AND state = 'streaming'", (name,)), 60, what=f"{name} streaming")
+    if synchronous:
+        primary.set_conf("synchronous_standby_names", f"'{name}'")
+        primary.reload()
+        wait_for(lambda: primary.value("SELECT sync_state FROM pg_stat_replication WHERE application_name = %s",
+                                       (name,)) == "sync", 30, what=f"{name} synchronous")
+    return standby
+
+
+def wait_for_replay(primary, standby, timeout=60):
+    """Waits until the standby replayed everything the primary has logged so far (the insert
+    position: an asynchronous commit may not be written out yet)."""
+    lsn = primary.value("SELECT pg_current_wal_insert_lsn()")
+    wait_for(lambda: standby.value("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", (lsn,)), timeout,
+             what=f"{standby.name} replaying up to {lsn}")
+
+
+def promote(standby, timeout=60):
+    """pg_ctl promote -w: returns once the standby accepts writes."""
+    subprocess.run(_as_postgres([os.path.join(standby.bindir, "pg_ctl"), "-D", standby.data, "-w", "-t",
+                                 str(timeout), "promote"]), check=True, stdout=subprocess.DEVNULL)
+
+
+def lose_server(cluster):
+    """The server lost at once, as with a machine failure: every process of it stopped (SIGSTOP,
+    so none acts after another died), then kill -9, the postmaster first. Nothing of it acts
+    afterwards; its data directory is abandoned."""
+    pids = cluster_pids(cluster.postmaster_pid())
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGSTOP)
+        except ProcessLookupError:
+            pass
+    for pid in pids:
+        try:
+            cluster.kill(pid)
+        except ProcessLookupError:
+            pass
+    cluster.running = False

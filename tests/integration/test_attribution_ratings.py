@@ -255,3 +255,57 @@ class AttributionRatingsTest(StreamTestCase):
         self.assertEqual(stats[0], count)
         self.assertEqual(stats[1], count - test - len(enriched))
         self.assertIsNone(stats[2])
+
+    def test_ratings_state_across_statements_is_what_the_upserts_wrote(self):
+        """product_ratings and the two window tables are read and written a batch at a time: a row
+        found (one written by hand included) gets the batch's sums added, the latest name and its
+        stars appended in arrival order, and keeps its window_end; a key missing is inserted with
+        start + width as its window_end; inventory.rating follows the sums."""
+        self.sql("SELECT streamrec.enable_pipeline('ratings', %s)",
+                 (json.dumps({"status_window": "1 minute", "customer_window": "15 minutes",
+                              "watermark_delay": "1 hour", "idle_timeout": "1 hour"}),))
+        self.sql("INSERT INTO streamrec.customers VALUES ('c1', 'Ann', 'Lee', 'a@x', 'platinum'), "
+                 "('c2', 'Bo', NULL, 'b@x', 'gold'), ('c3', NULL, NULL, NULL, NULL)")
+        self.sql("INSERT INTO streamrec.inventory (product_id, category, stock, rating) "
+                 "VALUES ('p1', 'x', 1, NULL), ('p2', 'x', 1, 1.0)")
+        # Rows already there: their window_end is not start + width, so it shows whether it is kept.
+        self.sql("INSERT INTO streamrec.product_ratings VALUES ('p2', 3, 10)")
+        self.sql("INSERT INTO streamrec.ratings_by_club_status "
+                 "VALUES ('2026-01-01 10:00:00+00', '2026-01-01 10:00:30+00', 'gold', 5)")
+        self.sql("INSERT INTO streamrec.ratings_per_customer "
+                 "VALUES ('2026-01-01 10:00:00+00', '2026-01-01 10:05:00+00', 'c1', 'old name', 1, '{5}')")
+        statements = [
+            [("r1", "c1", "p1", 4, "10:00:05"), ("r2", "c2", "p2", 2, "10:00:10"), ("r3", "c1", "p3", 1, "10:00:20"),
+             ("r4", "cX", "p1", 5, "10:00:25")],
+            [("r5", "c3", "p1", 3, "10:00:40"), ("r6", "c1", "p2", 5, "10:01:10"), ("r7", "c2", None, 4, "10:01:15")],
+            [("r8", "c1", "p1", 2, "10:01:20"), ("r9", "c3", "p2", 1, "10:16:00"), ("r10", "c1", "p1", 3, "10:16:05")],
+        ]
+        for batch in statements:
+            self.sql("INSERT INTO streamrec.ratings (rating_id, user_id, product_id, stars, channel, message, "
+                     "rating_time) SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::int[], %s::text[], "
+                     "%s::text[], %s::timestamptz[])",
+                     ([r[0] for r in batch], [r[1] for r in batch], [r[2] for r in batch], [r[3] for r in batch],
+                      ["web"] * len(batch), ["m"] * len(batch), [f"2026-01-01 {r[4]}+00" for r in batch]))
+        self.assertEqual(self.value("SELECT late FROM streamrec.pipelines WHERE name = 'ratings'"), 0)
+        t = lambda hms: ts(f"2026-01-01 {hms}")  # noqa: E731
+        self.assertEqual(self.sql("SELECT product_id, ratings, stars FROM streamrec.product_ratings "
+                                  "ORDER BY product_id COLLATE \"C\""),
+                         [("p1", 5, 17), ("p2", 6, 18), ("p3", 1, 1)])
+        self.assertEqual(self.sql("SELECT product_id, rating FROM streamrec.inventory ORDER BY product_id"),
+                         [("p1", 3.4), ("p2", 3.0)])
+        self.assertEqual(self.sql("SELECT window_start, window_end, club_status, ratings "
+                                  "FROM streamrec.ratings_by_club_status ORDER BY window_start, 3"),
+                         [(t("10:00:00"), t("10:00:30"), "gold", 6),
+                          (t("10:00:00"), t("10:01:00"), "none", 1),
+                          (t("10:00:00"), t("10:01:00"), "platinum", 2),
+                          (t("10:01:00"), t("10:02:00"), "gold", 1),
+                          (t("10:01:00"), t("10:02:00"), "platinum", 2),
+                          (t("10:16:00"), t("10:17:00"), "none", 1),
+                          (t("10:16:00"), t("10:17:00"), "platinum", 1)])
+        self.assertEqual(self.sql("SELECT window_start, window_end, customer_id, full_name, ratings, stars "
+                                  "FROM streamrec.ratings_per_customer ORDER BY window_start, 3"),
+                         [(t("10:00:00"), t("10:05:00"), "c1", "Ann Lee", 5, [5, 4, 1, 5, 2]),
+                          (t("10:00:00"), t("10:15:00"), "c2", "Bo", 2, [2, 4]),
+                          (t("10:00:00"), t("10:15:00"), "c3", "", 1, [3]),
+                          (t("10:15:00"), t("10:30:00"), "c1", "Ann Lee", 1, [3]),
+                          (t("10:15:00"), t("10:30:00"), "c3", "", 1, [1])])

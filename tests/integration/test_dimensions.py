@@ -12,18 +12,17 @@ keep of the inventory is put to the test; a replicated row is waited for by poll
 by sleeping."""
 
 import datetime
-import os
-import subprocess
 import unittest
 
 import psycopg2
 
-from harness import Cluster, _as_postgres, wait_for
+from harness import REPLICATION_SETTINGS, Cluster, make_standby, wait_for
 
 T0 = datetime.datetime(2024, 6, 28, 13, 0, 0, tzinfo=datetime.timezone.utc)
 LOGICAL = {"wal_level": "logical", "max_wal_senders": 10, "max_replication_slots": 10}
-# What a subscriber needs: an apply worker per subscription plus table sync workers.
-SUBSCRIBER = {"max_logical_replication_workers": 8, "max_sync_workers_per_subscription": 2}
+# What a subscriber needs: an apply worker per subscription plus table sync workers (and, for
+# the recommender, what its hot standby needs).
+SUBSCRIBER = dict(REPLICATION_SETTINGS, max_logical_replication_workers=8, max_sync_workers_per_subscription=2)
 
 HUB_INVENTORY = [
     # similar_products and stock: category shoes
@@ -34,18 +33,6 @@ HUB_INVENTORY = [
     ("h1", "hats", 5, 5.0), ("h2", "hats", 5, 4.0),
 ]
 OWNER_INVENTORY = [("i1", "tools", 5, 4.0), ("i2", "tools", 5, 3.0), ("i3", "tools", 5, 2.0), ("i4", "tools", 5, 1.0)]
-
-
-def hot_standby(primary, name):
-    """A streaming replica of primary (pg_basebackup -R), started in hot standby."""
-    standby = Cluster(name)
-    subprocess.run(_as_postgres([os.path.join(standby.bindir, "pg_basebackup"), "-D", standby.data, "-R",
-                                 "-X", "stream", "-h", "127.0.0.1", "-p", str(primary.port), "-U", "postgres"]),
-                   check=True, stdout=subprocess.DEVNULL)
-    standby.set_conf("port", standby.port)
-    standby.set_conf("unix_socket_directories", f"'{standby.dir}'")
-    standby.set_conf("hot_standby", "on")
-    return standby.start()
 
 
 class DimensionsTest(unittest.TestCase):
@@ -105,7 +92,7 @@ class DimensionsTest(unittest.TestCase):
         cls.clicks = cls.rec.connect()
         cls.views = 0
         # A read replica of the recommender, and one backend there serving recommend().
-        cls.standby = hot_standby(cls.rec, "dims-standby")
+        cls.standby = make_standby(cls.rec, "dims-standby")
         cls.clusters.insert(0, cls.standby)
         cls.lookups = cls.standby.connect()
 

@@ -118,3 +118,43 @@ class DispatcherTest(ClusterTestCase):
                       "SELECT count(*) FROM streamrec.category_views",
                       "SELECT count(click_id) FROM streamrec.attributed_checkouts"):
             self.assertGreater(self.cluster.value(query, dbname="together"), 0, f"seed {seed}: {query}")
+
+
+class OptionsCacheTest(ClusterTestCase):
+    """Each backend keeps a pipeline's options until streamrec.pipeline_catalog changes: an
+    UPDATE of the catalog (through enable_pipeline or by hand, by a superuser) made in one
+    session is what the next batch of every other session uses, however long that session has
+    been running its own batches."""
+
+    def test_a_catalog_update_reaches_a_backend_that_kept_the_options(self):
+        self.sql("INSERT INTO streamrec.inventory (product_id, category, stock, rating) "
+                 "SELECT 'p' || n, 'c', 5, n FROM generate_series(0, 9) n")
+        self.sql("SELECT streamrec.enable_pipeline('similar_products', '{\"top_k\": 3}')")
+        worker = self.cluster.connect()  # one long-lived backend, as a source worker is
+        try:
+            def view(n):
+                with worker.cursor() as cur:
+                    cur.execute("INSERT INTO streamrec.clicks (click_id, user_id, product_id, event_type, event_time) "
+                                "VALUES (%s, %s, 'p0', 'page_view', %s)", (f"c{n}", f"u{n}", ts(T0 + timedelta(seconds=n))))
+                return self.value("SELECT cardinality(product_ids) FROM streamrec.recommendations WHERE user_id = %s",
+                                  (f"u{n}",))
+
+            self.assertEqual(view(1), 3)
+            self.assertEqual(view(2), 3)  # options now kept by the worker's backend
+            self.sql("UPDATE streamrec.pipeline_catalog SET options = options || '{\"top_k\": 5}' "
+                     "WHERE name = 'similar_products'")
+            self.assertEqual(view(3), 5)
+            self.sql("SELECT streamrec.enable_pipeline('similar_products', '{\"top_k\": 2}')")
+            self.assertEqual(view(4), 2)
+            # A rolled-back change is not seen; the kept options stay valid.
+            conn = self.cluster.connect(autocommit=False)
+            with conn.cursor() as cur:
+                cur.execute("UPDATE streamrec.pipeline_catalog SET options = options || '{\"top_k\": 7}' "
+                            "WHERE name = 'similar_products'")
+            conn.rollback()
+            conn.close()
+            self.assertEqual(view(5), 2)
+            self.sql("UPDATE streamrec.pipeline_catalog SET enabled = false WHERE name = 'similar_products'")
+            self.assertIsNone(view(6))
+        finally:
+            worker.close()
