@@ -36,6 +36,7 @@
 #include "pg/spi.h"
 
 extern "C" {
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "utils/array.h"
@@ -195,10 +196,12 @@ std::shared_ptr<InventoryView> read_inventory_for(const std::vector<std::string>
   return view;
 }
 
-std::shared_ptr<InventoryView> read_whole_inventory(std::optional<float> min_rating) {
+// `fresh`: read with a snapshot of its own, taken now (under READ COMMITTED), instead of the
+// statement's, which may be older than the change generation the caller read.
+std::shared_ptr<InventoryView> read_whole_inventory(std::optional<float> min_rating, bool fresh) {
   auto view = std::make_shared<InventoryView>();
   std::vector<bool> nulls;
-  uint64 n = read_inventory.run(min_rating_arg(min_rating, &nulls), true, nulls);
+  uint64 n = read_inventory.run(min_rating_arg(min_rating, &nulls), !fresh, nulls);
   std::vector<Cell> cells = fetch_result({true, true, false, false});
   view->category.reserve(n);
   for (uint64 r = 0; r < n; r++) {
@@ -230,7 +233,12 @@ class InventoryCache {
     last_seen_generation_ = generation;
     if (own_changes || (products.size() < kWholeInventoryBatch && !calm))
       return read_inventory_for(products, min_rating);
-    kept_ = read_whole_inventory(min_rating);
+    // What is kept must be read with a snapshot taken after the generation was: the statement's
+    // own snapshot (a trigger's statement may have started seconds ago) can miss a change that
+    // committed before the generation read, and would be kept past it. Under REPEATABLE READ
+    // and SERIALIZABLE every read uses the transaction's snapshot, so nothing is kept.
+    if (pg_call([] { return IsolationUsesXactSnapshot(); })) return read_whole_inventory(min_rating, false);
+    kept_ = read_whole_inventory(min_rating, true);
     kept_generation_ = generation;
     kept_relation_ = relation;
     kept_min_rating_ = min_rating;

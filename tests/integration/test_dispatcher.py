@@ -6,6 +6,8 @@ unknown products, repeats inside the repeat window) go into all of them as multi
 statements, and every result table and counter is compared."""
 
 import random
+import threading
+import time
 from datetime import datetime, timedelta, timezone
 
 from harness import ClusterTestCase
@@ -156,5 +158,40 @@ class OptionsCacheTest(ClusterTestCase):
             self.assertEqual(view(5), 2)
             self.sql("UPDATE streamrec.pipeline_catalog SET enabled = false WHERE name = 'similar_products'")
             self.assertIsNone(view(6))
+        finally:
+            worker.close()
+
+
+class InventoryCacheTest(ClusterTestCase):
+    """A change of the inventory that commits while a batch's statement runs (after its snapshot
+    was taken, before its trigger reads the inventory) is honoured by the next batch: what the
+    recommenders keep is read with a snapshot taken after the change generation was."""
+
+    def test_a_change_committed_during_a_batch_is_not_kept_stale(self):
+        self.sql("INSERT INTO streamrec.inventory (product_id, category, stock, rating) "
+                 "SELECT 'p' || n, 'c', 5, n FROM generate_series(0, 1199) n")
+        self.sql("SELECT streamrec.enable_pipeline('similar_products', '{\"top_k\": 3, \"repeats\": \"allow\"}')")
+        best = "p1199"
+        worker = self.cluster.connect()
+        try:
+            def update_during_the_statement():
+                time.sleep(1.0)
+                self.sql("UPDATE streamrec.inventory SET stock = 0 WHERE product_id = %s", (best,))
+
+            changer = threading.Thread(target=update_during_the_statement)
+            changer.start()
+            with worker.cursor() as cur:
+                # 1,200 distinct products: the batch reads (and keeps) the whole inventory. The
+                # statement's snapshot is taken before the UPDATE commits; its trigger runs after.
+                cur.execute("INSERT INTO streamrec.clicks (click_id, user_id, product_id, event_type, event_time) "
+                            "SELECT 'c' || n, 'u' || n, 'p' || n, 'page_view', %s::timestamptz + n * interval '1 ms' "
+                            "FROM generate_series(0, 1199) n, LATERAL (SELECT pg_catalog.pg_sleep(CASE WHEN n = 0 "
+                            "THEN 3 ELSE 0 END)) s", (ts(T0),))
+            changer.join()
+            with worker.cursor() as cur:
+                cur.execute("INSERT INTO streamrec.clicks (click_id, user_id, product_id, event_type, event_time) "
+                            "VALUES ('next', 'v', 'p0', 'page_view', %s)", (ts(T0 + timedelta(minutes=1)),))
+            self.assertEqual(self.value("SELECT product_ids FROM streamrec.recommendations WHERE user_id = 'v'"),
+                             ["p1198", "p1197", "p1196"])
         finally:
             worker.close()
