@@ -46,7 +46,7 @@ protobuf_schema_files fetch_protobuf_schema(schema_registry_client& client, int3
   try {
     registered_schema schema = client.schema_details_by_id(schema_id);
     if (schema.schema_type != "PROTOBUF") {
-      throw format_error(what + " is a " + schema.schema_type + " schema, not PROTOBUF");
+      throw format_error(what + " has schemaType " + schema.schema_type + ", not PROTOBUF");
     }
     protobuf_schema_files files{std::move(schema.schema), {}};
     std::vector<schema_reference> pending = std::move(schema.references);

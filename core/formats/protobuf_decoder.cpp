@@ -493,10 +493,19 @@ class protobuf_decoder final : public decoder {
     end_ = begin_ + body.size();
     const compiled_root* root = inline_root_.get();
     if (fetch_ != nullptr) {
-      const confluent::framed_message framed = confluent::parse_frame(body);
-      proto_schema& schema = schema_for(framed.schema_id);
+      if (body.size() < confluent::header_size) {
+        throw format_error("Confluent Protobuf message is " + std::to_string(body.size()) +
+                           " bytes, shorter than the 5-byte header (magic byte + schema id)");
+      }
+      if (begin_[0] != confluent::magic_byte) {
+        throw format_error("Confluent Protobuf message starts with byte " + std::to_string(begin_[0]) +
+                           ", not the magic byte 0: not written by a schema-registry serializer");
+      }
+      const auto schema_id = static_cast<int32_t>(uint32_t{begin_[1]} << 24 | uint32_t{begin_[2]} << 16 |
+                                                  uint32_t{begin_[3]} << 8 | uint32_t{begin_[4]});
+      proto_schema& schema = schema_for(schema_id);
       p_ = begin_ + confluent::header_size;
-      root = &root_for(schema, framed.schema_id);
+      root = &root_for(schema, schema_id);
     }
     root_ = root;
 
@@ -564,7 +573,8 @@ class protobuf_decoder final : public decoder {
       path_.push_back(0);
     } else {
       if (count < 0 || count > max_message_indexes || count > end_ - p_) {
-        fail("message-index list of " + std::to_string(count) + " entries");
+        fail("bad message-index list: " + std::to_string(count) + " entries in the " + std::to_string(end_ - p_) +
+             " bytes left");
       }
       for (int64_t i = 0; i < count; ++i) {
         const int64_t index = read_zigzag_index();

@@ -200,7 +200,8 @@ BEGIN
         END IF;
     END IF;
     IF format IN ('avro', 'protobuf') AND coalesce(options ->> 'schema_registry', '') !~ '^https?://' THEN
-        PERFORM streamrec._bad_argument(format('an %s sink needs option "schema_registry", an http(s) URL', format),
+        PERFORM streamrec._bad_argument(format('%s sink needs option "schema_registry", an http(s) URL',
+                                               CASE format WHEN 'avro' THEN 'an avro' ELSE 'a protobuf' END),
                                         'The sink registers its schema there (Confluent wire format), e.g. {"schema_registry": "http://registry:8081"}.');
     END IF;
     IF options ? 'subject' AND (jsonb_typeof(options -> 'subject') <> 'string' OR options ->> 'subject' = '') THEN
