@@ -442,6 +442,29 @@ struct span {
   const uint8_t* end;
 };
 
+// The spans of one message value: its occurrences merge. Nearly always one, kept inline.
+class span_list {
+ public:
+  span_list() = default;
+  explicit span_list(span one) : one_(one), count_(1) {}
+  void push_back(span s) {
+    if (count_ == 0) {
+      one_ = s;
+    } else {
+      if (count_ == 1) more_.push_back(one_);
+      more_.push_back(s);
+    }
+    ++count_;
+  }
+  const span* data() const { return count_ > 1 ? more_.data() : &one_; }
+  size_t size() const { return count_; }
+
+ private:
+  span one_{nullptr, nullptr};
+  size_t count_ = 0;
+  std::vector<span> more_;
+};
+
 // One occurrence of a field in a message's bytes.
 struct occurrence {
   uint64_t value;  // varint or fixed value
@@ -794,7 +817,7 @@ class protobuf_decoder final : public decoder {
   int32_t tail(size_t base, size_t slot) const { return heads_[base + 2 * slot + 1]; }
 
   // The spans of a message field's occurrences (which merge into one message).
-  void gather_spans(int32_t first, std::vector<span>& out) const {
+  void gather_spans(int32_t first, span_list& out) const {
     for (int32_t o = first; o >= 0; o = occurrences_[static_cast<size_t>(o)].next) {
       const occurrence& occ = occurrences_[static_cast<size_t>(o)];
       out.push_back(span{occ.begin, occ.end});
@@ -816,7 +839,7 @@ class protobuf_decoder final : public decoder {
         render_column(field, head(base, slot), tail(base, slot), binding, depth);
       if (fp.child < 0) continue;
       if (head(base, slot) < 0) continue;  // an absent message: the columns below it default
-      std::vector<span> child_spans;
+      span_list child_spans;
       gather_spans(head(base, slot), child_spans);
       walk(static_cast<uint32_t>(fp.child), static_cast<uint32_t>(field.child), child_spans.data(), child_spans.size(),
            depth + 1);
@@ -923,27 +946,57 @@ class protobuf_decoder final : public decoder {
   }
 
   // The fields of a Timestamp or a wrapper, merged over its occurrences.
-  void read_small_message(int32_t message, const std::vector<span>& spans, uint64_t values[2], bool present[2],
+  void read_small_message(int32_t message, const span_list& spans, uint64_t values[2], bool present[2],
                           span payloads[2], int depth) {
+    if (depth > max_depth) fail("nested deeper than " + std::to_string(max_depth) + " levels");
     const pb_message& m = message_node(message);
-    const size_t occurrences_base = occurrences_.size();
-    const size_t base = collect(m, spans.data(), spans.size(), nullptr, m.fields.size(), depth);
-    for (size_t f = 0; f < m.fields.size() && f < 2; ++f) {
-      const int32_t last = tail(base, f);
-      present[f] = last >= 0;
+    for (size_t f = 0; f < 2; ++f) {
+      present[f] = false;
       values[f] = 0;
       payloads[f] = span{nullptr, nullptr};
-      if (last < 0) continue;
-      const occurrence& o = occurrences_[static_cast<size_t>(last)];
-      values[f] = o.value;
-      payloads[f] = span{o.begin, o.end};
     }
-    heads_.resize(base);
-    occurrences_.resize(occurrences_base);
+    const uint8_t* saved_p = p_;
+    const uint8_t* saved_end = end_;
+    for (size_t s = 0; s < spans.size(); ++s) {
+      p_ = spans.data()[s].begin;
+      end_ = spans.data()[s].end;
+      uint32_t number;
+      uint8_t wire;
+      while (read_tag(number, wire)) {
+        const int32_t f = m.find(number);
+        if (f < 0 || f > 1) {
+          skip_value(number, wire, depth);
+          continue;
+        }
+        const pb_field& field = m.fields[static_cast<size_t>(f)];
+        const wire_type expected = expected_wire(field.type);
+        if (wire != expected) {
+          fail("field " + std::to_string(number) + " (" + field.name + ") of " + m.name + " has wire type " +
+               std::to_string(wire) + ", but its type takes wire type " + std::to_string(expected));
+        }
+        present[f] = true;
+        switch (wire) {
+          case wire_varint:
+            values[f] = read_varint();
+            break;
+          case wire_fixed64:
+            values[f] = read_fixed(8);
+            break;
+          case wire_fixed32:
+            values[f] = read_fixed(4);
+            break;
+          default:
+            payloads[f] = read_length_delimited();
+            break;
+        }
+      }
+    }
+    p_ = saved_p;
+    end_ = saved_end;
   }
 
   // An ISO timestamp (microseconds) of a google.protobuf.Timestamp.
-  void render_timestamp(int32_t message, const std::vector<span>& spans, std::string& out, int depth) {
+  void render_timestamp(int32_t message, const span_list& spans, std::string& out, int depth) {
     uint64_t values[2];
     bool present[2];
     span payloads[2];
@@ -955,7 +1008,10 @@ class protobuf_decoder final : public decoder {
       fail("Timestamp seconds " + std::to_string(seconds) + " out of range");
     }
     if (nanos < 0 || nanos > 999999999) fail("Timestamp nanos " + std::to_string(nanos) + " out of range");
-    timestamps_.append_iso(out, seconds * 1000000 + nanos / 1000, time_precision::micros);
+    // Milliseconds when that is exact (shorter text), else microseconds (PostgreSQL's precision).
+    const int32_t micros = nanos / 1000;
+    timestamps_.append_iso(out, seconds * 1000000 + micros,
+                           micros % 1000 == 0 ? time_precision::millis : time_precision::micros);
   }
 
   // --- columns -------------------------------------------------------------------------------------
@@ -987,7 +1043,7 @@ class protobuf_decoder final : public decoder {
       literal.end_array();
       append_copy_escaped(out, scratch_);
     } else if (field.type == pb_type::message) {
-      std::vector<span> spans;
+      span_list spans;
       gather_spans(first, spans);
       if (!render_special_text(field, spans, out, kind, depth)) {
         slots_.set_null(binding);
@@ -1036,7 +1092,7 @@ class protobuf_decoder final : public decoder {
   }
 
   // A Timestamp's or a wrapper's value as COPY text; false for a value that is NULL.
-  bool render_special_text(const pb_field& field, const std::vector<span>& spans, std::string& out, column_kind kind,
+  bool render_special_text(const pb_field& field, const span_list& spans, std::string& out, column_kind kind,
                            int depth) {
     const pb_message& m = message_node(field.child);
     if (m.special == pb_special::timestamp) {
@@ -1090,7 +1146,7 @@ class protobuf_decoder final : public decoder {
     }
     if (field.type == pb_type::message) {
       const pb_message& m = message_node(field.child);
-      const std::vector<span> spans{payload};
+      const span_list spans(payload);
       element_scratch_.clear();
       if (m.special == pb_special::none || m.special == pb_special::map_entry) {
         render_message_json(field.child, spans, element_scratch_, depth + 1);
@@ -1167,7 +1223,7 @@ class protobuf_decoder final : public decoder {
       return;
     }
     const pb_message& m = message_node(field.child);
-    const std::vector<span> spans{payload};
+    const span_list spans(payload);
     if (m.special == pb_special::timestamp) {
       out.push_back('"');
       render_timestamp(field.child, spans, out, depth + 1);
@@ -1202,7 +1258,7 @@ class protobuf_decoder final : public decoder {
         out.append("null");
         return;
       }
-      std::vector<span> spans;
+      span_list spans;
       gather_spans(first, spans);
       const pb_message& m = message_node(field.child);
       if (m.special == pb_special::none) {
@@ -1236,7 +1292,7 @@ class protobuf_decoder final : public decoder {
     bool comma = false;
     for (int32_t o = first; o >= 0; o = occurrences_[static_cast<size_t>(o)].next) {
       const occurrence occ = occurrences_[static_cast<size_t>(o)];
-      const std::vector<span> spans{span{occ.begin, occ.end}};
+      const span_list spans(span{occ.begin, occ.end});
       const size_t occurrences_base = occurrences_.size();
       const size_t base = collect(entry, spans.data(), 1, nullptr, entry.fields.size(), depth + 1);
       if (comma) out.push_back(',');
@@ -1276,7 +1332,7 @@ class protobuf_decoder final : public decoder {
   // A message as a JSON object, fields in declaration order under their declared names: plain
   // proto3 fields always (their default when absent), lists and maps always, fields with
   // presence only when set.
-  void render_message_json(int32_t message, const std::vector<span>& spans, std::string& out, int depth) {
+  void render_message_json(int32_t message, const span_list& spans, std::string& out, int depth) {
     if (depth > max_depth) fail("nested deeper than " + std::to_string(max_depth) + " levels");
     const pb_message& m = message_node(message);
     const size_t occurrences_base = occurrences_.size();
