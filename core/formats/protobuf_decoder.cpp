@@ -387,8 +387,11 @@ std::unique_ptr<proto_schema> build_schema(const protobuf_schema_files& files) {
       for (const std::string& dependency : proto.dependency()) {
         if (parsed.count(dependency) != 0 && built.count(dependency) == 0) ready = false;
         if (parsed.count(dependency) == 0 && generated->FindFileByName(dependency) == nullptr) {
-          throw std::runtime_error(name + ": import \"" + dependency +
-                                   "\" is neither a reference nor a well-known type");
+          std::string problem = name;
+          problem += ": import \"";
+          problem += dependency;
+          problem += "\" is neither a reference nor a well-known type";
+          throw std::runtime_error(problem);
         }
       }
       if (!ready) continue;
@@ -548,6 +551,7 @@ class protobuf_decoder final : public decoder {
     // A simple name, when one message type of the file (nested ones included) has it.
     const gpb::Descriptor* match = nullptr;
     std::vector<const gpb::Descriptor*> pending;
+    pending.reserve(static_cast<size_t>(schema.file->message_type_count()));
     for (int i = 0; i < schema.file->message_type_count(); ++i) pending.push_back(schema.file->message_type(i));
     while (!pending.empty()) {
       const gpb::Descriptor* d = pending.back();

@@ -167,8 +167,8 @@ class ProtobufTestCase(StreamTestCase):
         self.sql("SELECT streamrec.create_source('pb_orders', 'pb.orders', 'pb_orders', 'protobuf', NULL, %s)",
                  (json.dumps(options),))
         self.wait_offset("pb_orders", 4)
-        rows = self.sql("SELECT id, status, quantities, currency, units, (placed_at AT TIME ZONE 'UTC')::text, coupon, note, sku, qty,"
-                        " line::text, tags, discount FROM pb_orders ORDER BY id")
+        rows = self.sql("SELECT id, status, quantities, currency, units, (placed_at AT TIME ZONE 'UTC')::text,"
+                        " coupon, note, sku, qty, line::text, tags, discount FROM pb_orders ORDER BY id")
         self.assertEqual(rows, [
             (-1, None, None, None, 0, None, None, "none", "?", -1, None, None, None),
             (1001, "SHIPPED", [3, 1, 7], "EUR", 125, "2024-06-28 13:01:55.123456", "SUMMER", "gift", "A-1", 4,

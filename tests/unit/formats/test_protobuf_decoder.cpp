@@ -225,7 +225,7 @@ TEST(ProtobufDecoder, RepeatedMessagesTimestampsAndWrappersAsArrays) {
                                   .bytes_field(3, pb_bytes().bytes_field(1, "a,b").str())
                                   .str();
   EXPECT_EQ(decode_payload(*d, payload).line,
-            "{\"{\\\\\"x\\\\\":1}\",\"{\\\\\"x\\\\\":0}\"}\t{1970-01-01T00:00:00.000000Z}\t{\"a,b\"}\t"
+            "{\"{\\\\\"x\\\\\":1}\",\"{\\\\\"x\\\\\":0}\"}\t{1970-01-01T00:00:00.000Z}\t{\"a,b\"}\t"
             "[{\"x\":1},{\"x\":0}]\n");
 }
 
@@ -442,7 +442,7 @@ TEST(ProtobufDecoder, SinkRoundTrip) {
   std::string message;
   encoder->encode(row, message);
   EXPECT_EQ(decode_payload(*d, message).line,
-            "-7\tcaf\xc3\xa9\\t\t2.5\tt\t1969-12-31T23:59:58.500000Z\t{1,-2}\t{a,\"\"}\t{\"a\": 1}\n");
+            "-7\tcaf\xc3\xa9\\t\t2.5\tt\t1969-12-31T23:59:58.500Z\t{1,-2}\t{a,\"\"}\t{\"a\": 1}\n");
 
   // NULLs: wrappers and Timestamp absent (NULL), arrays empty.
   std::vector<sink_value> nulls(columns.size());
