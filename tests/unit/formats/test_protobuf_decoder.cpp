@@ -11,6 +11,7 @@
 
 #include "tests/unit/formats/decoder_test_support.h"
 #include "core/formats/decoder.h"
+#include "core/formats/protobuf_sample.h"
 #include "core/formats/sink_encoder.h"
 
 namespace streamrec {
@@ -459,6 +460,30 @@ TEST(ProtobufDecoder, SinkRoundTrip) {
   bad[4].null = false;
   bad[4].infinite = true;
   EXPECT_THROW(encoder->encode(bad, message), format_error);
+}
+
+// The fuzzing entry point: valid messages decode, and any bytes are a line or a format_error.
+TEST(ProtobufDecoder, SampleEntryPoint) {
+  const std::string inner =
+      pb_bytes()
+          .bytes_field(1, "x")
+          .bytes_field(2, pb_bytes().bytes_field(2, pb_bytes().bytes_field(1, "deep").str()).str())
+          .str();
+  const std::string event =
+      pb_bytes()
+          .int_field(1, 5)
+          .bytes_field(5, inner)
+          .bytes_field(11, pb_bytes().bytes_field(1, "k").bytes_field(2, pb_bytes().sint_field(2, -3).str()).str())
+          .bytes_field(18, "t")
+          .str();
+  EXPECT_EQ(decode_protobuf_sample(framed(1, std::string(1, '\0'), event)), 1);  // framed only
+  EXPECT_EQ(decode_protobuf_sample(pb_bytes().bytes_field(1, pb_bytes().bytes_field(1, "EUR").str()).str()),
+            1);  // plain only
+  std::string noise;
+  for (int i = 0; i < 4096; ++i) {
+    noise.push_back(static_cast<char>((i * 7919) ^ (i >> 3)));
+    decode_protobuf_sample(noise.substr(noise.size() > 64 ? noise.size() - 64 : 0));
+  }
 }
 
 }  // namespace
