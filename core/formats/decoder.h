@@ -136,7 +136,8 @@ using schema_fetcher = std::function<std::string(int32_t schema_id)>;
 std::unique_ptr<decoder> make_decoder(const decoder_config& config);
 // The same, with schema ids resolved by `fetch` instead of a schema_registry_client on
 // config.schema_registry_url (units, tools, a cache shared by decoders). Each id is fetched
-// once per decoder. Only used for avro with a registry.
+// once per decoder. Only used for avro and protobuf with a registry (protobuf through this
+// overload: schemas without imports; make_protobuf_decoder takes their imported files too).
 std::unique_ptr<decoder> make_decoder(const decoder_config& config, schema_fetcher fetch);
 
 // A Protobuf schema as a registry holds it: the `.proto` text and, for every file it imports
