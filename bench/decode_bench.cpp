@@ -65,6 +65,45 @@ std::string avro_click() {
   return out;
 }
 
+constexpr const char* click_proto = R"(
+syntax = "proto3";
+import "google/protobuf/timestamp.proto";
+import "google/protobuf/wrappers.proto";
+message click {
+  string click_id = 1;
+  string user_id = 2;
+  google.protobuf.StringValue product_id = 3;
+  string event_type = 4;
+  google.protobuf.StringValue query = 5;
+  google.protobuf.Timestamp event_time = 6;
+}
+)";
+
+// The click above in the Protobuf wire format, Confluent-framed with message index [0].
+std::string protobuf_click() {
+  const auto field = [](std::string& out, int number, const std::string& bytes) {
+    out.push_back(static_cast<char>(number << 3 | 2));
+    out.push_back(static_cast<char>(bytes.size()));
+    out.append(bytes);
+  };
+  std::string product;
+  field(product, 1, "140");
+  std::string query;
+  field(query, 1, "running shoes, red");
+  std::string time = {0x08};
+  for (uint64_t v = 1719579715; v != 0; v >>= 7) time.push_back(static_cast<char>((v & 0x7f) | (v >= 0x80 ? 0x80 : 0)));
+  time.push_back(0x10);
+  for (uint64_t v = 123000000; v != 0; v >>= 7) time.push_back(static_cast<char>((v & 0x7f) | (v >= 0x80 ? 0x80 : 0)));
+  std::string out = {0, 0, 0, 0, 1, 0};
+  field(out, 1, "c-000123");
+  field(out, 2, "user-27");
+  field(out, 3, product);
+  field(out, 4, "page_view");
+  field(out, 5, query);
+  field(out, 6, time);
+  return out;
+}
+
 message_view click_message(const std::string& payload, int64_t offset) {
   message_view message;
   message.topic = "clicks";
@@ -140,6 +179,14 @@ void BM_decode_avro_confluent(benchmark::State& state) {
   run_decoder(state, *d, avro_click());
 }
 
+void BM_decode_protobuf_confluent(benchmark::State& state) {
+  decoder_config config;
+  config.format = wire_format::protobuf;
+  config.columns = click_columns();
+  auto d = make_protobuf_decoder(config, [](int32_t) { return protobuf_schema_files{click_proto, {}}; });
+  run_decoder(state, *d, protobuf_click());
+}
+
 void BM_decode_json_with_metadata(benchmark::State& state) {
   decoder_config config;
   config.format = wire_format::json;
@@ -161,6 +208,7 @@ BENCHMARK(BM_decode_csv);
 BENCHMARK(BM_decode_json);
 BENCHMARK(BM_decode_json_with_metadata);
 BENCHMARK(BM_decode_avro_confluent);
+BENCHMARK(BM_decode_protobuf_confluent);
 
 }  // namespace
 }  // namespace streamrec

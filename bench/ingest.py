@@ -1,6 +1,6 @@
 """bench/ingest: source worker throughput beside the limits measured in the same run.
 
-For each format (csv, json, avro) one million generated clicks go into a topic of the
+For each format (csv, json, avro, protobuf) one million generated clicks go into a topic of the
 sandbox broker (enough partitions for its ~5 MB per partition). Then, on the same machine:
   kcat       consumes the topic to a file          -> the delivery limit
   COPY       loads the same rows from a CSV file   -> PostgreSQL's own loading limit
@@ -46,7 +46,7 @@ def timed(fn):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--formats", default="csv,json,avro")
+    parser.add_argument("--formats", default="csv,json,avro,protobuf")
     args = parser.parse_args()
     rows = args.rows
     formats = args.formats.split(",")
@@ -68,7 +68,7 @@ def main():
 
         for fmt in formats:
             topic = f"bench.{fmt}"
-            extra = ["--registry", sandbox.registry_url] if fmt == "avro" else []
+            extra = ["--registry", sandbox.registry_url] if fmt in ("avro", "protobuf") else []
             datagen("--format", fmt, "--count", str(rows), "--topic", topic, "--brokers", sandbox.bootstrap, *extra)
 
             out = os.path.join(cluster.dir, f"kcat.{fmt}")
@@ -79,7 +79,7 @@ def main():
 
             table = f"src_{fmt}"
             cluster.sql(f"CREATE UNLOGGED TABLE {table} (LIKE streamrec.clicks)")
-            options = {"schema_registry": sandbox.registry_url} if fmt == "avro" else {}
+            options = {"schema_registry": sandbox.registry_url} if fmt in ("avro", "protobuf") else {}
             cluster.sql("SELECT streamrec.create_source(%s, %s, %s, %s, NULL, %s)",
                         (f"bench_{fmt}", topic, table, fmt, json.dumps(options)))
             wait_for(lambda: cluster.value(f"SELECT rows FROM streamrec.source_stats WHERE name = 'bench_{fmt}'") > 0,
@@ -107,10 +107,10 @@ def main():
         sandbox.cleanup()
 
     print(f"\nbench/ingest: {rows:,} clicks per format (unlogged target tables, 2 cores)")
-    print(f"{'format':<6} {'parts':>5} {'kcat rows/s':>12} {'COPY rows/s':>12} {'source rows/s':>14} "
+    print(f"{'format':<8} {'parts':>5} {'kcat rows/s':>12} {'COPY rows/s':>12} {'source rows/s':>14} "
           f"{'src/kcat':>9} {'src/COPY':>9}  worker private MB (10% / end / max)")
     for fmt, parts, kcat_rate, copy_rate, source_rate, rss_early, rss_end, rss_max in results:
-        print(f"{fmt:<6} {parts:>5} {kcat_rate:>12,.0f} {copy_rate:>12,.0f} {source_rate:>14,.0f} "
+        print(f"{fmt:<8} {parts:>5} {kcat_rate:>12,.0f} {copy_rate:>12,.0f} {source_rate:>14,.0f} "
               f"{source_rate / kcat_rate:>9.2f} {source_rate / copy_rate:>9.2f}  "
               f"{rss_early:.0f} / {rss_end:.0f} / {rss_max:.0f}")
     print("goals: src/kcat >= 0.9, src/COPY >= 0.6")

@@ -230,3 +230,395 @@ SELECT streamrec._follow_inventory_subscriptions();
 -- Only the extension attaches the function to a table.
 ALTER TABLE streamrec.pipeline_catalog ENABLE ALWAYS TRIGGER streamrec_catalog_changed;
 REVOKE ALL ON FUNCTION streamrec._catalog_changed() FROM PUBLIC;
+-- Protobuf: sources and sinks of format protobuf (Confluent-framed through a schema registry, or
+-- plain with an inline .proto named by the options proto_schema and proto_message).
+-- ---------------------------------------------------------------------------------------------
+ALTER TABLE streamrec.sources DROP CONSTRAINT sources_format_check,
+    ADD CONSTRAINT sources_format_check CHECK (format IN ('csv', 'json', 'avro', 'protobuf'));
+ALTER TABLE streamrec.sinks DROP CONSTRAINT sinks_format_check,
+    ADD CONSTRAINT sinks_format_check CHECK (format IN ('csv', 'json', 'avro', 'protobuf'));
+
+CREATE OR REPLACE FUNCTION streamrec._check_source_options(format text, target regclass, options jsonb) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    allowed constant text[] := ARRAY['columns', 'metadata', 'start', 'group_id', 'partitions', 'mode',
+                                     'schema_registry', 'schema', 'csv', 'kafka', 'batch_size', 'batch_ms', 'on_error',
+                                     'batch_bytes', 'max_decoded_bytes', 'proto_schema', 'proto_message'];
+    metadata_kinds constant text[] := ARRAY['timestamp', 'key', 'partition', 'offset', 'topic'];
+    table_columns text[];
+    key text;
+    value jsonb;
+    col text;
+    n int;
+BEGIN
+    IF options IS NULL OR jsonb_typeof(options) <> 'object' THEN
+        PERFORM streamrec._bad_argument('options must be a JSON object', 'Pass options as jsonb, e.g. ''{"batch_size": 5000}''.');
+    END IF;
+    FOR key IN SELECT jsonb_object_keys(options) LOOP
+        IF key <> ALL (allowed) THEN
+            PERFORM streamrec._bad_argument(format('unknown option "%s"', key),
+                                            'Valid options: ' || array_to_string(allowed, ', ') || '.');
+        END IF;
+    END LOOP;
+
+    SELECT array_agg(attname::text ORDER BY attnum) INTO table_columns
+    FROM pg_attribute WHERE attrelid = target AND attnum > 0 AND NOT attisdropped AND attgenerated = '';
+
+    -- columns: csv takes a list in field order, json/avro a map column -> field path.
+    value := options -> 'columns';
+    IF value IS NOT NULL THEN
+        IF format = 'csv' THEN
+            IF jsonb_typeof(value) <> 'array' OR jsonb_array_length(value) = 0
+               OR EXISTS (SELECT FROM jsonb_array_elements(value) e WHERE jsonb_typeof(e) <> 'string') THEN
+                PERFORM streamrec._bad_argument('option "columns" of a csv source must be a non-empty array of column names',
+                                                'Example: {"columns": ["user_id", "product_id"]}.');
+            END IF;
+            FOR col IN SELECT jsonb_array_elements_text(value) LOOP
+                IF col <> ALL (table_columns) THEN
+                    RAISE EXCEPTION 'column "%" of option "columns" does not exist in %', col, target
+                        USING ERRCODE = 'undefined_column', HINT = 'Columns: ' || array_to_string(table_columns, ', ') || '.';
+                END IF;
+            END LOOP;
+            SELECT count(*) - count(DISTINCT e) INTO n FROM jsonb_array_elements_text(value) e;
+            IF n > 0 THEN
+                PERFORM streamrec._bad_argument('option "columns" names a column twice', 'List each column once.');
+            END IF;
+        ELSE
+            IF jsonb_typeof(value) <> 'object'
+               OR EXISTS (SELECT FROM jsonb_each(value) e WHERE jsonb_typeof(e.value) <> 'string' OR e.value #>> '{}' = '') THEN
+                PERFORM streamrec._bad_argument(format('option "columns" of a %s source must map columns to field paths', format),
+                                                'Example: {"columns": {"user_id": "user.id", "product_id": "product_id"}}.');
+            END IF;
+            FOR col IN SELECT jsonb_object_keys(value) LOOP
+                IF col <> ALL (table_columns) THEN
+                    RAISE EXCEPTION 'column "%" of option "columns" does not exist in %', col, target
+                        USING ERRCODE = 'undefined_column', HINT = 'Columns: ' || array_to_string(table_columns, ', ') || '.';
+                END IF;
+            END LOOP;
+        END IF;
+    END IF;
+
+    value := options -> 'metadata';
+    IF value IS NOT NULL THEN
+        IF jsonb_typeof(value) <> 'object'
+           OR EXISTS (SELECT FROM jsonb_each(value) e WHERE jsonb_typeof(e.value) <> 'string' OR (e.value #>> '{}') <> ALL (metadata_kinds)) THEN
+            PERFORM streamrec._bad_argument('option "metadata" must map columns to timestamp, key, partition, offset or topic',
+                                            'Example: {"metadata": {"event_time": "timestamp"}}.');
+        END IF;
+        FOR col IN SELECT jsonb_object_keys(value) LOOP
+            IF col <> ALL (table_columns) THEN
+                RAISE EXCEPTION 'column "%" of option "metadata" does not exist in %', col, target
+                    USING ERRCODE = 'undefined_column', HINT = 'Columns: ' || array_to_string(table_columns, ', ') || '.';
+            END IF;
+            IF (format = 'csv' AND options -> 'columns' ? col) OR (format <> 'csv' AND (options -> 'columns') ? col) THEN
+                PERFORM streamrec._bad_argument(format('column "%s" is both in "columns" and in "metadata"', col),
+                                                'Map each column from one place.');
+            END IF;
+        END LOOP;
+    END IF;
+
+    IF options ? 'start' THEN
+        IF jsonb_typeof(options -> 'start') <> 'string' THEN
+            PERFORM streamrec._bad_argument('option "start" must be a string', 'Use earliest, latest or an ISO timestamp.');
+        END IF;
+        PERFORM streamrec._check_start(options ->> 'start');
+    END IF;
+    IF options ? 'group_id' AND (jsonb_typeof(options -> 'group_id') <> 'string' OR options ->> 'group_id' = '') THEN
+        PERFORM streamrec._bad_argument('option "group_id" must be a non-empty string', 'Example: {"group_id": "clicks-db1"}.');
+    END IF;
+    IF options ? 'partitions' THEN
+        value := options -> 'partitions';
+        IF jsonb_typeof(value) <> 'array' OR jsonb_array_length(value) = 0
+           OR EXISTS (SELECT FROM jsonb_array_elements(value) e
+                      WHERE jsonb_typeof(e) <> 'number' OR e::text !~ '^[0-9]{1,9}$')
+           OR (SELECT count(DISTINCT e::text) FROM jsonb_array_elements(value) e) <> jsonb_array_length(value) THEN
+            PERFORM streamrec._bad_argument('option "partitions" must be a non-empty array of distinct partition numbers',
+                                            'Example: {"partitions": [0, 2, 4]} for the even partitions of a six-partition topic.');
+        END IF;
+        IF options ? 'group_id' THEN
+            PERFORM streamrec._bad_argument('options "partitions" and "group_id" exclude each other',
+                                            'A consumer group assigns partitions itself; choose partitions or group_id.');
+        END IF;
+    END IF;
+    IF options ? 'mode' THEN
+        IF coalesce(options ->> 'mode', '') NOT IN ('append', 'upsert') THEN
+            PERFORM streamrec._bad_argument(format('unknown mode "%s"', options ->> 'mode'), 'Use append or upsert.');
+        END IF;
+        IF options ->> 'mode' = 'upsert' THEN
+            IF NOT EXISTS (SELECT FROM pg_index WHERE indrelid = target AND indisprimary) THEN
+                RAISE EXCEPTION 'mode upsert needs a primary key on %', target
+                    USING ERRCODE = 'invalid_table_definition', HINT = 'Add a primary key or use mode append.';
+            END IF;
+            IF NOT has_table_privilege(target, 'UPDATE') THEN
+                RAISE EXCEPTION 'permission denied to update %', target
+                    USING ERRCODE = 'insufficient_privilege', HINT = 'mode upsert needs INSERT and UPDATE on the target.';
+            END IF;
+        END IF;
+    END IF;
+    IF options ? 'schema_registry' THEN
+        IF format NOT IN ('avro', 'protobuf') THEN
+            PERFORM streamrec._bad_argument('option "schema_registry" applies to avro and protobuf sources only',
+                                            'Remove it or use format avro or protobuf.');
+        END IF;
+        IF coalesce(options ->> 'schema_registry', '') !~ '^https?://' THEN
+            PERFORM streamrec._bad_argument('option "schema_registry" must be an http(s) URL',
+                                            'Example: http://registry:8081 or http://apicurio:8080/apis/ccompat/v6.');
+        END IF;
+    END IF;
+    IF options ? 'schema' THEN
+        IF format <> 'avro' THEN
+            PERFORM streamrec._bad_argument('option "schema" applies to avro sources only', 'Remove it or use format avro.');
+        END IF;
+        IF jsonb_typeof(options -> 'schema') NOT IN ('string', 'object') THEN
+            PERFORM streamrec._bad_argument('option "schema" must be an Avro schema (JSON object or string)', 'Example: {"schema": {"type": "record", ...}}.');
+        END IF;
+    END IF;
+    IF format = 'avro' AND (options ? 'schema_registry') = (options ? 'schema') THEN
+        PERFORM streamrec._bad_argument('an avro source needs exactly one of "schema_registry" and "schema"',
+                                        'Use schema_registry for Confluent-framed messages, schema for plain Avro.');
+    END IF;
+    -- protobuf: Confluent-framed through schema_registry, or plain with an inline .proto.
+    FOREACH key IN ARRAY ARRAY['proto_schema', 'proto_message'] LOOP
+        IF options ? key AND format <> 'protobuf' THEN
+            PERFORM streamrec._bad_argument(format('option "%s" applies to protobuf sources only', key),
+                                            'Remove it or use format protobuf.');
+        END IF;
+        IF options ? key AND (jsonb_typeof(options -> key) <> 'string' OR options ->> key = '') THEN
+            PERFORM streamrec._bad_argument(format('option "%s" must be a non-empty string', key),
+                                            CASE key WHEN 'proto_schema' THEN 'The text of a .proto file, e.g. "syntax = \"proto3\"; message Click { ... }".'
+                                                     ELSE 'The message type to decode, e.g. "shop.Click" (default: the first message of proto_schema).' END);
+        END IF;
+    END LOOP;
+    IF format = 'protobuf' AND (options ? 'schema_registry') = (options ? 'proto_schema') THEN
+        PERFORM streamrec._bad_argument('a protobuf source needs exactly one of "schema_registry" and "proto_schema"',
+                                        'Use schema_registry for Confluent-framed messages, proto_schema (with proto_message) for plain Protobuf.');
+    END IF;
+    IF options ? 'proto_message' AND NOT options ? 'proto_schema' THEN
+        PERFORM streamrec._bad_argument('option "proto_message" needs option "proto_schema"',
+                                        'With schema_registry, each message names its type in its Confluent header.');
+    END IF;
+    IF options ? 'csv' THEN
+        value := options -> 'csv';
+        IF format <> 'csv' THEN
+            PERFORM streamrec._bad_argument('option "csv" applies to csv sources only', 'Remove it or use format csv.');
+        END IF;
+        IF jsonb_typeof(value) <> 'object'
+           OR EXISTS (SELECT FROM jsonb_object_keys(value) k WHERE k NOT IN ('delimiter', 'quote', 'null', 'header'))
+           OR (value ? 'delimiter' AND (jsonb_typeof(value -> 'delimiter') <> 'string' OR octet_length(value ->> 'delimiter') <> 1))
+           OR (value ? 'quote' AND (jsonb_typeof(value -> 'quote') <> 'string' OR octet_length(value ->> 'quote') <> 1))
+           OR (value ? 'null' AND jsonb_typeof(value -> 'null') <> 'string')
+           OR (value ? 'header' AND jsonb_typeof(value -> 'header') <> 'boolean')
+           OR (value ->> 'delimiter') = coalesce(value ->> 'quote', '"') THEN
+            PERFORM streamrec._bad_argument('invalid option "csv"',
+                                            'Use {"delimiter": ",", "quote": "\"", "null": "", "header": false} with one-byte delimiter and quote that differ.');
+        END IF;
+    END IF;
+    IF options ? 'kafka' THEN
+        value := options -> 'kafka';
+        IF jsonb_typeof(value) <> 'object'
+           OR EXISTS (SELECT FROM jsonb_each(value) e WHERE jsonb_typeof(e.value) NOT IN ('string', 'number', 'boolean')) THEN
+            PERFORM streamrec._bad_argument('option "kafka" must map librdkafka property names to values',
+                                            'Example: {"kafka": {"security.protocol": "SASL_SSL", "sasl.mechanism": "PLAIN"}}.');
+        END IF;
+        PERFORM streamrec._check_kafka_properties(value);
+    END IF;
+    FOREACH key IN ARRAY ARRAY['batch_size', 'batch_ms'] LOOP
+        IF options ? key AND (jsonb_typeof(options -> key) <> 'number' OR (options ->> key) !~ '^[0-9]+$'
+                              OR (options ->> key)::numeric < 1
+                              OR (options ->> key)::numeric > CASE key WHEN 'batch_size' THEN 1000000 ELSE 600000 END) THEN
+            PERFORM streamrec._bad_argument(format('option "%s" must be a whole number from 1 to %s', key,
+                                                   CASE key WHEN 'batch_size' THEN 1000000 ELSE 600000 END),
+                                            'Defaults: batch_size 10000 messages, batch_ms 100 milliseconds.');
+        END IF;
+    END LOOP;
+    -- Bounds on decoded bytes: what one message may expand to, and where a batch ends early.
+    FOREACH key IN ARRAY ARRAY['batch_bytes', 'max_decoded_bytes'] LOOP
+        IF options ? key AND (jsonb_typeof(options -> key) <> 'number' OR (options ->> key) !~ '^[0-9]+$'
+                              OR (options ->> key)::numeric < 1024 OR (options ->> key)::numeric > 1073741823) THEN
+            PERFORM streamrec._bad_argument(format('option "%s" must be a whole number of bytes from 1024 to 1073741823', key),
+                                            'Defaults: batch_bytes 67108864 (64 MB of decoded rows per batch), '
+                                            'max_decoded_bytes 67108864 (64 MB per message; a message decoding to more is dead-lettered).');
+        END IF;
+    END LOOP;
+    IF options ? 'on_error' AND coalesce(options ->> 'on_error', '') NOT IN ('dead_letter', 'stop') THEN
+        PERFORM streamrec._bad_argument(format('unknown on_error "%s"', options ->> 'on_error'), 'Use dead_letter or stop.');
+    END IF;
+END $$;
+
+CREATE OR REPLACE FUNCTION streamrec.create_source(name text, topic text, target regclass, format text DEFAULT 'csv',
+                                        brokers text DEFAULT NULL, options jsonb DEFAULT '{}') RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM streamrec._require_admin();
+    IF name IS NULL OR name !~ '^[A-Za-z_][A-Za-z0-9_.-]{0,62}$' THEN
+        PERFORM streamrec._bad_argument(format('invalid source name "%s"', name),
+                                        'Use up to 63 letters, digits, _ . or -, starting with a letter or _.');
+    END IF;
+    IF topic IS NULL OR topic = '' THEN
+        PERFORM streamrec._bad_argument('topic must not be empty', 'Name the Kafka topic to consume.');
+    END IF;
+    IF target IS NULL THEN
+        PERFORM streamrec._bad_argument('target must not be NULL', 'Name the table to fill, e.g. ''streamrec.clicks''.');
+    END IF;
+    IF format IS NULL OR format NOT IN ('csv', 'json', 'avro', 'protobuf') THEN
+        PERFORM streamrec._bad_argument(format('unknown format "%s"', format), 'Use csv, json, avro or protobuf.');
+    END IF;
+    IF coalesce(brokers, current_setting('streamrec.brokers')) = '' THEN
+        PERFORM streamrec._bad_argument('no Kafka brokers for the source',
+                                        'Pass brokers (host:port,...) or set streamrec.brokers in postgresql.conf.');
+    END IF;
+    IF (SELECT relkind FROM pg_class WHERE oid = target) NOT IN ('r', 'p') THEN
+        RAISE EXCEPTION '% is not a table', target
+            USING ERRCODE = 'wrong_object_type', HINT = 'A source fills an ordinary or partitioned table.';
+    END IF;
+    IF NOT has_table_privilege(target, 'INSERT') THEN
+        RAISE EXCEPTION 'permission denied to insert into %', target
+            USING ERRCODE = 'insufficient_privilege', HINT = 'The source''s worker runs as you and needs INSERT on its target.';
+    END IF;
+    IF pg_catalog.row_security_active(target::oid) THEN
+        RAISE EXCEPTION '% has row-level security enabled', target
+            USING ERRCODE = 'feature_not_supported', HINT = 'COPY cannot fill a table with row-level security; use a staging table.';
+    END IF;
+    PERFORM streamrec._check_source_options(format, target, options);
+    INSERT INTO streamrec.sources(name, topic, target, format, brokers, options)
+    VALUES (create_source.name, create_source.topic, create_source.target, create_source.format,
+            create_source.brokers, create_source.options);
+EXCEPTION WHEN unique_violation THEN
+    RAISE EXCEPTION 'source "%" already exists', create_source.name
+        USING ERRCODE = 'duplicate_object', HINT = 'Choose another name, or drop it first with streamrec.drop_source().';
+END $$;
+
+CREATE OR REPLACE FUNCTION streamrec._check_sink_options(format text, rel regclass, options jsonb) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    allowed constant text[] := ARRAY['key', 'columns', 'schema_registry', 'subject', 'kafka', 'csv', 'batch_size'];
+    table_columns text[];
+    key text;
+    value jsonb;
+    col text;
+    n int;
+BEGIN
+    IF options IS NULL OR jsonb_typeof(options) <> 'object' THEN
+        PERFORM streamrec._bad_argument('options must be a JSON object', 'Pass options as jsonb, e.g. ''{"key": "user_id"}''.');
+    END IF;
+    FOR key IN SELECT jsonb_object_keys(options) LOOP
+        IF key <> ALL (allowed) THEN
+            PERFORM streamrec._bad_argument(format('unknown option "%s"', key),
+                                            'Valid options: ' || array_to_string(allowed, ', ') || '.');
+        END IF;
+    END LOOP;
+    SELECT array_agg(attname::text ORDER BY attnum) INTO table_columns
+    FROM pg_attribute WHERE attrelid = rel AND attnum > 0 AND NOT attisdropped;
+
+    FOREACH key IN ARRAY ARRAY['key', 'columns'] LOOP
+        value := options -> key;
+        CONTINUE WHEN value IS NULL;
+        IF key = 'key' AND jsonb_typeof(value) = 'string' THEN
+            value := jsonb_build_array(value);
+        END IF;
+        IF jsonb_typeof(value) <> 'array' OR jsonb_array_length(value) = 0
+           OR EXISTS (SELECT FROM jsonb_array_elements(value) e WHERE jsonb_typeof(e) <> 'string') THEN
+            PERFORM streamrec._bad_argument(format('option "%s" must be a column name or a non-empty array of column names', key),
+                                            format('Example: {"%s": ["user_id"]}.', key));
+        END IF;
+        FOR col IN SELECT jsonb_array_elements_text(value) LOOP
+            IF col <> ALL (table_columns) THEN
+                RAISE EXCEPTION 'column "%" of option "%" does not exist in %', col, key, rel
+                    USING ERRCODE = 'undefined_column', HINT = 'Columns: ' || array_to_string(table_columns, ', ') || '.';
+            END IF;
+        END LOOP;
+        SELECT count(*) - count(DISTINCT e) INTO n FROM jsonb_array_elements_text(value) e;
+        IF n > 0 THEN
+            PERFORM streamrec._bad_argument(format('option "%s" names a column twice', key), 'List each column once.');
+        END IF;
+    END LOOP;
+
+    IF options ? 'schema_registry' OR options ? 'subject' THEN
+        IF format NOT IN ('avro', 'protobuf') THEN
+            PERFORM streamrec._bad_argument('options "schema_registry" and "subject" apply to avro and protobuf sinks only',
+                                            'Remove them or use format avro or protobuf.');
+        END IF;
+    END IF;
+    IF format IN ('avro', 'protobuf') AND coalesce(options ->> 'schema_registry', '') !~ '^https?://' THEN
+        PERFORM streamrec._bad_argument(format('%s sink needs option "schema_registry", an http(s) URL',
+                                               CASE format WHEN 'avro' THEN 'an avro' ELSE 'a protobuf' END),
+                                        'The sink registers its schema there (Confluent wire format), e.g. {"schema_registry": "http://registry:8081"}.');
+    END IF;
+    IF options ? 'subject' AND (jsonb_typeof(options -> 'subject') <> 'string' OR options ->> 'subject' = '') THEN
+        PERFORM streamrec._bad_argument('option "subject" must be a non-empty string', 'Default: <topic>-value.');
+    END IF;
+    IF options ? 'csv' THEN
+        value := options -> 'csv';
+        IF format <> 'csv' THEN
+            PERFORM streamrec._bad_argument('option "csv" applies to csv sinks only', 'Remove it or use format csv.');
+        END IF;
+        IF jsonb_typeof(value) <> 'object'
+           OR EXISTS (SELECT FROM jsonb_object_keys(value) k WHERE k NOT IN ('delimiter', 'quote', 'null'))
+           OR (value ? 'delimiter' AND (jsonb_typeof(value -> 'delimiter') <> 'string' OR octet_length(value ->> 'delimiter') <> 1))
+           OR (value ? 'quote' AND (jsonb_typeof(value -> 'quote') <> 'string' OR octet_length(value ->> 'quote') <> 1))
+           OR (value ? 'null' AND jsonb_typeof(value -> 'null') <> 'string')
+           OR coalesce(value ->> 'delimiter', ',') = coalesce(value ->> 'quote', '"') THEN
+            PERFORM streamrec._bad_argument('invalid option "csv"',
+                                            'Use {"delimiter": ",", "quote": "\"", "null": ""} with one-byte delimiter and quote that differ.');
+        END IF;
+    END IF;
+    IF options ? 'kafka' THEN
+        value := options -> 'kafka';
+        IF jsonb_typeof(value) <> 'object'
+           OR EXISTS (SELECT FROM jsonb_each(value) e WHERE jsonb_typeof(e.value) NOT IN ('string', 'number', 'boolean')) THEN
+            PERFORM streamrec._bad_argument('option "kafka" must map librdkafka property names to values',
+                                            'Example: {"kafka": {"security.protocol": "SASL_SSL", "compression.type": "lz4"}}.');
+        END IF;
+        PERFORM streamrec._check_kafka_properties(value);
+    END IF;
+    IF options ? 'batch_size' AND (jsonb_typeof(options -> 'batch_size') <> 'number' OR (options ->> 'batch_size') !~ '^[0-9]+$'
+                                   OR (options ->> 'batch_size')::numeric NOT BETWEEN 1 AND 1000000) THEN
+        PERFORM streamrec._bad_argument('option "batch_size" must be a whole number from 1 to 1000000',
+                                        'Default: 10000 rows per batch.');
+    END IF;
+END $$;
+
+CREATE OR REPLACE FUNCTION streamrec.create_sink(name text, relation regclass, topic text, format text DEFAULT 'csv',
+                                      brokers text DEFAULT NULL, options jsonb DEFAULT '{}') RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM streamrec._require_admin();
+    IF name IS NULL OR name !~ '^[A-Za-z_][A-Za-z0-9_.-]{0,62}$' THEN
+        PERFORM streamrec._bad_argument(format('invalid sink name "%s"', name),
+                                        'Use up to 63 letters, digits, _ . or -, starting with a letter or _.');
+    END IF;
+    IF relation IS NULL THEN
+        PERFORM streamrec._bad_argument('relation must not be NULL', 'Name the table whose new rows to produce, e.g. ''streamrec.recommendation_log''.');
+    END IF;
+    IF topic IS NULL OR topic = '' THEN
+        PERFORM streamrec._bad_argument('topic must not be empty', 'Name the Kafka topic to produce to.');
+    END IF;
+    IF format IS NULL OR format NOT IN ('csv', 'json', 'avro', 'protobuf') THEN
+        PERFORM streamrec._bad_argument(format('unknown format "%s"', format), 'Use csv, json, avro or protobuf.');
+    END IF;
+    IF coalesce(brokers, current_setting('streamrec.brokers')) = '' THEN
+        PERFORM streamrec._bad_argument('no Kafka brokers for the sink',
+                                        'Pass brokers (host:port,...) or set streamrec.brokers in postgresql.conf.');
+    END IF;
+    IF (SELECT relkind FROM pg_class WHERE oid = relation) NOT IN ('r', 'p') THEN
+        RAISE EXCEPTION '% is not a table', relation
+            USING ERRCODE = 'wrong_object_type', HINT = 'A sink produces the rows inserted into an ordinary or partitioned table.';
+    END IF;
+    IF NOT has_table_privilege(relation, 'SELECT') THEN
+        RAISE EXCEPTION 'permission denied to read %', relation
+            USING ERRCODE = 'insufficient_privilege', HINT = 'The sink''s worker runs as you and needs SELECT on the relation.';
+    END IF;
+    IF pg_catalog.row_security_active(relation::oid) THEN
+        RAISE EXCEPTION '% has row-level security enabled', relation
+            USING ERRCODE = 'feature_not_supported',
+                  HINT = 'A sink ships every inserted row, so its owner must see them all: disable row-level security, or own the table (without FORCE ROW LEVEL SECURITY), or have BYPASSRLS.';
+    END IF;
+    PERFORM streamrec._check_sink_options(format, relation, options);
+    INSERT INTO streamrec.sinks(name, relation, topic, format, brokers, options)
+    VALUES (create_sink.name, create_sink.relation, create_sink.topic, create_sink.format,
+            create_sink.brokers, create_sink.options);
+    PERFORM streamrec._sync_sink_trigger(create_sink.name, create_sink.relation);
+EXCEPTION WHEN unique_violation THEN
+    RAISE EXCEPTION 'sink "%" already exists', create_sink.name
+        USING ERRCODE = 'duplicate_object', HINT = 'Choose another name, or drop it first with streamrec.drop_sink().';
+END $$;

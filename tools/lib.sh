@@ -11,6 +11,7 @@ STREAMREC_PACKAGES=(
   build-essential cmake pkg-config git ca-certificates procps util-linux
   postgresql-15 postgresql-server-dev-15
   librdkafka-dev libavro-dev libcurl4-openssl-dev libsimdjson-dev libmicrohttpd-dev libgmp-dev
+  libprotobuf-dev
   libgtest-dev googletest libbenchmark-dev clang-format clang-tidy
   kcat python3 python3-psycopg2 python3-confluent-kafka python3-avro
   prometheus-postgres-exporter

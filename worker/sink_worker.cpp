@@ -256,7 +256,10 @@ SinkConfig load_config(const std::string& name) {
   c.relation = static_cast<Oid>(std::stoul(field(2)));
   c.brokers = field(3);
   std::string format = field(4);
-  c.format = format == "json" ? sink_format::json : format == "avro" ? sink_format::avro : sink_format::csv;
+  c.format = format == "json"       ? sink_format::json
+             : format == "avro"     ? sink_format::avro
+             : format == "protobuf" ? sink_format::protobuf
+                                    : sink_format::csv;
   c.schema_registry = field(5);
   c.subject = field(6);
   c.csv.delimiter = field(7)[0];
@@ -692,7 +695,9 @@ class SinkWorker {
     timestamp_cache_.resize(all_columns_.size());
     plain_key_ = config_.keys.size() == 1 && config_.keys[0].column.kind != sink_kind::timestamp;
     max_in_flight_ = static_cast<size_t>(config_.batch_size) * kWindowBatches;
-    if (config_.format == sink_format::avro) encoding.schema_id = register_schema(encoding.columns);
+    if (config_.format == sink_format::avro || config_.format == sink_format::protobuf) {
+      encoding.schema_id = register_schema(encoding.columns);
+    }
     if (worker_stop_requested) return;
     encoder_ = make_sink_encoder(encoding);
     producer_ = std::make_unique<producer>(config_.brokers, producer_properties());
@@ -754,13 +759,16 @@ class SinkWorker {
     return p;
   }
 
-  // Registers the Avro schema derived from the columns under the subject; waits while the
-  // registry is unreachable.
+  // Registers the Avro or Protobuf schema derived from the columns under the subject; waits
+  // while the registry is unreachable.
   int32_t register_schema(const std::vector<sink_column>& columns) {
-    std::string schema = avro_value_schema(config_.topic, columns);
+    const bool protobuf = config_.format == sink_format::protobuf;
+    std::string schema =
+        protobuf ? protobuf_value_schema(config_.topic, columns) : avro_value_schema(config_.topic, columns);
     schema_registry_client registry(config_.schema_registry);
     for (int attempt = 0; !worker_stop_requested; attempt++) {
       try {
+        if (protobuf) return registry.register_schema(config_.subject, schema, "PROTOBUF", {});
         return registry.register_schema(config_.subject, schema);
       } catch (const registry_error& e) {
         if (!e.transient())

@@ -156,6 +156,8 @@ const std::vector<OptionSpec> kSourceOptions = {
     {"csv.header", OptionKind::boolean, nullptr, "false"},
     {"batch_bytes", OptionKind::text},
     {"max_decoded_bytes", OptionKind::text},
+    {"proto_schema", OptionKind::text},
+    {"proto_message", OptionKind::text},
 };
 
 // $1 source name: its catalog columns, the target's primary key and the partitions (comma
@@ -194,7 +196,10 @@ SourceConfig load_config(const std::string& name) {
   c.brokers = field(3);
   c.generation = std::stoi(field(4));
   std::string format = field(5);
-  c.decoding.format = format == "json" ? wire_format::json : format == "avro" ? wire_format::avro : wire_format::csv;
+  c.decoding.format = format == "json"       ? wire_format::json
+                      : format == "avro"     ? wire_format::avro
+                      : format == "protobuf" ? wire_format::protobuf
+                                             : wire_format::csv;
   c.primary_key = split_commas(field(6));
   for (const std::string& p : split_commas(field(7))) c.partitions.push_back(static_cast<int32_t>(std::stol(p)));
   c.upsert = field(8) == "upsert";
@@ -211,6 +216,10 @@ SourceConfig load_config(const std::string& name) {
   c.decoding.csv.header = field(19) == "t";
   if (std::optional<std::string> v = spi_text(0, 20)) c.batch_bytes = std::stoull(*v);
   if (std::optional<std::string> v = spi_text(0, 21)) c.decoding.max_decoded_bytes = std::stoull(*v);
+  if (c.decoding.format == wire_format::protobuf) {
+    c.decoding.inline_schema = field(22);  // the inline .proto (option "schema" is Avro's)
+    c.decoding.proto_message = field(23);
+  }
 
   c.kafka = read_kafka_options("sources", name);
   refuse_forbidden_kafka_properties(c.kafka, "source \"" + name + "\"");

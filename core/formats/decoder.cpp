@@ -1,6 +1,8 @@
 #include "core/formats/decoder.h"
 
+#include <algorithm>
 #include <string>
+#include <vector>
 #include <utility>
 
 #include "core/formats/decoder_support.h"
@@ -30,7 +32,55 @@ void decoder::too_large(size_t at_least) const {
                      " bytes; at least " + std::to_string(at_least) + " seen)");
 }
 
+namespace {
+
+// The registry's error_codes for "subject not found" and "version not found" (references).
+constexpr int kSubjectNotFound = 40401;
+constexpr int kVersionNotFound = 40402;
+// The most files a Protobuf schema may pull in through its references.
+constexpr size_t kMaxReferencedFiles = 255;
+
+// A Protobuf schema and, transitively, the files its references name.
+protobuf_schema_files fetch_protobuf_schema(schema_registry_client& client, int32_t schema_id) {
+  const std::string what = "schema id " + std::to_string(schema_id);
+  try {
+    registered_schema schema = client.schema_details_by_id(schema_id);
+    if (schema.schema_type != "PROTOBUF") {
+      throw format_error(what + " has schemaType " + schema.schema_type + ", not PROTOBUF");
+    }
+    protobuf_schema_files files{std::move(schema.schema), {}};
+    std::vector<schema_reference> pending = std::move(schema.references);
+    std::vector<std::string> seen;
+    while (!pending.empty()) {
+      const schema_reference reference = std::move(pending.back());
+      pending.pop_back();
+      if (std::find(seen.begin(), seen.end(), reference.name) != seen.end()) continue;
+      seen.push_back(reference.name);
+      if (seen.size() > kMaxReferencedFiles) throw format_error(what + " references more than 255 files");
+      registered_schema imported = client.subject_version_schema(reference.subject, reference.version);
+      files.imports.emplace_back(reference.name, std::move(imported.schema));
+      for (schema_reference& next : imported.references) pending.push_back(std::move(next));
+    }
+    return files;
+  } catch (const registry_error& e) {
+    // As for Avro: what the registry says it does not have (the id, or a referenced subject or
+    // version) will not appear by waiting; anything else is retried.
+    const int code = e.registry_error_code();
+    if (e.http_status() == 404 && (code == kSchemaNotFound || code == kSubjectNotFound || code == kVersionNotFound)) {
+      throw format_error(what + " cannot be resolved: " + e.what());
+    }
+    throw transient_error(what + ": " + e.what());
+  }
+}
+
+}  // namespace
+
 std::unique_ptr<decoder> make_decoder(const decoder_config& config) {
+  if (config.format == wire_format::protobuf && !config.schema_registry_url.empty() && config.inline_schema.empty()) {
+    auto client = std::make_shared<schema_registry_client>(config.schema_registry_url);
+    return make_protobuf_decoder(config,
+                                 [client](int32_t schema_id) { return fetch_protobuf_schema(*client, schema_id); });
+  }
   if (config.format != wire_format::avro || config.schema_registry_url.empty() || !config.inline_schema.empty()) {
     return make_decoder(config, nullptr);  // which also rejects a registry together with an inline schema
   }
@@ -73,6 +123,14 @@ std::unique_ptr<decoder> make_unbounded_decoder(const decoder_config& config, sc
         throw std::invalid_argument("avro needs a schema registry (Confluent framing) or an inline schema");
       }
       return make_avro_decoder(config, std::move(fetch));
+    case wire_format::protobuf:
+      if (!config.schema_registry_url.empty() && !config.inline_schema.empty()) {
+        throw std::invalid_argument("protobuf: give either a schema registry or an inline .proto, not both");
+      }
+      if (!config.inline_schema.empty() || fetch == nullptr) return make_protobuf_decoder(config, nullptr);
+      return make_protobuf_decoder(config, [fetch = std::move(fetch)](int32_t schema_id) {
+        return protobuf_schema_files{fetch(schema_id), {}};
+      });
   }
   throw std::invalid_argument("unknown wire format");
 }

@@ -14,6 +14,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "core/formats/format_error.h"
@@ -64,7 +65,7 @@ struct csv_options {
   bool header = false;
 };
 
-enum class wire_format { csv, json, avro };
+enum class wire_format { csv, json, avro, protobuf };
 
 struct decoder_config {
   wire_format format = wire_format::csv;
@@ -73,8 +74,11 @@ struct decoder_config {
   csv_options csv;
   // avro: Confluent framing with a registry (schema ids looked up and cached) ...
   std::string schema_registry_url;
-  // ... or plain Avro with this inline writer schema.
+  // ... or plain Avro with this inline writer schema (protobuf: an inline `.proto` file).
   std::string inline_schema;
+  // protobuf with an inline `.proto`: the message type to decode, by full name ("shop.Click") or,
+  // when only one message type has it, by simple name; empty means the file's first message.
+  std::string proto_message;
   // The most COPY text one message may decode to. A message over it is a format_error (dead
   // letter), raised as soon as the decoder sees it coming, so a small message that expands
   // (Avro decimals with a large scale, arrays of nulls) never takes more memory than this.
@@ -132,7 +136,22 @@ using schema_fetcher = std::function<std::string(int32_t schema_id)>;
 std::unique_ptr<decoder> make_decoder(const decoder_config& config);
 // The same, with schema ids resolved by `fetch` instead of a schema_registry_client on
 // config.schema_registry_url (units, tools, a cache shared by decoders). Each id is fetched
-// once per decoder. Only used for avro with a registry.
+// once per decoder. Only used for avro and protobuf with a registry (protobuf through this
+// overload: schemas without imports; make_protobuf_decoder takes their imported files too).
 std::unique_ptr<decoder> make_decoder(const decoder_config& config, schema_fetcher fetch);
+
+// A Protobuf schema as a registry holds it: the `.proto` text and, for every file it imports
+// through the registry's references (transitively), that file's text under its import name.
+// Google's well-known types (google/protobuf/timestamp.proto, wrappers.proto, ...) are built in
+// and need no entry.
+struct protobuf_schema_files {
+  std::string schema;
+  std::vector<std::pair<std::string, std::string>> imports;  // import name -> .proto text
+};
+// Like schema_fetcher, for Protobuf: transient_error to retry, format_error for an unknown id.
+using protobuf_schema_fetcher = std::function<protobuf_schema_files(int32_t schema_id)>;
+// A protobuf decoder whose Confluent-framed messages resolve schema ids through `fetch` (units,
+// tools, fuzzing); with a null `fetch`, plain Protobuf of config.inline_schema.
+std::unique_ptr<decoder> make_protobuf_decoder(const decoder_config& config, protobuf_schema_fetcher fetch);
 
 }  // namespace streamrec

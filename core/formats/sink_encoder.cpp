@@ -308,6 +308,7 @@ std::optional<std::string> encode_sink_key(const std::vector<sink_column>& colum
 std::unique_ptr<sink_encoder> make_sink_encoder(const sink_encoder_config& config) {
   if (config.format == sink_format::json) return std::make_unique<json_sink_encoder>(config);
   if (config.format == sink_format::avro) return std::make_unique<avro_sink_encoder>(config);
+  if (config.format == sink_format::protobuf) return make_protobuf_sink_encoder(config);
   return std::make_unique<csv_sink_encoder>(config);
 }
 

@@ -37,13 +37,13 @@ struct sink_value {
   std::vector<std::optional<std::string>> elements;
 };
 
-enum class sink_format { csv, json, avro };
+enum class sink_format { csv, json, avro, protobuf };
 
 struct sink_encoder_config {
   sink_format format = sink_format::csv;
   std::vector<sink_column> columns;  // the value's columns, in order
   csv_dialect csv;                   // record_terminator is ignored: one record per message
-  int32_t schema_id = 0;             // avro: the registry id of avro_value_schema(columns)
+  int32_t schema_id = 0;             // avro, protobuf: the registry id of *_value_schema(columns)
 };
 
 class sink_encoder {
@@ -60,6 +60,15 @@ std::unique_ptr<sink_encoder> make_sink_encoder(const sink_encoder_config& confi
 // long, floating point as double, timestamps as timestamp-millis, arrays as arrays of nullable
 // items, everything else (numeric, text, json) as string. `record_name` is sanitized.
 std::string avro_value_schema(const std::string& record_name, const std::vector<sink_column>& columns);
+
+// The Protobuf (proto3) schema a sink registers for its columns, field numbers in column order:
+// every scalar field a wrapper (google.protobuf.Int64Value for integers, DoubleValue for floating
+// point, BoolValue, StringValue for numeric, text and json), so NULL stays NULL; timestamps as
+// google.protobuf.Timestamp; arrays as repeated plain scalars (a NULL array is written as an
+// empty one; a NULL element cannot be written). `message_name` is sanitized.
+std::string protobuf_value_schema(const std::string& message_name, const std::vector<sink_column>& columns);
+// The Protobuf encoder behind make_sink_encoder (Confluent framing, message index [0]).
+std::unique_ptr<sink_encoder> make_protobuf_sink_encoder(const sink_encoder_config& config);
 
 // The message key of a row from its key columns: nullopt when every key column is NULL; one
 // column gives its text (a timestamp its "YYYY-MM-DD HH:MM:SS"), several a csv record of them.

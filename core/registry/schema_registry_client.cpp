@@ -212,6 +212,88 @@ const std::string& schema_registry_client::schema_by_id(int32_t id) {
   return schema_cache_.emplace(id, std::string(schema)).first->second;
 }
 
+int32_t schema_registry_client::register_schema(std::string_view subject, std::string_view schema_text,
+                                                std::string_view schema_type,
+                                                const std::vector<schema_reference>& references) {
+  const std::string url = base_url_ + "/subjects/" + escape_path_segment(subject) + "/versions";
+  std::string body = "{\"schema\":";
+  append_json_string(body, schema_text);
+  if (!schema_type.empty() && schema_type != "AVRO") {
+    body += ",\"schemaType\":";
+    append_json_string(body, schema_type);
+  }
+  if (!references.empty()) {
+    body += ",\"references\":[";
+    for (size_t i = 0; i < references.size(); ++i) {
+      if (i != 0) body += ',';
+      body += "{\"name\":";
+      append_json_string(body, references[i].name);
+      body += ",\"subject\":";
+      append_json_string(body, references[i].subject);
+      body += ",\"version\":" + std::to_string(references[i].version) + "}";
+    }
+    body += "]";
+  }
+  body += "}";
+  const response reply = perform("POST", url, body);
+
+  simdjson::dom::parser parser;
+  const simdjson::dom::element doc = parse_success_body(parser, reply.body, url, reply.status);
+  int64_t id = 0;
+  if (doc["id"].get_int64().get(id) != simdjson::SUCCESS) missing_field(url, reply.status, "id");
+  return static_cast<int32_t>(id);
+}
+
+namespace {
+
+// The schema, schemaType and references of a registry answer about one schema.
+registered_schema read_registered_schema(const simdjson::dom::element& doc, const std::string& url, long status) {
+  registered_schema result;
+  std::string_view text;
+  if (doc["schema"].get_string().get(text) != simdjson::SUCCESS) missing_field(url, status, "schema");
+  result.schema = std::string(text);
+  std::string_view type;
+  if (doc["schemaType"].get_string().get(type) == simdjson::SUCCESS) result.schema_type = std::string(type);
+  simdjson::dom::array references;
+  if (doc["references"].get_array().get(references) == simdjson::SUCCESS) {
+    for (const simdjson::dom::element reference : references) {
+      schema_reference r;
+      std::string_view name;
+      std::string_view subject;
+      int64_t version = 0;
+      if (reference["name"].get_string().get(name) != simdjson::SUCCESS ||
+          reference["subject"].get_string().get(subject) != simdjson::SUCCESS ||
+          reference["version"].get_int64().get(version) != simdjson::SUCCESS) {
+        missing_field(url, status, "references");
+      }
+      r.name = std::string(name);
+      r.subject = std::string(subject);
+      r.version = static_cast<int32_t>(version);
+      result.references.push_back(std::move(r));
+    }
+  }
+  return result;
+}
+
+}  // namespace
+
+registered_schema schema_registry_client::schema_details_by_id(int32_t id) {
+  const std::string url = base_url_ + "/schemas/ids/" + std::to_string(id);
+  const response reply = perform("GET", url, {});
+  simdjson::dom::parser parser;
+  const simdjson::dom::element doc = parse_success_body(parser, reply.body, url, reply.status);
+  return read_registered_schema(doc, url, reply.status);
+}
+
+registered_schema schema_registry_client::subject_version_schema(std::string_view subject, int32_t version) {
+  const std::string url =
+      base_url_ + "/subjects/" + escape_path_segment(subject) + "/versions/" + std::to_string(version);
+  const response reply = perform("GET", url, {});
+  simdjson::dom::parser parser;
+  const simdjson::dom::element doc = parse_success_body(parser, reply.body, url, reply.status);
+  return read_registered_schema(doc, url, reply.status);
+}
+
 subject_version schema_registry_client::latest(std::string_view subject) {
   const std::string url = base_url_ + "/subjects/" + escape_path_segment(subject) + "/versions/latest";
   const response reply = perform("GET", url, {});

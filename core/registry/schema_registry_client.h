@@ -18,6 +18,7 @@
 #include <string_view>
 #include <unordered_map>
 #include <utility>
+#include <vector>
 
 namespace streamrec {
 
@@ -62,6 +63,21 @@ struct subject_version {
   std::string schema;
 };
 
+// A schema's references (Protobuf imports, Avro/JSON named types in other subjects): the name
+// the schema uses for it (a Protobuf import path) and the subject version that holds it.
+struct schema_reference {
+  std::string name;
+  std::string subject;
+  int32_t version = 0;
+};
+
+// A schema with its type ("AVRO" when the registry gives none) and references.
+struct registered_schema {
+  std::string schema;
+  std::string schema_type = "AVRO";
+  std::vector<schema_reference> references;
+};
+
 // Not thread-safe: one client per thread (each worker owns one).
 class schema_registry_client {
  public:
@@ -79,6 +95,16 @@ class schema_registry_client {
   // GET /schemas/ids/{id}, answered from the cache after the first success: an id's schema
   // never changes. The reference stays valid for the client's lifetime.
   const std::string& schema_by_id(int32_t id);
+
+  // The same, with a schemaType ("PROTOBUF", "JSON"; omitted for "AVRO") and references.
+  int32_t register_schema(std::string_view subject, std::string_view schema_text, std::string_view schema_type,
+                          const std::vector<schema_reference>& references);
+
+  // GET /schemas/ids/{id} with its schemaType and references (not cached).
+  registered_schema schema_details_by_id(int32_t id);
+
+  // GET /subjects/{subject}/versions/{version}: a referenced schema (not cached).
+  registered_schema subject_version_schema(std::string_view subject, int32_t version);
 
   // GET /subjects/{subject}/versions/latest (not cached: a new version may appear any time).
   subject_version latest(std::string_view subject);

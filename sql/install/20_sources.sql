@@ -8,7 +8,7 @@ CREATE TABLE streamrec.sources (
     name        text PRIMARY KEY CHECK (name ~ '^[A-Za-z_][A-Za-z0-9_.-]{0,62}$'),
     topic       text NOT NULL CHECK (topic <> ''),
     target      regclass NOT NULL,
-    format      text NOT NULL DEFAULT 'csv' CHECK (format IN ('csv', 'json', 'avro')),
+    format      text NOT NULL DEFAULT 'csv' CHECK (format IN ('csv', 'json', 'avro', 'protobuf')),
     brokers     text,
     options     jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(options) = 'object'),
     paused      boolean NOT NULL DEFAULT false,
@@ -83,7 +83,7 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     allowed constant text[] := ARRAY['columns', 'metadata', 'start', 'group_id', 'partitions', 'mode',
                                      'schema_registry', 'schema', 'csv', 'kafka', 'batch_size', 'batch_ms', 'on_error',
-                                     'batch_bytes', 'max_decoded_bytes'];
+                                     'batch_bytes', 'max_decoded_bytes', 'proto_schema', 'proto_message'];
     metadata_kinds constant text[] := ARRAY['timestamp', 'key', 'partition', 'offset', 'topic'];
     table_columns text[];
     key text;
@@ -196,8 +196,9 @@ BEGIN
         END IF;
     END IF;
     IF options ? 'schema_registry' THEN
-        IF format <> 'avro' THEN
-            PERFORM streamrec._bad_argument('option "schema_registry" applies to avro sources only', 'Remove it or use format avro.');
+        IF format NOT IN ('avro', 'protobuf') THEN
+            PERFORM streamrec._bad_argument('option "schema_registry" applies to avro and protobuf sources only',
+                                            'Remove it or use format avro or protobuf.');
         END IF;
         IF coalesce(options ->> 'schema_registry', '') !~ '^https?://' THEN
             PERFORM streamrec._bad_argument('option "schema_registry" must be an http(s) URL',
@@ -215,6 +216,26 @@ BEGIN
     IF format = 'avro' AND (options ? 'schema_registry') = (options ? 'schema') THEN
         PERFORM streamrec._bad_argument('an avro source needs exactly one of "schema_registry" and "schema"',
                                         'Use schema_registry for Confluent-framed messages, schema for plain Avro.');
+    END IF;
+    -- protobuf: Confluent-framed through schema_registry, or plain with an inline .proto.
+    FOREACH key IN ARRAY ARRAY['proto_schema', 'proto_message'] LOOP
+        IF options ? key AND format <> 'protobuf' THEN
+            PERFORM streamrec._bad_argument(format('option "%s" applies to protobuf sources only', key),
+                                            'Remove it or use format protobuf.');
+        END IF;
+        IF options ? key AND (jsonb_typeof(options -> key) <> 'string' OR options ->> key = '') THEN
+            PERFORM streamrec._bad_argument(format('option "%s" must be a non-empty string', key),
+                                            CASE key WHEN 'proto_schema' THEN 'The text of a .proto file, e.g. "syntax = \"proto3\"; message Click { ... }".'
+                                                     ELSE 'The message type to decode, e.g. "shop.Click" (default: the first message of proto_schema).' END);
+        END IF;
+    END LOOP;
+    IF format = 'protobuf' AND (options ? 'schema_registry') = (options ? 'proto_schema') THEN
+        PERFORM streamrec._bad_argument('a protobuf source needs exactly one of "schema_registry" and "proto_schema"',
+                                        'Use schema_registry for Confluent-framed messages, proto_schema (with proto_message) for plain Protobuf.');
+    END IF;
+    IF options ? 'proto_message' AND NOT options ? 'proto_schema' THEN
+        PERFORM streamrec._bad_argument('option "proto_message" needs option "proto_schema"',
+                                        'With schema_registry, each message names its type in its Confluent header.');
     END IF;
     IF options ? 'csv' THEN
         value := options -> 'csv';
@@ -279,8 +300,8 @@ BEGIN
     IF target IS NULL THEN
         PERFORM streamrec._bad_argument('target must not be NULL', 'Name the table to fill, e.g. ''streamrec.clicks''.');
     END IF;
-    IF format IS NULL OR format NOT IN ('csv', 'json', 'avro') THEN
-        PERFORM streamrec._bad_argument(format('unknown format "%s"', format), 'Use csv, json or avro.');
+    IF format IS NULL OR format NOT IN ('csv', 'json', 'avro', 'protobuf') THEN
+        PERFORM streamrec._bad_argument(format('unknown format "%s"', format), 'Use csv, json, avro or protobuf.');
     END IF;
     IF coalesce(brokers, current_setting('streamrec.brokers')) = '' THEN
         PERFORM streamrec._bad_argument('no Kafka brokers for the source',

@@ -14,7 +14,7 @@ CREATE TABLE streamrec.sinks (
     name        text PRIMARY KEY CHECK (name ~ '^[A-Za-z_][A-Za-z0-9_.-]{0,62}$'),
     relation    regclass NOT NULL,
     topic       text NOT NULL CHECK (topic <> ''),
-    format      text NOT NULL DEFAULT 'csv' CHECK (format IN ('csv', 'json', 'avro')),
+    format      text NOT NULL DEFAULT 'csv' CHECK (format IN ('csv', 'json', 'avro', 'protobuf')),
     brokers     text,
     options     jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(options) = 'object'),
     paused      boolean NOT NULL DEFAULT false,
@@ -194,13 +194,14 @@ BEGIN
     END LOOP;
 
     IF options ? 'schema_registry' OR options ? 'subject' THEN
-        IF format <> 'avro' THEN
-            PERFORM streamrec._bad_argument('options "schema_registry" and "subject" apply to avro sinks only',
-                                            'Remove them or use format avro.');
+        IF format NOT IN ('avro', 'protobuf') THEN
+            PERFORM streamrec._bad_argument('options "schema_registry" and "subject" apply to avro and protobuf sinks only',
+                                            'Remove them or use format avro or protobuf.');
         END IF;
     END IF;
-    IF format = 'avro' AND coalesce(options ->> 'schema_registry', '') !~ '^https?://' THEN
-        PERFORM streamrec._bad_argument('an avro sink needs option "schema_registry", an http(s) URL',
+    IF format IN ('avro', 'protobuf') AND coalesce(options ->> 'schema_registry', '') !~ '^https?://' THEN
+        PERFORM streamrec._bad_argument(format('%s sink needs option "schema_registry", an http(s) URL',
+                                               CASE format WHEN 'avro' THEN 'an avro' ELSE 'a protobuf' END),
                                         'The sink registers its schema there (Confluent wire format), e.g. {"schema_registry": "http://registry:8081"}.');
     END IF;
     IF options ? 'subject' AND (jsonb_typeof(options -> 'subject') <> 'string' OR options ->> 'subject' = '') THEN
@@ -252,8 +253,8 @@ BEGIN
     IF topic IS NULL OR topic = '' THEN
         PERFORM streamrec._bad_argument('topic must not be empty', 'Name the Kafka topic to produce to.');
     END IF;
-    IF format IS NULL OR format NOT IN ('csv', 'json', 'avro') THEN
-        PERFORM streamrec._bad_argument(format('unknown format "%s"', format), 'Use csv, json or avro.');
+    IF format IS NULL OR format NOT IN ('csv', 'json', 'avro', 'protobuf') THEN
+        PERFORM streamrec._bad_argument(format('unknown format "%s"', format), 'Use csv, json, avro or protobuf.');
     END IF;
     IF coalesce(brokers, current_setting('streamrec.brokers')) = '' THEN
         PERFORM streamrec._bad_argument('no Kafka brokers for the sink',

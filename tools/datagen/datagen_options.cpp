@@ -90,13 +90,18 @@ Kind options:
                            click's (default 0.1)
 
 Format:
-  --format csv|json|avro   default csv
+  --format csv|json|avro|protobuf
+                           default csv
                            csv: RFC 4180 as COPY ... CSV reads it; NULL is an empty field;
                                 timestamps "YYYY-MM-DD HH:MM:SS" (UTC, whole seconds)
                            json: one flat object per record; NULL is null; timestamps ISO 8601
                                 with milliseconds, "2024-06-28T13:00:00.100Z"
                            avro: timestamps long timestamp-millis, money double, nullable
                                 fields ["null", T]; Confluent framing (magic byte, schema id)
+                           protobuf: proto3, timestamps google.protobuf.Timestamp, money double,
+                                nullable fields as wrappers (google.protobuf.StringValue, ...);
+                                Confluent framing (magic byte, schema id, message index [0]).
+                                --registry, --subject, --schema-id and --avro-framing as for avro
   --header                 csv to a file: first line holds the field names
   --delimiter C            csv field delimiter (default ,)
   --registry URL           avro: register the kind's schema with this Confluent-compatible
@@ -105,11 +110,11 @@ Format:
   --schema-id N            avro: frame with this schema id, no registry
   --avro-framing confluent|none
                            none: bare Avro binary, for sources given an inline schema
-  --print-schema           print the kind's Avro schema JSON and exit
+  --print-schema           print the kind's Avro schema JSON (protobuf: its .proto) and exit
 
 Output (default: stdout):
   --output FILE            write to FILE ('-' = stdout). csv and json: one record per line.
-                           avro: each message as a 4-byte big-endian length and its bytes
+                           avro, protobuf: each message as a 4-byte big-endian length and its bytes
   --brokers B              produce to Kafka (bootstrap servers) instead; needs --topic
   --topic T                topic to produce to (also names the default avro subject)
   --no-key                 produce without message keys. Keys by default: user_id (clicks,
@@ -207,8 +212,10 @@ datagen_options parse_datagen_arguments(const std::vector<std::string>& args) {
         o.format = data_format::json;
       } else if (f == "avro") {
         o.format = data_format::avro;
+      } else if (f == "protobuf") {
+        o.format = data_format::protobuf;
       } else {
-        throw usage_error("--format must be csv, json or avro, got '" + f + "'");
+        throw usage_error("--format must be csv, json, avro or protobuf, got '" + f + "'");
       }
     } else if (arg == "--header") {
       no_value();
@@ -303,23 +310,24 @@ datagen_options parse_datagen_arguments(const std::vector<std::string>& args) {
   }
   const bool avro_options =
       !o.registry_url.empty() || !o.subject.empty() || o.schema_id || o.framing != avro_framing::confluent;
-  if (o.format != data_format::avro && avro_options) {
-    throw usage_error("--registry, --subject, --schema-id and --avro-framing apply to --format avro only");
+  const bool registry_format = o.format == data_format::avro || o.format == data_format::protobuf;
+  if (!registry_format && avro_options) {
+    throw usage_error("--registry, --subject, --schema-id and --avro-framing apply to --format avro or protobuf only");
   }
-  if (o.format == data_format::avro && o.framing == avro_framing::confluent) {
+  if (registry_format && o.framing == avro_framing::confluent) {
     if (o.schema_id && !o.registry_url.empty()) {
       throw usage_error("give either --registry (to register the schema) or --schema-id, not both");
     }
     if (!o.schema_id && o.registry_url.empty()) {
       throw usage_error(
-          "--format avro needs --registry URL (Confluent framing with a registered id), "
-          "--schema-id N, or --avro-framing none");
+          std::string("--format ") + (o.format == data_format::avro ? "avro" : "protobuf") +
+          " needs --registry URL (Confluent framing with a registered id), --schema-id N, or --avro-framing none");
     }
     if (!o.registry_url.empty() && o.subject.empty() && o.topic.empty()) {
       throw usage_error("--registry needs --subject or --topic to name the subject");
     }
   }
-  if (o.format == data_format::avro && o.framing == avro_framing::none && (!o.registry_url.empty() || o.schema_id)) {
+  if (registry_format && o.framing == avro_framing::none && (!o.registry_url.empty() || o.schema_id)) {
     throw usage_error("--avro-framing none writes no schema id: drop --registry/--schema-id");
   }
   if (!have_count && o.rate == 0 && o.duration_s == 0) {

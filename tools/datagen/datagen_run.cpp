@@ -132,6 +132,10 @@ run_summary generate_records(const datagen_options& options, message_sink& sink,
       encoder = make_avro_encoder(options.generator.kind, generator.fields(),
                                   options.framing == avro_framing::confluent ? schema_id : std::nullopt);
       break;
+    case data_format::protobuf:
+      encoder = make_protobuf_encoder(generator.fields(),
+                                      options.framing == avro_framing::confluent ? schema_id : std::nullopt);
+      break;
   }
 
   using clock = std::chrono::steady_clock;
@@ -177,16 +181,22 @@ run_summary generate_records(const datagen_options& options, message_sink& sink,
 namespace {
 
 std::optional<int32_t> resolve_schema_id(const datagen_options& options) {
-  if (options.format != data_format::avro || options.framing != avro_framing::confluent) return std::nullopt;
+  const bool registry_format = options.format == data_format::avro || options.format == data_format::protobuf;
+  if (!registry_format || options.framing != avro_framing::confluent) return std::nullopt;
   if (options.schema_id) return options.schema_id;
   record_generator generator(options.generator);
   schema_registry_client registry(options.registry_url);
+  if (options.format == data_format::protobuf) {
+    return registry.register_schema(options.avro_subject(),
+                                    protobuf_schema_text(options.generator.kind, generator.fields()), "PROTOBUF", {});
+  }
   return registry.register_schema(options.avro_subject(), avro_schema_json(options.generator.kind, generator.fields()));
 }
 
 std::unique_ptr<stream_sink> open_stream(const datagen_options& options) {
-  const stream_framing framing =
-      options.format == data_format::avro ? stream_framing::length_prefixed : stream_framing::lines;
+  const stream_framing framing = options.format == data_format::avro || options.format == data_format::protobuf
+                                     ? stream_framing::length_prefixed
+                                     : stream_framing::lines;
   if (options.output == "-") return std::make_unique<stream_sink>(STDOUT_FILENO, framing, false);
   const int fd = ::open(options.output.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) throw_errno("cannot open " + options.output);
@@ -210,13 +220,15 @@ run_summary run_datagen(const datagen_options& options, const std::atomic<bool>*
 }
 
 std::string generate_to_string(const datagen_options& options, std::optional<int32_t> schema_id) {
-  stream_sink sink(options.format == data_format::avro ? stream_framing::length_prefixed : stream_framing::lines);
+  stream_sink sink(options.format == data_format::avro || options.format == data_format::protobuf
+                       ? stream_framing::length_prefixed
+                       : stream_framing::lines);
   generate_records(options, sink, schema_id);
   return sink.contents();
 }
 
 std::string describe_summary(const datagen_options& options, const run_summary& summary) {
-  static constexpr const char* format_names[] = {"csv", "json", "avro"};
+  static constexpr const char* format_names[] = {"csv", "json", "avro", "protobuf"};
   const std::string destination = options.to_kafka()      ? "topic " + options.topic
                                   : options.output == "-" ? std::string("stdout")
                                                           : options.output;

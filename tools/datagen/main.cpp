@@ -37,7 +37,11 @@ int main(int argc, char** argv) {
   try {
     if (options.print_schema) {
       const record_generator generator(options.generator);
-      std::cout << avro_schema_json(options.generator.kind, generator.fields()) << "\n";
+      if (options.format == data_format::protobuf) {
+        std::cout << protobuf_schema_text(options.generator.kind, generator.fields());
+      } else {
+        std::cout << avro_schema_json(options.generator.kind, generator.fields()) << "\n";
+      }
       return 0;
     }
     std::signal(SIGINT, request_stop);

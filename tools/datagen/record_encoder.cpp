@@ -4,6 +4,8 @@
 #include "core/formats/csv_writer.h"
 #include "core/formats/json_writer.h"
 
+#include <cstring>
+
 namespace streamrec::datagen {
 
 namespace {
@@ -233,6 +235,138 @@ std::string avro_schema_json(record_kind kind, const std::vector<field_spec>& fi
 std::unique_ptr<record_encoder> make_avro_encoder(record_kind kind, const std::vector<field_spec>& fields,
                                                   std::optional<int32_t> confluent_schema_id) {
   return std::make_unique<avro_encoder>(kind, fields, confluent_schema_id);
+}
+
+namespace {
+
+const char* protobuf_type(const field_spec& field) {
+  switch (field.type) {
+    case field_type::text:
+      return field.nullable ? "google.protobuf.StringValue" : "string";
+    case field_type::int32:
+      return field.nullable ? "google.protobuf.Int32Value" : "int32";
+    case field_type::int64:
+      return field.nullable ? "google.protobuf.Int64Value" : "int64";
+    case field_type::cents:
+      return field.nullable ? "google.protobuf.DoubleValue" : "double";
+    case field_type::timestamp:
+      return "google.protobuf.Timestamp";
+  }
+  return "bytes";
+}
+
+void put_varint(std::string& out, uint64_t value) {
+  while (value >= 0x80) {
+    out.push_back(static_cast<char>(value | 0x80));
+    value >>= 7;
+  }
+  out.push_back(static_cast<char>(value));
+}
+
+void put_tag(std::string& out, uint32_t field, int wire) {
+  put_varint(out, uint64_t{field} << 3 | static_cast<uint32_t>(wire));
+}
+
+// Writes the Protobuf wire format by hand: a handful of field kinds, no allocation per record.
+class protobuf_encoder final : public record_encoder {
+ public:
+  protobuf_encoder(const std::vector<field_spec>& fields, std::optional<int32_t> schema_id)
+      : fields_(fields), schema_id_(schema_id) {}
+
+  void encode(const record& rec, std::string& out) override {
+    if (schema_id_) {
+      confluent::append_frame_header(out, *schema_id_);
+      out.push_back('\0');  // message index [0]
+    }
+    for (size_t i = 0; i < fields_.size(); ++i) {
+      const field_value& v = rec.values[i];
+      if (v.is_null) continue;  // an absent wrapper or Timestamp: NULL
+      const auto number = static_cast<uint32_t>(i + 1);
+      const bool wrapped = fields_[i].nullable || fields_[i].type == field_type::timestamp;
+      if (!wrapped) {
+        put_value(out, number, fields_[i].type, v);
+        continue;
+      }
+      inner_.clear();
+      if (fields_[i].type == field_type::timestamp) {
+        const int64_t millis = micros_to_millis(v.number);
+        int64_t seconds = millis / 1000;
+        int64_t rest = millis % 1000;
+        if (rest < 0) {
+          --seconds;
+          rest += 1000;
+        }
+        put_tag(inner_, 1, 0);
+        put_varint(inner_, static_cast<uint64_t>(seconds));
+        if (rest != 0) {
+          put_tag(inner_, 2, 0);
+          put_varint(inner_, static_cast<uint64_t>(rest * 1000000));
+        }
+      } else {
+        put_value(inner_, 1, fields_[i].type, v);
+      }
+      put_tag(out, number, 2);
+      put_varint(out, inner_.size());
+      out.append(inner_);
+    }
+  }
+
+ private:
+  static void put_value(std::string& out, uint32_t number, field_type type, const field_value& v) {
+    switch (type) {
+      case field_type::text:
+        put_tag(out, number, 2);
+        put_varint(out, v.text.size());
+        out.append(v.text);
+        return;
+      case field_type::int32:
+      case field_type::int64:
+        put_tag(out, number, 0);
+        put_varint(out, static_cast<uint64_t>(v.number));
+        return;
+      case field_type::cents: {
+        const double value = static_cast<double>(v.number) / 100.0;
+        uint64_t bits;
+        std::memcpy(&bits, &value, sizeof bits);
+        put_tag(out, number, 1);
+        for (int b = 0; b < 8; ++b) out.push_back(static_cast<char>(bits >> (8 * b)));
+        return;
+      }
+      case field_type::timestamp:
+        return;  // always wrapped
+    }
+  }
+
+  std::vector<field_spec> fields_;
+  std::optional<int32_t> schema_id_;
+  std::string inner_;
+};
+
+}  // namespace
+
+std::string protobuf_schema_text(record_kind kind, const std::vector<field_spec>& fields) {
+  std::string text =
+      "syntax = \"proto3\";\n"
+      "package streamrec.datagen;\n\n"
+      "import \"google/protobuf/timestamp.proto\";\n"
+      "import \"google/protobuf/wrappers.proto\";\n\n"
+      "message ";
+  text += avro_record_name(kind);
+  text += " {\n";
+  for (size_t i = 0; i < fields.size(); ++i) {
+    text += "  ";
+    text += protobuf_type(fields[i]);
+    text += ' ';
+    text += fields[i].name;
+    text += " = " + std::to_string(i + 1) + ";\n";
+  }
+  text += "}\n";
+  return text;
+}
+
+std::unique_ptr<record_encoder> make_protobuf_encoder(const std::vector<field_spec>& fields,
+                                                      std::optional<int32_t> confluent_schema_id) {
+  return std::make_unique<protobuf_encoder>(fields, confluent_schema_id);
 }
 
 }  // namespace streamrec::datagen

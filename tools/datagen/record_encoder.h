@@ -13,7 +13,7 @@
 
 namespace streamrec::datagen {
 
-enum class data_format { csv, json, avro };
+enum class data_format { csv, json, avro, protobuf };
 
 class record_encoder {
  public:
@@ -37,5 +37,14 @@ std::string avro_schema_json(record_kind kind, const std::vector<field_spec>& fi
 // With a schema id the payload carries the Confluent header; without, it is bare Avro binary.
 std::unique_ptr<record_encoder> make_avro_encoder(record_kind kind, const std::vector<field_spec>& fields,
                                                   std::optional<int32_t> confluent_schema_id);
+
+// The proto3 schema for a kind: one message named like the Avro record, fields numbered in
+// order; timestamps google.protobuf.Timestamp, cents double, nullable fields as wrappers
+// (google.protobuf.StringValue, Int64Value, ...) so that NULL is an absent field.
+std::string protobuf_schema_text(record_kind kind, const std::vector<field_spec>& fields);
+// With a schema id the payload carries the Confluent header and message index [0]; without, it
+// is bare Protobuf.
+std::unique_ptr<record_encoder> make_protobuf_encoder(const std::vector<field_spec>& fields,
+                                                      std::optional<int32_t> confluent_schema_id);
 
 }  // namespace streamrec::datagen

@@ -41,12 +41,15 @@ HttpResponse subject_not_found(const std::string &subject) {
 
 HttpResponse schema_not_found() { return error_response(404, 40403, "Schema not found"); }
 
-// The optional "schemaType" member, which Confluent omits for Avro.
-void append_schema_type(std::string &out, const std::string &schema_type) {
-  if (schema_type == "AVRO") return;
-  out += "\"schemaType\":";
-  append_json_string(out, schema_type);
-  out += ',';
+// The optional "schemaType" member, which Confluent omits for Avro, and the "references" member,
+// omitted when there are none.
+void append_schema_type(std::string &out, const std::string &schema_type, const std::string &references = {}) {
+  if (schema_type != "AVRO") {
+    out += "\"schemaType\":";
+    append_json_string(out, schema_type);
+    out += ',';
+  }
+  if (!references.empty()) out += "\"references\":" + references + ',';
 }
 
 std::string version_json(const SubjectVersion &version) {
@@ -54,7 +57,7 @@ std::string version_json(const SubjectVersion &version) {
   append_json_string(body, version.subject);
   body += ",\"version\":" + std::to_string(version.version);
   body += ",\"id\":" + std::to_string(version.schema.id) + ',';
-  append_schema_type(body, version.schema.schema_type);
+  append_schema_type(body, version.schema.schema_type, version.schema.references);
   body += "\"schema\":";
   append_json_string(body, version.schema.text);
   body += '}';
@@ -64,11 +67,14 @@ std::string version_json(const SubjectVersion &version) {
 struct SchemaBody {
   std::string schema_type;
   std::string text;
+  std::string references;  // canonical JSON array, empty when none
 };
 
-// Reads {"schema": "...", "schemaType": ...} the way Confluent does; on failure `error` holds the
-// response to send.
-std::optional<SchemaBody> parse_schema_body(const std::string &body, HttpResponse &error) {
+// Reads {"schema": "...", "schemaType": ..., "references": [...]} the way Confluent does; on
+// failure `error` holds the response to send. Each reference must name a subject version the
+// registry holds, as Confluent requires.
+std::optional<SchemaBody> parse_schema_body(const std::string &body, HttpResponse &error,
+                                            const SchemaRegistry &registry) {
   simdjson::dom::parser parser;
   simdjson::dom::element root;
   if (parser.parse(body).get(root) != simdjson::SUCCESS) {
@@ -87,20 +93,49 @@ std::optional<SchemaBody> parse_schema_body(const std::string &body, HttpRespons
   simdjson::dom::element type_element;
   if (object["schemaType"].get(type_element) == simdjson::SUCCESS && !type_element.is_null()) {
     std::string_view type;
-    if (type_element.get_string().get(type) != simdjson::SUCCESS || (type != "AVRO" && type != "JSON")) {
-      error = error_response(422, 42201, "Invalid schema type: the sandbox registry stores AVRO and JSON schemas");
+    if (type_element.get_string().get(type) != simdjson::SUCCESS ||
+        (type != "AVRO" && type != "JSON" && type != "PROTOBUF")) {
+      error = error_response(422, 42201,
+                             "Invalid schema type: the sandbox registry stores AVRO, JSON and PROTOBUF schemas");
       return std::nullopt;
     }
     parsed.schema_type = std::string(type);
   }
 
-  // Rejected rather than ignored, so that no test silently relies on unresolved references.
+  // References must resolve, so that no test silently relies on a dangling one.
   simdjson::dom::array references;
   if (object["references"].get_array().get(references) == simdjson::SUCCESS && references.size() > 0) {
-    error = error_response(422, 42201, "Invalid schema: schema references are not supported");
-    return std::nullopt;
+    std::string canonical = "[";
+    for (const simdjson::dom::element reference : references) {
+      std::string_view name;
+      std::string_view subject;
+      int64_t version = 0;
+      if (reference["name"].get_string().get(name) != simdjson::SUCCESS ||
+          reference["subject"].get_string().get(subject) != simdjson::SUCCESS ||
+          reference["version"].get_int64().get(version) != simdjson::SUCCESS || version < 1 || version > kMaxId) {
+        error = error_response(422, 42201,
+                               "Invalid schema: a reference needs a string name and subject and a version number");
+        return std::nullopt;
+      }
+      if (!registry.subject_version(std::string(subject), static_cast<int>(version))) {
+        error = error_response(422, 42201,
+                               "Invalid schema: reference \"" + std::string(name) + "\" names subject \"" +
+                                   std::string(subject) + "\" version " + std::to_string(version) +
+                                   ", which does not exist");
+        return std::nullopt;
+      }
+      if (canonical.size() > 1) canonical += ',';
+      canonical += "{\"name\":";
+      append_json_string(canonical, name);
+      canonical += ",\"subject\":";
+      append_json_string(canonical, subject);
+      canonical += ",\"version\":" + std::to_string(version) + "}";
+    }
+    parsed.references = canonical + "]";
   }
 
+  // A .proto file is stored as it is (the consumers compile it).
+  if (parsed.schema_type == "PROTOBUF") return parsed;
   // Both AVRO and JSON schemas are JSON documents; that is all the sandbox checks.
   simdjson::dom::parser schema_parser;
   simdjson::dom::element schema_root;
@@ -246,18 +281,19 @@ HttpResponse SandboxRouter::route_registry(const std::string &method, const std:
 
 HttpResponse SandboxRouter::register_schema(const std::string &subject, const std::string &body) {
   HttpResponse error;
-  auto parsed = parse_schema_body(body, error);
+  auto parsed = parse_schema_body(body, error, registry_);
   if (!parsed) return error;
-  const RegisterOutcome outcome = registry_.register_schema(subject, parsed->schema_type, parsed->text);
+  const RegisterOutcome outcome =
+      registry_.register_schema(subject, parsed->schema_type, parsed->text, parsed->references);
   return registry_ok("{\"id\":" + std::to_string(outcome.id) + "}");
 }
 
 HttpResponse SandboxRouter::lookup_schema(const std::string &subject, const std::string &body) {
   HttpResponse error;
-  auto parsed = parse_schema_body(body, error);
+  auto parsed = parse_schema_body(body, error, registry_);
   if (!parsed) return error;
   if (!registry_.has_subject(subject)) return subject_not_found(subject);
-  auto found = registry_.find_in_subject(subject, parsed->schema_type, parsed->text);
+  auto found = registry_.find_in_subject(subject, parsed->schema_type, parsed->text, parsed->references);
   if (!found) return schema_not_found();
   return registry_ok(version_json(*found));
 }
@@ -287,7 +323,7 @@ HttpResponse SandboxRouter::get_schema(const std::string &id_text, bool raw) {
   if (!schema) return schema_not_found();
   if (raw) return registry_ok(schema->text);
   std::string body = "{";
-  append_schema_type(body, schema->schema_type);
+  append_schema_type(body, schema->schema_type, schema->references);
   body += "\"schema\":";
   append_json_string(body, schema->text);
   return registry_ok(body + "}");

@@ -6,7 +6,10 @@
 
 namespace streamrec {
 
-std::string SchemaRegistry::identity_key(const std::string &schema_type, const std::string &text) {
+std::string SchemaRegistry::identity_key(const std::string &schema_type, const std::string &text,
+                                         const std::string &references) {
+  // A .proto file is not JSON: its text is its identity.
+  if (schema_type == "PROTOBUF") return schema_type + '\n' + references + '\n' + text;
   // Minify so that re-registering a reformatted schema finds the existing id, as Confluent does
   // by comparing parsed schemas. simdjson::minify keeps string contents byte for byte.
   std::string minified(text.size(), '\0');
@@ -16,7 +19,7 @@ std::string SchemaRegistry::identity_key(const std::string &schema_type, const s
   } else {
     minified.resize(length);
   }
-  return schema_type + '\n' + minified;
+  return schema_type + '\n' + references + '\n' + minified;
 }
 
 SubjectVersion SchemaRegistry::make_version(const std::string &subject, int version, int id) const {
@@ -24,8 +27,8 @@ SubjectVersion SchemaRegistry::make_version(const std::string &subject, int vers
 }
 
 RegisterOutcome SchemaRegistry::register_schema(const std::string &subject, const std::string &schema_type,
-                                                const std::string &text) {
-  const std::string key = identity_key(schema_type, text);
+                                                const std::string &text, const std::string &references) {
+  const std::string key = identity_key(schema_type, text, references);
   std::lock_guard<std::mutex> lock(mutex_);
 
   int id = 0;
@@ -33,7 +36,7 @@ RegisterOutcome SchemaRegistry::register_schema(const std::string &subject, cons
     id = found->second;
   } else {
     id = static_cast<int>(schemas_.size()) + 1;
-    schemas_.push_back(StoredSchema{id, schema_type, text});
+    schemas_.push_back(StoredSchema{id, schema_type, text, references});
     id_by_key_.emplace(key, id);
   }
 
@@ -84,9 +87,9 @@ std::optional<SubjectVersion> SchemaRegistry::subject_version(const std::string 
 }
 
 std::optional<SubjectVersion> SchemaRegistry::find_in_subject(const std::string &subject,
-                                                              const std::string &schema_type,
-                                                              const std::string &text) const {
-  const std::string key = identity_key(schema_type, text);
+                                                              const std::string &schema_type, const std::string &text,
+                                                              const std::string &references) const {
+  const std::string key = identity_key(schema_type, text, references);
   std::lock_guard<std::mutex> lock(mutex_);
   auto subject_entry = subject_ids_.find(subject);
   auto id_entry = id_by_key_.find(key);

@@ -11,8 +11,9 @@ namespace streamrec {
 
 struct StoredSchema {
   int id = 0;
-  std::string schema_type;  // "AVRO" or "JSON"
+  std::string schema_type;  // "AVRO", "JSON" or "PROTOBUF"
   std::string text;         // as first registered
+  std::string references;   // a JSON array of {"name","subject","version"}; empty when none
 };
 
 struct SubjectVersion {
@@ -33,8 +34,10 @@ struct RegisterOutcome {
 // as it was first registered. Nothing is ever deleted.
 class SchemaRegistry {
  public:
-  // `text` must already be valid JSON (the router checks); `schema_type` is "AVRO" or "JSON".
-  RegisterOutcome register_schema(const std::string &subject, const std::string &schema_type, const std::string &text);
+  // `text` must already be valid JSON for AVRO and JSON (the router checks); PROTOBUF text is
+  // stored as it is. `references` (a JSON array, or empty) is part of the schema's identity.
+  RegisterOutcome register_schema(const std::string &subject, const std::string &schema_type, const std::string &text,
+                                  const std::string &references = {});
 
   std::optional<StoredSchema> schema_by_id(int id) const;
   bool has_subject(const std::string &subject) const;
@@ -46,10 +49,11 @@ class SchemaRegistry {
   std::optional<SubjectVersion> subject_version(const std::string &subject, int version) const;
   // The version under `subject` that holds this schema, if any (POST /subjects/{subject}).
   std::optional<SubjectVersion> find_in_subject(const std::string &subject, const std::string &schema_type,
-                                                const std::string &text) const;
+                                                const std::string &text, const std::string &references = {}) const;
 
  private:
-  static std::string identity_key(const std::string &schema_type, const std::string &text);
+  static std::string identity_key(const std::string &schema_type, const std::string &text,
+                                  const std::string &references);
   SubjectVersion make_version(const std::string &subject, int version, int id) const;
 
   mutable std::mutex mutex_;

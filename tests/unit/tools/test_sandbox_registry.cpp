@@ -201,11 +201,18 @@ TEST_F(SandboxRouterTest, BadBodies) {
   expect(call("POST", "/subjects/s/versions", R"(["\"string\""])"), 422, missing);
   expect(call("POST", "/subjects/s/versions", schema_body("{\"type\": ")), 422,
          R"({"error_code":42201,"message":"Invalid schema: the schema is not valid JSON"})");
-  expect(call("POST", "/subjects/s/versions", R"({"schema": "\"string\"", "schemaType": "PROTOBUF"})"), 422,
-         R"({"error_code":42201,"message":"Invalid schema type: the sandbox registry stores AVRO and JSON schemas"})");
-  expect(call("POST", "/subjects/s/versions",
-              R"({"schema": "\"string\"", "references": [{"name": "x", "subject": "y", "version": 1}]})"),
-         422, R"({"error_code":42201,"message":"Invalid schema: schema references are not supported"})");
+  expect(
+      call("POST", "/subjects/s/versions", R"({"schema": "\"string\"", "schemaType": "XML"})"), 422,
+      R"({"error_code":42201,"message":"Invalid schema type: the sandbox registry stores AVRO, JSON and PROTOBUF schemas"})");
+  // A reference must name a subject version that exists.
+  expect(
+      call("POST", "/subjects/s/versions",
+           R"({"schema": "\"string\"", "references": [{"name": "x", "subject": "y", "version": 1}]})"),
+      422,
+      R"({"error_code":42201,"message":"Invalid schema: reference \"x\" names subject \"y\" version 1, which does not exist"})");
+  expect(
+      call("POST", "/subjects/s/versions", R"({"schema": "\"string\"", "references": [{"name": "x"}]})"), 422,
+      R"({"error_code":42201,"message":"Invalid schema: a reference needs a string name and subject and a version number"})");
   // Nothing was stored by any of them.
   expect(call("GET", "/subjects"), 200, "[]");
 
@@ -213,6 +220,26 @@ TEST_F(SandboxRouterTest, BadBodies) {
   expect(call("POST", "/subjects/s/versions", R"({"schema": "\"string\"", "schemaType": "AVRO", "references": []})"),
          200, R"({"id":1})");
   expect(call("POST", "/subjects/s/versions", R"({"schema": "\"string\"", "schemaType": null})"), 200, R"({"id":1})");
+}
+
+TEST_F(SandboxRouterTest, ProtobufSchemasWithReferences) {
+  const std::string common =
+      R"({"schemaType": "PROTOBUF", "schema": "syntax = \"proto3\"; message M { int64 u = 1; }"})";
+  expect(call("POST", "/subjects/common.proto/versions", common), 200, R"({"id":1})");
+  const std::string order = R"({"schemaType": "PROTOBUF", "schema": "import \"common.proto\"; message O { M m = 1; }",)"
+                            R"( "references": [{"name": "common.proto", "subject": "common.proto", "version": 1}]})";
+  expect(call("POST", "/subjects/orders-value/versions", order), 200, R"({"id":2})");
+  expect(call("POST", "/subjects/orders-value/versions", order), 200, R"({"id":2})");
+  expect(call("GET", "/schemas/ids/2"), 200,
+         R"({"schemaType":"PROTOBUF","references":[{"name":"common.proto","subject":"common.proto","version":1}],)"
+         R"("schema":"import \"common.proto\"; message O { M m = 1; }"})");
+  expect(call("GET", "/subjects/common.proto/versions/1"), 200,
+         R"({"subject":"common.proto","version":1,"id":1,"schemaType":"PROTOBUF",)"
+         R"("schema":"syntax = \"proto3\"; message M { int64 u = 1; }"})");
+  // The same text without its references is another schema.
+  expect(call("POST", "/subjects/other/versions",
+              R"({"schemaType": "PROTOBUF", "schema": "import \"common.proto\"; message O { M m = 1; }"})"),
+         200, R"({"id":3})");
 }
 
 TEST_F(SandboxRouterTest, JsonSchemaTypeIsReportedAndKeptApartFromAvro) {
