@@ -3,6 +3,7 @@
 // encoding must then decode with the matching source decoder, and text survives unchanged.
 #include <fuzzer/FuzzedDataProvider.h>
 
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -113,16 +114,38 @@ column_kind decoded_kind(const sink_column& c) {
   return column_kind::text;
 }
 
+// Encoders and decoders are made once per configuration (an Avro schema takes long to parse),
+// and forgotten when there are many.
+struct codec_pair {
+  std::unique_ptr<sink_encoder> encoder;
+  std::unique_ptr<decoder> d;
+};
+
+codec_pair& codecs_for(const sink_encoder_config& encoder_config, const decoder_config& decoder_config) {
+  static std::map<std::string, codec_pair> cache;
+  std::string key = std::to_string(static_cast<int>(encoder_config.format)) + encoder_config.csv.delimiter +
+                    encoder_config.csv.quote + encoder_config.csv.null_string + '\n';
+  for (const sink_column& c : encoder_config.columns)
+    key += std::to_string(static_cast<int>(c.kind)) + (c.array ? "a" : "s");
+  auto found = cache.find(key);
+  if (found == cache.end()) {
+    if (cache.size() >= 4096) cache.clear();
+    found = cache.emplace(key, codec_pair{make_sink_encoder(encoder_config), make_decoder(decoder_config)}).first;
+  }
+  return found->second;
+}
+
 // Encodes `row`; when the encoder takes it, the decoder must read it back, text unchanged.
 void round_trip(sink_encoder_config encoder_config, decoder_config decoder_config, const std::vector<sink_value>& row,
                 bool compare_text) {
+  codec_pair& codecs = codecs_for(encoder_config, decoder_config);
   std::string encoded;
   try {
-    make_sink_encoder(encoder_config)->encode(row, encoded);
+    codecs.encoder->encode(row, encoded);
   } catch (const format_error&) {
     return;  // a row the format cannot hold (an infinite timestamp, ...)
   }
-  const std::unique_ptr<decoder> d = make_decoder(decoder_config);
+  decoder* const d = codecs.d.get();
   message_view message;
   message.topic = "fuzz";
   std::string_view body = encoded;

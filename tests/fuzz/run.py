@@ -9,7 +9,8 @@ Prints one line per target and then `N passed, N failed`; exits non-zero on any 
     tests/fuzz/run.py --seconds 600 --nice  # 10 minutes per target (the long run)
     tests/fuzz/run.py fuzz_json             # only these targets
 
-New inputs the fuzzer finds go to a scratch folder, never into the committed seeds (keep one as
+A target's dictionary of tokens, tests/fuzz/<target>.dict, is used when present. New inputs the
+fuzzer finds go to a scratch folder, never into the committed seeds (keep one as
 a seed by copying it into tests/fuzz/corpus/<target>/ and adding it to make_corpus.py)."""
 
 import argparse
@@ -45,9 +46,13 @@ def run_target(build, target, seconds, nice, corpus_dir):
     artifacts = os.path.join(build, "artifacts")
     os.makedirs(artifacts, exist_ok=True)
     os.makedirs(corpus_dir, exist_ok=True)
-    command = ([ "nice", "-n", "19"] if nice else []) + [
+    command = (["nice", "-n", "19"] if nice else []) + [
         binary, f"-max_total_time={seconds}", "-timeout=10", "-rss_limit_mb=2048", "-malloc_limit_mb=1024",
-        "-print_final_stats=1", f"-artifact_prefix={artifacts}/{target}-", corpus_dir, seeds]
+        "-print_final_stats=1", f"-artifact_prefix={artifacts}/{target}-"]
+    dictionary = os.path.join(REPO, "tests", "fuzz", f"{target}.dict")
+    if os.path.exists(dictionary):
+        command.append(f"-dict={dictionary}")
+    command += [corpus_dir, seeds]
     env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:symbolize=1",
                UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1")
     proc = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
