@@ -1,5 +1,6 @@
 """Runs every suite and prints one summary line `N passed, N failed`:
   1. GoogleTest units (the sanitizer build when present),
+  1b. the libFuzzer targets of build-fuzz, each for a bounded time (tests/fuzz/run.py),
   2. the pg_regress schedule, which must list every tests/regress/sql file,
   3. the integration tests (tests/integration), against real clusters and the sandbox broker.
 Exits non-zero on any failure, on a suite that ran no test, or when a server log shows a
@@ -60,6 +61,22 @@ def run_units(tally):
         os.unlink(report)
 
 
+def run_fuzz(tally):
+    print("=== libFuzzer targets (tests/fuzz/run.py)", flush=True)
+    proc = subprocess.run([sys.executable, os.path.join(REPO, "tests", "fuzz", "run.py")],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    print(proc.stdout, flush=True)
+    m = re.search(r"^(\d+) passed, (\d+) failed", proc.stdout, re.M)
+    if not m:
+        tally.add("fuzz", 0, 1, [f"tests/fuzz/run.py exited {proc.returncode} without a summary"])
+        return
+    failures = re.findall(r"^FAIL: (.*)$", proc.stdout, re.M)
+    failed = int(m.group(2))
+    if proc.returncode != 0 and failed == 0:
+        failed, failures = 1, [f"tests/fuzz/run.py exited {proc.returncode}"]
+    tally.add("fuzz", int(m.group(1)), failed, failures)
+
+
 def run_regress(tally):
     print("=== pg_regress (make -f Makefile.pgxs installcheck)", flush=True)
     regress = os.path.join(REPO, "tests", "regress")
@@ -113,6 +130,7 @@ def run_integration(tally):
 def main():
     tally = Tally()
     run_units(tally)
+    run_fuzz(tally)
     run_regress(tally)
     run_integration(tally)
     if tally.failures:

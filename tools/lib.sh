@@ -12,7 +12,7 @@ STREAMREC_PACKAGES=(
   postgresql-15 postgresql-server-dev-15
   librdkafka-dev libavro-dev libcurl4-openssl-dev libsimdjson-dev libmicrohttpd-dev libgmp-dev
   libprotobuf-dev
-  libgtest-dev googletest libbenchmark-dev clang-format clang-tidy
+  libgtest-dev googletest libbenchmark-dev clang-format clang-tidy clang libclang-rt-dev
   kcat python3 python3-psycopg2 python3-confluent-kafka python3-avro
   prometheus-postgres-exporter
 )
@@ -58,8 +58,25 @@ build_sanitized_units() {
   cmake --build "$REPO/build-sanitize" -j"$(nproc)" --target streamrec_unit_tests
 }
 
+# The libFuzzer targets of tests/fuzz (one per decoder, and the sink encoders), built with clang
+# under ASan + UBSan in $REPO/build-fuzz. tests/run_all.py runs them (tests/fuzz/run.py).
+build_fuzz_targets() {
+  step "building the libFuzzer targets (clang, ASan + UBSan) in $REPO/build-fuzz"
+  cmake -S "$REPO" -B "$REPO/build-fuzz" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPG_CONFIG="$PG_CONFIG" \
+        -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DSTREAMREC_FUZZ=ON \
+        -DSTREAMREC_BUILD_EXTENSION=OFF -DSTREAMREC_WERROR=ON >/dev/null
+  cmake --build "$REPO/build-fuzz" -j"$(nproc)" --target streamrec_fuzz_targets
+}
+
+# Runs every fuzz target for a bounded time (about a minute in all; arguments go to
+# tests/fuzz/run.py, e.g. --seconds 600 --nice for a long run). Fails on any crash.
+run_fuzz_targets() {
+  step "fuzzing each decoder for a bounded time (tests/fuzz/run.py $*)"
+  "$PYTHON" "$REPO/tests/fuzz/run.py" "$@"
+}
+
 # The C++ folders that clang-format checks (every C++ file of the project).
-STREAMREC_CXX_FOLDERS=(core pg extension worker tests/unit bench tools)
+STREAMREC_CXX_FOLDERS=(core pg extension worker tests/unit tests/fuzz bench tools)
 
 # clang-format with the repo's .clang-format must leave every C++ file unchanged.
 check_format() {

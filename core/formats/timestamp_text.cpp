@@ -22,11 +22,16 @@ inline void put2(char* p, unsigned v) {
   p[1] = static_cast<char>('0' + v % 10);
 }
 
-// Writes the fixed part "YYYY-MM-DD?HH:MM:SS" (19 bytes for years 0..9999) and returns the
-// sub-second remainder in microseconds.
-int64_t append_date_time_text(std::string& out, int64_t epoch_us, char separator) {
-  const int64_t seconds = floor_div(epoch_us, us_per_second);
-  const int64_t micros = epoch_us - seconds * us_per_second;
+// The remainder of floor division, in [0, b): never multiplies the quotient back, so it holds
+// for every int64 (the second an instant near INT64_MIN falls in has no microsecond count).
+int64_t floor_mod(int64_t a, int64_t b) {
+  const int64_t r = a % b;
+  return r < 0 ? r + b : r;
+}
+
+// Writes the fixed part "YYYY-MM-DD?HH:MM:SS" (19 bytes for years 0..9999) of the second
+// `seconds` after the epoch.
+void append_second_text(std::string& out, int64_t seconds, char separator) {
   const int64_t days = floor_div(seconds, seconds_per_day);
   const auto second_of_day = static_cast<unsigned>(seconds - days * seconds_per_day);
 
@@ -69,7 +74,12 @@ int64_t append_date_time_text(std::string& out, int64_t epoch_us, char separator
     put2(rest + 13, second_of_day % 60);
     out.append(rest, sizeof rest);
   }
-  return micros;
+}
+
+// The date and time of `epoch_us` to the second; returns the sub-second remainder in microseconds.
+int64_t append_date_time_text(std::string& out, int64_t epoch_us, char separator) {
+  append_second_text(out, floor_div(epoch_us, us_per_second), separator);
+  return floor_mod(epoch_us, us_per_second);
 }
 
 void append_fraction(std::string& out, int64_t micros, time_precision precision) {
@@ -146,7 +156,7 @@ int64_t timestamp_formatter::append_date_time(std::string& out, int64_t epoch_us
   const int64_t second = floor_div(epoch_us, us_per_second);
   if (second != cached_second_) {
     cached_text_.clear();
-    append_date_time_text(cached_text_, second * us_per_second, ' ');
+    append_second_text(cached_text_, second, ' ');
     cached_second_ = second;
   }
   const size_t start = out.size();
@@ -154,7 +164,7 @@ int64_t timestamp_formatter::append_date_time(std::string& out, int64_t epoch_us
   // "HH:MM:SS" ends the text whatever the year's width; the separator precedes it.
   const size_t separator_at = cached_text_.size() - 9;
   out[start + separator_at] = separator;
-  return epoch_us - second * us_per_second;
+  return floor_mod(epoch_us, us_per_second);
 }
 
 void timestamp_formatter::append_sql(std::string& out, int64_t epoch_us, time_precision precision) {

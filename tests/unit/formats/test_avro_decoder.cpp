@@ -286,6 +286,25 @@ TEST(AvroDecoder, LogicalTimesAndDates) {
             "1970-01-01\n");
 }
 
+TEST(AvroDecoder, TimestampsAtTheEndsOfInt64DecodeWithoutOverflow) {
+  // Found by fuzz_avro: a timestamp-micros of -2^63 overflowed while formatting its second
+  // (UBSan). Every int64 now decodes to text, which PostgreSQL refuses as out of range (a dead
+  // letter); millis past the microsecond range are a format_error here.
+  const std::string schema = record_schema(R"(
+    {"name": "us", "type": {"type": "long", "logicalType": "timestamp-micros"}},
+    {"name": "local_us", "type": {"type": "long", "logicalType": "local-timestamp-micros"}},
+    {"name": "ms", "type": {"type": "long", "logicalType": "timestamp-millis"}})");
+  auto d = plain_avro(schema, {column("us", column_kind::timestamp), column("local_us", column_kind::timestamp),
+                               column("ms", column_kind::timestamp)});
+  const int64_t lowest = std::numeric_limits<int64_t>::min();
+  const int64_t highest = std::numeric_limits<int64_t>::max();
+  EXPECT_EQ(
+      decode_payload(*d, avro_bytes().long_value(lowest).long_value(highest).long_value(-(highest / 1000 - 1)).str())
+          .line,
+      "-290308-12-21T19:59:05.224192Z\t294247-01-10T04:00:54.775807\t-290308-12-21T19:59:05.226Z\n");
+  EXPECT_THROW(decode_payload(*d, avro_bytes().long_value(0).long_value(0).long_value(lowest).str()), format_error);
+}
+
 TEST(AvroDecoder, Decimals) {
   const std::string schema = record_schema(R"(
     {"name": "price", "type": {"type": "bytes", "logicalType": "decimal", "precision": 10, "scale": 2}},

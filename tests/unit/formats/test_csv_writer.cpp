@@ -1,6 +1,8 @@
 // CSV encoding and timestamp text: exact bytes, because COPY and downstream consumers read them.
 #include <gtest/gtest.h>
 
+#include <limits>
+
 #include <string>
 
 #include "tools/datagen/prng.h"
@@ -184,6 +186,22 @@ TEST(TimestampText, CivilDaysRoundTrip) {
     unsigned day;
     civil_from_days(days, year, month, day);
     ASSERT_EQ(days_from_civil(year, month, day), days);
+  }
+}
+
+TEST(TimestampText, EveryInt64InstantFormatsWithoutOverflow) {
+  // The second of an instant near INT64_MIN microseconds has no microsecond count of its own
+  // (found by fuzz_avro: a timestamp-micros of -2^63 overflowed computing it).
+  const int64_t lowest = std::numeric_limits<int64_t>::min();
+  const int64_t highest = std::numeric_limits<int64_t>::max();
+  EXPECT_EQ(format_iso8601(lowest, time_precision::micros), "-290308-12-21T19:59:05.224192Z");
+  EXPECT_EQ(format_iso8601(highest, time_precision::micros), "294247-01-10T04:00:54.775807Z");
+  EXPECT_EQ(format_sql_timestamp(lowest + 1, time_precision::micros), "-290308-12-21 19:59:05.224193");
+  timestamp_formatter formatter;
+  for (const int64_t t : {lowest, lowest + 1, int64_t{-9223372036854774000}, highest, lowest}) {
+    std::string cached;
+    formatter.append_iso(cached, t, time_precision::micros);
+    EXPECT_EQ(cached, format_iso8601(t, time_precision::micros));
   }
 }
 
