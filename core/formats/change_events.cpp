@@ -468,7 +468,7 @@ std::string run_once(decoder& d, std::string_view bytes, bool with_key) {
 
 }  // namespace
 
-std::unique_ptr<decoder> make_change_decoder(const decoder_config& config, schema_fetcher fetch) {
+std::unique_ptr<decoder> make_change_decoder(const decoder_config& config, const schema_fetcher& fetch) {
   if (config.envelope == envelope_kind::debezium) return std::make_unique<debezium_decoder>(config, fetch);
   return std::make_unique<keyed_decoder>(config, fetch);
 }

@@ -106,8 +106,8 @@ std::unique_ptr<decoder> make_unbounded_decoder(const decoder_config& config, sc
 }
 
 std::unique_ptr<decoder> make_decoder(const decoder_config& config, schema_fetcher fetch) {
-  std::unique_ptr<decoder> made = decodes_changes(config) ? make_change_decoder(config, std::move(fetch))
-                                                          : make_unbounded_decoder(config, std::move(fetch));
+  std::unique_ptr<decoder> made =
+      decodes_changes(config) ? make_change_decoder(config, fetch) : make_unbounded_decoder(config, std::move(fetch));
   made->set_max_decoded_bytes(config.max_decoded_bytes);
   return made;
 }

@@ -23,7 +23,7 @@ std::unique_ptr<decoder> make_avro_decoder(const decoder_config& config, schema_
 // The value decoder of config.format alone (no keys, no envelope, no bound on decoded bytes).
 std::unique_ptr<decoder> make_unbounded_decoder(const decoder_config& config, schema_fetcher fetch);
 // Keys and envelopes (change_events.cpp), around decoders of the formats above.
-std::unique_ptr<decoder> make_change_decoder(const decoder_config& config, schema_fetcher fetch);
+std::unique_ptr<decoder> make_change_decoder(const decoder_config& config, const schema_fetcher& fetch);
 
 // The bindings' field paths split at dots ("a.b.c" -> a, b, c); an empty path is the column name.
 std::vector<std::string> split_field_path(const column_binding& binding);

@@ -5,12 +5,15 @@ order, with a dead letter (bytes and offset) for every malformed key or envelope
 
 import io
 import json
+import os
 import subprocess
 
 import psycopg2
 
-from harness import StreamTestCase, wait_for
-from kafka_util import produce
+from harness import BUILD, StreamTestCase, wait_for
+from kafka_util import consume, produce
+
+CUSTOMER_COLUMNS = ["customer_id", "first_name", "last_name", "email", "club_status"]
 
 
 def avro_encoder(schema):
@@ -31,7 +34,8 @@ def framed(schema_id, body):
 
 
 class ChangeEventsTestCase(StreamTestCase):
-    topics = {"keys.json": 1, "keys.append": 1, "keys.kcat": 1, "keys.avro": 1}
+    topics = {"keys.json": 1, "keys.append": 1, "keys.kcat": 1, "keys.avro": 1, "cdc.json": 1, "cdc.avro": 1,
+              "cdc.bad": 1, "cdc.ratings": 1}
 
     def wait_consumed(self, source, next_offset, partition=0, timeout=30):
         wait_for(lambda: self.value("SELECT next_offset FROM streamrec.source_offsets WHERE source = %s "
@@ -183,3 +187,159 @@ class ChangeEventsTestCase(StreamTestCase):
                                "SELECT streamrec.create_source('refused', 't', 'opt_t', 'json', NULL, "
                                "'{\"envelope\": \"debezium\"}')", hint=True)
         self.assertEqual(self.value("SELECT count(*) FROM streamrec.sources WHERE name = 'refused'"), 0)
+
+    # --- Debezium change events --------------------------------------------------------------------
+
+    def datagen_changes(self, topic, fmt, count, *extra):
+        args = [os.path.join(BUILD, "streamrec-datagen"), "customers", "--envelope", "debezium", "--format", fmt,
+                "--count", str(count), "--users", "30", "--seed", "11", "--topic", topic,
+                "--brokers", self.sandbox.bootstrap, "--quiet", *extra]
+        subprocess.run(args, check=True, timeout=120)
+
+    def end_offset(self, topic):
+        from confluent_kafka import Consumer, TopicPartition
+        consumer = Consumer({"bootstrap.servers": self.sandbox.bootstrap, "group.id": "end-offset"})
+        try:
+            return consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)[1]
+        finally:
+            consumer.close()
+
+    def replay(self, messages, decode):
+        """The table a plain replay of the change events gives: {customer_id: row}, and the deletes."""
+        table, deletes = {}, 0
+        for _, _, _, value in messages:
+            if value is None:
+                continue
+            event = decode(value)
+            before, after, op = event["before"], event["after"], event["op"]
+            if op in ("c", "r", "u"):
+                if before is not None and before["customer_id"] != after["customer_id"]:
+                    del table[before["customer_id"]]
+                table[after["customer_id"]] = tuple(after[c] for c in CUSTOMER_COLUMNS)
+            else:
+                self.assertEqual(op, "d")
+                del table[before["customer_id"]]
+                deletes += 1
+        return table, deletes
+
+    def avro_decoder(self):
+        import avro.io
+        import avro.schema
+        schemas = {}
+
+        def decode(value):
+            schema_id = int.from_bytes(value[1:5], "big")
+            if schema_id not in schemas:
+                status, body = self.sandbox.http("GET", f"/schemas/ids/{schema_id}")
+                self.assertEqual(status, 200, body)
+                schemas[schema_id] = avro.io.DatumReader(avro.schema.parse(body["schema"]))
+            return schemas[schema_id].read(avro.io.BinaryDecoder(io.BytesIO(value[5:])))
+        return decode
+
+    def test_debezium_json_and_avro_give_the_table_a_plain_replay_gives(self):
+        changes = 400
+        self.datagen_changes("cdc.json", "json", changes, "--json-schemas")
+        self.datagen_changes("cdc.avro", "avro", changes, "--registry", self.sandbox.registry_url)
+        for encoding in ("json", "avro"):
+            with self.subTest(encoding=encoding):
+                topic = f"cdc.{encoding}"
+                self.sql(f"CREATE TABLE cdc_{encoding} (LIKE streamrec.customers INCLUDING ALL, "
+                         "changed_at timestamptz, origin jsonb, op text)")
+                options = {"envelope": "debezium", "batch_size": 37,
+                           "metadata": {"changed_at": "ts_ms", "origin": "source", "op": "op"}}
+                if encoding == "avro":
+                    options["schema_registry"] = self.sandbox.registry_url
+                self.sql("SELECT streamrec.create_source(%s, %s, %s, %s, NULL, %s)",
+                         (f"cdc_{encoding}", topic, f"cdc_{encoding}", encoding, json.dumps(options)))
+                messages = consume(self.sandbox.bootstrap, topic, self.end_offset(topic))
+                self.assertEqual([m[1] for m in messages], list(range(len(messages))))
+                self.wait_consumed(f"cdc_{encoding}", len(messages), timeout=60)
+                if encoding == "json":
+                    expected, deletes = self.replay(messages, lambda v: json.loads(v)["payload"])
+                else:
+                    expected, deletes = self.replay(messages, self.avro_decoder())
+                rows = self.sql(f"SELECT {', '.join(CUSTOMER_COLUMNS)} FROM cdc_{encoding}")
+                self.assertEqual({r[0]: r for r in rows}, expected)
+                self.assertGreater(deletes, 10)
+                self.assertTrue(any("-" in k for k in expected), "a primary-key change survived")
+                self.assertEqual(self.dead_letters(f"cdc_{encoding}"), [])
+                # The envelope's ts_ms, source and op, as metadata.
+                self.assertEqual(self.value(f"SELECT count(*) FROM cdc_{encoding} WHERE changed_at IS NULL "
+                                            "OR origin ->> 'table' <> 'customers' OR op NOT IN ('c', 'r', 'u')"), 0)
+                wait_for(lambda: self.source_stats(f"cdc_{encoding}")["tombstones"] == deletes, 10,
+                         what="a tombstone counted after each delete")
+                self.assertEqual(self.source_stats(f"cdc_{encoding}")["messages"], len(messages))
+
+    def test_malformed_change_events_are_dead_lettered_with_their_offsets(self):
+        def event(op, before=None, after=None):
+            return json.dumps({"before": before, "after": after, "op": op, "ts_ms": 1719579715123,
+                               "source": {"table": "customers"}}).encode()
+        row = {"customer_id": "b1", "first_name": "Ann", "last_name": "Lee", "email": "a@x", "club_status": "silver"}
+        messages = [
+            (b'{"customer_id": "b1"}', event("c", after=row)),                                      # 0
+            (b'{"customer_id": "b1"}', b"garbage"),                                                 # 1 bad envelope
+            (b'{"customer_id": "b1"}', event("x", after=row)),                                      # 2 unknown op
+            (b'{"customer_id": "b2"}', event("c")),                                                 # 3 no after
+            (b'{"customer_id": "b2"}', event("d")),                                                 # 4 no before
+            (b'{"customer_id": "b1"}', event("u", before=row, after=dict(row, club_status="gold"))),  # 5
+            (b'{"customer_id": "b1"}', None),                                                       # 6 tombstone
+            (b'{"customer_id": "b3"}', event("c", after=dict(row, customer_id=None))),              # 7 NULL key
+            (b'{"customer_id": "b4"}', b'{"op": "c", "after": {"customer_id": "b4"}}'),             # 8 partial row
+        ]
+        produce(self.sandbox.bootstrap, "cdc.bad", messages, partition=0)
+        self.sql("CREATE TABLE cdc_bad (LIKE streamrec.customers INCLUDING ALL)")
+        self.sql("SELECT streamrec.create_source('cdc_bad', 'cdc.bad', 'cdc_bad', 'json', NULL, "
+                 "'{\"envelope\": \"debezium\"}')")
+        self.wait_consumed("cdc_bad", len(messages))
+        self.assertEqual(self.sql("SELECT customer_id, first_name, last_name, email, club_status FROM cdc_bad "
+                                  "ORDER BY 1"),
+                         [("b1", "Ann", "Lee", "a@x", "gold"), ("b4", None, None, None, None)])
+        letters = self.dead_letters("cdc_bad")
+        self.assertEqual([(o, p) for o, _, p, _ in letters], [(i, messages[i][1]) for i in (1, 2, 3, 4, 7)])
+        errors = [e for _, _, _, e in letters]
+        self.assertIn("invalid JSON", errors[0])
+        self.assertIn('unknown Debezium op "x"', errors[1])
+        self.assertIn('op "c" has no after', errors[2])
+        self.assertIn('op "d" has no before', errors[3])
+        self.assertIn("null value", errors[4])
+        self.assertEqual(self.source_stats("cdc_bad")["tombstones"], 1)
+
+    def test_ratings_enrichment_follows_the_replicated_customers(self):
+        """streamrec.customers replicated from Debezium events: each rating is enriched with the
+        customer as the change events left it when the rating arrived."""
+        self.sql("SELECT streamrec.enable_pipeline('ratings', %s)",
+                 (json.dumps({"watermark_delay": "1 hour", "idle_timeout": "1 hour"}),))
+        self.sql("SELECT streamrec.create_source('cdc_customers', 'cdc.ratings', 'streamrec.customers', 'json', NULL, "
+                 "'{\"envelope\": \"debezium\", \"batch_ms\": 20}')")
+        sent = [0]
+
+        def change(op, before=None, after=None):
+            key = json.dumps({"customer_id": (after or before)["customer_id"]}).encode()
+            produce(self.sandbox.bootstrap, "cdc.ratings",
+                    [(key, json.dumps({"op": op, "before": before, "after": after}).encode())]
+                    + ([(key, None)] if op == "d" else []), partition=0)
+            sent[0] += 2 if op == "d" else 1
+            self.wait_consumed("cdc_customers", sent[0])
+
+        def rate(rating_id, customer, stars):
+            self.sql("INSERT INTO streamrec.ratings (rating_id, user_id, product_id, stars, channel, message, "
+                     "rating_time) VALUES (%s, %s, NULL, %s, 'web', 'm', '2026-01-01 10:00:00+00')",
+                     (rating_id, customer, stars))
+
+        ann = {"customer_id": "c1", "first_name": "Ann", "last_name": "Lee", "email": "ann@x", "club_status": "gold"}
+        change("c", after=ann)
+        rate("r1", "c1", 1)
+        change("u", before=ann, after=dict(ann, club_status="platinum"))
+        rate("r2", "c1", 1)
+        change("u", before=dict(ann, club_status="platinum"), after=dict(ann, customer_id="c1-2", club_status="platinum"))
+        rate("r3", "c1", 5)
+        rate("r4", "c1-2", 2)
+        change("d", before=dict(ann, customer_id="c1-2"))
+        rate("r5", "c1-2", 1)
+        self.assertEqual(self.sql("SELECT rating_id, customer_id, club_status, full_name FROM streamrec.ratings_enriched "
+                                  "ORDER BY rating_id"),
+                         [("r1", "c1", "gold", "Ann Lee"), ("r2", "c1", "platinum", "Ann Lee"),
+                          ("r4", "c1-2", "platinum", "Ann Lee")])
+        self.assertEqual(self.sql("SELECT rating_id, customer_id FROM streamrec.unhappy_customers ORDER BY 1"),
+                         [("r2", "c1"), ("r4", "c1-2")])
+        self.assertEqual(self.value("SELECT count(*) FROM streamrec.customers"), 0)
