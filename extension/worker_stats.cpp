@@ -83,6 +83,27 @@ void emit_rows(FunctionCallInfo fcinfo, char kind) {
   }
 }
 
+// The tombstones each source skipped, by name (the caller's own sources, as above).
+void emit_tombstones(FunctionCallInfo fcinfo) {
+  InitMaterializedSRF(fcinfo, 0);
+  ReturnSetInfo* rsinfo = reinterpret_cast<ReturnSetInfo*>(fcinfo->resultinfo);
+  char** own_names = nullptr;
+  int own_count = own_worker_names(static_cast<char>(WorkerKind::source), &own_names);
+  for (int i = 0; i < worker_slot_count(); i++) {
+    SlotSnapshot snap;
+    if (!snapshot_worker_slot(i, &snap) || snap.kind != WorkerKind::source) continue;
+    if (!is_own(snap.name, own_names, own_count)) continue;
+    Datum values[2] = {CStringGetTextDatum(snap.name), Int64GetDatum(snap.stats.tombstones)};
+    bool nulls[2] = {};
+    tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+  }
+}
+
+Datum source_tombstones(FunctionCallInfo fcinfo) {
+  pg_call([fcinfo] { emit_tombstones(fcinfo); });
+  return static_cast<Datum>(0);
+}
+
 Datum worker_stats(FunctionCallInfo fcinfo) {
   char kind = DatumGetChar(PG_GETARG_DATUM(0));
   if (kind != static_cast<char>(WorkerKind::source) && kind != static_cast<char>(WorkerKind::sink))
@@ -96,3 +117,4 @@ Datum worker_stats(FunctionCallInfo fcinfo) {
 }  // namespace streamrec
 
 STREAMREC_SQL_FUNCTION(streamrec_worker_stats, streamrec::worker_stats)
+STREAMREC_SQL_FUNCTION(streamrec_source_tombstones, streamrec::source_tombstones)

@@ -22,6 +22,7 @@ struct WorkerStats {
   int64 dead_letters = 0;  // sources: dead-lettered messages; sinks: failed rows
   int64 batches = 0;       // committed batches
   int64 lag = -1;          // sources: messages behind the high watermark; sinks: pending rows
+  int64 tombstones = 0;    // sources: null-value messages skipped (append mode, after a change event's delete)
   TimestampTz last_message_at = 0;
   TimestampTz last_error_at = 0;
   TimestampTz started_at = 0;

@@ -103,10 +103,14 @@ metadata_field metadata_from_name(const std::string& m) {
   if (m == "partition") return metadata_field::partition;
   if (m == "offset") return metadata_field::offset;
   if (m == "topic") return metadata_field::topic;
+  if (m == "ts_ms") return metadata_field::change_ts_ms;
+  if (m == "source") return metadata_field::change_source;
+  if (m == "op") return metadata_field::change_op;
   return metadata_field::none;
 }
 
-// Bindings in COPY order: mapped fields (csv: in field order), then metadata columns.
+// Bindings in COPY order: mapped fields (csv: in field order), then metadata columns, then the
+// key_columns (what = 'key_column'; in key order, field paths for json/avro keys given as a map).
 constexpr const char* kBindingsSql = R"SQL(
 WITH s AS (SELECT * FROM streamrec.sources WHERE name = $1),
 cols AS (
@@ -122,6 +126,14 @@ cols AS (
   JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
   WHERE a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''),
 meta AS (SELECT m.key AS col, m.value #>> '{}' AS what FROM s, jsonb_each(coalesce(s.options -> 'metadata', '{}')) m),
+keyed AS (
+  SELECT k.col, NULL::text AS field, k.ord
+  FROM s, jsonb_array_elements_text(s.options -> 'key_columns') WITH ORDINALITY k(col, ord)
+  WHERE jsonb_typeof(s.options -> 'key_columns') = 'array'
+  UNION ALL
+  SELECT k.key, k.value #>> '{}', row_number() OVER (ORDER BY k.key)
+  FROM s, jsonb_each(s.options -> 'key_columns') k
+  WHERE jsonb_typeof(s.options -> 'key_columns') = 'object'),
 mapped AS (
   SELECT c.col, c.kind, NULL::text AS field, e.ord AS position
   FROM s, jsonb_array_elements_text(s.options -> 'columns') WITH ORDINALITY e(col, ord)
@@ -134,10 +146,13 @@ mapped AS (
   UNION ALL
   SELECT c.col, c.kind, c.col, c.attnum
   FROM s, cols c
-  WHERE NOT (s.options ? 'columns') AND c.col NOT IN (SELECT col FROM meta))
+  WHERE NOT (s.options ? 'columns') AND c.col NOT IN (SELECT col FROM meta) AND c.col NOT IN (SELECT col FROM keyed))
 SELECT col, kind, field, NULL AS what FROM (SELECT * FROM mapped ORDER BY position) m
 UNION ALL
 SELECT meta.col, cols.kind, NULL, meta.what FROM meta JOIN cols USING (col)
+UNION ALL
+SELECT col, kind, field, 'key_column' FROM (SELECT keyed.col, cols.kind, keyed.field, keyed.ord
+                                            FROM keyed JOIN cols USING (col) ORDER BY keyed.ord) k
 )SQL";
 
 // The source's options, in the order load_config() reads them (columns 8 on of config_sql()).
@@ -158,6 +173,8 @@ const std::vector<OptionSpec> kSourceOptions = {
     {"max_decoded_bytes", OptionKind::text},
     {"proto_schema", OptionKind::text},
     {"proto_message", OptionKind::text},
+    {"key_format", OptionKind::text, nullptr, "'text'"},
+    {"envelope", OptionKind::text},
 };
 
 // $1 source name: its catalog columns, the target's primary key and the partitions (comma
@@ -220,6 +237,18 @@ SourceConfig load_config(const std::string& name) {
     c.decoding.inline_schema = field(22);  // the inline .proto (option "schema" is Avro's)
     c.decoding.proto_message = field(23);
   }
+  const std::string key = field(24);
+  c.decoding.key = key == "csv"    ? key_format::csv
+                   : key == "json" ? key_format::json
+                   : key == "avro" ? key_format::avro
+                                   : key_format::text;
+  // Change events are applied as upserts and deletes whatever the mode says (create_source
+  // refuses another mode with an envelope).
+  if (field(25) == "debezium") {
+    c.decoding.envelope = envelope_kind::debezium;
+    c.upsert = true;
+  }
+  c.decoding.primary_key = c.primary_key;
 
   c.kafka = read_kafka_options("sources", name);
   refuse_forbidden_kafka_properties(c.kafka, "source \"" + name + "\"");
@@ -231,7 +260,9 @@ SourceConfig load_config(const std::string& name) {
     b.column = spi_text(i, 1).value_or("");
     b.kind = kind_from_name(spi_text(i, 2).value_or("text"));
     b.field = spi_text(i, 3).value_or("");
-    b.metadata = metadata_from_name(spi_text(i, 4).value_or(""));
+    std::string what = spi_text(i, 4).value_or("");
+    b.from_key = what == "key_column";
+    b.metadata = b.from_key ? metadata_field::none : metadata_from_name(what);
     c.decoding.columns.push_back(std::move(b));
   }
   if (c.decoding.columns.empty()) throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "the source maps no columns");
@@ -248,7 +279,8 @@ struct DecodedMessage {
   size_t line_begin;
   size_t line_end;
   size_t mask;        // index into Batch::masks
-  size_t first_cell;  // in Batch::cells, when the batch was decoded to cells
+  size_t first_cell;  // in Batch::cells, when the batch was decoded to cells (always for deletes)
+  row_change change;  // a row to store, or the key of a row to delete
 };
 
 struct DeadLetter {
@@ -271,6 +303,8 @@ struct Batch {
   std::map<int32_t, int64_t> next_offsets;  // per partition: last offset + 1
   const consumer_batch* source = nullptr;   // the consumed messages, alive while the batch is stored
   size_t decode_failures = 0;               // dead letters that never reached COPY
+  int64 tombstones = 0;                     // null values counted and skipped
+  int64 row_surplus = 0;                    // rows beyond one per message (change events), for the counts
   // Per partition, the first offset of the messages left out when the batch reached
   // batch_bytes: they are consumed again after this batch commits.
   std::map<int32_t, int64_t> left_over;
@@ -297,6 +331,8 @@ class SourceWorker {
     commit_transaction();
     set_event_writer(config_.name);  // the windowed pipelines' watermarks tell writers apart
     decoder_ = make_decoder(config_.decoding);
+    changes_ = decodes_changes(config_.decoding);
+    key_cell_types_.assign(config_.decoding.columns.size(), cell_type::text);
     consumer_ = std::make_unique<consumer>(
         consumer_settings(), [this](const std::vector<int32_t>& partitions) { return stored_offsets(partitions); });
     set_state("running");
@@ -470,6 +506,17 @@ class SourceWorker {
       message_view m = messages.view(i);
       batch.next_offsets[m.partition] = m.offset + 1;
       batch.bytes += static_cast<int64>(m.payload ? m.payload->size() : 0);
+      // A null value: in mode append, or after a change event's delete (which Debezium follows
+      // with one for log compaction), counted and skipped. In mode upsert with key_columns it
+      // deletes its key's row; otherwise the decoder refuses it (a dead letter).
+      if (!m.payload && (!config_.upsert || config_.decoding.envelope != envelope_kind::none)) {
+        batch.tombstones++;
+        continue;
+      }
+      if (changes_) {
+        if (!decode_change_rows(i, m, batch)) return transient_;
+        continue;
+      }
       size_t begin = batch.lines.size();
       bool stored = false;
       try {
@@ -494,10 +541,45 @@ class SourceWorker {
         }
       }
       size_t mask_index = intern_mask(batch, present);
-      batch.messages.push_back(
-          DecodedMessage{i, m.partition, m.offset, begin, batch.lines.size(), mask_index, first_cell});
+      batch.messages.push_back(DecodedMessage{i, m.partition, m.offset, begin, batch.lines.size(), mask_index,
+                                              first_cell, row_change::upsert});
     }
     return {};
+  }
+
+  // The rows of one message of a source with key_columns or an envelope (upserts and deletes,
+  // in the order they apply), or its dead letter. False when the registry cannot be used now
+  // (why is in transient_).
+  bool decode_change_rows(size_t index, const message_view& m, Batch& batch) {
+    const size_t begin = batch.lines.size();
+    change_rows_.clear();
+    first_cells_.clear();
+    try {
+      decoder_->decode_changes(m, batch.lines, change_rows_);
+      for (const decoded_row& row : change_rows_) {
+        std::string_view line = std::string_view(batch.lines).substr(row.begin, row.end - row.begin);
+        // Deletes always go to cells: their key values are read back as text.
+        if (row.change == row_change::remove)
+          first_cells_.push_back(batch.cells.append_line(line, row.present, key_cell_types_));
+        else
+          first_cells_.push_back(batch.cell_types ? batch.cells.append_line(line, row.present, *batch.cell_types) : 0);
+      }
+    } catch (const format_error& e) {
+      batch.lines.resize(begin);
+      batch.dead_letters.push_back(dead_letter_of(m, e.what()));
+      batch.decode_failures++;
+      return true;
+    } catch (const transient_error& e) {
+      transient_ = e.what();
+      return false;
+    }
+    batch.row_surplus += static_cast<int64>(change_rows_.size()) - 1;
+    for (size_t r = 0; r < change_rows_.size(); r++) {
+      const decoded_row& row = change_rows_[r];
+      batch.messages.push_back(DecodedMessage{index, m.partition, m.offset, row.begin, row.end,
+                                              intern_mask(batch, row.present), first_cells_[r], row.change});
+    }
+    return true;
   }
 
   static std::optional<std::string> to_string(const std::optional<std::string_view>& v) {
@@ -526,10 +608,16 @@ class SourceWorker {
     CellColumn* columns = batch.cell_types ? cell_columns(rel, *batch.cell_types) : nullptr;
     uint64 rows = 0;
     size_t run_start = 0;
+    // Runs of messages with the same columns and the same change, in partition order: a delete
+    // after an upsert of the same key wins, and an upsert after a delete brings the row back.
     for (size_t i = 1; i <= batch.messages.size(); i++) {
-      if (i == batch.messages.size() || batch.messages[i].mask != batch.messages[run_start].mask) {
-        rows += columns != nullptr ? insert_with_isolation(rel, columns, batch, run_start, i)
-                                   : copy_with_isolation(rel, batch, run_start, i);
+      if (i == batch.messages.size() || batch.messages[i].mask != batch.messages[run_start].mask ||
+          batch.messages[i].change != batch.messages[run_start].change) {
+        if (batch.messages[run_start].change == row_change::remove)
+          rows += delete_with_isolation(batch, run_start, i);
+        else
+          rows += columns != nullptr ? insert_with_isolation(rel, columns, batch, run_start, i)
+                                     : copy_with_isolation(rel, batch, run_start, i);
         run_start = i;
       }
     }
@@ -546,6 +634,80 @@ class SourceWorker {
     // partition without a stored offset) see where this source is.
     consumer_->commit_to_kafka(batch.next_offsets);
     record_batch(batch, rows);
+  }
+
+  // Deletes the rows whose keys messages [lo, hi) (a run of deletes) hold, in one
+  // subtransaction; when that fails, message by message, dead-lettering the ones that fail (a
+  // key of the wrong type, a foreign key that restricts the delete, a trigger's error).
+  uint64 delete_with_isolation(Batch& batch, size_t lo, size_t hi) {
+    std::string error;
+    uint64 rows = 0;
+    if (in_subtransaction(
+            true, [this, &batch, lo, hi, &rows] { rows = delete_rows(batch, lo, hi); }, error))
+      return rows;
+    if (hi - lo == 1) {
+      batch.dead_letters.push_back(dead_letter_of(batch.source->view(batch.messages[lo].index), error));
+      return 0;
+    }
+    rows = 0;
+    for (size_t i = lo; i < hi; i++) {
+      uint64 one = 0;
+      if (in_subtransaction(
+              true, [this, &batch, i, &one] { one = delete_rows(batch, i, i + 1); }, error))
+        rows += one;
+      else
+        batch.dead_letters.push_back(dead_letter_of(batch.source->view(batch.messages[i].index), error));
+    }
+    return rows;
+  }
+
+  // One DELETE per key: the key columns (the row's present bindings) compared with the key's
+  // text cast to each column's type.
+  uint64 delete_rows(const Batch& batch, size_t lo, size_t hi) {
+    const column_mask& present = batch.masks[batch.messages[lo].mask];
+    const std::string& sql = delete_sql(present);
+    size_t width = 0;
+    for (bool p : present) width += p ? 1 : 0;
+    uint64 rows = 0;
+    std::vector<SpiArg> args(width);
+    for (size_t i = lo; i < hi; i++) {
+      const typed_cell* cells = batch.cells.cells(batch.messages[i].first_cell);
+      for (size_t c = 0; c < width; c++) {
+        if (cells[c].kind == cell_kind::null) {
+          args[c] = SpiArg{TEXTOID, Datum(0), true};
+        } else {
+          std::string_view text = batch.cells.text_of(cells[c]);
+          args[c] = SpiArg{TEXTOID, text_datum(std::string(text)), false};
+        }
+      }
+      int rc = spi_exec(sql.c_str(), args, false);
+      if (rc < 0) throw Error(ERRCODE_INTERNAL_ERROR, "cannot delete from the source's target table");
+      rows += SPI_processed;
+    }
+    return rows;
+  }
+
+  const std::string& delete_sql(const column_mask& present) {
+    auto found = delete_sql_.find(present);
+    if (found != delete_sql_.end()) return found->second;
+    std::string where;
+    int param = 0;
+    for (size_t i = 0; i < present.size(); i++) {
+      if (!present[i]) continue;
+      const std::string& column = config_.decoding.columns[i].column;
+      std::string type;
+      if (spi_exec("SELECT pg_catalog.format_type(atttypid, atttypmod) FROM pg_catalog.pg_attribute "
+                   "WHERE attrelid = $1 AND attname = $2 AND NOT attisdropped",
+                   {{OIDOID, ObjectIdGetDatum(config_.target), false}, {TEXTOID, text_datum(column), false}},
+                   true) == SPI_OK_SELECT &&
+          SPI_processed == 1)
+        type = spi_text(0, 1).value_or("text");
+      else
+        throw Error(ERRCODE_UNDEFINED_COLUMN, "column \"" + column + "\" of the source's target no longer exists");
+      where += (where.empty() ? "" : " AND ") + quote_ident(column) + " = CAST($" + std::to_string(++param) + " AS " +
+               type + ")";
+    }
+    return delete_sql_[present] = "DELETE FROM " + target_name() + " WHERE " + where;
   }
 
   // Aborts the batch when the source was paused, reset, changed or dropped meanwhile: the
@@ -1103,7 +1265,9 @@ class SourceWorker {
     WorkerSlot* slot = worker_slot(launch_.slot);
     int64 lag = consumer_->total_lag();
     SpinLockAcquire(&slot->mutex);
-    slot->stats.messages += static_cast<int64>(batch.messages.size() + batch.decode_failures);
+    slot->stats.messages +=
+        static_cast<int64>(batch.messages.size() + batch.decode_failures) - batch.row_surplus + batch.tombstones;
+    slot->stats.tombstones += batch.tombstones;
     slot->stats.rows += static_cast<int64>(rows);
     slot->stats.bytes += batch.bytes;
     slot->stats.dead_letters += static_cast<int64>(batch.dead_letters.size());
@@ -1140,6 +1304,12 @@ class SourceWorker {
   std::unique_ptr<consumer> consumer_;
   std::map<int32_t, int64_t> started_offsets_;
   std::map<column_mask, std::string> upsert_sql_;
+  std::map<column_mask, std::string> delete_sql_;
+  bool changes_ = false;                   // key_columns or an envelope: decode_changes()
+  std::vector<cell_type> key_cell_types_;  // text for every binding: how a delete's key is read
+  std::vector<decoded_row> change_rows_;   // the helper thread's, per message
+  std::vector<size_t> first_cells_;
+  std::string transient_;
   Oid stage_oid_ = InvalidOid;
   int registry_failures_ = 0;
   int failures_ = 0;

@@ -27,6 +27,34 @@ bool decoder::decode(const message_view& message, std::string& line, column_mask
   }
 }
 
+void decoder::decode_changes(const message_view& message, std::string& lines, std::vector<decoded_row>& rows) {
+  const size_t line_rollback = lines.size();
+  const size_t row_rollback = rows.size();
+  try {
+    changes_into(message, lines, rows);
+    if (lines.size() - line_rollback > max_decoded_bytes_) too_large(lines.size() - line_rollback);
+  } catch (...) {
+    lines.resize(line_rollback);
+    rows.resize(row_rollback);
+    throw;
+  }
+}
+
+void decoder::changes_into(const message_view& message, std::string& lines, std::vector<decoded_row>& rows) {
+  decoded_row row;
+  row.begin = lines.size();
+  if (!decode_into(message, lines, row.present)) return;
+  row.end = lines.size();
+  rows.push_back(std::move(row));
+}
+
+bool decodes_changes(const decoder_config& config) {
+  if (config.envelope != envelope_kind::none) return true;
+  for (const column_binding& binding : config.columns)
+    if (binding.from_key) return true;
+  return false;
+}
+
 void decoder::too_large(size_t at_least) const {
   throw format_error("the message decodes to more than max_decoded_bytes (" + std::to_string(max_decoded_bytes_) +
                      " bytes; at least " + std::to_string(at_least) + " seen)");
@@ -81,7 +109,9 @@ std::unique_ptr<decoder> make_decoder(const decoder_config& config) {
     return make_protobuf_decoder(config,
                                  [client](int32_t schema_id) { return fetch_protobuf_schema(*client, schema_id); });
   }
-  if (config.format != wire_format::avro || config.schema_registry_url.empty() || !config.inline_schema.empty()) {
+  const bool avro_key = config.key == key_format::avro && decodes_changes(config);
+  if ((config.format != wire_format::avro && !avro_key) || config.schema_registry_url.empty() ||
+      (config.format == wire_format::avro && !config.inline_schema.empty())) {
     return make_decoder(config, nullptr);  // which also rejects a registry together with an inline schema
   }
   // One client per decoder: the client is not thread-safe and caches ids itself.
@@ -105,8 +135,6 @@ std::unique_ptr<decoder> make_decoder(const decoder_config& config) {
     }
   });
 }
-
-namespace {
 
 std::unique_ptr<decoder> make_unbounded_decoder(const decoder_config& config, schema_fetcher fetch) {
   switch (config.format) {
@@ -135,10 +163,9 @@ std::unique_ptr<decoder> make_unbounded_decoder(const decoder_config& config, sc
   throw std::invalid_argument("unknown wire format");
 }
 
-}  // namespace
-
 std::unique_ptr<decoder> make_decoder(const decoder_config& config, schema_fetcher fetch) {
-  std::unique_ptr<decoder> made = make_unbounded_decoder(config, std::move(fetch));
+  std::unique_ptr<decoder> made =
+      decodes_changes(config) ? make_change_decoder(config, fetch) : make_unbounded_decoder(config, std::move(fetch));
   made->set_max_decoded_bytes(config.max_decoded_bytes);
   return made;
 }

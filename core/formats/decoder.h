@@ -43,8 +43,9 @@ enum class column_kind {
   array,      // any array type: JSON array / Avro array -> {..} literal
 };
 
-// Where a target column's value comes from.
-enum class metadata_field { none, timestamp, key, partition, offset, topic };
+// Where a target column's value comes from. change_ts_ms, change_source and change_op are the
+// ts_ms, source and op fields of a Debezium change event (envelope debezium only).
+enum class metadata_field { none, timestamp, key, partition, offset, topic, change_ts_ms, change_source, change_op };
 
 struct column_binding {
   std::string column;  // target column name (for messages and COPY's column list)
@@ -53,6 +54,9 @@ struct column_binding {
   // field named like the column. csv: unused (fields are taken in order).
   std::string field;
   metadata_field metadata = metadata_field::none;  // when not none, the value comes from the message
+  // The value comes from the message key (option key_columns), decoded as key_format says: text
+  // and csv take key bindings in order, json and avro by `field` (empty: the column's name).
+  bool from_key = false;
 };
 
 struct csv_options {
@@ -66,6 +70,12 @@ struct csv_options {
 };
 
 enum class wire_format { csv, json, avro, protobuf };
+
+// How the message key is spelled when columns take their values from it (key_columns).
+enum class key_format { text, csv, json, avro };
+
+// How a message value carries its row: as is, or as a Debezium change event (before, after, op).
+enum class envelope_kind { none, debezium };
 
 struct decoder_config {
   wire_format format = wire_format::csv;
@@ -84,12 +94,36 @@ struct decoder_config {
   // (Avro decimals with a large scale, arrays of nulls) never takes more memory than this.
   size_t max_decoded_bytes = default_max_decoded_bytes;
   static constexpr size_t default_max_decoded_bytes = size_t{64} << 20;
+  // Bindings with from_key take their values from the key, spelled so (avro: Confluent framing
+  // through schema_registry_url). A key in csv uses the default csv options.
+  key_format key = key_format::text;
+  envelope_kind envelope = envelope_kind::none;
+  // The target's primary key columns (names of bindings): what a delete of a change event names.
+  std::vector<std::string> primary_key;
 };
 
 // Which bindings a message supplied. Absent fields (json keys that are not there, Avro fields
 // missing from the writer schema) are left out of the COPY column list so the column's
 // DEFAULT applies; explicit nulls are NULL. Messages in a batch are grouped by this mask.
 using column_mask = std::vector<bool>;
+
+// Whether messages may carry more than one row or deletes: key bindings or an envelope. Such a
+// source reads rows with decoder::decode_changes().
+bool decodes_changes(const decoder_config& config);
+
+// What a decoded row asks of the target.
+enum class row_change : uint8_t {
+  upsert,  // insert, or update on the primary key (the line holds the present columns)
+  remove,  // delete the row whose key the line holds (only key columns are present)
+};
+
+// One row of decode_changes(): [begin, end) of the lines buffer, one COPY text line.
+struct decoded_row {
+  row_change change = row_change::upsert;
+  size_t begin = 0;
+  size_t end = 0;
+  column_mask present;
+};
 
 // Raised when the schema registry cannot be reached or cannot answer now (a 5xx, a timeout):
 // the batch must be retried later, never dead-lettered. A registry that answers that it does
@@ -112,6 +146,13 @@ class decoder {
   // When it throws, `line` is left as it was, so a batch buffer never holds half a row.
   [[nodiscard]] bool decode(const message_view& message, std::string& line, column_mask& present);
 
+  // The rows a message asks for, in the order they apply: an upsert, a delete (a tombstone, a
+  // Debezium delete), or a delete then an upsert (a Debezium update that changes the primary
+  // key). Appends their lines to `lines` and one entry each to `rows` (none: the message is
+  // consumed with no effect). Throws as decode() does, leaving `lines` and `rows` as they were.
+  // The default is decode()'s one upsert.
+  void decode_changes(const message_view& message, std::string& lines, std::vector<decoded_row>& rows);
+
   void set_max_decoded_bytes(size_t limit) { max_decoded_bytes_ = limit; }
   size_t max_decoded_bytes() const { return max_decoded_bytes_; }
 
@@ -119,6 +160,8 @@ class decoder {
   // The format's work; decode() adds the rollback on error and the check of the line's size
   // (formats whose output can outgrow their input check earlier, with too_large()).
   virtual bool decode_into(const message_view& message, std::string& line, column_mask& present) = 0;
+  // decode_changes()'s work for formats with changes of their own (keys, envelopes).
+  virtual void changes_into(const message_view& message, std::string& lines, std::vector<decoded_row>& rows);
   [[noreturn]] void too_large(size_t at_least) const;
 
  private:

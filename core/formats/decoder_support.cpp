@@ -121,9 +121,32 @@ void append_metadata_field(std::string& out, const column_binding& binding, cons
       append_copy_escaped(out, message.topic);
       return;
     case metadata_field::none:
-      break;
+    case metadata_field::change_ts_ms:
+    case metadata_field::change_source:
+    case metadata_field::change_op:
+      break;  // no such thing in the message itself (envelopes fill these)
   }
   out.append(copy_null_marker);
+}
+
+void split_copy_fields(std::string_view line, size_t count, std::vector<std::string_view>& fields) {
+  fields.clear();
+  if (!line.empty() && line.back() == '\n') line.remove_suffix(1);
+  if (count == 0 && line.empty()) return;  // a line of no fields (every binding absent)
+  size_t start = 0;
+  for (;;) {
+    const size_t tab = line.find('\t', start);
+    if (tab == std::string_view::npos) {
+      fields.push_back(line.substr(start));
+      break;
+    }
+    fields.push_back(line.substr(start, tab - start));
+    start = tab + 1;
+  }
+  if (fields.size() != count) {
+    throw format_error("a decoded line holds " + std::to_string(fields.size()) + " fields, not " +
+                       std::to_string(count));
+  }
 }
 
 void append_slots_line(std::string& line, column_mask& present, const std::vector<column_binding>& bindings,

@@ -20,6 +20,10 @@ std::unique_ptr<decoder> make_csv_decoder(const decoder_config& config);
 std::unique_ptr<decoder> make_json_decoder(const decoder_config& config);
 // Confluent framing when `fetch` is set, else plain Avro with config.inline_schema.
 std::unique_ptr<decoder> make_avro_decoder(const decoder_config& config, schema_fetcher fetch);
+// The value decoder of config.format alone (no keys, no envelope, no bound on decoded bytes).
+std::unique_ptr<decoder> make_unbounded_decoder(const decoder_config& config, schema_fetcher fetch);
+// Keys and envelopes (change_events.cpp), around decoders of the formats above.
+std::unique_ptr<decoder> make_change_decoder(const decoder_config& config, const schema_fetcher& fetch);
 
 // The bindings' field paths split at dots ("a.b.c" -> a, b, c); an empty path is the column name.
 std::vector<std::string> split_field_path(const column_binding& binding);
@@ -72,6 +76,11 @@ class value_slots {
 // there is none), partition, offset, topic.
 void append_metadata_field(std::string& out, const column_binding& binding, const message_view& message,
                            timestamp_formatter& timestamps);
+
+// Splits one COPY text line (with or without its '\n') of `count` fields into its raw (still
+// escaped) fields: an empty line is no field or one empty one. Throws format_error when the
+// line holds another number of fields.
+void split_copy_fields(std::string_view line, size_t count, std::vector<std::string_view>& fields);
 
 // Appends the line of a message whose values sit in `slots` (metadata bindings are filled from
 // `message`) and sets `present`: absent slots are left out of the line and the mask.

@@ -41,7 +41,8 @@ class producer {
   producer& operator=(const producer&) = delete;
 
   // Enqueues one message; key and value are copied, so the caller may reuse its buffers at once.
-  // No key (nullopt) means a NULL key; timestamp_ms 0 lets librdkafka stamp the current time.
+  // No key (nullopt) means a NULL key, and a value without data (std::string_view()) a NULL value
+  // (a tombstone); timestamp_ms 0 lets librdkafka stamp the current time.
   // `tag` comes back with the message's delivery report (see set_delivery_listener).
   // When the local queue is full it serves delivery reports and retries for up to
   // queue_full_timeout, then throws kafka_error(RD_KAFKA_RESP_ERR__QUEUE_FULL). Other errors

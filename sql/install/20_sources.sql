@@ -77,14 +77,123 @@ EXCEPTION WHEN others THEN
                                     'Use earliest, latest or an ISO timestamp such as 2024-06-28T13:00:00Z.');
 END $$;
 
+-- Checks the options that take rows from the message key (key_format, key_columns) or from a
+-- change event (envelope), against the format, the target's columns and its primary key.
+CREATE FUNCTION streamrec._check_source_keys(format text, target regclass, options jsonb) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    table_columns text[];
+    primary_key text[];
+    key_format constant text := coalesce(options ->> 'key_format', 'text');
+    key_columns text[] := '{}';
+    value jsonb;
+    col text;
+    upsert constant boolean := options ->> 'mode' = 'upsert' OR options ? 'envelope';
+BEGIN
+    SELECT array_agg(attname::text ORDER BY attnum) INTO table_columns
+    FROM pg_attribute WHERE attrelid = target AND attnum > 0 AND NOT attisdropped AND attgenerated = '';
+    SELECT array_agg(a.attname::text ORDER BY a.attnum) INTO primary_key
+    FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+    WHERE i.indrelid = target AND i.indisprimary;
+
+    IF options ? 'key_format' THEN
+        IF jsonb_typeof(options -> 'key_format') <> 'string' OR key_format NOT IN ('text', 'csv', 'json', 'avro') THEN
+            PERFORM streamrec._bad_argument(format('unknown key_format "%s"', options ->> 'key_format'),
+                                            'Use text (the whole key is one column), csv, json or avro.');
+        END IF;
+        IF NOT options ? 'key_columns' THEN
+            PERFORM streamrec._bad_argument('option "key_format" needs "key_columns"',
+                                            'Name the columns the key fills, e.g. {"key_columns": ["customer_id"]}.');
+        END IF;
+        IF key_format = 'avro' AND NOT options ? 'schema_registry' THEN
+            PERFORM streamrec._bad_argument('key_format avro needs "schema_registry"',
+                                            'Avro keys are read in the Confluent wire format: give the registry''s URL.');
+        END IF;
+    END IF;
+
+    value := options -> 'key_columns';
+    IF value IS NOT NULL THEN
+        IF jsonb_typeof(value) = 'array' AND jsonb_array_length(value) > 0
+           AND NOT EXISTS (SELECT FROM jsonb_array_elements(value) e WHERE jsonb_typeof(e) <> 'string') THEN
+            key_columns := ARRAY(SELECT e FROM jsonb_array_elements_text(value) WITH ORDINALITY k(e, n) ORDER BY n);
+        ELSIF jsonb_typeof(value) = 'object' AND key_format IN ('json', 'avro') AND value <> '{}'
+              AND NOT EXISTS (SELECT FROM jsonb_each(value) e WHERE jsonb_typeof(e.value) <> 'string' OR e.value #>> '{}' = '') THEN
+            key_columns := ARRAY(SELECT jsonb_object_keys(value));
+        ELSE
+            PERFORM streamrec._bad_argument('option "key_columns" must be a non-empty array of column names '
+                                            '(with key_format json or avro also a map column -> key field path)',
+                                            'Example: {"key_columns": ["customer_id"]}; json and avro key fields are matched by name.');
+        END IF;
+        IF cardinality(key_columns) <> (SELECT count(DISTINCT c) FROM unnest(key_columns) c) THEN
+            PERFORM streamrec._bad_argument('option "key_columns" names a column twice', 'List each column once.');
+        END IF;
+        FOREACH col IN ARRAY key_columns LOOP
+            IF col <> ALL (table_columns) THEN
+                RAISE EXCEPTION 'column "%" of option "key_columns" does not exist in %', col, target
+                    USING ERRCODE = 'undefined_column', HINT = 'Columns: ' || array_to_string(table_columns, ', ') || '.';
+            END IF;
+            IF (format = 'csv' AND options -> 'columns' ? col) OR (format <> 'csv' AND (options -> 'columns') ? col)
+               OR (options -> 'metadata') ? col THEN
+                PERFORM streamrec._bad_argument(format('column "%s" is both in "key_columns" and in "columns" or "metadata"', col),
+                                                'Map each column from one place: the key, the value or the metadata.');
+            END IF;
+        END LOOP;
+        IF key_format = 'text' AND cardinality(key_columns) <> 1 THEN
+            PERFORM streamrec._bad_argument('key_format text fills exactly one column',
+                                            'Use key_format csv, json or avro for a key of several columns.');
+        END IF;
+        IF options ->> 'mode' = 'upsert' AND NOT options ? 'envelope' AND NOT primary_key <@ key_columns THEN
+            RAISE EXCEPTION 'option "key_columns" must cover the primary key (%) of % in mode upsert',
+                            array_to_string(primary_key, ', '), target
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'A tombstone (a message with a null value) deletes the row whose primary key is in the message key: list every primary key column in key_columns.';
+        END IF;
+    END IF;
+
+    IF options ? 'envelope' THEN
+        IF jsonb_typeof(options -> 'envelope') <> 'string' OR options ->> 'envelope' <> 'debezium' THEN
+            PERFORM streamrec._bad_argument(format('unknown envelope "%s"', options ->> 'envelope'),
+                                            'Use debezium for Debezium change events, or leave "envelope" out for plain rows.');
+        END IF;
+        IF format NOT IN ('json', 'avro') THEN
+            PERFORM streamrec._bad_argument('envelope debezium applies to json and avro sources',
+                                            'Use format json (with or without the JSON converter''s schema) or avro.');
+        END IF;
+        IF options ? 'mode' AND options ->> 'mode' IS DISTINCT FROM 'upsert' THEN
+            PERFORM streamrec._bad_argument('envelope debezium applies changes as upserts and deletes',
+                                            'Leave "mode" out or set it to upsert.');
+        END IF;
+        IF primary_key IS NULL THEN
+            RAISE EXCEPTION 'envelope debezium needs a primary key on %', target
+                USING ERRCODE = 'invalid_table_definition', HINT = 'Add the primary key of the replicated table.';
+        END IF;
+        FOREACH col IN ARRAY primary_key LOOP
+            IF NOT (col = ANY (key_columns) OR ((options -> 'columns') ? col)
+                    OR (NOT options ? 'columns' AND NOT (options -> 'metadata') ? col)) THEN
+                PERFORM streamrec._bad_argument(format('primary key column "%s" of %s is not mapped', col, target),
+                                                'Map it in "columns" (or "key_columns"): deletes and key changes name rows by it.');
+            END IF;
+        END LOOP;
+    END IF;
+
+    IF upsert AND (options ? 'envelope' OR options ? 'key_columns') THEN
+        IF NOT has_table_privilege(target, 'UPDATE') OR NOT has_table_privilege(target, 'DELETE') THEN
+            RAISE EXCEPTION 'permission denied to update or delete in %', target
+                USING ERRCODE = 'insufficient_privilege',
+                      HINT = 'Upserts with deletes (tombstones, change events) need INSERT, UPDATE and DELETE on the target.';
+        END IF;
+    END IF;
+END $$;
+
 -- Validates every option of a source against its format and target table.
 CREATE FUNCTION streamrec._check_source_options(format text, target regclass, options jsonb) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     allowed constant text[] := ARRAY['columns', 'metadata', 'start', 'group_id', 'partitions', 'mode',
                                      'schema_registry', 'schema', 'csv', 'kafka', 'batch_size', 'batch_ms', 'on_error',
-                                     'batch_bytes', 'max_decoded_bytes', 'proto_schema', 'proto_message'];
-    metadata_kinds constant text[] := ARRAY['timestamp', 'key', 'partition', 'offset', 'topic'];
+                                     'batch_bytes', 'max_decoded_bytes', 'proto_schema', 'proto_message',
+                                     'key_format', 'key_columns', 'envelope'];
+    metadata_kinds constant text[] := ARRAY['timestamp', 'key', 'partition', 'offset', 'topic', 'ts_ms', 'source', 'op'];
     table_columns text[];
     key text;
     value jsonb;
@@ -145,6 +254,11 @@ BEGIN
             PERFORM streamrec._bad_argument('option "metadata" must map columns to timestamp, key, partition, offset or topic',
                                             'Example: {"metadata": {"event_time": "timestamp"}}.');
         END IF;
+        IF NOT options ? 'envelope'
+           AND EXISTS (SELECT FROM jsonb_each_text(value) e WHERE e.value IN ('ts_ms', 'source', 'op')) THEN
+            PERFORM streamrec._bad_argument('metadata ts_ms, source and op are fields of a Debezium change event',
+                                            'Add {"envelope": "debezium"}, or map the column to timestamp, key, partition, offset or topic.');
+        END IF;
         FOR col IN SELECT jsonb_object_keys(value) LOOP
             IF col <> ALL (table_columns) THEN
                 RAISE EXCEPTION 'column "%" of option "metadata" does not exist in %', col, target
@@ -196,9 +310,9 @@ BEGIN
         END IF;
     END IF;
     IF options ? 'schema_registry' THEN
-        IF format NOT IN ('avro', 'protobuf') THEN
-            PERFORM streamrec._bad_argument('option "schema_registry" applies to avro and protobuf sources only',
-                                            'Remove it or use format avro or protobuf.');
+        IF format NOT IN ('avro', 'protobuf') AND options ->> 'key_format' IS DISTINCT FROM 'avro' THEN
+            PERFORM streamrec._bad_argument('option "schema_registry" applies to avro and protobuf sources (or avro keys) only',
+                                            'Remove it or use format avro or protobuf (or key_format avro).');
         END IF;
         IF coalesce(options ->> 'schema_registry', '') !~ '^https?://' THEN
             PERFORM streamrec._bad_argument('option "schema_registry" must be an http(s) URL',
@@ -283,6 +397,7 @@ BEGIN
     IF options ? 'on_error' AND coalesce(options ->> 'on_error', '') NOT IN ('dead_letter', 'stop') THEN
         PERFORM streamrec._bad_argument(format('unknown on_error "%s"', options ->> 'on_error'), 'Use dead_letter or stop.');
     END IF;
+    PERFORM streamrec._check_source_keys(format, target, options);
 END $$;
 
 CREATE FUNCTION streamrec.create_source(name text, topic text, target regclass, format text DEFAULT 'csv',

@@ -8,6 +8,12 @@ CREATE FUNCTION streamrec._worker_stats(kind "char",
     OUT last_error text, OUT last_error_at timestamptz) RETURNS SETOF record
     AS 'MODULE_PATHNAME', 'streamrec_worker_stats' LANGUAGE C STRICT VOLATILE;
 
+-- Tombstones (null-value messages) each source counted and skipped.
+CREATE FUNCTION streamrec._source_tombstones(OUT name text, OUT tombstones bigint) RETURNS SETOF record
+    AS 'MODULE_PATHNAME', 'streamrec_source_tombstones' LANGUAGE C STRICT VOLATILE;
+REVOKE ALL ON FUNCTION streamrec._source_tombstones() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION streamrec._source_tombstones() TO streamrec_admin;
+
 CREATE VIEW streamrec.source_stats WITH (security_invoker = true) AS
 SELECT s.name,
        CASE WHEN s.paused AND s.last_error IS NOT NULL THEN 'stopped'
@@ -22,9 +28,11 @@ SELECT s.name,
        w.lag,
        w.last_message_at,
        coalesce(s.last_error, w.last_error) AS last_error,
-       CASE WHEN s.last_error IS NOT NULL THEN s.last_error_at ELSE w.last_error_at END AS last_error_at
+       CASE WHEN s.last_error IS NOT NULL THEN s.last_error_at ELSE w.last_error_at END AS last_error_at,
+       coalesce(t.tombstones, 0) AS tombstones
 FROM streamrec.sources s
-LEFT JOIN streamrec._worker_stats('s') w ON w.name = s.name;
+LEFT JOIN streamrec._worker_stats('s') w ON w.name = s.name
+LEFT JOIN streamrec._source_tombstones() t ON t.name = s.name;
 
 REVOKE ALL ON FUNCTION streamrec._worker_stats("char") FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION streamrec._worker_stats("char") TO streamrec_admin;

@@ -111,6 +111,14 @@ Format:
   --avro-framing confluent|none
                            none: bare Avro binary, for sources given an inline schema
   --print-schema           print the kind's Avro schema JSON (protobuf: its .proto) and exit
+  --envelope debezium      customers: Debezium change events instead of rows (json or avro,
+                           keyed {"customer_id": ...}): a snapshot (op r) of every customer,
+                           then club_status updates (u), deletes (d, each followed by its
+                           tombstone), creates again (c) and primary-key changes (u from
+                           "17" to "17-2"); --count counts changes. avro needs --registry
+                           (subjects <topic>-key and <topic>-value)
+  --json-schemas           with --envelope debezium and json: keys and values wrapped in the
+                           JSON converter's {"schema": ..., "payload": ...}
 
 Output (default: stdout):
   --output FILE            write to FILE ('-' = stdout). csv and json: one record per line.
@@ -241,6 +249,13 @@ datagen_options parse_datagen_arguments(const std::vector<std::string>& args) {
       } else {
         throw usage_error("--avro-framing must be confluent or none, got '" + f + "'");
       }
+    } else if (arg == "--envelope") {
+      const std::string envelope = next();
+      if (envelope != "debezium") throw usage_error("--envelope must be debezium, got '" + envelope + "'");
+      o.debezium = true;
+    } else if (arg == "--json-schemas") {
+      no_value();
+      o.json_schemas = true;
     } else if (arg == "--print-schema") {
       no_value();
       o.print_schema = true;
@@ -305,6 +320,16 @@ datagen_options parse_datagen_arguments(const std::vector<std::string>& args) {
     throw usage_error("-X and --no-key apply to Kafka output; add --brokers and --topic");
   }
   if (o.header && o.format != data_format::csv) throw usage_error("--header applies to --format csv only");
+  if (o.debezium) {
+    if (kind != record_kind::customers) throw usage_error("--envelope debezium applies to customers only");
+    if (o.format == data_format::csv) throw usage_error("--envelope debezium writes json or avro");
+    if (o.format == data_format::avro && (o.registry_url.empty() || o.topic.empty())) {
+      throw usage_error("--envelope debezium with avro needs --registry and --topic (key and value subjects)");
+    }
+  }
+  if (o.json_schemas && (!o.debezium || o.format != data_format::json)) {
+    throw usage_error("--json-schemas applies to --envelope debezium with --format json");
+  }
   if (o.format != data_format::csv && o.delimiter != ',') {
     throw usage_error("--delimiter applies to --format csv only");
   }

@@ -34,6 +34,10 @@ struct datagen_options {
   std::string subject;
   std::optional<int32_t> schema_id;
   bool print_schema = false;
+  // --envelope debezium (customers only): Debezium change events instead of rows; with
+  // --json-schemas, json keys and values in the JSON converter's schema/payload wrapper.
+  bool debezium = false;
+  bool json_schemas = false;
 
   std::string output = "-";
   std::string brokers;
@@ -51,6 +55,8 @@ struct datagen_options {
   bool to_kafka() const { return !brokers.empty(); }
   // Subject the schema is registered under: --subject, else "<topic>-value".
   std::string avro_subject() const { return !subject.empty() ? subject : topic + "-value"; }
+  // Subject of Debezium keys in Avro: "<topic>-key".
+  std::string avro_key_subject() const { return topic + "-key"; }
 };
 
 // `args` excludes the program name. Throws usage_error.

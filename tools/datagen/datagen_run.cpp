@@ -9,9 +9,11 @@
 #include <cstring>
 #include <stdexcept>
 #include <thread>
+#include <vector>
 
 #include "core/registry/schema_registry_client.h"
 #include "core/kafka/producer.h"
+#include "tools/datagen/debezium_events.h"
 
 namespace streamrec::datagen {
 
@@ -205,7 +207,44 @@ std::unique_ptr<stream_sink> open_stream(const datagen_options& options) {
 
 }  // namespace
 
+// --envelope debezium: the change events of the customers table, one change after another
+// (--count changes; a delete is followed by its tombstone, a message of its own).
+run_summary generate_debezium(const datagen_options& options, message_sink& sink, const std::atomic<bool>* stop) {
+  std::optional<int32_t> key_id, value_id;
+  if (options.format == data_format::avro) {
+    schema_registry_client registry(options.registry_url);
+    key_id = registry.register_schema(options.avro_key_subject(), debezium_customers::avro_key_schema());
+    value_id = registry.register_schema(options.avro_subject(), debezium_customers::avro_value_schema());
+  }
+  debezium_customers changes(options.generator, options.format, options.json_schemas, key_id, value_id);
+  const auto started = std::chrono::steady_clock::now();
+  run_summary summary;
+  std::vector<change_message> messages;
+  for (uint64_t n = 0; !options.count || n < *options.count; ++n) {
+    if (stop != nullptr && stop->load(std::memory_order_relaxed)) break;
+    messages.clear();
+    changes.next(messages);
+    for (const change_message& m : messages) {
+      // A value view without data is a null value: the tombstone after a delete.
+      sink.write(m.key, m.value ? std::string_view(*m.value) : std::string_view(), m.timestamp_us);
+      ++summary.messages;
+      summary.payload_bytes += m.value ? m.value->size() : 0;
+    }
+  }
+  sink.finish();
+  summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  return summary;
+}
+
 run_summary run_datagen(const datagen_options& options, const std::atomic<bool>* stop) {
+  if (options.debezium) {
+    if (options.to_kafka()) {
+      kafka_sink sink(options);
+      return generate_debezium(options, sink, stop);
+    }
+    std::unique_ptr<stream_sink> sink = open_stream(options);
+    return generate_debezium(options, *sink, stop);
+  }
   const std::optional<int32_t> schema_id = resolve_schema_id(options);
   if (options.to_kafka()) {
     kafka_sink sink(options);
