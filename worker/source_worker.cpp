@@ -15,6 +15,8 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "core/formats/decoder.h"
@@ -281,6 +283,7 @@ struct DecodedMessage {
   size_t mask;        // index into Batch::masks
   size_t first_cell;  // in Batch::cells, when the batch was decoded to cells (always for deletes)
   row_change change;  // a row to store, or the key of a row to delete
+  uint32_t phase;     // see Batch::key_phases
 };
 
 struct DeadLetter {
@@ -305,6 +308,13 @@ struct Batch {
   size_t decode_failures = 0;               // dead letters that never reached COPY
   int64 tombstones = 0;                     // null values counted and skipped
   int64 row_surplus = 0;                    // rows beyond one per message (change events), for the counts
+  // Upserts and deletes of a batch are stored in phases, upserts (even) and deletes (odd) by
+  // turns: a row goes to the phase of its key's previous row, or the next one when it changes
+  // from upsert to delete or back. Rows of other keys commute, so each phase is a few long runs
+  // instead of a run per change, and each key's rows still apply in partition order. Keys are
+  // told apart by a hash of their primary key's text: a collision only adds an ordering.
+  std::unordered_map<uint64_t, std::pair<uint32_t, row_change>> key_phases;
+  uint32_t max_phase = 0;
   // Per partition, the first offset of the messages left out when the batch reached
   // batch_bytes: they are consumed again after this batch commits.
   std::map<int32_t, int64_t> left_over;
@@ -333,6 +343,9 @@ class SourceWorker {
     decoder_ = make_decoder(config_.decoding);
     changes_ = decodes_changes(config_.decoding);
     key_cell_types_.assign(config_.decoding.columns.size(), cell_type::text);
+    for (const column_binding& b : config_.decoding.columns)
+      primary_key_binding_.push_back(std::find(config_.primary_key.begin(), config_.primary_key.end(), b.column) !=
+                                     config_.primary_key.end());
     consumer_ = std::make_unique<consumer>(
         consumer_settings(), [this](const std::vector<int32_t>& partitions) { return stored_offsets(partitions); });
     set_state("running");
@@ -576,10 +589,36 @@ class SourceWorker {
     batch.row_surplus += static_cast<int64>(change_rows_.size()) - 1;
     for (size_t r = 0; r < change_rows_.size(); r++) {
       const decoded_row& row = change_rows_[r];
+      uint32_t phase = 0;
+      if (config_.upsert) {
+        std::string_view line = std::string_view(batch.lines).substr(row.begin, row.end - row.begin);
+        auto [found, fresh] = batch.key_phases.try_emplace(primary_key_hash(line, row.present),
+                                                           row.change == row_change::upsert ? 0u : 1u, row.change);
+        if (!fresh && found->second.second != row.change) found->second = {found->second.first + 1, row.change};
+        phase = found->second.first;
+        batch.max_phase = std::max(batch.max_phase, phase);
+      }
       batch.messages.push_back(DecodedMessage{index, m.partition, m.offset, row.begin, row.end,
-                                              intern_mask(batch, row.present), first_cells_[r], row.change});
+                                              intern_mask(batch, row.present), first_cells_[r], row.change, phase});
     }
     return true;
+  }
+
+  // FNV-1a of the primary key's fields in a row's line (escaped text, as decoded).
+  uint64_t primary_key_hash(std::string_view line, const column_mask& present) const {
+    if (!line.empty() && line.back() == '\n') line.remove_suffix(1);
+    uint64_t hash = 1469598103934665603ULL;
+    size_t start = 0;
+    for (size_t i = 0; i < present.size(); i++) {
+      if (!present[i]) continue;
+      size_t tab = line.find('\t', start);
+      std::string_view field = line.substr(start, tab == std::string_view::npos ? std::string_view::npos : tab - start);
+      start = tab == std::string_view::npos ? line.size() : tab + 1;
+      if (!primary_key_binding_[i]) continue;
+      for (char c : field) hash = (hash ^ static_cast<unsigned char>(c)) * 1099511628211ULL;
+      hash = (hash ^ 0x1f) * 1099511628211ULL;  // a separator no field holds unescaped
+    }
+    return hash;
   }
 
   static std::optional<std::string> to_string(const std::optional<std::string_view>& v) {
@@ -605,6 +644,9 @@ class SourceWorker {
     Oid target = config_.target;
     Relation rel = pg_call([target] { return table_open(target, RowExclusiveLock); });
     if (config_.upsert) ensure_stage();
+    if (batch.max_phase > 0)
+      std::stable_sort(batch.messages.begin(), batch.messages.end(),
+                       [](const DecodedMessage& a, const DecodedMessage& b) { return a.phase < b.phase; });
     CellColumn* columns = batch.cell_types ? cell_columns(rel, *batch.cell_types) : nullptr;
     uint64 rows = 0;
     size_t run_start = 0;
@@ -661,53 +703,62 @@ class SourceWorker {
     return rows;
   }
 
-  // One DELETE per key: the key columns (the row's present bindings) compared with the key's
-  // text cast to each column's type.
-  uint64 delete_rows(const Batch& batch, size_t lo, size_t hi) {
+  // One DELETE for the keys of messages [lo, hi): the key columns (the rows' present bindings)
+  // joined with arrays of the keys' text, cast to each column's type. A key with a NULL field
+  // names no row.
+  uint64_t delete_rows(const Batch& batch, size_t lo, size_t hi) {
     const column_mask& present = batch.masks[batch.messages[lo].mask];
     const std::string& sql = delete_sql(present);
     size_t width = 0;
     for (bool p : present) width += p ? 1 : 0;
-    uint64 rows = 0;
-    std::vector<SpiArg> args(width);
+    std::vector<std::vector<std::string_view>> keys(width);
     for (size_t i = lo; i < hi; i++) {
       const typed_cell* cells = batch.cells.cells(batch.messages[i].first_cell);
-      for (size_t c = 0; c < width; c++) {
-        if (cells[c].kind == cell_kind::null) {
-          args[c] = SpiArg{TEXTOID, Datum(0), true};
-        } else {
-          std::string_view text = batch.cells.text_of(cells[c]);
-          args[c] = SpiArg{TEXTOID, text_datum(std::string(text)), false};
-        }
-      }
-      int rc = spi_exec(sql.c_str(), args, false);
-      if (rc < 0) throw Error(ERRCODE_INTERNAL_ERROR, "cannot delete from the source's target table");
-      rows += SPI_processed;
+      bool has_null = false;
+      for (size_t c = 0; c < width; c++) has_null = has_null || cells[c].kind == cell_kind::null;
+      if (has_null) continue;
+      for (size_t c = 0; c < width; c++) keys[c].push_back(batch.cells.text_of(cells[c]));
     }
-    return rows;
+    if (keys.empty() || keys[0].empty()) return 0;
+    std::vector<SpiArg> args;
+    args.reserve(width);
+    for (const std::vector<std::string_view>& column : keys)
+      args.push_back(SpiArg{TEXTARRAYOID, text_array(column), false});
+    if (spi_exec(sql.c_str(), args, false) < 0)
+      throw Error(ERRCODE_INTERNAL_ERROR, "cannot delete from the source's target table");
+    return SPI_processed;
   }
 
   const std::string& delete_sql(const column_mask& present) {
     auto found = delete_sql_.find(present);
     if (found != delete_sql_.end()) return found->second;
-    std::string where;
+    std::string where, arrays, names;
     int param = 0;
     for (size_t i = 0; i < present.size(); i++) {
       if (!present[i]) continue;
       const std::string& column = config_.decoding.columns[i].column;
-      std::string type;
       if (spi_exec("SELECT pg_catalog.format_type(atttypid, atttypmod) FROM pg_catalog.pg_attribute "
                    "WHERE attrelid = $1 AND attname = $2 AND NOT attisdropped",
                    {{OIDOID, ObjectIdGetDatum(config_.target), false}, {TEXTOID, text_datum(column), false}},
-                   true) == SPI_OK_SELECT &&
-          SPI_processed == 1)
-        type = spi_text(0, 1).value_or("text");
-      else
+                   true) != SPI_OK_SELECT ||
+          SPI_processed != 1)
         throw Error(ERRCODE_UNDEFINED_COLUMN, "column \"" + column + "\" of the source's target no longer exists");
-      where += (where.empty() ? "" : " AND ") + quote_ident(column) + " = CAST($" + std::to_string(++param) + " AS " +
-               type + ")";
+      std::string type = spi_text(0, 1).value_or("text");
+      std::string key = "k" + std::to_string(++param);
+      arrays.append(arrays.empty() ? "pg_catalog.unnest($" : ", pg_catalog.unnest($")
+          .append(std::to_string(param))
+          .append("::text[])");
+      names.append(names.empty() ? "" : ", ").append(key);
+      where.append(where.empty() ? "t." : " AND t.")
+          .append(quote_ident(column))
+          .append(" = CAST(keys.")
+          .append(key)
+          .append(" AS ")
+          .append(type)
+          .append(")");
     }
-    return delete_sql_[present] = "DELETE FROM " + target_name() + " WHERE " + where;
+    return delete_sql_[present] = "DELETE FROM " + target_name() + " t USING ROWS FROM (" + arrays + ") AS keys(" +
+                                  names + ") WHERE " + where;
   }
 
   // Aborts the batch when the source was paused, reset, changed or dropped meanwhile: the
@@ -1307,6 +1358,7 @@ class SourceWorker {
   std::map<column_mask, std::string> delete_sql_;
   bool changes_ = false;                   // key_columns or an envelope: decode_changes()
   std::vector<cell_type> key_cell_types_;  // text for every binding: how a delete's key is read
+  std::vector<bool> primary_key_binding_;  // per binding: a column of the target's primary key
   std::vector<decoded_row> change_rows_;   // the helper thread's, per message
   std::vector<size_t> first_cells_;
   std::string transient_;

@@ -332,5 +332,43 @@ TEST(ChangeEventFuzzEntryPoints, DecodeOrRefuseAnyBytes) {
   EXPECT_THROW(decode_debezium_avro_for_fuzzing(std::string("\x02\x06", 2)), format_error);
 }
 
+// Every truncation and every single-byte change of valid inputs decodes or is a format_error
+// (under the sanitizer build: and never reads out of bounds).
+TEST(ChangeEventFuzzEntryPoints, TruncationsAndByteFlipsDecodeOrRefuse) {
+  auto mutate = [](const std::string& seed, auto&& call) {
+    for (size_t n = 0; n <= seed.size(); ++n) {
+      try {
+        call(seed.substr(0, n));
+      } catch (const format_error&) {
+      }
+    }
+    for (size_t i = 0; i < seed.size(); ++i) {
+      for (const char flip : {'\x00', '\x01', '\x80', '\xff', '"', '{', '\\'}) {
+        std::string changed = seed;
+        changed[i] = flip;
+        try {
+          call(changed);
+        } catch (const format_error&) {
+        }
+      }
+    }
+  };
+  const std::string json_event =
+      R"({"schema": {}, "payload": {"before": {"id": 1, "name": "a"}, "after": )"
+      R"({"id": 2, "name": "b", "status": "gold"}, "source": {"db": "x"}, "op": "u", "ts_ms": 5}})";
+  mutate(json_event, [](const std::string& bytes) { decode_debezium_json_for_fuzzing(bytes); });
+  avro_writer avro;
+  avro.number(1).number(1).number(1).text("a").number(0);  // before {id 1, name a, status null}
+  avro.number(1).number(2).number(1).text("b").number(1).text("gold");
+  avro.text("mysql").text("shop").number(1).text("customers").text("u").number(1).number(5);
+  mutate(avro.str(), [](const std::string& bytes) { decode_debezium_avro_for_fuzzing(bytes); });
+  EXPECT_EQ(decode_debezium_avro_for_fuzzing(avro.str()).substr(0, 4), "-1\n+");
+  mutate(R"({"schema": {}, "payload": {"id": "k", "region": "eu"}})",
+         [](const std::string& bytes) { decode_key_for_fuzzing(key_format::json, bytes); });
+  mutate("k1,\"e,u\"", [](const std::string& bytes) { decode_key_for_fuzzing(key_format::csv, bytes); });
+  mutate(avro_writer().framed(3).text("abc").number(1).text("eu").str(),
+         [](const std::string& bytes) { decode_key_for_fuzzing(key_format::avro, bytes); });
+}
+
 }  // namespace
 }  // namespace streamrec
