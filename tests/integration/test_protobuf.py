@@ -288,7 +288,7 @@ class ProtobufTestCase(StreamTestCase):
              {"proto_schema": "message A { int32 id = 1; }"}),
             ("option \"proto_message\" must be a non-empty string", "protobuf",
              {"proto_schema": "message A { int32 id = 1; }", "proto_message": 5}),
-            ("option \"schema_registry\" applies to avro and protobuf sources only", "csv",
+            ("option \"schema_registry\" applies to avro and protobuf sources (or avro keys) only", "csv",
              {"schema_registry": registry}),
         ]
         for message, fmt, options in refusals:
