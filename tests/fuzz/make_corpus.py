@@ -172,12 +172,73 @@ def sink_seeds():
     }
 
 
+def key_seeds():
+    record = {"type": "record", "name": "Key", "fields": [{"name": "id", "type": "string"},
+                                                          {"name": "region", "type": ["null", "string"]}]}
+    import avro.schema
+    schema = avro.schema.parse(json.dumps(record))
+    return {
+        "text": "user-27",
+        "csv": "user-27,eu",
+        "csv_quoted": '"user,27",""',
+        "json": '{"id": "user-27", "region": "eu"}',
+        "json_wrapped": '{"schema": {"type": "struct", "fields": []}, "payload": {"id": "u1", "region": null}}',
+        "avro": frame(1, avro_encode(schema, {"id": "user-27", "region": "eu"})),
+        "avro_null": frame(1, avro_encode(schema, {"id": "", "region": None})),
+    }
+
+
+def debezium_seeds():
+    row = {"id": 17, "name": "Ann", "status": "gold"}
+    source = {"connector": "mysql", "db": "shop", "table": "customers"}
+    def event(op, before, after):
+        return json.dumps({"before": before, "after": after, "source": source, "op": op, "ts_ms": 1719579715123})
+    return {
+        "create": event("c", None, row),
+        "read": event("r", None, row),
+        "update": event("u", row, dict(row, status="platinum")),
+        "key_change": event("u", row, dict(row, id=18)),
+        "delete": event("d", row, None),
+        "wrapped": json.dumps({"schema": {"type": "struct"}, "payload": json.loads(event("c", None, row))}),
+        "unknown_op": event("x", None, row),
+    }
+
+
+def varint(n):
+    out = b""
+    while True:
+        byte = n & 0x7F
+        n >>= 7
+        if n:
+            out += bytes([byte | 0x80])
+        else:
+            return out + bytes([byte])
+
+
+def protobuf_seeds():
+    text = b"\x0a" + varint(7) + b"user-27"
+    number = b"\x10" + varint(300)
+    fixed = b"\x19" + struct.pack("<d", 2.5)
+    nested = b"\x22" + varint(len(text)) + text
+    body = text + number + fixed + nested
+    return {
+        "plain": body,
+        "framed": frame(1, b"\x00" + body),
+        "framed_indexes": frame(1, b"\x02\x00" + body),
+        "empty": b"",
+        "truncated": body[:-3],
+    }
+
+
 def main():
     write_corpus("fuzz_csv", csv_seeds())
     write_corpus("fuzz_json", json_seeds())
     write_corpus("fuzz_avro", avro_seeds())
     write_corpus("fuzz_confluent_avro", confluent_seeds())
     write_corpus("fuzz_sink_encoders", sink_seeds())
+    write_corpus("fuzz_keys", key_seeds())
+    write_corpus("fuzz_debezium", debezium_seeds())
+    write_corpus("fuzz_protobuf", protobuf_seeds())
     return 0
 
 
