@@ -441,6 +441,10 @@ BEGIN
     FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
     WHERE i.indrelid = target AND i.indisprimary;
 
+    IF format = 'protobuf' AND (options ? 'key_format' OR options ? 'key_columns') THEN
+        PERFORM streamrec._bad_argument('options "key_format" and "key_columns" apply to csv, json and avro sources',
+                                        'A protobuf source takes every column from the message value; leave them out.');
+    END IF;
     IF options ? 'key_format' THEN
         IF jsonb_typeof(options -> 'key_format') <> 'string' OR key_format NOT IN ('text', 'csv', 'json', 'avro') THEN
             PERFORM streamrec._bad_argument(format('unknown key_format "%s"', options ->> 'key_format'),

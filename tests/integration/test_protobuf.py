@@ -290,6 +290,10 @@ class ProtobufTestCase(StreamTestCase):
              {"proto_schema": "message A { int32 id = 1; }", "proto_message": 5}),
             ("option \"schema_registry\" applies to avro and protobuf sources (or avro keys) only", "csv",
              {"schema_registry": registry}),
+            ("options \"key_format\" and \"key_columns\" apply to csv, json and avro sources", "protobuf",
+             {"schema_registry": registry, "key_columns": ["id"]}),
+            ("options \"key_format\" and \"key_columns\" apply to csv, json and avro sources", "protobuf",
+             {"schema_registry": registry, "key_format": "json"}),
         ]
         for message, fmt, options in refusals:
             with self.subTest(message=message, options=options):
